@@ -1,0 +1,204 @@
+"""The controller's lifecycle, top to bottom: start, serve (reconnecting), drain, stop.
+
+    serve()
+      start:    open the call log (marking calls a dead predecessor left as interrupted),
+                open the ARI session
+      serve:    for each events connection: resync with Asterisk, then dispatch events to
+                calls; a dropped connection is retried with backoff (ivr.ari.stream)
+      drain:    on SIGTERM stop taking calls (new ones go to the dialplan fallback), give calls
+                in progress `shutdown_grace_seconds`, hand callers still in the menu to the
+                fallback, then close the call log after it has flushed
+
+Signals only set flags (SIGTERM/SIGINT: stop; SIGHUP: reload routes.yaml); the work happens here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import signal
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+
+from ivr import privacy, routes
+from ivr.ari import events as ev
+from ivr.ari.client import AriClient
+from ivr.ari.stream import connections
+from ivr.calllog.records import CallRecord
+from ivr.calllog.sqlite import SqliteCallLog
+from ivr.calls import Call
+from ivr.config import Settings
+from ivr.dispatcher import Dispatcher
+from ivr.errors import AriError, RoutesError
+from ivr.prompts import Prompts
+from ivr.routes import RouteTable
+from ivr.session import Services, handle_call
+
+log = structlog.get_logger("ivr.app")
+
+FALLBACK_CONTEXT = ("hotline-fallback", "operators")  # dialplan/extensions.conf
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now()
+
+
+class Controller:
+    def __init__(self, settings: Settings, table: RouteTable,
+                 clock: Callable[[], dt.datetime] = _now) -> None:
+        self.settings = settings
+        self.table = table
+        self.calllog = SqliteCallLog(settings.calllog_path)
+        self.services = Services(self.calllog, Prompts(settings.sounds_prefix), clock)
+        self.dispatcher = Dispatcher(self._start_call, self._hangup_orphan)
+        self.ari = AriClient(settings.ari)
+        self.accepting = True
+        self.connected = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._sessions: dict[asyncio.Task[None], Call] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def serve(self) -> None:
+        interrupted = self.calllog.start()
+        log.info("controller_starting", routes=str(self.settings.routes_path), routes_version=self.table.digest,
+                 interrupted_calls=interrupted)
+        consumer = asyncio.create_task(self._consume(), name="ari-events")
+        stopper = asyncio.create_task(self._stop.wait(), name="stop-flag")
+        try:
+            done, _ = await asyncio.wait({consumer, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if consumer in done:
+                consumer.result()  # a fatal error (bad credentials, app replaced) propagates
+            await self._drain()
+        finally:
+            stopper.cancel()
+            consumer.cancel()
+            await asyncio.gather(consumer, stopper, return_exceptions=True)
+            await self.ari.close()
+            self.calllog.close()
+            log.info("controller_stopped")
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def reload(self) -> bool:
+        """Swap in a re-read routes.yaml; a bad file is refused and the running table stays.
+
+        Calls in progress keep the table they started with (each session holds its own
+        reference), so a reload never changes a call mid-menu.
+        """
+        try:
+            table = routes.load(self.settings.routes_path)
+        except RoutesError as exc:
+            log.error("routes_reload_refused", problems=[str(p) for p in exc.problems])
+            return False
+        log.info("routes_reloaded", old_version=self.table.digest, new_version=table.digest)
+        self.table = table
+        return True
+
+    # -- events -----------------------------------------------------------------------------
+    async def _consume(self) -> None:
+        async for conn in connections(self.ari):
+            await self._resync()
+            self.connected.set()
+            try:
+                async for event in conn:
+                    self.dispatcher.dispatch(event)
+            finally:
+                self.connected.clear()
+
+    async def _resync(self) -> None:
+        """After (re)connecting: events during the gap are lost, so ask Asterisk what is true."""
+        try:
+            app = await self.ari.application()
+        except AriError as exc:
+            log.warning("resync_failed", error=str(exc))
+            return
+        owned = set(app.get("channel_ids", []))
+        for call in self.dispatcher.calls():
+            if call.channel not in owned and call.caller_up:
+                # The caller left while we were disconnected: unwind that call now.
+                call.queue.put_nowait(ev.StasisEnd("StasisEnd", {"channel": {"id": call.channel}}, call.channel))
+        for channel in owned:
+            if not self.dispatcher.known(channel):
+                # Left in our app by a previous controller process: we cannot know where that
+                # call stood, so release the caller to the dialplan's safe fallback (apology +
+                # operators) rather than leave them in silence.
+                log.warning("resync_release_stale_channel", channel=channel)
+                await self._release(channel)
+        log.info("resynced", owned_channels=len(owned), active_calls=len(self._sessions))
+
+    def _start_call(self, start: ev.StasisStart) -> None:
+        if not self.accepting:
+            self._spawn(self._release(start.channel))
+            return
+        entry = start.args[0] if start.args else start.dialed
+        record = CallRecord(
+            call_id=uuid.uuid4().hex[:16],
+            channel_id=start.channel,
+            entry=entry,
+            caller_masked=privacy.mask(start.caller_number),
+            caller_hash=privacy.caller_hash(start.caller_number, self.settings.caller_hash_key),
+            routes_version=self.table.digest,
+        )
+        call = Call(self.ari, record.call_id, start.channel,
+                    register=self.dispatcher.register, unregister=self.dispatcher.unregister)
+        task = asyncio.create_task(self._run_call(call, record, self.table), name=f"call-{record.call_id}")
+        self._sessions[task] = call
+        task.add_done_callback(self._sessions.pop)
+
+    async def _run_call(self, call: Call, record: CallRecord, table: RouteTable) -> None:
+        structlog.contextvars.bind_contextvars(call_id=record.call_id, entry=record.entry,
+                                               channel=record.channel_id, caller=record.caller_masked)
+        try:
+            await handle_call(call, record, table, self.services)
+        except Exception:
+            log.exception("call_crashed")
+
+    def _hangup_orphan(self, start: ev.StasisStart) -> None:
+        self._spawn(self._quiet_hangup(start.channel))
+
+    async def _quiet_hangup(self, channel: str) -> None:
+        try:
+            await self.ari.hangup(channel)
+        except AriError:
+            pass
+
+    async def _release(self, channel: str) -> None:
+        try:
+            await self.ari.continue_in_dialplan(channel, *FALLBACK_CONTEXT)
+        except AriError as exc:
+            log.warning("release_failed", channel=channel, error=str(exc))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- shutdown ---------------------------------------------------------------------------
+    async def _drain(self) -> None:
+        self.accepting = False
+        pending = set(self._sessions)
+        log.info("draining", calls=len(pending), grace_seconds=self.settings.shutdown_grace_seconds)
+        if pending:
+            # Callers still in the menu or ringing are handed to the dialplan fallback right
+            # away (the operators answer them); connected calls get the grace period to finish.
+            for task, call in list(self._sessions.items()):
+                if call.bridged_since is None:
+                    await call.release_to(*FALLBACK_CONTEXT)
+                    task.cancel()
+            _, still = await asyncio.wait(pending, timeout=self.settings.shutdown_grace_seconds)
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

@@ -1,0 +1,152 @@
+"""A small typed client for the parts of Asterisk's REST Interface the hotline uses.
+
+Why our own: the Python 3 ARI libraries each failed a need of a long-running controller
+(reconnect, per-channel event order, credentials with '&' or '#'; see README "Why our own ARI
+client"). This one is deliberately narrow: one aiohttp session, the Authorization header
+built once, a timeout on every request (Asterisk can leave /channels calls hanging under
+load), and HTTP failures mapped once, here, into ivr.errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from ivr.errors import AriAuthError, AriConflict, AriError, AriNotFound, AriUnavailable
+
+
+@dataclass(frozen=True)
+class AriSettings:
+    url: str  # e.g. http://127.0.0.1:8088/ari
+    username: str
+    password: str
+    app: str = "hotline"
+    request_timeout: float = 5.0
+
+
+class AriClient:
+    """REST calls; `events()` in ivr.ari.stream gives the event WebSocket on the same session."""
+
+    def __init__(self, settings: AriSettings, session: aiohttp.ClientSession | None = None) -> None:
+        self.settings = settings
+        self.base = settings.url.rstrip("/")
+        self._own_session = session is None
+        self._session = session
+        # Built once; aiohttp.BasicAuth on requests is deprecated in 3.14 and URL-embedded
+        # credentials break on '&' and '#'.
+        self.auth_header = aiohttp.encode_basic_auth(settings.username, settings.password)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers={"Authorization": self.auth_header},
+                connector=aiohttp.TCPConnector(limit=64),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> AriClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- the one place HTTP happens -------------------------------------------------------
+    async def request(self, method: str, path: str, params: Mapping[str, str | int] | None = None,
+                      body: Any = None) -> Any:
+        url = f"{self.base}{path}"
+        timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout)
+        try:
+            async with self.session.request(method, url, params=params, json=body, timeout=timeout,
+                                            headers={"Authorization": self.auth_header}) as resp:
+                text = await resp.text()
+                if resp.status < 300:
+                    return json.loads(text) if text else None
+                message = _error_message(text) or resp.reason or ""
+                what = f"{method} {path}: {resp.status} {message}"
+                if resp.status == 404:
+                    raise AriNotFound(what, status=404)
+                if resp.status in (409, 412, 422):
+                    raise AriConflict(what, status=resp.status)
+                if resp.status in (401, 403):
+                    raise AriAuthError(what, status=resp.status)
+                if resp.status >= 500:
+                    raise AriUnavailable(what, status=resp.status)
+                raise AriError(what, status=resp.status)
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            raise AriUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+
+    # -- channels ---------------------------------------------------------------------------
+    async def answer(self, channel: str) -> None:
+        await self.request("POST", f"/channels/{channel}/answer")
+
+    async def hangup(self, channel: str, reason: str = "normal") -> None:
+        await self.request("DELETE", f"/channels/{channel}", {"reason": reason})
+
+    async def play(self, channel: str, playback_id: str, media: list[str], lang: str = "zh") -> None:
+        # Several media in one request play back to back with one PlaybackFinished at the end.
+        await self.request("POST", f"/channels/{channel}/play/{playback_id}",
+                           {"media": ",".join(media), "lang": lang})
+
+    async def stop_playback(self, playback_id: str) -> None:
+        await self.request("DELETE", f"/playbacks/{playback_id}")
+
+    async def create_channel(self, channel_id: str, endpoint: str, app_args: str, originator: str,
+                             variables: Mapping[str, str] | None = None) -> None:
+        """Create an outbound channel in our app, not yet dialled: we own it before it rings."""
+        params: dict[str, str] = {"endpoint": endpoint, "app": self.settings.app, "appArgs": app_args,
+                                  "channelId": channel_id, "originator": originator}
+        body = {"variables": dict(variables)} if variables else None
+        await self.request("POST", "/channels/create", params, body)
+
+    async def dial(self, channel: str, caller: str, timeout: int) -> None:
+        await self.request("POST", f"/channels/{channel}/dial", {"caller": caller, "timeout": timeout})
+
+    async def set_variable(self, channel: str, name: str, value: str) -> None:
+        await self.request("POST", f"/channels/{channel}/variable", {"variable": name, "value": value})
+
+    async def continue_in_dialplan(self, channel: str, context: str, extension: str, priority: int = 1) -> None:
+        await self.request("POST", f"/channels/{channel}/continue",
+                           {"context": context, "extension": extension, "priority": priority})
+
+    async def list_channels(self) -> list[dict[str, Any]]:
+        return list(await self.request("GET", "/channels") or [])
+
+    # -- bridges ----------------------------------------------------------------------------
+    async def create_bridge(self, bridge_id: str, name: str = "") -> None:
+        await self.request("POST", f"/bridges/{bridge_id}", {"type": "mixing", "name": name or bridge_id})
+
+    async def add_to_bridge(self, bridge_id: str, channels: list[str]) -> None:
+        await self.request("POST", f"/bridges/{bridge_id}/addChannel", {"channel": ",".join(channels)})
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        await self.request("DELETE", f"/bridges/{bridge_id}")
+
+    async def list_bridges(self) -> list[dict[str, Any]]:
+        return list(await self.request("GET", "/bridges") or [])
+
+    # -- application ------------------------------------------------------------------------
+    async def application(self) -> dict[str, Any]:
+        return dict(await self.request("GET", f"/applications/{quote(self.settings.app)}"))
+
+    async def asterisk_info(self) -> dict[str, Any]:
+        return dict(await self.request("GET", "/asterisk/info"))
+
+
+def _error_message(text: str) -> str:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()[:200]
+    return str(data.get("message", "")) if isinstance(data, dict) else ""

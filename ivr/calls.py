@@ -1,0 +1,251 @@
+"""A Call: one citizen's channel, the channels we dial for it, and verbs that read linearly.
+
+The session coroutine says `await call.play(...)`, `await call.collect_digit(...)`,
+`await call.dial(...)`, `await call.bridge(...)`; each verb sends its REST request and then
+reads this call's own event queue (filled by the Dispatcher, in Asterisk's order) until the
+event that completes it. Two rules hold for every verb:
+
+- DTMF from the caller is buffered whenever it arrives, so keys pressed during a prompt or
+  before the menu starts are never lost (type-ahead / barge-in);
+- the caller leaving (ChannelHangupRequest, StasisEnd, ChannelDestroyed) raises CallEnded
+  wherever the coroutine is waiting, so hangup unwinds the flow to its `finally`.
+
+`cleanup()` hangs up every channel we created and destroys every bridge we made, treating
+404 as "already gone": no channel or bridge outlives its call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from ivr.ari import events as ev
+from ivr.ari.client import AriClient
+from ivr.errors import AriError, AriNotFound, CallEnded
+
+log = structlog.get_logger("ivr.calls")
+
+# Dial outcomes as Asterisk's Dial() names them (DIALSTATUS); TRUNK_DOWN is ours, for a REST
+# failure creating the outbound channel (endpoint missing/unreachable).
+FAILED_DIAL = {"BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL", "CANCEL", "TRUNK_DOWN"}
+
+# Q.850 causes that tell us why an outbound channel died before answer.
+CAUSE_TO_STATUS = {17: "BUSY", 18: "NOANSWER", 19: "NOANSWER", 21: "CONGESTION", 34: "CONGESTION",
+                   38: "CONGESTION", 1: "CHANUNAVAIL", 3: "CHANUNAVAIL", 20: "CHANUNAVAIL", 27: "CHANUNAVAIL"}
+
+
+@dataclass
+class DialResult:
+    status: str  # ANSWER or one of FAILED_DIAL
+    channel: str
+    cause: int = 0
+    started: float = 0.0
+    answered: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ANSWER"
+
+
+@dataclass
+class BridgeResult:
+    ended_by: str  # "caller" or "callee"
+    talk_seconds: float
+    cause: int = 0
+
+
+class Call:
+    def __init__(self, ari: AriClient, call_id: str, channel: str, *,
+                 register: Callable[[str, Call], None], unregister: Callable[[str], None]) -> None:
+        self.ari = ari
+        self.id = call_id
+        self.channel = channel
+        self.queue: asyncio.Queue[ev.Event] = asyncio.Queue()
+        self.digits: deque[str] = deque()
+        self.caller_up = True
+        self.hangup_cause = 0
+        self._register = register
+        self._unregister = unregister
+        self._outbound: set[str] = set()  # our dialled channels still alive
+        self._bridges: set[str] = set()
+        self._seq = 0
+        self.bridged_since: float | None = None
+        self.bridged_until: float | None = None
+        register(channel, self)
+
+    def _next_id(self, kind: str) -> str:
+        self._seq += 1
+        return f"{self.id}-{kind}{self._seq}"
+
+    # -- the event pump every verb uses ---------------------------------------------------
+    async def _next(self, timeout: float | None) -> ev.Event | None:
+        """The next event of this call, or None on timeout. Raises CallEnded if the caller left."""
+        if not self.caller_up:
+            raise CallEnded("caller_hangup", self.hangup_cause)
+        try:
+            async with asyncio.timeout(timeout):
+                event = await self.queue.get()
+        except TimeoutError:
+            return None
+        cid = event.channel_id
+        if cid == self.channel:
+            if isinstance(event, ev.ChannelDtmfReceived):
+                self.digits.append(event.digit)
+            elif isinstance(event, (ev.ChannelHangupRequest, ev.StasisEnd, ev.ChannelDestroyed)):
+                self.caller_up = False
+                if isinstance(event, (ev.ChannelHangupRequest, ev.ChannelDestroyed)):
+                    self.hangup_cause = event.cause
+                raise CallEnded("caller_hangup", self.hangup_cause)
+        elif cid in self._outbound and isinstance(event, (ev.StasisEnd, ev.ChannelDestroyed)):
+            self._outbound.discard(cid)
+        return event
+
+    # -- verbs ------------------------------------------------------------------------------
+    async def answer(self) -> None:
+        await self.ari.answer(self.channel)
+
+    async def play(self, media: list[str], *, barge_in: bool = False) -> bool:
+        """Play media back to back. With barge_in, a key stops it; returns True if interrupted."""
+        if barge_in and self.digits:
+            return True
+        playback = self._next_id("pb")
+        await self.ari.play(self.channel, playback, media)
+        # Asterisk's own PlaybackFinished is the end marker; the guard timeout only protects
+        # against a lost event (a reconnect gap) so a call can never wait forever here.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            event = await self._next(deadline - time.monotonic())
+            if isinstance(event, ev.PlaybackFinished) and event.playback == playback:
+                return False
+            if barge_in and self.digits:
+                await self._quietly(self.ari.stop_playback(playback))
+                return True
+        return False
+
+    async def collect_digit(self, timeout: float) -> str | None:
+        """One key: a buffered one at once, else wait up to `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.digits:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            await self._next(left)
+        return self.digits.popleft()
+
+    async def dial(self, endpoint: str, ring_seconds: int, *, caller_id: str, label: str) -> DialResult:
+        """Ring `endpoint` (a dial string from routes.yaml) and wait for answer or failure.
+
+        The caller hears ringback meanwhile. The channel is created in our app before it is
+        dialled, so we own it from its first event; on any failure it is hung up here.
+        """
+        out = self._next_id("out")
+        self._register(out, self)
+        self._outbound.add(out)
+        result = DialResult("CHANUNAVAIL", out, started=time.time())
+        ring = self._next_id("ring")
+        try:
+            try:
+                await self.ari.create_channel(out, endpoint, app_args=f"dialed,{self.id}", originator=self.channel,
+                                              variables={"HOTLINE_CALL_ID": self.id, "HOTLINE_TARGET": label})
+            except AriError as exc:
+                log.warning("dial_create_failed", endpoint=endpoint, error=str(exc))
+                self._outbound.discard(out)
+                result.status = "TRUNK_DOWN"
+                return result
+            await self._quietly(self.ari.play(self.channel, ring, ["tone:ring;tonezone=cn"]))
+            await self.ari.dial(out, caller=self.channel, timeout=ring_seconds)
+            known = False  # has Asterisk told us the dial status yet?
+            deadline = time.monotonic() + ring_seconds + 10
+            while (left := deadline - time.monotonic()) > 0:
+                event = await self._next(left)
+                if event is None:
+                    break
+                if isinstance(event, ev.Dial) and event.peer == out:
+                    if event.dialstatus == "ANSWER":
+                        result.status, result.answered = "ANSWER", time.time()
+                        return result
+                    if event.dialstatus in FAILED_DIAL:
+                        result.status, known = event.dialstatus, True
+                        # Give the channel a moment to report its hangup cause, then go on.
+                        deadline = min(deadline, time.monotonic() + 1.0)
+                elif isinstance(event, (ev.ChannelHangupRequest, ev.ChannelDestroyed)) and event.channel == out:
+                    result.cause = event.cause or result.cause
+                    if isinstance(event, ev.ChannelDestroyed):
+                        if not known:
+                            result.status = CAUSE_TO_STATUS.get(result.cause, "CHANUNAVAIL")
+                        return result
+            if not known:
+                result.status = "NOANSWER"
+            return result
+        except AriNotFound:
+            # The outbound channel vanished between create and dial (trunk refused at once).
+            result.status = "CHANUNAVAIL"
+            return result
+        finally:
+            await self._quietly(self.ari.stop_playback(ring))
+            if not result.ok and out in self._outbound:
+                await self._quietly(self.ari.hangup(out))
+
+    async def bridge(self, other: str) -> BridgeResult:
+        """Connect the caller with `other` until either hangs up; then the other side is hung up."""
+        bridge = self._next_id("br")
+        await self.ari.create_bridge(bridge)
+        self._bridges.add(bridge)
+        await self.ari.add_to_bridge(bridge, [self.channel, other])
+        self.bridged_since = time.monotonic()
+        try:
+            while True:  # the caller hanging up raises CallEnded out of here
+                event = await self._next(None)
+                if event is not None and event.channel_id == other and isinstance(
+                        event, (ev.StasisEnd, ev.ChannelDestroyed, ev.ChannelHangupRequest)):
+                    cause = event.cause if isinstance(event, (ev.ChannelDestroyed, ev.ChannelHangupRequest)) else 0
+                    self.bridged_until = time.monotonic()
+                    return BridgeResult("callee", self.talk_seconds, cause)
+        finally:
+            self.bridged_until = self.bridged_until or time.monotonic()
+
+    @property
+    def talk_seconds(self) -> float:
+        if self.bridged_since is None:
+            return 0.0
+        return round((self.bridged_until or time.monotonic()) - self.bridged_since, 3)
+
+    async def hangup(self) -> None:
+        if self.caller_up:
+            self.caller_up = False
+            await self._quietly(self.ari.hangup(self.channel))
+
+    async def release_to(self, context: str, extension: str) -> None:
+        """Hand the caller back to the dialplan (fallback), leaving Stasis without hanging up."""
+        if self.caller_up:
+            await self._quietly(self.ari.continue_in_dialplan(self.channel, context, extension))
+            self.caller_up = False
+
+    async def cleanup(self) -> None:
+        """Hang up what we dialled and destroy our bridges; 404 means it is already gone."""
+        for channel in list(self._outbound):
+            await self._quietly(self.ari.hangup(channel))
+        for bridge in list(self._bridges):
+            await self._quietly(self.ari.destroy_bridge(bridge))
+        self._outbound.clear()
+        self._bridges.clear()
+
+    def close(self) -> None:
+        """Forget this call's channel ids in the dispatcher (after cleanup)."""
+        self._unregister(self.channel)
+        seq = self._seq
+        for n in range(1, seq + 1):
+            self._unregister(f"{self.id}-out{n}")
+
+    async def _quietly(self, coro: Awaitable[object]) -> None:
+        try:
+            await coro
+        except AriNotFound:
+            pass  # already gone: the goal of a cleanup call is met
+        except AriError as exc:
+            log.warning("ari_cleanup_failed", error=str(exc))

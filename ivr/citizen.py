@@ -1,0 +1,172 @@
+"""A demo citizen: one SIPp call to the hotline that presses the given keys (RFC 2833).
+
+Used by `hotline call` and by the end-to-end tests. The SIPp scenario is generated per call
+because each key is a separate pcap (SIPp's play_pcap_audio takes a literal file name).
+The citizen hangs up after `talk_ms`; if Asterisk hangs up first (goodbye, department hung
+up) its BYE is answered and the call still counts as successful.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+PCAP_DIR = Path("/usr/share/sip-tester")
+PCAP_NAMES = {**{str(d): f"dtmf_2833_{d}.pcap" for d in range(10)}, "*": "dtmf_2833_star.pcap",
+              "#": "dtmf_2833_pound.pcap"}
+
+INVITE = """
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "citizen" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:{caller}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Subject: 12345 demo citizen
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=citizen 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 8 101
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=sendrecv
+"""
+
+IN_DIALOG = """
+      {method} sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      [last_Via:]
+      From: "citizen" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: {cseq} {method}
+      Contact: <sip:{caller}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+"""
+
+OK_TO_BYE = """
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+"""
+
+
+def dtmf_pcap(key: str, index: int, workdir: Path) -> Path:
+    """The stock RFC 2833 pcap of `key`, renumbered as the `index`-th key of the call.
+
+    SIPp replays a pcap's RTP headers as recorded, and the stock DTMF pcaps carry unrelated
+    sequence numbers and timestamps (the '2' is "older" than the '6'). Asterisk drops an event
+    whose timestamp is not newer than the last one it ended, so keys would silently vanish.
+    Each key gets a sequence range and timestamp strictly above the previous key's.
+    """
+    data = bytearray((PCAP_DIR / PCAP_NAMES[key]).read_bytes())
+    if struct.unpack_from("<I", data, 20)[0] != 1:
+        raise ValueError(f"{PCAP_NAMES[key]}: expected an Ethernet capture")
+    base_seq, timestamp = 1000 + index * 100, 8000 + index * 16000
+    offset, first_seq = 24, None
+    while offset + 16 <= len(data):
+        incl = struct.unpack_from("<I", data, offset + 8)[0]
+        frame = offset + 16
+        ip = frame + 14
+        udp = ip + (data[ip] & 0x0F) * 4
+        rtp = udp + 8
+        struct.pack_into("!H", data, udp + 6, 0)  # no UDP checksum (valid for IPv4) after the edit
+        seq = struct.unpack_from("!H", data, rtp + 2)[0]
+        first_seq = seq if first_seq is None else first_seq
+        struct.pack_into("!HI", data, rtp + 2, base_seq + (seq - first_seq) % 100, timestamp)
+        offset = frame + incl
+    out = workdir / f"dtmf-{index:02d}-{PCAP_NAMES[key]}"
+    out.write_bytes(bytes(data))
+    return out
+
+
+def scenario(keys: str, caller: str = "13800138000", first_key_ms: int = 1500, gap_ms: int = 800,
+             talk_ms: int = 3000, pcaps: list[Path] | None = None) -> str:
+    """SIPp UAC XML: call, wait, press `keys` one by one, stay `talk_ms`, hang up."""
+    bad = [k for k in keys if k not in PCAP_NAMES]
+    if bad:
+        raise ValueError(f"keys may only contain 0-9, * and #, got {''.join(bad)!r}")
+    if not caller.isdigit():
+        raise ValueError(f"caller must be digits, got {caller!r}")
+    pcaps = pcaps or [PCAP_DIR / PCAP_NAMES[k] for k in keys]
+    steps = []
+    for i, pcap in enumerate(pcaps):
+        steps.append(f'  <pause milliseconds="{first_key_ms if i == 0 else gap_ms}"/>')
+        steps.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+    invite = INVITE.format(caller=caller)
+    ack = IN_DIALOG.format(method="ACK", cseq=1, caller=caller).replace("[last_Via:]",
+                                                                       "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]")
+    bye = IN_DIALOG.format(method="BYE", cseq=2, caller=caller).replace("[last_Via:]",
+                                                                       "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]")
+    return f"""<?xml version="1.0" encoding="UTF-8" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="12345 citizen pressing {escape(keys) or 'nothing'}">
+  <send retrans="500"><![CDATA[{invite}
+    ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <!-- Asterisk may hang up on us at any point after answering (goodbye, department hung up):
+       catch its BYE wherever we are. Placed before a mandatory receive, as SIPp requires. -->
+  <recv request="BYE" optional="global" next="their_bye"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[{ack}
+    ]]></send>
+{chr(10).join(steps)}
+  <pause milliseconds="{talk_ms}"/>
+  <send retrans="500"><![CDATA[{bye}
+    ]]></send>
+  <recv response="200" next="done"/>
+  <label id="their_bye"/>
+  <send><![CDATA[{OK_TO_BYE}
+    ]]></send>
+  <label id="done"/>
+</scenario>
+"""
+
+
+@dataclass
+class CallRun:
+    returncode: int
+    succeeded: bool
+    stdout: str
+    stderr: str
+    workdir: Path
+
+
+def place_call(to: str, keys: str = "", *, caller: str = "13800138000", talk_ms: int = 3000,
+               first_key_ms: int = 1500, gap_ms: int = 800, target: str = "127.0.0.1:5060",
+               local_port: int = 5070, timeout_s: int = 120, workdir: Path | None = None) -> CallRun:
+    """Place one call with SIPp and wait for it to end (bounded by `timeout_s`)."""
+    if not to.isdigit():
+        raise ValueError(f"the number to call must be digits, got {to!r}")
+    if shutil.which("sipp") is None:
+        raise FileNotFoundError("sipp is not installed (apt-get install sip-tester)")
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="citizen-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    xml = workdir / "citizen.xml"
+    pcaps = [dtmf_pcap(key, i, workdir) for i, key in enumerate(keys)]
+    xml.write_text(scenario(keys, caller, first_key_ms, gap_ms, talk_ms, pcaps), encoding="utf-8")
+    cmd = ["sipp", target, "-sf", str(xml), "-s", to, "-i", "127.0.0.1", "-p", str(local_port),
+           "-mi", "127.0.0.1", "-m", "1", "-l", "1", "-nostdin", "-timeout", f"{timeout_s}s",
+           "-timeout_error", "-trace_err", "-error_file", str(workdir / "errors.log"),
+           "-trace_msg", "-message_file", str(workdir / "messages.log")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 15, cwd=workdir)
+    return CallRun(proc.returncode, proc.returncode == 0, proc.stdout, proc.stderr, workdir)

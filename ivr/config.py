@@ -1,0 +1,78 @@
+"""Controller settings: read once from the environment (and CLI flags), validated, frozen.
+
+    ARI_URL            http://127.0.0.1:8088/ari
+    ARI_USER           hotline
+    ARI_PASSWORD       the ARI password, or
+    ARI_PASSWORD_FILE  a file holding it (what `hotlinectl setup` generates: var/ari-password)
+    ARI_APP            hotline (the Stasis application name in dialplan/extensions.conf)
+    HOTLINE_STATE      ./var — call log, keys, rendered prompts
+    HOTLINE_CALLLOG    $HOTLINE_STATE/calllog.sqlite3
+    HOTLINE_CALLER_KEY_FILE  $HOTLINE_STATE/caller-hash.key (key of the callers' keyed hash)
+    HOTLINE_SHUTDOWN_GRACE   30 (seconds calls in progress get to finish on SIGTERM)
+    HOTLINE_LOG_FORMAT kv | json
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ivr.ari.client import AriSettings
+from ivr.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    ari: AriSettings
+    routes_path: Path
+    calllog_path: Path
+    caller_hash_key: bytes
+    shutdown_grace_seconds: float = 30.0
+    sounds_prefix: str = "hotline"
+    log_format: str = "kv"
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, routes: str | Path = "routes.yaml") -> Settings:
+        env = os.environ if env is None else env
+        state = Path(env.get("HOTLINE_STATE", "var"))
+        password = env.get("ARI_PASSWORD")
+        if password is None:
+            pw_file = env.get("ARI_PASSWORD_FILE", str(state / "ari-password"))
+            password = _read_secret(pw_file, "ARI password (set ARI_PASSWORD or ARI_PASSWORD_FILE)")
+        if not password:
+            raise ConfigError("ARI password is empty")
+        key_file = env.get("HOTLINE_CALLER_KEY_FILE", str(state / "caller-hash.key"))
+        key = _read_secret(key_file, "caller-hash key (set HOTLINE_CALLER_KEY_FILE)").encode()
+        try:
+            grace = float(env.get("HOTLINE_SHUTDOWN_GRACE", "30"))
+        except ValueError:
+            raise ConfigError(f"HOTLINE_SHUTDOWN_GRACE must be a number of seconds, got {env['HOTLINE_SHUTDOWN_GRACE']!r}") from None
+        fmt = env.get("HOTLINE_LOG_FORMAT", "kv")
+        if fmt not in ("kv", "json"):
+            raise ConfigError(f"HOTLINE_LOG_FORMAT must be kv or json, got {fmt!r}")
+        return cls(
+            ari=AriSettings(
+                url=env.get("ARI_URL", "http://127.0.0.1:8088/ari"),
+                username=env.get("ARI_USER", "hotline"),
+                password=password,
+                app=env.get("ARI_APP", "hotline"),
+            ),
+            routes_path=Path(routes),
+            calllog_path=Path(env.get("HOTLINE_CALLLOG", str(state / "calllog.sqlite3"))),
+            caller_hash_key=key,
+            shutdown_grace_seconds=grace,
+            log_format=fmt,
+            log_level=env.get("HOTLINE_LOG_LEVEL", "info"),
+        )
+
+
+def _read_secret(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found — the {what}; `./hotlinectl setup` creates it") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror}") from None

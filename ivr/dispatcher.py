@@ -1,0 +1,54 @@
+"""Events -> the call they belong to, in order, without one call ever waiting on another.
+
+Each Call has its own queue; the dispatcher only looks up the channel id and enqueues, so a
+slow call (a stuck REST request, a long database write) cannot delay any other call's events.
+Outbound channels are registered by their Call *before* they are created (we choose their
+ids), so their very first event already has a home.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+
+from ivr.ari import events as ev
+from ivr.calls import Call
+
+log = structlog.get_logger("ivr.dispatcher")
+
+
+class Dispatcher:
+    def __init__(self, on_new_call: Callable[[ev.StasisStart], None],
+                 on_orphan: Callable[[ev.StasisStart], None]) -> None:
+        self._calls: dict[str, Call] = {}
+        self._on_new_call = on_new_call
+        self._on_orphan = on_orphan
+
+    def register(self, channel_id: str, call: Call) -> None:
+        self._calls[channel_id] = call
+
+    def unregister(self, channel_id: str) -> None:
+        self._calls.pop(channel_id, None)
+
+    def calls(self) -> set[Call]:
+        return set(self._calls.values())
+
+    def known(self, channel_id: str) -> bool:
+        return channel_id in self._calls
+
+    def dispatch(self, event: ev.Event) -> None:
+        channel = event.channel_id
+        call = self._calls.get(channel) if channel else None
+        if call is not None:
+            call.queue.put_nowait(event)
+            return
+        if isinstance(event, ev.StasisStart):
+            if event.args and event.args[0] == "dialed":
+                # An outbound leg whose call already ended (the caller hung up while we were
+                # creating it): nobody wants it.
+                self._on_orphan(event)
+            else:
+                self._on_new_call(event)
+            return
+        log.debug("event_without_call", type=event.type, channel=channel)

@@ -1,0 +1,85 @@
+"""Every error the hotline raises on purpose, in one tree.
+
+    HotlineError
+    ├── ConfigError                 settings or routes.yaml are wrong; carries FILE:LINE
+    │   └── RoutesError             one or more problems in routes.yaml (all of them, not the first)
+    ├── AriError                    Asterisk's REST interface said no, or could not be reached
+    │   ├── AriNotFound             404: the channel/bridge/playback is already gone (normal in races)
+    │   ├── AriConflict             409: wrong state, e.g. a channel not in Stasis any more
+    │   ├── AriAuthError            401/403: credentials are wrong -- a configuration error, never retried
+    │   └── AriUnavailable          connection refused, timeout, 5xx: retryable
+    └── CallEnded                   raised inside a call's coroutine when the caller hangs up; the
+                                    normal way a call unwinds, so `finally` writes the record
+
+Foreign exceptions (aiohttp, sqlite3, yaml) are mapped into this tree once, at the boundary
+that talks to them; code above the boundary never catches library exceptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class HotlineError(Exception):
+    """Base of all hotline errors."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a config file, located to the line."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class ConfigError(HotlineError):
+    """Settings are unusable; the message names what and where."""
+
+
+class RoutesError(ConfigError):
+    """routes.yaml has one or more problems; `problems` lists all of them in file order."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @classmethod
+    def single(cls, file: str, line: int, message: str) -> RoutesError:
+        return cls([Problem(file, line, message)])
+
+
+class AriError(HotlineError):
+    """A REST call to Asterisk failed."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AriNotFound(AriError):
+    """The object is gone: during cleanup this means the work is already done."""
+
+
+class AriConflict(AriError):
+    """The object is in the wrong state for the request (e.g. channel left Stasis)."""
+
+
+class AriAuthError(AriError):
+    """ARI rejected our credentials. Retrying cannot help; an operator must fix the config."""
+
+
+class AriUnavailable(AriError):
+    """Asterisk could not be reached or answered with a server error; worth retrying."""
+
+
+class CallEnded(HotlineError):
+    """The caller's channel left: unwinds the call coroutine to its `finally`."""
+
+    def __init__(self, reason: str, cause: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cause = cause

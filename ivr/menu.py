@@ -1,0 +1,147 @@
+"""What to do with a caller, decided one key at a time — no I/O, no clock reads.
+
+`Navigator` is the single decision path shared by the live call flow and `hotline simulate`:
+the live flow plays the prompt an `Ask` names and feeds back the key the caller pressed (or
+`None` on a time-out); the simulator feeds a string of keys. Both end with the same `Decision`,
+so the dry run cannot drift from what a real call does.
+
+Rules (GB/T 33358-2016 wants shallow menus and a fast path to a human):
+- '0' at any menu reaches the operators; so does a menu left without input `max_attempts` times.
+- '*' repeats the current menu; '#' goes back to the main menu.
+- an invalid key is explained and the menu repeats; `max_attempts` invalid keys end the call politely.
+- a dual-track short number dialled directly skips the menu altogether.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ivr.routes import Menu, MenuOption, Route, RouteTable
+
+Action = Literal["dial", "operator", "hangup"]
+Track = Literal["menu", "direct"]
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Play `menu`'s prompt (after `notice`, if any) and wait for one key."""
+
+    menu: Menu
+    options: tuple[MenuOption, ...]  # the options live at this moment, in key order
+    notice: Literal["", "invalid", "no_input"] = ""
+    first: bool = False  # the first prompt of the call: the intro precedes it
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+    track: Track
+    route: Route | None = None
+    keys: str = ""
+    menu_path: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, str]:
+        route = self.route
+        return {
+            "action": self.action,
+            "reason": self.reason,
+            "track": self.track,
+            "route": route.id if route else "",
+            "mode": route.mode.value if route else "",
+            "unit": route.unit if route else "",
+            "number": route.number if route else "",
+            "keys": self.keys,
+            "menu_path": "/".join(self.menu_path),
+        }
+
+
+@dataclass
+class Navigator:
+    table: RouteTable
+    entry: str
+    at: dt.datetime
+    keys: str = ""
+    menu_path: list[str] = field(default_factory=list)
+    _invalid: int = 0
+    _silent: int = 0
+
+    def start(self) -> Ask | Decision:
+        if self.entry != self.table.hotline_number:
+            route = self.table.direct_route(self.entry)
+            if route is None:
+                return self._decide("operator", "entry_not_routed", track="direct")
+            if not route.live_at(self.at):
+                return self._decide("operator", "route_not_yet_live", track="direct")
+            return self._decide("dial", "direct_dial", route=route, track="direct")
+        self.menu_path.append("main")
+        return self._ask(first=True)
+
+    def feed(self, key: str | None) -> Ask | Decision:
+        """Advance with one key, or None when the caller pressed nothing in time."""
+        menu = self.current
+        if key is None:
+            self._silent += 1
+            if self._silent >= self.table.policy.max_attempts:
+                return self._decide("operator", "no_input")
+            return self._ask(notice="no_input")
+        self.keys += key
+        if key == "0":
+            return self._decide("operator", "caller_pressed_0")
+        if key == "*":
+            return self._ask()
+        if key == "#":
+            del self.menu_path[1:]
+            return self._ask()
+        option = next((o for o in self._live_options(menu) if o.key == key), None)
+        if option is None:
+            self._invalid += 1
+            if self._invalid >= self.table.policy.max_attempts:
+                return self._decide("hangup", "too_many_invalid_keys")
+            return self._ask(notice="invalid")
+        if option.menu_id is not None:
+            self.menu_path.append(option.menu_id)
+            return self._ask()
+        assert option.route_id is not None
+        return self._decide("dial", "menu_choice", route=self.table.routes[option.route_id])
+
+    @property
+    def current(self) -> Menu:
+        return self.table.menus[self.menu_path[-1]]
+
+    def _live_options(self, menu: Menu) -> tuple[MenuOption, ...]:
+        """Options whose route is live today; a sub-menu counts if anything under it is."""
+        live = []
+        for option in menu.options:
+            if option.route_id is not None:
+                if self.table.routes[option.route_id].live_at(self.at):
+                    live.append(option)
+            elif option.menu_id is not None and self._live_options(self.table.menus[option.menu_id]):
+                live.append(option)
+        return tuple(live)
+
+    def _ask(self, notice: Literal["", "invalid", "no_input"] = "", first: bool = False) -> Ask:
+        return Ask(self.current, self._live_options(self.current), notice, first)
+
+    def _decide(self, action: Action, reason: str, route: Route | None = None, track: Track = "menu") -> Decision:
+        return Decision(action, reason, track, route, self.keys, tuple(self.menu_path))
+
+
+def decide(table: RouteTable, entry: str, keys: str, at: dt.datetime) -> Decision:
+    """The decision a caller reaching `entry` and pressing `keys` gets; then silence until decided."""
+    nav = Navigator(table, entry, at)
+    step = nav.start()
+    pending = list(keys)
+    while isinstance(step, Ask):
+        step = nav.feed(pending.pop(0) if pending else None)
+    return step
+
+
+def prompt_text(menu: Menu, options: tuple[MenuOption, ...]) -> str:
+    """The spoken menu, built from the options so it can never name one that does not exist."""
+    parts = [f"{o.label}请按{o.key}" for o in options]
+    parts.append("人工服务请按0")
+    parts.append("重听请按星号键")
+    return "，".join(parts) + "。"

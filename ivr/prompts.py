@@ -1,0 +1,102 @@
+"""Prompts: which sound files a call plays, and rendering them from text.
+
+Static prompts are text in recordings/prompts.yaml; menu prompts are composed from routes.yaml
+(one file per option: 'menu-main-1' says "公安局请按1"), and a live menu plays the files of the
+options live at that moment — so the voice can never offer an option the menu lacks, even
+before a batch of routes goes live.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from ivr.errors import ConfigError
+from ivr.menu import Ask
+from ivr.routes import RouteTable
+
+REQUIRED = ("sorry-fallback", "connecting", "to-operator", "invalid", "no-input", "dept-busy",
+            "dept-noanswer", "operators-busy", "goodbye-invalid", "menu-tail")
+
+
+class Prompts:
+    """Media URIs for ARI playback; files live in Asterisk's sounds dir under `prefix`/."""
+
+    def __init__(self, prefix: str = "hotline") -> None:
+        self.prefix = prefix
+
+    def sound(self, name: str) -> str:
+        return f"sound:{self.prefix}/{name}"
+
+    def for_ask(self, ask: Ask) -> list[str]:
+        names: list[str] = []
+        if ask.notice == "invalid":
+            names.append("invalid")
+        elif ask.notice == "no_input":
+            names.append("no-input")
+        if ask.first and ask.menu.intro:
+            names.append(f"menu-{ask.menu.id}-intro")
+        names += [f"menu-{ask.menu.id}-{o.key}" for o in ask.options]
+        names.append("menu-tail")
+        return [self.sound(n) for n in names]
+
+
+def load_static(path: Path) -> dict[str, str]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read prompts: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ConfigError(f"{path}:1: prompts must be a mapping of name: text")
+    missing = [n for n in REQUIRED if n not in data]
+    if missing:
+        raise ConfigError(f"{path}:1: missing prompts: {', '.join(missing)}")
+    return {str(k): v for k, v in data.items()}
+
+
+def plan(table: RouteTable, static: dict[str, str]) -> dict[str, str]:
+    """Every prompt file the hotline needs, name -> text."""
+    texts = dict(static)
+    for menu in table.menus.values():
+        if menu.intro:
+            texts[f"menu-{menu.id}-intro"] = menu.intro
+        for option in menu.options:
+            texts[f"menu-{menu.id}-{option.key}"] = f"{option.label}请按{option.key}。"
+    return texts
+
+
+def render(texts: dict[str, str], out: Path, voice_dir: Path | None = None) -> list[str]:
+    """Write NAME.wav (8 kHz, mono, 16-bit) for each prompt; returns the names (re)rendered.
+
+    A wav is re-made only when its text (or its recorded replacement) changed, tracked in a
+    sidecar NAME.sha, so a second run costs nothing.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    for tool in ("espeak-ng", "sox"):
+        if shutil.which(tool) is None:
+            raise ConfigError(f"'{tool}' is not installed (apt-get install espeak-ng sox)")
+    made: list[str] = []
+    for name, text in sorted(texts.items()):
+        voice = voice_dir / f"{name}.wav" if voice_dir else None
+        source_key = f"voice:{voice.stat().st_mtime_ns}" if voice and voice.exists() else f"tts:{text}"
+        digest = hashlib.sha256(source_key.encode()).hexdigest()
+        wav, sha = out / f"{name}.wav", out / f"{name}.sha"
+        if wav.exists() and sha.exists() and sha.read_text() == digest:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = Path(tmp) / "raw.wav"
+            if voice and voice.exists():
+                raw = voice
+            else:
+                subprocess.run(["espeak-ng", "-v", "cmn", "-s", "180", "-w", str(raw), text], check=True,
+                               capture_output=True)
+            subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(wav)], check=True,
+                           capture_output=True)
+        sha.write_text(digest)
+        made.append(name)
+    return made

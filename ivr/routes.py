@@ -1,0 +1,300 @@
+"""routes.yaml -> a frozen, validated RouteTable.
+
+This is the only module that reads routes.yaml. Everything downstream works on these typed
+objects; a file that loads has been checked for every rule we know, and a file that does not
+load raises RoutesError listing every problem as FILE:LINE: message.
+
+Safety rule enforced here: a dial string is only ever built from a number written in this file
+(`Route.dial_string`, `Operators.dial_string`), checked against NUMBER_PATTERN. Digits a caller
+presses select among these routes; they never become part of a dial string.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ivr.errors import RoutesError
+from ivr.yamlsrc import Node, Source
+
+# Published numbers in the notice are 5-digit short numbers or 7-digit local numbers; allow
+# 3..15 digits (E.164 max) so area-coded or extension numbers also fit. Digits only: no '+',
+# no '#', nothing a dial string could interpret.
+NUMBER_PATTERN = r"[0-9]{3,15}"
+ID_PATTERN = r"[a-z][a-z0-9_-]{0,39}"
+ENDPOINT_PATTERN = r"[A-Za-z][A-Za-z0-9_-]{0,39}"
+MENU_KEYS = tuple("123456789")  # '0' is always the operators, '*' repeats, '#' is reserved
+
+
+class Mode(enum.StrEnum):
+    MERGE = "merge"  # 7-digit department number, reached only through the 12345 menu
+    TRANSFER = "transfer"  # dual-track short number: dialled directly and via the 12345 menu
+    INTERCONNECT = "interconnect"  # short number handed off to a partner platform
+
+
+@dataclass(frozen=True)
+class Trunk:
+    name: str
+    endpoint: str  # the PJSIP endpoint in dialplan/pjsip.conf
+
+
+@dataclass(frozen=True)
+class Route:
+    id: str
+    unit: str
+    line_name: str
+    number: str  # the published number (what citizens know)
+    dial: str  # what we send on the trunk; defaults to `number`
+    mode: Mode
+    effective: dt.date
+    trunk: Trunk
+    ring_seconds: int
+    label: str  # how the menu names it
+
+    @property
+    def dial_string(self) -> str:
+        return f"PJSIP/{self.dial}@{self.trunk.endpoint}"
+
+    def live_at(self, when: dt.datetime) -> bool:
+        return when.date() >= self.effective
+
+
+@dataclass(frozen=True)
+class Operators:
+    """The 12345 centre's human operators: where '0', timeouts and failed transfers go."""
+
+    number: str
+    trunk: Trunk
+    ring_seconds: int
+
+    @property
+    def dial_string(self) -> str:
+        return f"PJSIP/{self.number}@{self.trunk.endpoint}"
+
+
+@dataclass(frozen=True)
+class MenuOption:
+    key: str
+    label: str
+    route_id: str | None = None
+    menu_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Menu:
+    id: str
+    intro: str
+    options: tuple[MenuOption, ...]
+
+    @property
+    def prompt_name(self) -> str:
+        return f"menu-{self.id}"
+
+
+@dataclass(frozen=True)
+class MenuPolicy:
+    key_timeout_seconds: int
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    source: str
+    digest: str  # short sha256 of the file: the table's version in logs, metrics and the call log
+    hotline_number: str
+    operators: Operators
+    policy: MenuPolicy
+    trunks: dict[str, Trunk]
+    routes: dict[str, Route]
+    menus: dict[str, Menu]
+    entries: frozenset[str] = field(default=frozenset())  # every number that may enter Stasis
+
+    @property
+    def main_menu(self) -> Menu:
+        return self.menus["main"]
+
+    def direct_route(self, entry: str) -> Route | None:
+        """The route a short number reaches when dialled directly (dual-track and interconnect)."""
+        for route in self.routes.values():
+            if route.number == entry and route.mode is not Mode.MERGE:
+                return route
+        return None
+
+    def dialable_numbers(self) -> frozenset[str]:
+        """Every number the controller may ever dial: the whole whitelist."""
+        return frozenset({r.dial for r in self.routes.values()} | {self.operators.number})
+
+
+def load(path: str | Path) -> RouteTable:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RoutesError.single(str(path), 1, "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise RoutesError.single(str(path), 1, f"not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise RoutesError.single(str(path), 1, f"cannot read: {exc.strerror}") from None
+    return parse(text, str(path))
+
+
+def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
+    src = Source(filename, text)
+    top = src.root().mapping(
+        allowed={"version", "hotline", "trunks", "operators", "menu_policy", "routes", "menus"},
+        required={"version", "hotline", "trunks", "operators", "routes", "menus"},
+    )
+    if top is None:
+        src.raise_if_problems()
+        raise AssertionError("unreachable")
+
+    if "version" in top:
+        version = top["version"].integer(1, 1)
+        del version
+
+    hotline_number = "12345"
+    if "hotline" in top:
+        hotline = top["hotline"].mapping(allowed={"number"}, required={"number"}) or {}
+        if "number" in hotline:
+            hotline_number = hotline["number"].string(NUMBER_PATTERN, "a phone number") or hotline_number
+
+    trunks: dict[str, Trunk] = {}
+    for name, node in top["trunks"].items() if "trunks" in top else ():
+        fields = node.mapping(allowed={"endpoint"}, required={"endpoint"}) or {}
+        endpoint = fields["endpoint"].string(ENDPOINT_PATTERN, "a PJSIP endpoint name") if "endpoint" in fields else None
+        if endpoint:
+            trunks[name] = Trunk(name, endpoint)
+
+    def trunk_ref(node: Node) -> Trunk | None:
+        name = node.string()
+        if name is None:
+            return None
+        if name not in trunks:
+            node.problem(f"{node.name}: unknown trunk '{name}' (defined: {', '.join(sorted(trunks)) or 'none'})")
+            return None
+        return trunks[name]
+
+    operators: Operators | None = None
+    if "operators" in top:
+        fields = top["operators"].mapping(allowed={"number", "trunk", "ring_seconds"}, required={"number", "trunk"}) or {}
+        number = fields["number"].string(NUMBER_PATTERN, "a phone number") if "number" in fields else None
+        trunk = trunk_ref(fields["trunk"]) if "trunk" in fields else None
+        ring = fields["ring_seconds"].integer(5, 120) if "ring_seconds" in fields else 30
+        if number and trunk and ring:
+            operators = Operators(number, trunk, ring)
+
+    policy = MenuPolicy(key_timeout_seconds=5, max_attempts=3)
+    if "menu_policy" in top:
+        fields = top["menu_policy"].mapping(allowed={"key_timeout_seconds", "max_attempts"}) or {}
+        policy = MenuPolicy(
+            key_timeout_seconds=(fields["key_timeout_seconds"].integer(1, 30) if "key_timeout_seconds" in fields else None) or 5,
+            max_attempts=(fields["max_attempts"].integer(1, 5) if "max_attempts" in fields else None) or 3,
+        )
+
+    routes = _parse_routes(top["routes"], trunk_ref) if "routes" in top else {}
+    menus = _parse_menus(top["menus"], routes) if "menus" in top else {}
+
+    src.raise_if_problems()
+    assert operators is not None  # guaranteed: a missing/invalid operators block is a problem above
+    entries = frozenset({hotline_number} | {r.number for r in routes.values() if r.mode is not Mode.MERGE})
+    return RouteTable(
+        source=filename,
+        digest=hashlib.sha256(text.encode()).hexdigest()[:12],
+        hotline_number=hotline_number,
+        operators=operators,
+        policy=policy,
+        trunks=trunks,
+        routes=routes,
+        menus=menus,
+        entries=entries,
+    )
+
+
+_ROUTE_KEYS = {"id", "unit", "line_name", "number", "dial", "mode", "effective", "trunk", "ring_seconds", "label"}
+
+
+def _parse_routes(node: Node, trunk_ref: Callable[[Node], Trunk | None]) -> dict[str, Route]:
+    routes: dict[str, Route] = {}
+    seen_numbers: dict[str, int] = {}
+    for item in node.sequence() or []:
+        fields = item.mapping(allowed=_ROUTE_KEYS, required={"id", "unit", "number", "mode", "effective", "trunk"})
+        if fields is None:
+            continue
+        rid = fields["id"].string(ID_PATTERN, "an id (lower-case letters, digits, - and _)") if "id" in fields else None
+        unit = fields["unit"].string() if "unit" in fields else None
+        number = fields["number"].string(NUMBER_PATTERN, "a phone number (3-15 digits)") if "number" in fields else None
+        dial = fields["dial"].string(NUMBER_PATTERN, "a phone number (3-15 digits)") if "dial" in fields else number
+        mode = fields["mode"].choice(tuple(m.value for m in Mode)) if "mode" in fields else None
+        effective = fields["effective"].date() if "effective" in fields else None
+        trunk = trunk_ref(fields["trunk"]) if "trunk" in fields else None
+        ring = fields["ring_seconds"].integer(5, 120) if "ring_seconds" in fields else 25
+        line_name = fields["line_name"].string() if "line_name" in fields else ""
+        label = fields["label"].string() if "label" in fields else None
+
+        if rid and rid in routes:
+            fields["id"].problem(f"duplicate route id '{rid}'")
+            continue
+        if number:
+            if number in seen_numbers:
+                fields["number"].problem(f"number {number} is already used by the route at line {seen_numbers[number]}")
+                continue
+            seen_numbers[number] = item.line
+        if mode and number:
+            if mode == Mode.MERGE and len(number) < 7 or mode != Mode.MERGE and len(number) != 5:
+                fields["number"].problem(
+                    f"a {mode} route's number is {'a local number of 7+ digits' if mode == Mode.MERGE else 'a 5-digit short number'}, got {number}"
+                )
+                continue
+        if not (rid and unit and number and dial and mode and effective and trunk and ring and line_name is not None):
+            continue
+        routes[rid] = Route(
+            id=rid, unit=unit, line_name=line_name, number=number, dial=dial, mode=Mode(mode), effective=effective,
+            trunk=trunk, ring_seconds=ring, label=label or line_name or unit,
+        )
+    return routes
+
+
+def _parse_menus(node: Node, routes: dict[str, Route]) -> dict[str, Menu]:
+    raw = node.mapping() or {}
+    menus: dict[str, Menu] = {}
+    if raw and "main" not in raw:
+        node.problem("menus: a menu named 'main' is required (the 12345 entry menu)")
+    for mid, mnode in raw.items():
+        fields = mnode.mapping(allowed={"intro", "options"}, required={"options"}) or {}
+        intro = (fields["intro"].string() if "intro" in fields else "") or ""
+        options: list[MenuOption] = []
+        for key, onode in fields["options"].items() if "options" in fields else ():
+            if key not in MENU_KEYS:
+                onode.problem(f"menus.{mid}: key '{key}' is not allowed; options use 1-9 ('0' is the operators, '*' repeats)")
+                continue
+            ofields = onode.mapping(allowed={"route", "menu", "label"}) or {}
+            if ("route" in ofields) == ("menu" in ofields):
+                onode.problem(f"menus.{mid}.{key}: give exactly one of 'route' or 'menu'")
+                continue
+            label = ofields["label"].string() if "label" in ofields else None
+            if "route" in ofields:
+                target = ofields["route"].string()
+                if target not in routes:
+                    ofields["route"].problem(f"menus.{mid}.{key}: unknown route '{target}'")
+                    continue
+                options.append(MenuOption(key, label or routes[target].label, route_id=target))
+            else:
+                target = ofields["menu"].string()
+                if target not in raw:
+                    ofields["menu"].problem(f"menus.{mid}.{key}: unknown menu '{target}'")
+                    continue
+                if target == "main" or target == mid:
+                    ofields["menu"].problem(f"menus.{mid}.{key}: a menu cannot lead back to '{target}'")
+                    continue
+                if not label:
+                    ofields["menu"].problem(f"menus.{mid}.{key}: an option leading to a sub-menu needs a 'label'")
+                    continue
+                options.append(MenuOption(key, label, menu_id=target))
+        if not options and "options" in fields:
+            fields["options"].problem(f"menus.{mid}: a menu needs at least one option")
+        menus[mid] = Menu(mid, intro, tuple(sorted(options, key=lambda o: o.key)))
+    return menus

@@ -1,0 +1,163 @@
+"""End to end, with real calls: SIPp citizens -> Asterisk 22 -> our controller -> SIPp phones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ivr.citizen import place_call
+from tests.integration.conftest import DEPARTMENTS_PORT, OPERATORS_PORT, REPO, Controller, Phone
+
+pytestmark = pytest.mark.integration
+
+CITIZEN = "13912345678"
+
+
+def short_ring_routes(tmp_path: Path) -> Path:
+    """The shipped routes.yaml with the public security bureau ringing only 5 s."""
+    text = (REPO / "routes.yaml").read_text(encoding="utf-8")
+    patched = tmp_path / "routes.yaml"
+    patched.write_text(text.replace("ring_seconds: 20", "ring_seconds: 5", 1), encoding="utf-8")
+    return patched
+
+
+def test_citizen_picks_public_security_and_is_bridged_to_its_number(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    department = phones(DEPARTMENTS_PORT, talk_ms=2000)
+    controller = start_controller()
+
+    call = place_call("12345", "1", caller=CITIZEN, talk_ms=15000)
+
+    assert call.succeeded, call.stderr
+    assert [uri.split("@")[0] for uri in department.invites()] == ["sip:3372000"]
+    (row,) = controller.finished_calls()
+    assert (row["entry"], row["track"], row["keys"], row["menu_path"]) == ("12345", "menu", "1", "main")
+    assert (row["unit"], row["mode"], row["target_number"]) == ("市公安局", "merge", "3372000")
+    assert (row["dial_status"], row["outcome"], row["hangup_by"]) == ("ANSWER", "connected", "callee")
+    assert 1.5 <= row["talk_seconds"] <= 4.0
+    assert row["started_at"] <= row["answered_at"] <= row["target_answered_at"] <= row["ended_at"]
+    assert row["caller_masked"] == "139****5678"
+    assert CITIZEN not in controller.log()
+    steps = [s["name"] for s in controller.calllog.steps(row["call_id"])]
+    assert steps[:2] == ["answered", "menu"] and "dial" in steps and steps[-1] == "ended"
+
+
+def test_a_busy_department_overflows_to_the_operators(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    department = phones(DEPARTMENTS_PORT, "phone_busy.xml")
+    operators = phones(OPERATORS_PORT, talk_ms=1500)
+    controller = start_controller()
+
+    call = place_call("12345", "1", caller=CITIZEN, talk_ms=20000)
+
+    assert call.succeeded, call.stderr
+    assert [u.split("@")[0] for u in department.invites()] == ["sip:3372000"]
+    assert [u.split("@")[0] for u in operators.invites()] == ["sip:8000"]
+    (row,) = controller.finished_calls()
+    assert (row["dial_status"], row["dial_cause"], row["overflowed"]) == ("BUSY", 17, 1)
+    assert (row["operator_status"], row["outcome"]) == ("ANSWER", "operator")
+
+
+def test_an_unanswered_department_overflows_after_its_ring_time(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path) -> None:
+    department = phones(DEPARTMENTS_PORT, "phone_noanswer.xml")
+    operators = phones(OPERATORS_PORT, talk_ms=1500)
+    controller = start_controller(short_ring_routes(tmp_path))
+
+    call = place_call("12345", "1", caller=CITIZEN, talk_ms=30000)
+
+    assert call.succeeded, call.stderr
+    assert len(department.invites()) == 1 and len(operators.invites()) == 1
+    (row,) = controller.finished_calls()
+    assert (row["dial_status"], row["overflowed"], row["outcome"]) == ("NOANSWER", 1, "operator")
+    rang = next(s for s in controller.calllog.steps(row["call_id"]) if s["name"] == "dial")
+    assert 4.5 <= rang["detail"]["ring_seconds"] <= 8
+
+
+def test_three_invalid_keys_end_with_a_polite_goodbye(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    department = phones(DEPARTMENTS_PORT)
+    controller = start_controller()
+
+    call = place_call("12345", "999", caller=CITIZEN, gap_ms=1500, talk_ms=30000)
+
+    assert call.succeeded, call.stderr
+    assert department.invites() == []
+    (row,) = controller.finished_calls()
+    assert (row["decision"], row["reason"], row["outcome"], row["keys"]) == (
+        "hangup", "too_many_invalid_keys", "goodbye", "999")
+    assert row["hangup_by"] == "system"
+
+
+def test_a_dual_track_number_dialled_directly_reaches_its_unit(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    department = phones(DEPARTMENTS_PORT, talk_ms=1500)
+    controller = start_controller()
+
+    call = place_call("12310", "", caller=CITIZEN, talk_ms=15000)
+
+    assert call.succeeded, call.stderr
+    assert [u.split("@")[0] for u in department.invites()] == ["sip:12310"]
+    (row,) = controller.finished_calls()
+    assert (row["entry"], row["track"], row["mode"], row["unit"]) == ("12310", "direct", "transfer", "市编办")
+    assert (row["dial_status"], row["outcome"]) == ("ANSWER", "connected")
+
+
+def test_the_caller_hanging_up_mid_menu_is_logged_as_abandoned(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    phones(DEPARTMENTS_PORT)
+    controller = start_controller()
+
+    call = place_call("12345", "", caller=CITIZEN, talk_ms=1500)
+
+    assert call.succeeded, call.stderr
+    (row,) = controller.finished_calls()
+    assert (row["outcome"], row["hangup_by"], row["unit"]) == ("abandoned", "caller", "")
+
+
+def test_without_the_controller_callers_reach_the_duty_line(asterisk: object, phones: Callable[..., Phone]) -> None:
+    """Stasis() fails at once when no controller is connected; the dialplan sends callers on."""
+    operators = phones(OPERATORS_PORT, talk_ms=1000)
+
+    call = place_call("12345", "", caller=CITIZEN, talk_ms=20000)
+
+    assert call.succeeded, call.stderr
+    assert [u.split("@")[0] for u in operators.invites()] == ["sip:8000"]
+
+
+def test_numbers_outside_the_dialplan_are_refused(asterisk: object) -> None:
+    call = place_call("99999", "", caller=CITIZEN, talk_ms=1000, timeout_s=10)
+    assert not call.succeeded
+    assert "404" in (call.workdir / "messages.log").read_text()
+
+
+def test_the_same_dual_track_unit_is_reachable_through_the_12345_menu(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    department = phones(DEPARTMENTS_PORT, talk_ms=1500)
+    controller = start_controller()
+
+    call = place_call("12345", "62", caller=CITIZEN, talk_ms=15000)
+
+    assert call.succeeded, call.stderr
+    assert [u.split("@")[0] for u in department.invites()] == ["sip:12355"]
+    (row,) = controller.finished_calls()
+    assert (row["entry"], row["track"], row["menu_path"], row["mode"], row["unit"]) == (
+        "12345", "menu", "main/special", "transfer", "团市委")
+    assert row["outcome"] == "connected"
+
+
+def test_zero_reaches_the_operators_at_once(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    department = phones(DEPARTMENTS_PORT)
+    operators = phones(OPERATORS_PORT, talk_ms=1500)
+    controller = start_controller()
+
+    call = place_call("12345", "0", caller=CITIZEN, talk_ms=15000)
+
+    assert call.succeeded, call.stderr
+    assert department.invites() == [] and [u.split("@")[0] for u in operators.invites()] == ["sip:8000"]
+    (row,) = controller.finished_calls()
+    assert (row["decision"], row["reason"], row["outcome"]) == ("operator", "caller_pressed_0", "operator")
+    assert row["target_answered_at"] is not None  # time to a human is measurable

@@ -1,0 +1,63 @@
+"""The SQLite call log: every call is a row from arrival on, complete at the end, never lost."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from ivr.calllog.records import CallRecord
+from ivr.calllog.sqlite import SqliteCallLog
+
+
+def record(call_id: str = "c1") -> CallRecord:
+    return CallRecord(call_id=call_id, channel_id="1.1", entry="12345", caller_masked="138****1234",
+                      caller_hash="h", routes_version="v1")
+
+
+def test_a_call_is_recorded_on_arrival_and_completed_at_the_end(tmp_path: Path) -> None:
+    log = SqliteCallLog(tmp_path / "log.sqlite3")
+    log.start()
+    rec = record()
+    log.call_started(rec)
+    rec.unit, rec.mode, rec.outcome, rec.talk_seconds = "市公安局", "merge", "connected", 2.5
+    rec.step("dial", status="ANSWER")
+    rec.ended_at = rec.started_at + 10
+    log.call_finished(rec)
+    log.close()
+    (row,) = log.calls()
+    assert (row["unit"], row["mode"], row["outcome"], row["talk_seconds"]) == ("市公安局", "merge", "connected", 2.5)
+    assert [s["name"] for s in log.steps("c1")] == ["dial"]
+    assert log.steps("c1")[0]["detail"] == {"status": "ANSWER"}
+
+
+def test_the_log_is_in_wal_mode(tmp_path: Path) -> None:
+    log = SqliteCallLog(tmp_path / "log.sqlite3")
+    log.start()
+    log.close()
+    mode = sqlite3.connect(tmp_path / "log.sqlite3").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_calls_left_in_progress_by_a_dead_controller_are_marked_interrupted(tmp_path: Path) -> None:
+    first = SqliteCallLog(tmp_path / "log.sqlite3")
+    first.start()
+    first.call_started(record("dead"))
+    first.close()  # as if the process died after the arrival write
+    second = SqliteCallLog(tmp_path / "log.sqlite3")
+    assert second.start() == 1
+    second.close()
+    (row,) = second.calls()
+    assert row["outcome"] == "interrupted" and row["ended_at"] is not None
+
+
+def test_many_calls_queued_at_once_are_all_written(tmp_path: Path) -> None:
+    log = SqliteCallLog(tmp_path / "log.sqlite3")
+    log.start()
+    for i in range(2000):
+        rec = record(f"c{i}")
+        log.call_started(rec)
+        rec.outcome = "connected"
+        log.call_finished(rec)
+    log.close()
+    assert len(log.calls()) == 2000
+    assert {r["outcome"] for r in log.calls()} == {"connected"}

@@ -1,0 +1,94 @@
+"""The menu's decisions: what a caller pressing keys gets (shared by live calls and simulate)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from ivr import routes
+from ivr.menu import Ask, Navigator, decide, prompt_text
+
+TABLE = routes.load(Path(__file__).resolve().parents[2] / "routes.yaml")
+NOW = dt.datetime(2026, 11, 25, 10, 0)
+
+
+def test_pressing_1_reaches_the_public_security_bureau_by_merge() -> None:
+    d = decide(TABLE, "12345", "1", NOW)
+    assert (d.action, d.route.unit, d.route.mode, d.track) == ("dial", "市公安局", "merge", "menu")  # type: ignore[union-attr]
+
+
+def test_a_sub_menu_reaches_a_dual_track_line_via_12345() -> None:
+    d = decide(TABLE, "12345", "61", NOW)
+    assert (d.action, d.route.number, d.menu_path) == ("dial", "12310", ("main", "special"))  # type: ignore[union-attr]
+
+
+def test_dialling_a_dual_track_short_number_skips_the_menu() -> None:
+    d = decide(TABLE, "12310", "", NOW)
+    assert (d.action, d.reason, d.track, d.route.unit) == ("dial", "direct_dial", "direct", "市编办")  # type: ignore[union-attr]
+
+
+def test_zero_reaches_a_human_from_any_menu() -> None:
+    assert decide(TABLE, "12345", "0", NOW).action == "operator"
+    assert decide(TABLE, "12345", "60", NOW).action == "operator"
+
+
+def test_silence_reaches_a_human_after_the_allowed_attempts() -> None:
+    d = decide(TABLE, "12345", "", NOW)
+    assert (d.action, d.reason) == ("operator", "no_input")
+
+
+def test_three_invalid_keys_end_politely() -> None:
+    d = decide(TABLE, "12345", "999", NOW)
+    assert (d.action, d.reason, d.keys) == ("hangup", "too_many_invalid_keys", "999")
+
+
+def test_an_invalid_key_is_explained_and_the_menu_repeats() -> None:
+    nav = Navigator(TABLE, "12345", NOW)
+    first = nav.start()
+    assert isinstance(first, Ask) and first.first
+    again = nav.feed("9")
+    assert isinstance(again, Ask) and again.notice == "invalid" and again.menu.id == "main"
+    assert decide(TABLE, "12345", "91", NOW).route.id == "gongan"  # type: ignore[union-attr]
+
+
+def test_star_repeats_and_hash_returns_to_the_main_menu() -> None:
+    assert decide(TABLE, "12345", "*1", NOW).route.id == "gongan"  # type: ignore[union-attr]
+    assert decide(TABLE, "12345", "6#1", NOW).route.id == "gongan"  # type: ignore[union-attr]
+
+
+def test_routes_are_absent_before_their_effective_date() -> None:
+    before_dual_track = dt.datetime(2016, 8, 1, 9, 0)  # merge live 07-31, transfer from 08-31
+    nav = Navigator(TABLE, "12345", before_dual_track)
+    ask = nav.start()
+    assert isinstance(ask, Ask) and "6" not in [o.key for o in ask.options]
+    assert decide(TABLE, "12345", "6", before_dual_track).reason != "menu_choice"
+    direct = decide(TABLE, "12310", "", before_dual_track)
+    assert (direct.action, direct.reason) == ("operator", "route_not_yet_live")
+
+
+def test_an_unrouted_entry_number_goes_to_the_operators() -> None:
+    assert decide(TABLE, "12399", "", NOW).reason == "entry_not_routed"
+
+
+@pytest.mark.parametrize("keys", ["1", "61", "62", "0", "", "999"])
+def test_decisions_never_dial_a_number_outside_routes_yaml(keys: str) -> None:
+    d = decide(TABLE, "12345", keys, NOW)
+    if d.route is not None:
+        assert d.route.dial in TABLE.dialable_numbers()
+
+
+def test_caller_digits_cannot_become_a_dial_string() -> None:
+    """Even a long run of digits only selects among configured routes."""
+    d = decide(TABLE, "12345", "3372000123", NOW)
+    assert d.route is None or d.route.dial_string in {r.dial_string for r in TABLE.routes.values()}
+
+
+def test_the_spoken_menu_names_exactly_its_options() -> None:
+    ask = Navigator(TABLE, "12345", NOW).start()
+    assert isinstance(ask, Ask)
+    text = prompt_text(ask.menu, ask.options)
+    for option in ask.options:
+        assert f"{option.label}请按{option.key}" in text
+    assert "请按7" not in text and "人工服务请按0" in text

@@ -1,0 +1,117 @@
+"""routes.yaml loading: the shipped table loads; every mistake is reported as FILE:LINE."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ivr import routes
+from ivr.errors import RoutesError
+from ivr.routes import Mode
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = textwrap.dedent("""\
+    version: 1
+    hotline: {number: "12345"}
+    trunks:
+      departments: {endpoint: departments}
+      operators: {endpoint: operators}
+    operators: {number: "8000", trunk: operators}
+    routes:
+      - {id: gongan, unit: 市公安局, number: "3372000", mode: merge, effective: 2016-07-31, trunk: departments}
+      - {id: bianban, unit: 市编办, line_name: 机构编制举报, number: "12310", mode: transfer,
+         effective: 2016-08-31, trunk: departments}
+    menus:
+      main:
+        options:
+          "1": {route: gongan}
+          "2": {route: bianban}
+    """)
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(RoutesError) as err:
+        routes.parse(text, "r.yaml")
+    return [str(p) for p in err.value.problems]
+
+
+def test_shipped_table_loads_with_merge_and_dual_track_routes() -> None:
+    table = routes.load(ROOT / "routes.yaml")
+    modes = [r.mode for r in table.routes.values()]
+    assert modes.count(Mode.MERGE) >= 5 and modes.count(Mode.TRANSFER) >= 2
+    assert table.routes["gongan"].number == "3372000"
+    assert table.routes["gongan"].dial_string == "PJSIP/3372000@departments"
+
+
+def test_shipped_entries_are_exactly_the_numbers_the_dialplan_sends_to_stasis() -> None:
+    """Every entry the table serves must be routable into Stasis by extensions.conf."""
+    table = routes.load(ROOT / "routes.yaml")
+    conf = (ROOT / "dialplan" / "extensions.conf").read_text()
+    in_dialplan = {line.split("=>", 1)[1].split(",", 1)[0].strip()
+                   for line in conf.splitlines() if line.strip().startswith("exten") and "from-carrier" not in line}
+    assert table.entries <= in_dialplan
+
+
+def test_dual_track_numbers_are_entries_and_merge_numbers_are_not() -> None:
+    table = routes.parse(GOOD)
+    assert table.entries == {"12345", "12310"}
+    assert table.direct_route("12310").id == "bianban"  # type: ignore[union-attr]
+    assert table.direct_route("3372000") is None
+
+
+def test_numbers_keep_leading_zeros_even_unquoted() -> None:
+    table = routes.parse(GOOD.replace('number: "8000"', "number: 08000"))
+    assert table.operators.number == "08000"
+
+
+def test_the_whitelist_of_dialable_numbers_is_the_file_and_nothing_else() -> None:
+    assert routes.parse(GOOD).dialable_numbers() == {"3372000", "12310", "8000"}
+
+
+def test_every_problem_is_reported_with_its_line_not_only_the_first() -> None:
+    bad = GOOD.replace('number: "3372000"', 'number: "33x2000"').replace("route: bianban", "route: nowhere")
+    found = problems(bad)
+    assert "r.yaml:8: routes[0].number '33x2000' is not a phone number (3-15 digits)" in found
+    assert "r.yaml:15: menus.main.2: unknown route 'nowhere'" in found
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (("effective: 2016-07-31", "effective: 2016-13-01"), "r.yaml:8: routes[0].effective must be a date"),
+    (("mode: merge", "mode: merged"), "r.yaml:8: routes[0].mode must be one of merge, transfer, interconnect"),
+    (("trunk: departments}", "trunk: nope}"), "r.yaml:8: routes[0].trunk: unknown trunk 'nope'"),
+    (('"1": {route: gongan}', '"0": {route: gongan}'), "r.yaml:14: menus.main: key '0' is not allowed"),
+    (('number: "12310"', 'number: "3372000"'), "r.yaml:9: number 3372000 is already used"),
+    (('number: "12310"', 'number: "123100"'), "r.yaml:9: a transfer route's number is a 5-digit short number"),
+    (("version: 1", "version: 2"), "r.yaml:1: version must be between 1 and 1"),
+    (("  main:", "  first:"), "r.yaml:12: menus: a menu named 'main' is required"),
+])
+def test_mistakes_name_file_line_and_what_is_wrong(edit: tuple[str, str], expected: str) -> None:
+    found = problems(GOOD.replace(*edit, 1))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_duplicate_keys_are_refused_rather_than_silently_overwritten() -> None:
+    found = problems(GOOD.replace("version: 1\n", "version: 1\nversion: 1\n"))
+    assert found == ["r.yaml:2: (top level): duplicate key 'version' (first at line 1)"]
+
+
+def test_unknown_keys_are_refused_so_typos_do_not_pass_silently() -> None:
+    found = problems(GOOD.replace("trunk: operators}", "trunk: operators, ringseconds: 5}"))
+    assert any("r.yaml:6: operators: unknown key 'ringseconds'" in p for p in found)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", "r.yaml:1: file is empty"),
+    ("routes: [\n", "r.yaml:2: not valid YAML"),
+    ("- a\n- b\n", "r.yaml:1: (top level) must be a mapping"),
+])
+def test_broken_files_are_refused_with_a_location(text: str, expected: str) -> None:
+    assert problems(text)[0].startswith(expected)
+
+
+def test_a_missing_file_is_a_located_error(tmp_path: Path) -> None:
+    with pytest.raises(RoutesError, match=r"nothere.yaml:1: file not found"):
+        routes.load(tmp_path / "nothere.yaml")
