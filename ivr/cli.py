@@ -129,7 +129,8 @@ def prompts(routes_path: str, out: str, text_file: str, voice: str) -> None:
 @main.command()
 @click.option("--to", "to", default="12345", show_default=True, help="Number to call.")
 @click.option("--keys", default="", help="Keys to press after answer, e.g. 1 or 61.")
-@click.option("--talk", "talk", default=3.0, show_default=True, help="Seconds to stay on after the last key.")
+@click.option("--talk", "talk", default=20.0, show_default=True,
+              help="Seconds to stay on after the last key (the hotline or the department may hang up first).")
 @click.option("--caller", default="13800138000", show_default=True, help="The citizen's number (shown masked).")
 @click.option("--calllog", default="var/calllog.sqlite3", show_default=True, type=click.Path(dir_okay=False))
 def call(to: str, keys: str, talk: float, caller: str, calllog: str) -> None:
