@@ -85,8 +85,23 @@ def check(file: str | None, routes_path: str) -> None:
     for route in table.routes.values():
         modes[route.mode.value] = modes.get(route.mode.value, 0) + 1
     summary = ", ".join(f"{n} {m}" for m, n in sorted(modes.items()))
+    for warning in routes.warnings(table):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{table.source}: ok — {len(table.routes)} routes ({summary}), {len(table.menus)} menus, "
                f"version {table.digest}")
+
+
+@main.command("menu")
+@routes_option
+@click.option("--at", default=None, help="ISO date/time (default: now); routes not yet live are absent.")
+def menu_(routes_path: str, at: str | None) -> None:
+    """Every destination a 12345 caller can reach, one JSON object per line, with its keys."""
+    from ivr.menu import reachable
+
+    table = _load_table(routes_path)
+    for keys, route in reachable(table, _parse_at(at)):
+        click.echo(json.dumps({"keys": keys, "unit": route.unit, "line_name": route.line_name,
+                               "number": route.number, "mode": route.mode.value}, ensure_ascii=False))
 
 
 @main.command()

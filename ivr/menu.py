@@ -9,7 +9,10 @@ Rules (GB/T 33358-2016 wants shallow menus and a fast path to a human):
 - '0' at any menu reaches the operators; so does a menu left without input `max_attempts` times.
 - '*' repeats the current menu; '#' goes back to the main menu.
 - an invalid key is explained and the menu repeats; `max_attempts` invalid keys end the call politely.
-- a dual-track short number dialled directly skips the menu altogether.
+- a dual-track short number dialled directly skips the menu altogether;
+- number entry: a caller who knows the old hotline number types it, ending with '#' (or a
+  pause); it is looked up among the routes — never dialled as typed.
+- interconnect routes are handed off to their partner platform ("handoff"), others dialled.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ivr.routes import Menu, MenuOption, Route, RouteTable
+from ivr.routes import Menu, MenuOption, Mode, Route, RouteTable
 
-Action = Literal["dial", "operator", "hangup"]
+Action = Literal["dial", "handoff", "operator", "hangup"]
 Track = Literal["menu", "direct"]
 
 
@@ -32,6 +35,8 @@ class Ask:
     options: tuple[MenuOption, ...]  # the options live at this moment, in key order
     notice: Literal["", "invalid", "no_input"] = ""
     first: bool = False  # the first prompt of the call: the intro precedes it
+    number_entry: bool = False  # collecting a typed number: prompt once, then keys until '#'
+    silent: bool = False  # nothing to play: the caller is still typing
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class Navigator:
     menu_path: list[str] = field(default_factory=list)
     _invalid: int = 0
     _silent: int = 0
+    _typed: str | None = None  # digits of a number being entered; None outside number entry
 
     def start(self) -> Ask | Decision:
         if self.entry != self.table.hotline_number:
@@ -75,12 +81,14 @@ class Navigator:
                 return self._decide("operator", "entry_not_routed", track="direct")
             if not route.live_at(self.at):
                 return self._decide("operator", "route_not_yet_live", track="direct")
-            return self._decide("dial", "direct_dial", route=route, track="direct")
+            return self._decide(_action(route), "direct_dial", route=route, track="direct")
         self.menu_path.append("main")
         return self._ask(first=True)
 
     def feed(self, key: str | None) -> Ask | Decision:
         """Advance with one key, or None when the caller pressed nothing in time."""
+        if self._typed is not None:
+            return self._feed_number(key)
         menu = self.current
         if key is None:
             self._silent += 1
@@ -104,8 +112,39 @@ class Navigator:
         if option.menu_id is not None:
             self.menu_path.append(option.menu_id)
             return self._ask()
+        if option.number_entry:
+            self._typed = ""
+            return Ask(self.current, (), number_entry=True)
         assert option.route_id is not None
-        return self._decide("dial", "menu_choice", route=self.table.routes[option.route_id])
+        route = self.table.routes[option.route_id]
+        return self._decide(_action(route), "menu_choice", route=route)
+
+    MAX_TYPED = 12
+
+    def _feed_number(self, key: str | None) -> Ask | Decision:
+        typed = self._typed or ""
+        if key is not None:
+            self.keys += key
+        if key == "*":  # changed their mind: back to the menu
+            self._typed = None
+            return self._ask()
+        if key is not None and key.isdigit() and len(typed) < self.MAX_TYPED:
+            self._typed = typed + key
+            return Ask(self.current, (), number_entry=True, silent=True)
+        if key is None and not typed:
+            self._typed = None
+            return self.feed(None)  # silence counts like silence in a menu
+        # '#', a pause after digits, or too many digits: look the number up.
+        route = self.table.route_by_number(typed)
+        if route is not None and route.live_at(self.at):
+            self._typed = None
+            return self._decide(_action(route), "number_entry", route=route)
+        self._invalid += 1
+        if self._invalid >= self.table.policy.max_attempts:
+            self._typed = None
+            return self._decide("hangup", "too_many_invalid_keys")
+        self._typed = ""
+        return Ask(self.current, (), notice="invalid", number_entry=True)
 
     @property
     def current(self) -> Menu:
@@ -120,6 +159,8 @@ class Navigator:
                     live.append(option)
             elif option.menu_id is not None and self._live_options(self.table.menus[option.menu_id]):
                 live.append(option)
+            elif option.number_entry:
+                live.append(option)
         return tuple(live)
 
     def _ask(self, notice: Literal["", "invalid", "no_input"] = "", first: bool = False) -> Ask:
@@ -127,6 +168,10 @@ class Navigator:
 
     def _decide(self, action: Action, reason: str, route: Route | None = None, track: Track = "menu") -> Decision:
         return Decision(action, reason, track, route, self.keys, tuple(self.menu_path))
+
+
+def _action(route: Route) -> Action:
+    return "handoff" if route.mode is Mode.INTERCONNECT else "dial"
 
 
 def decide(table: RouteTable, entry: str, keys: str, at: dt.datetime) -> Decision:
@@ -137,6 +182,45 @@ def decide(table: RouteTable, entry: str, keys: str, at: dt.datetime) -> Decisio
     while isinstance(step, Ask):
         step = nav.feed(pending.pop(0) if pending else None)
     return step
+
+
+def reachable(table: RouteTable, at: dt.datetime) -> list[tuple[str, Route]]:
+    """Every destination a 12345 caller can reach at `at`, with the keys that reach it.
+
+    Walks the menu tree through the Navigator itself (not a copy of its rules): each key path
+    is fed to `decide`, so what this lists is what a live call does. Routes not in the tree
+    but reachable by number entry are listed with the entry key, the number and '#'.
+    """
+    found: dict[str, tuple[str, Route]] = {}
+    entry_key = ""
+
+    def walk(prefix: str, ask: Ask) -> None:
+        nonlocal entry_key
+        for option in ask.options:
+            keys = prefix + option.key
+            if option.number_entry:
+                entry_key = entry_key or keys
+                continue
+            nav = Navigator(table, table.hotline_number, at)
+            step = nav.start()
+            for k in keys:
+                assert isinstance(step, Ask)
+                step = nav.feed(k)
+            if isinstance(step, Ask):
+                walk(keys, step)
+            elif step.route is not None and step.route.id not in found:
+                found[step.route.id] = (keys, step.route)
+    first = Navigator(table, table.hotline_number, at).start()
+    if isinstance(first, Ask):
+        walk("", first)
+    if entry_key:
+        for route in table.routes.values():
+            if route.id not in found and route.live_at(at):
+                keys = f"{entry_key}{route.number}#"
+                decision = decide(table, table.hotline_number, keys, at)
+                if decision.route is not None and decision.route.id == route.id:
+                    found[route.id] = (keys, route)
+    return sorted(found.values(), key=lambda kr: (len(kr[0]), kr[0]))
 
 
 def prompt_text(menu: Menu, options: tuple[MenuOption, ...]) -> str:

@@ -21,7 +21,7 @@ from ivr.menu import Ask
 from ivr.routes import RouteTable
 
 REQUIRED = ("sorry-fallback", "connecting", "to-operator", "invalid", "no-input", "dept-busy",
-            "dept-noanswer", "operators-busy", "goodbye-invalid", "menu-tail")
+            "dept-noanswer", "operators-busy", "goodbye-invalid", "menu-tail", "number-entry")
 
 
 class Prompts:
@@ -34,6 +34,8 @@ class Prompts:
         return f"sound:{self.prefix}/{name}"
 
     def for_ask(self, ask: Ask) -> list[str]:
+        if ask.silent:
+            return []
         names: list[str] = []
         if ask.notice == "invalid":
             names.append("invalid")
@@ -41,8 +43,11 @@ class Prompts:
             names.append("no-input")
         if ask.first and ask.menu.intro:
             names.append(f"menu-{ask.menu.id}-intro")
-        names += [f"menu-{ask.menu.id}-{o.key}" for o in ask.options]
-        names.append("menu-tail")
+        if ask.number_entry:
+            names.append("number-entry")
+        else:
+            names += [f"menu-{ask.menu.id}-{o.key}" for o in ask.options]
+            names.append("menu-tail")
         return [self.sound(n) for n in names]
 
 

@@ -78,10 +78,13 @@ class Operators:
 
 @dataclass(frozen=True)
 class MenuOption:
+    """A key in a menu: a route, a sub-menu, or "type the old hotline number" (number entry)."""
+
     key: str
     label: str
     route_id: str | None = None
     menu_id: str | None = None
+    number_entry: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,9 @@ class Menu:
 class MenuPolicy:
     key_timeout_seconds: int
     max_attempts: int
+    max_depth: int = 2  # GB/T 33358-2016: shallow menus; `check` warns beyond this
+    max_options: int = 6  # options per menu (number entry not counted)
+    max_prompt_seconds: int = 25  # estimated speaking time of one menu prompt
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,13 @@ class RouteTable:
         """The route a short number reaches when dialled directly (dual-track and interconnect)."""
         for route in self.routes.values():
             if route.number == entry and route.mode is not Mode.MERGE:
+                return route
+        return None
+
+    def route_by_number(self, number: str) -> Route | None:
+        """The route whose published number a caller typed (number entry); None if there is none."""
+        for route in self.routes.values():
+            if route.number == number:
                 return route
         return None
 
@@ -189,11 +202,12 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
 
     policy = MenuPolicy(key_timeout_seconds=5, max_attempts=3)
     if "menu_policy" in top:
-        fields = top["menu_policy"].mapping(allowed={"key_timeout_seconds", "max_attempts"}) or {}
-        policy = MenuPolicy(
-            key_timeout_seconds=(fields["key_timeout_seconds"].integer(1, 30) if "key_timeout_seconds" in fields else None) or 5,
-            max_attempts=(fields["max_attempts"].integer(1, 5) if "max_attempts" in fields else None) or 3,
-        )
+        limits = {"key_timeout_seconds": (1, 30, 5), "max_attempts": (1, 5, 3), "max_depth": (1, 4, 2),
+                  "max_options": (1, 9, 6), "max_prompt_seconds": (5, 120, 25)}
+        fields = top["menu_policy"].mapping(allowed=limits.keys()) or {}
+        values = {name: (fields[name].integer(low, high) if name in fields else None) or default
+                  for name, (low, high, default) in limits.items()}
+        policy = MenuPolicy(**values)
 
     routes = _parse_routes(top["routes"], trunk_ref) if "routes" in top else {}
     menus = _parse_menus(top["menus"], routes) if "menus" in top else {}
@@ -271,12 +285,20 @@ def _parse_menus(node: Node, routes: dict[str, Route]) -> dict[str, Menu]:
             if key not in MENU_KEYS:
                 onode.problem(f"menus.{mid}: key '{key}' is not allowed; options use 1-9 ('0' is the operators, '*' repeats)")
                 continue
-            ofields = onode.mapping(allowed={"route", "menu", "label"}) or {}
-            if ("route" in ofields) == ("menu" in ofields):
-                onode.problem(f"menus.{mid}.{key}: give exactly one of 'route' or 'menu'")
+            ofields = onode.mapping(allowed={"route", "menu", "number_entry", "label"}) or {}
+            if sum(k in ofields for k in ("route", "menu", "number_entry")) != 1:
+                onode.problem(f"menus.{mid}.{key}: give exactly one of 'route', 'menu' or 'number_entry'")
                 continue
             label = ofields["label"].string() if "label" in ofields else None
-            if "route" in ofields:
+            if "number_entry" in ofields:
+                if ofields["number_entry"].string() not in ("true", "yes"):
+                    ofields["number_entry"].problem(f"menus.{mid}.{key}: number_entry can only be true")
+                    continue
+                if not label:
+                    onode.problem(f"menus.{mid}.{key}: a number_entry option needs a 'label'")
+                    continue
+                options.append(MenuOption(key, label, number_entry=True))
+            elif "route" in ofields:
                 target = ofields["route"].string()
                 if target not in routes:
                     ofields["route"].problem(f"menus.{mid}.{key}: unknown route '{target}'")
@@ -297,4 +319,58 @@ def _parse_menus(node: Node, routes: dict[str, Route]) -> dict[str, Menu]:
         if not options and "options" in fields:
             fields["options"].problem(f"menus.{mid}: a menu needs at least one option")
         menus[mid] = Menu(mid, intro, tuple(sorted(options, key=lambda o: o.key)))
+    _check_menu_cycles(node, menus)
     return menus
+
+
+def _check_menu_cycles(node: Node, menus: dict[str, Menu]) -> None:
+    def visit(mid: str, path: tuple[str, ...]) -> None:
+        for option in menus[mid].options:
+            if option.menu_id is None or option.menu_id not in menus:
+                continue
+            if option.menu_id in path:
+                node.problem(f"menus: {' -> '.join((*path, option.menu_id))} is a loop")
+                return
+            visit(option.menu_id, (*path, option.menu_id))
+    if "main" in menus:
+        visit("main", ("main",))
+
+
+# Mandarin text-to-speech and recorded prompts both run at about 4 characters a second.
+CHARS_PER_SECOND = 4.0
+
+
+def warnings(table: RouteTable) -> list[str]:
+    """What `hotline check` warns about: the file loads, but callers would suffer or miss out."""
+    out: list[str] = []
+    policy = table.policy
+    depth: dict[str, int] = {}
+
+    def walk(mid: str, level: int) -> None:
+        if depth.get(mid, 99) <= level:
+            return
+        depth[mid] = level
+        for option in table.menus[mid].options:
+            if option.menu_id:
+                walk(option.menu_id, level + 1)
+    walk("main", 1)
+    for mid, menu in table.menus.items():
+        if mid not in depth:
+            out.append(f"{table.source}: menu '{mid}' is not reachable from 'main'")
+            continue
+        if depth[mid] > policy.max_depth:
+            out.append(f"{table.source}: menu '{mid}' is {depth[mid]} levels deep (max_depth {policy.max_depth})")
+        choices = [o for o in menu.options if not o.number_entry]
+        if len(choices) > policy.max_options:
+            out.append(f"{table.source}: menu '{mid}' has {len(choices)} options (max_options {policy.max_options})")
+        spoken = (menu.intro if mid == "main" else "") + "".join(f"{o.label}请按{o.key}" for o in menu.options)
+        seconds = (len(spoken) + 16) / CHARS_PER_SECOND  # + the fixed "人工服务请按0，重听请按星号键"
+        if seconds > policy.max_prompt_seconds:
+            out.append(f"{table.source}: menu '{mid}' prompt takes about {seconds:.0f} s to say "
+                       f"(max_prompt_seconds {policy.max_prompt_seconds})")
+    in_menus = {o.route_id for m in table.menus.values() for o in m.options if o.route_id}
+    has_number_entry = any(o.number_entry for m in table.menus.values() for o in m.options)
+    for route in table.routes.values():
+        if route.id not in in_menus and not has_number_entry and table.direct_route(route.number) is None:
+            out.append(f"{table.source}: route '{route.id}' ({route.unit} {route.number}) cannot be reached")
+    return out

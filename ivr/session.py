@@ -57,7 +57,7 @@ async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Se
             record.outcome, record.hangup_by = "goodbye", "system"
             return
 
-        if decision.action == "dial" and decision.route is not None:
+        if decision.action in ("dial", "handoff") and decision.route is not None:
             route = decision.route
             record.route_id, record.unit, record.mode, record.target_number = (
                 route.id, route.unit, route.mode.value, route.number)
@@ -120,11 +120,15 @@ async def navigate(call: Call, record: CallRecord, table: RouteTable, svc: Servi
     nav = Navigator(table, record.entry, svc.clock())
     step = nav.start()
     while isinstance(step, Ask):
-        record.step("menu", menu=step.menu.id, notice=step.notice)
-        await call.play(svc.prompts.for_ask(step), barge_in=True)
+        media = svc.prompts.for_ask(step)
+        if media:
+            record.step("menu", menu=step.menu.id, notice=step.notice, number_entry=step.number_entry)
+            await call.play(media, barge_in=True)
         key = await call.collect_digit(table.policy.key_timeout_seconds)
         record.step("key", key=key if key is not None else "timeout")
         step = nav.feed(key)
+        # Kept current so a caller who hangs up mid-menu is recorded with what they pressed.
+        record.keys, record.menu_path = nav.keys, "/".join(nav.menu_path)
     return step
 
 

@@ -34,6 +34,7 @@ HOTLINECTL = str(REPO / "hotlinectl")
 SCENARIOS = REPO / "ivr" / "sipp"
 DEPARTMENTS_PORT = 5080
 OPERATORS_PORT = 5090
+PARTNERS_PORT = 5100
 
 
 def until(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.1, what: str = "") -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ivr.citizen import place_call
-from tests.integration.conftest import DEPARTMENTS_PORT, OPERATORS_PORT, REPO, Controller, Phone
+from tests.integration.conftest import DEPARTMENTS_PORT, OPERATORS_PORT, PARTNERS_PORT, REPO, Controller, Phone
 
 pytestmark = pytest.mark.integration
 
@@ -81,13 +81,13 @@ def test_three_invalid_keys_end_with_a_polite_goodbye(
     department = phones(DEPARTMENTS_PORT)
     controller = start_controller()
 
-    call = place_call("12345", "999", caller=CITIZEN, gap_ms=1500, talk_ms=30000)
+    call = place_call("12345", "878", caller=CITIZEN, gap_ms=1500, talk_ms=30000)
 
     assert call.succeeded, call.stderr
     assert department.invites() == []
     (row,) = controller.finished_calls()
     assert (row["decision"], row["reason"], row["outcome"], row["keys"]) == (
-        "hangup", "too_many_invalid_keys", "goodbye", "999")
+        "hangup", "too_many_invalid_keys", "goodbye", "878")
     assert row["hangup_by"] == "system"
 
 
@@ -144,7 +144,7 @@ def test_the_same_dual_track_unit_is_reachable_through_the_12345_menu(
     assert [u.split("@")[0] for u in department.invites()] == ["sip:12355"]
     (row,) = controller.finished_calls()
     assert (row["entry"], row["track"], row["menu_path"], row["mode"], row["unit"]) == (
-        "12345", "menu", "main/special", "transfer", "团市委")
+        "12345", "menu", "main/culture", "transfer", "团市委")
     assert row["outcome"] == "connected"
 
 
@@ -161,3 +161,45 @@ def test_zero_reaches_the_operators_at_once(
     (row,) = controller.finished_calls()
     assert (row["decision"], row["reason"], row["outcome"]) == ("operator", "caller_pressed_0", "operator")
     assert row["target_answered_at"] is not None  # time to a human is measurable
+
+
+def test_a_citizen_types_an_old_department_number_after_9(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    department = phones(DEPARTMENTS_PORT, talk_ms=1500)
+    controller = start_controller()
+
+    call = place_call("12345", "93022782#", caller=CITIZEN, gap_ms=300, talk_ms=15000)
+
+    assert call.succeeded, call.stderr
+    assert [u.split("@")[0] for u in department.invites()] == ["sip:3022782"]
+    (row,) = controller.finished_calls()
+    assert (row["reason"], row["unit"], row["mode"], row["outcome"]) == ("number_entry", "市发改委", "merge", "connected")
+
+
+def test_a_typed_number_outside_routes_yaml_is_never_dialled(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    department = phones(DEPARTMENTS_PORT)
+    operators = phones(OPERATORS_PORT)
+    partners = phones(PARTNERS_PORT)
+    controller = start_controller()
+
+    call = place_call("12345", "9110#", caller=CITIZEN, gap_ms=300, talk_ms=4000)
+
+    assert call.succeeded, call.stderr
+    assert department.invites() == operators.invites() == partners.invites() == []
+    (row,) = controller.finished_calls()
+    assert row["target_number"] == "" and row["keys"] == "9110#"
+
+
+def test_an_interconnect_line_is_handed_to_its_partner_platform(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    partner = phones(PARTNERS_PORT, talk_ms=1500)
+    controller = start_controller()
+
+    call = place_call("12315", "", caller=CITIZEN, talk_ms=15000)
+
+    assert call.succeeded, call.stderr
+    assert [u.split("@")[0] for u in partner.invites()] == ["sip:12315"]
+    (row,) = controller.finished_calls()
+    assert (row["decision"], row["mode"], row["unit"], row["outcome"]) == (
+        "handoff", "interconnect", "市工商质监局", "connected")

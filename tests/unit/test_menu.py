@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ivr import routes
-from ivr.menu import Ask, Navigator, decide, prompt_text
+from ivr.menu import Ask, Navigator, decide, prompt_text, reachable
 
 TABLE = routes.load(Path(__file__).resolve().parents[2] / "routes.yaml")
 NOW = dt.datetime(2026, 11, 25, 10, 0)
@@ -20,8 +20,47 @@ def test_pressing_1_reaches_the_public_security_bureau_by_merge() -> None:
 
 
 def test_a_sub_menu_reaches_a_dual_track_line_via_12345() -> None:
-    d = decide(TABLE, "12345", "61", NOW)
-    assert (d.action, d.route.number, d.menu_path) == ("dial", "12310", ("main", "special"))  # type: ignore[union-attr]
+    d = decide(TABLE, "12345", "46", NOW)
+    assert (d.action, d.route.number, d.menu_path) == ("dial", "12310", ("main", "complaints"))  # type: ignore[union-attr]
+
+
+def test_interconnect_lines_are_handed_off_not_dialled_as_departments() -> None:
+    d = decide(TABLE, "12345", "41", NOW)
+    assert (d.action, d.route.number, d.route.mode) == ("handoff", "12315", "interconnect")  # type: ignore[union-attr]
+    assert decide(TABLE, "12315", "", NOW).action == "handoff"
+
+
+def test_a_caller_who_knows_the_old_number_types_it_after_9() -> None:
+    d = decide(TABLE, "12345", "93022782#", NOW)
+    assert (d.action, d.reason, d.route.unit) == ("dial", "number_entry", "市发改委")  # type: ignore[union-attr]
+    assert decide(TABLE, "12345", "912366", NOW).route.number == "12366"  # type: ignore[union-attr]  # a pause ends it
+
+
+def test_a_typed_number_that_is_no_route_is_invalid_and_never_dialled() -> None:
+    d = decide(TABLE, "12345", "9110#9120#9999#", NOW)
+    assert (d.action, d.reason, d.route) == ("hangup", "too_many_invalid_keys", None)
+
+
+def test_star_during_number_entry_returns_to_the_menu() -> None:
+    assert decide(TABLE, "12345", "930*1", NOW).route.id == "gongan"  # type: ignore[union-attr]
+
+
+def test_every_one_of_the_50_lines_is_reachable_once_all_batches_are_live() -> None:
+    found = reachable(TABLE, dt.datetime(2019, 1, 1, 9, 0))
+    assert len(found) == len(TABLE.routes) == 50
+    for keys, route in found:
+        assert decide(TABLE, "12345", keys, dt.datetime(2019, 1, 1, 9, 0)).route == route
+
+
+@pytest.mark.parametrize("day, live", [
+    (dt.datetime(2016, 7, 30, 9), 0),    # before the first batch
+    (dt.datetime(2016, 7, 31, 9), 31),   # merge batch live
+    (dt.datetime(2016, 8, 31, 9), 38),   # + dual-track batch
+    (dt.datetime(2018, 12, 30, 9), 38),
+    (dt.datetime(2018, 12, 31, 9), 50),  # + interconnect batch
+])
+def test_batches_go_live_on_their_dates(day: dt.datetime, live: int) -> None:
+    assert len(reachable(TABLE, day)) == live
 
 
 def test_dialling_a_dual_track_short_number_skips_the_menu() -> None:
@@ -32,6 +71,7 @@ def test_dialling_a_dual_track_short_number_skips_the_menu() -> None:
 def test_zero_reaches_a_human_from_any_menu() -> None:
     assert decide(TABLE, "12345", "0", NOW).action == "operator"
     assert decide(TABLE, "12345", "60", NOW).action == "operator"
+    assert decide(TABLE, "12345", "90", NOW).action == "operator"
 
 
 def test_silence_reaches_a_human_after_the_allowed_attempts() -> None:
@@ -40,30 +80,31 @@ def test_silence_reaches_a_human_after_the_allowed_attempts() -> None:
 
 
 def test_three_invalid_keys_end_politely() -> None:
-    d = decide(TABLE, "12345", "999", NOW)
-    assert (d.action, d.reason, d.keys) == ("hangup", "too_many_invalid_keys", "999")
+    d = decide(TABLE, "12345", "878", NOW)
+    assert (d.action, d.reason, d.keys) == ("hangup", "too_many_invalid_keys", "878")
 
 
 def test_an_invalid_key_is_explained_and_the_menu_repeats() -> None:
     nav = Navigator(TABLE, "12345", NOW)
     first = nav.start()
     assert isinstance(first, Ask) and first.first
-    again = nav.feed("9")
+    again = nav.feed("8")
     assert isinstance(again, Ask) and again.notice == "invalid" and again.menu.id == "main"
-    assert decide(TABLE, "12345", "91", NOW).route.id == "gongan"  # type: ignore[union-attr]
+    assert decide(TABLE, "12345", "81", NOW).route.id == "gongan"  # type: ignore[union-attr]
 
 
 def test_star_repeats_and_hash_returns_to_the_main_menu() -> None:
     assert decide(TABLE, "12345", "*1", NOW).route.id == "gongan"  # type: ignore[union-attr]
-    assert decide(TABLE, "12345", "6#1", NOW).route.id == "gongan"  # type: ignore[union-attr]
+    assert decide(TABLE, "12345", "2#1", NOW).route.id == "gongan"  # type: ignore[union-attr]
 
 
 def test_routes_are_absent_before_their_effective_date() -> None:
     before_dual_track = dt.datetime(2016, 8, 1, 9, 0)  # merge live 07-31, transfer from 08-31
     nav = Navigator(TABLE, "12345", before_dual_track)
     ask = nav.start()
-    assert isinstance(ask, Ask) and "6" not in [o.key for o in ask.options]
-    assert decide(TABLE, "12345", "6", before_dual_track).reason != "menu_choice"
+    assert isinstance(ask, Ask) and "1" in [o.key for o in ask.options]
+    assert decide(TABLE, "12345", "46", before_dual_track).route is None  # 12310 not yet offered
+    assert decide(TABLE, "12345", "912310#", before_dual_track).route is None
     direct = decide(TABLE, "12310", "", before_dual_track)
     assert (direct.action, direct.reason) == ("operator", "route_not_yet_live")
 
@@ -72,7 +113,7 @@ def test_an_unrouted_entry_number_goes_to_the_operators() -> None:
     assert decide(TABLE, "12399", "", NOW).reason == "entry_not_routed"
 
 
-@pytest.mark.parametrize("keys", ["1", "61", "62", "0", "", "999"])
+@pytest.mark.parametrize("keys", ["1", "61", "62", "0", "", "888", "93372000#", "9123456789012#"])
 def test_decisions_never_dial_a_number_outside_routes_yaml(keys: str) -> None:
     d = decide(TABLE, "12345", keys, NOW)
     if d.route is not None:
