@@ -18,6 +18,7 @@ import asyncio
 import datetime as dt
 import signal
 import uuid
+from pathlib import Path
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -36,23 +37,30 @@ from ivr.errors import AriError, RoutesError
 from ivr.prompts import Prompts
 from ivr.routes import RouteTable
 from ivr.session import Services, handle_call
+from ivr.timekeeping import local_clock
+from ivr.webhook import Handoff, WebhookSender
 
 log = structlog.get_logger("ivr.app")
 
 FALLBACK_CONTEXT = ("hotline-fallback", "operators")  # dialplan/extensions.conf
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now()
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 class Controller:
     def __init__(self, settings: Settings, table: RouteTable,
-                 clock: Callable[[], dt.datetime] = _now) -> None:
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
         self.settings = settings
         self.table = table
         self.calllog = SqliteCallLog(settings.calllog_path)
-        self.services = Services(self.calllog, Prompts(settings.sounds_prefix), clock)
+        self.webhooks = WebhookSender(on_result=self._webhook_result)
+        self.services = self._services(table, clock or local_clock(settings.clock_start))
         self.dispatcher = Dispatcher(self._start_call, self._hangup_orphan)
         self.ari = AriClient(settings.ari)
         self.accepting = True
@@ -61,12 +69,24 @@ class Controller:
         self._sessions: dict[asyncio.Task[None], Call] = {}
         self._background: set[asyncio.Task[None]] = set()
 
+    def _services(self, table: RouteTable, clock: Callable[[], dt.datetime]) -> Services:
+        return Services(self.calllog, Prompts(self.settings.sounds_prefix), clock, deadlines=table.deadlines,
+                        webhooks=self.webhooks, partner_secrets=self.settings.partner_secrets(table))
+
+    def _webhook_result(self, target: str, handoff: Handoff, result: str, attempts: int) -> None:
+        log.info("webhook_result", partner=target, call_id=handoff.call_id, ticket_id=handoff.ticket_id,
+                 result=result, attempts=attempts)
+
     # -- lifecycle --------------------------------------------------------------------------
     async def serve(self) -> None:
         interrupted = self.calllog.start()
+        self.webhooks.start()
+        if self.settings.clock_start is not None:
+            log.warning("clock_simulated", starts_at=self.settings.clock_start.isoformat())
         log.info("controller_starting", routes=str(self.settings.routes_path), routes_version=self.table.digest,
                  interrupted_calls=interrupted)
         consumer = asyncio.create_task(self._consume(), name="ari-events")
+        watcher = asyncio.create_task(self._watch_routes(), name="routes-watcher")
         stopper = asyncio.create_task(self._stop.wait(), name="stop-flag")
         try:
             done, _ = await asyncio.wait({consumer, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -74,10 +94,11 @@ class Controller:
                 consumer.result()  # a fatal error (bad credentials, app replaced) propagates
             await self._drain()
         finally:
-            stopper.cancel()
-            consumer.cancel()
-            await asyncio.gather(consumer, stopper, return_exceptions=True)
+            for task in (stopper, consumer, watcher):
+                task.cancel()
+            await asyncio.gather(consumer, stopper, watcher, return_exceptions=True)
             await self.ari.close()
+            await self.webhooks.close(timeout=5.0)
             self.calllog.close()
             log.info("controller_stopped")
 
@@ -99,11 +120,26 @@ class Controller:
         try:
             table = routes.load(self.settings.routes_path)
         except RoutesError as exc:
-            log.error("routes_reload_refused", problems=[str(p) for p in exc.problems])
+            log.error("routes_reload_refused", problems=[str(p) for p in exc.problems],
+                      running_version=self.table.digest)
             return False
+        if table.digest == self.table.digest:
+            return True
         log.info("routes_reloaded", old_version=self.table.digest, new_version=table.digest)
         self.table = table
+        self.services = self._services(table, self.services.clock)
         return True
+
+    async def _watch_routes(self, interval: float = 2.0) -> None:
+        """Reload routes.yaml when the file changes (as SIGHUP does); a bad edit is refused once."""
+        path = self.settings.routes_path
+        seen = _stat(path)
+        while True:
+            await asyncio.sleep(interval)
+            now = _stat(path)
+            if now != seen:
+                seen = now
+                self.reload()
 
     # -- events -----------------------------------------------------------------------------
     async def _consume(self) -> None:
@@ -150,17 +186,18 @@ class Controller:
             caller_hash=privacy.caller_hash(start.caller_number, self.settings.caller_hash_key),
             routes_version=self.table.digest,
         )
-        call = Call(self.ari, record.call_id, start.channel,
+        call = Call(self.ari, record.call_id, start.channel, caller_number=start.caller_number,
                     register=self.dispatcher.register, unregister=self.dispatcher.unregister)
-        task = asyncio.create_task(self._run_call(call, record, self.table), name=f"call-{record.call_id}")
+        task = asyncio.create_task(self._run_call(call, record, self.table, self.services),
+                                   name=f"call-{record.call_id}")
         self._sessions[task] = call
         task.add_done_callback(self._sessions.pop)
 
-    async def _run_call(self, call: Call, record: CallRecord, table: RouteTable) -> None:
+    async def _run_call(self, call: Call, record: CallRecord, table: RouteTable, services: Services) -> None:
         structlog.contextvars.bind_contextvars(call_id=record.call_id, entry=record.entry,
                                                channel=record.channel_id, caller=record.caller_masked)
         try:
-            await handle_call(call, record, table, self.services)
+            await handle_call(call, record, table, services)
         except Exception:
             log.exception("call_crashed")
 

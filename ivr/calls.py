@@ -61,10 +61,14 @@ class BridgeResult:
 
 class Call:
     def __init__(self, ari: AriClient, call_id: str, channel: str, *,
-                 register: Callable[[str, Call], None], unregister: Callable[[str], None]) -> None:
+                 register: Callable[[str, Call], None], unregister: Callable[[str], None],
+                 caller_number: str = "") -> None:
         self.ari = ari
         self.id = call_id
         self.channel = channel
+        # Kept in memory only, for the callback list (漏接回拨); logs and the calls table get
+        # the masked form.
+        self.caller_number = caller_number
         self.queue: asyncio.Queue[ev.Event] = asyncio.Queue()
         self.digits: deque[str] = deque()
         self.caller_up = True
@@ -126,6 +130,21 @@ class Call:
                 await self._quietly(self.ari.stop_playback(playback))
                 return True
         return False
+
+    async def record(self, name: str, max_seconds: int = 60, max_silence_seconds: int = 5) -> tuple[str, int]:
+        """Take a voice message (beep, then up to `max_seconds`; '#' or silence ends it).
+
+        Returns (state, seconds): state 'done' when a message was kept. Keys pressed before the
+        beep are dropped so they cannot end the message at once.
+        """
+        self.digits.clear()
+        await self.ari.record(self.channel, name, max_seconds, max_silence_seconds)
+        deadline = time.monotonic() + max_seconds + 10
+        while (left := deadline - time.monotonic()) > 0:
+            event = await self._next(left)
+            if isinstance(event, ev.RecordingFinished) and event.name == name:
+                return event.state, event.duration
+        return "timeout", max_seconds
 
     async def collect_digit(self, timeout: float) -> str | None:
         """One key: a buffered one at once, else wait up to `timeout` seconds."""

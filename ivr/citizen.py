@@ -1,5 +1,9 @@
 """A demo citizen: one SIPp call to the hotline that presses the given keys (RFC 2833).
 
+Keys are a small dial-string script: 0-9 * # press a key (RFC 2833), ',' waits one second,
+'~' speaks for about seven seconds (a G.711 recording) — e.g. "1,,,,,,~#" picks option 1,
+waits for the beep of the after-hours message, speaks, and ends the message with '#'.
+
 Used by `hotline call` and by the end-to-end tests. The SIPp scenario is generated per call
 because each key is a separate pcap (SIPp's play_pcap_audio takes a literal file name).
 The citizen hangs up after `talk_ms`; if Asterisk hangs up first (goodbye, department hung
@@ -97,19 +101,34 @@ def dtmf_pcap(key: str, index: int, workdir: Path) -> Path:
     return out
 
 
+SPEECH_PCAP = PCAP_DIR / "g711a.pcap"
+SPEECH_MS = 7100  # length of g711a.pcap
+
+
 def scenario(keys: str, caller: str = "13800138000", first_key_ms: int = 1500, gap_ms: int = 800,
              talk_ms: int = 3000, pcaps: list[Path] | None = None) -> str:
-    """SIPp UAC XML: call, wait, press `keys` one by one, stay `talk_ms`, hang up."""
-    bad = [k for k in keys if k not in PCAP_NAMES]
+    """SIPp UAC XML: call, wait, run the `keys` script, stay `talk_ms`, hang up."""
+    bad = [k for k in keys if k not in PCAP_NAMES and k not in ",~"]
     if bad:
-        raise ValueError(f"keys may only contain 0-9, * and #, got {''.join(bad)!r}")
+        raise ValueError(f"keys may only contain 0-9, * and #, ',' (wait 1 s) and '~' (speak), got {''.join(bad)!r}")
     if not caller.isdigit():
         raise ValueError(f"caller must be digits, got {caller!r}")
-    pcaps = pcaps or [PCAP_DIR / PCAP_NAMES[k] for k in keys]
+    presses = [k for k in keys if k in PCAP_NAMES]
+    pcaps = pcaps or [PCAP_DIR / PCAP_NAMES[k] for k in presses]
     steps = []
-    for i, pcap in enumerate(pcaps):
-        steps.append(f'  <pause milliseconds="{first_key_ms if i == 0 else gap_ms}"/>')
-        steps.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+    pressed, previous = 0, ""
+    for token in keys:
+        if token == ",":
+            steps.append('  <pause milliseconds="1000"/>')
+        elif token == "~":
+            steps.append(f'  <nop><action><exec play_pcap_audio="{SPEECH_PCAP}"/></action></nop>')
+            steps.append(f'  <pause milliseconds="{SPEECH_MS}"/>')
+        else:
+            wait = first_key_ms if pressed == 0 else (200 if previous in ",~" else gap_ms)
+            steps.append(f'  <pause milliseconds="{wait}"/>')
+            steps.append(f'  <nop><action><exec play_pcap_audio="{pcaps[pressed]}"/></action></nop>')
+            pressed += 1
+        previous = token
     invite = INVITE.format(caller=caller)
     ack = IN_DIALOG.format(method="ACK", cseq=1, caller=caller).replace("[last_Via:]",
                                                                        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]")
@@ -162,10 +181,12 @@ def place_call(to: str, keys: str = "", *, caller: str = "13800138000", talk_ms:
     workdir = workdir or Path(tempfile.mkdtemp(prefix="citizen-"))
     workdir.mkdir(parents=True, exist_ok=True)
     xml = workdir / "citizen.xml"
-    pcaps = [dtmf_pcap(key, i, workdir) for i, key in enumerate(keys)]
+    pcaps = [dtmf_pcap(key, i, workdir) for i, key in enumerate(k for k in keys if k in PCAP_NAMES)]
     xml.write_text(scenario(keys, caller, first_key_ms, gap_ms, talk_ms, pcaps), encoding="utf-8")
+    # Each citizen needs its own SIP and media ports so several can call at once.
+    media_port = 6000 + (local_port - 5070) * 10
     cmd = ["sipp", target, "-sf", str(xml), "-s", to, "-i", "127.0.0.1", "-p", str(local_port),
-           "-mi", "127.0.0.1", "-m", "1", "-l", "1", "-nostdin", "-timeout", f"{timeout_s}s",
+           "-mi", "127.0.0.1", "-mp", str(media_port), "-m", "1", "-l", "1", "-nostdin", "-timeout", f"{timeout_s}s",
            "-timeout_error", "-trace_err", "-error_file", str(workdir / "errors.log"),
            "-trace_msg", "-message_file", str(workdir / "messages.log")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 15, cwd=workdir)

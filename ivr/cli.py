@@ -143,7 +143,7 @@ def prompts(routes_path: str, out: str, text_file: str, voice: str) -> None:
 
 @main.command()
 @click.option("--to", "to", default="12345", show_default=True, help="Number to call.")
-@click.option("--keys", default="", help="Keys to press after answer, e.g. 1 or 61.")
+@click.option("--keys", default="", help="Keys to press after answer, e.g. 1 or 61; ',' waits 1 s, '~' speaks ~7 s.")
 @click.option("--talk", "talk", default=20.0, show_default=True,
               help="Seconds to stay on after the last key (the hotline or the department may hang up first).")
 @click.option("--caller", default="13800138000", show_default=True, help="The citizen's number (shown masked).")
@@ -187,4 +187,111 @@ def calls(calllog: str, last: int) -> None:
     from ivr.calllog.sqlite import SqliteCallLog
 
     for row in SqliteCallLog(calllog).calls()[-last:]:
+        click.echo(json.dumps(row, ensure_ascii=False))
+
+
+@main.command("diff")
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option("--at", default=None, help="ISO date/time to compare at (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the report.")
+def diff_(old: str, new: str, at: str | None, as_json: bool) -> None:
+    """What changes for callers if NEW replaces OLD: key paths, direct dial, routes, units.
+
+    Exit 0 when nothing changes, 3 when something does, 1 when a file does not load.
+    """
+    from ivr.diff import compare
+
+    when = _parse_at(at)
+    report = compare(_load_table(old), _load_table(new), when)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        for line in report.lines():
+            click.echo(line)
+    sys.exit(3 if report.changed else 0)
+
+
+# -- 漏接回拨 and 限时办结: the callback list and the tickets, read from the call log ------------
+
+from ivr.calllog.sqlite import CALLBACK_OUTCOMES, SqliteCallLog  # noqa: E402 — kept with the commands using it
+from ivr.tickets import from_epoch  # noqa: E402
+
+calllog_option = click.option("--calllog", default="var/calllog.sqlite3", show_default=True,
+                              type=click.Path(dir_okay=False), help="The call log (SQLite).")
+
+
+def _open_calllog(path: str) -> SqliteCallLog:
+    """The call log at `path`, its tables brought up to date; exit 2 if there is none."""
+    import sqlite3
+
+    if not Path(path).is_file():
+        click.echo(f"hotline: no call log at {path} (is --calllog right?)", err=True)
+        sys.exit(EXIT_ENV)
+    log = SqliteCallLog(path)
+    try:
+        log.migrate()  # a controller not yet restarted on this version may not have the new tables
+    except sqlite3.Error as exc:
+        click.echo(f"hotline: cannot open the call log {path}: {exc}", err=True)
+        sys.exit(EXIT_ENV)
+    return log
+
+
+def _local(seconds: float | None) -> str:
+    return "-" if seconds is None else from_epoch(seconds).strftime("%Y-%m-%d %H:%M")
+
+
+@main.group("callbacks")
+def callbacks_() -> None:
+    """漏接回拨: citizens who hung up before anyone took the call, one entry per caller."""
+
+
+@callbacks_.command("list")
+@calllog_option
+@click.option("--all", "show_all", is_flag=True, help="Include entries already done.")
+@click.option("--reveal", is_flag=True, help="Show full caller numbers (only when about to dial).")
+def callbacks_list(calllog: str, show_all: bool, reveal: bool) -> None:
+    """The callback list, longest waiting first: id, caller, missed calls, first/last missed,
+    attempts, last outcome. Numbers are masked unless --reveal."""
+    rows = _open_calllog(calllog).callbacks(None if show_all else "open")
+    if not rows:
+        click.echo("no callbacks" if show_all else "no open callbacks", err=True)
+    for r in rows:
+        caller = r["caller_number"] if reveal else r["caller_masked"]
+        status = f"  {r['status']:<4}" if show_all else ""
+        click.echo(f"{r['id']:>6}  {caller:<13}{status}  missed {r['missed_count']:>2}"
+                   f"  first {_local(r['first_missed_at'])}  last {_local(r['last_missed_at'])}"
+                   f"  attempts {r['attempts']}  {r['outcome'] or '-'}")
+
+
+@callbacks_.command("mark")
+@click.argument("callback_id", metavar="ID", type=int)
+@calllog_option
+@click.option("--outcome", required=True, type=click.Choice(CALLBACK_OUTCOMES))
+@click.option("--done/--not-done", default=None,
+              help="Close the entry, or leave it open for another try. Default: done when reached or "
+                   "wrong_number, open after no_answer or busy.")
+def callbacks_mark(callback_id: int, calllog: str, outcome: str, done: bool | None) -> None:
+    """Record a callback attempt on entry ID (from `hotline callbacks list`)."""
+    if done is None:
+        done = outcome in ("reached", "wrong_number")
+    if not _open_calllog(calllog).callback_attempt(callback_id, outcome, time.time(), done):
+        click.echo(f"hotline: no callback with id {callback_id} (see `hotline callbacks list --all`)", err=True)
+        sys.exit(EXIT_INPUT)
+    click.echo(f"callback {callback_id}: {outcome}, {'done' if done else 'still open'}")
+
+
+@main.command("tickets")
+@calllog_option
+@click.option("--open", "only_open", is_flag=True, help="Only tickets not yet closed.")
+@click.option("--overdue", is_flag=True, help="Only open tickets past their deadline.")
+def tickets_(calllog: str, only_open: bool, overdue: bool) -> None:
+    """Tickets (限时办结), one JSON object per line; `created`/`deadline` are local time."""
+    log = _open_calllog(calllog)
+    if overdue:
+        rows = log.overdue(time.time())
+    else:
+        rows = log.tickets("status = 'open'") if only_open else log.tickets()
+    for row in rows:
+        row["created"], row["deadline"] = _local(row["created_at"]), _local(row["deadline_at"])
         click.echo(json.dumps(row, ensure_ascii=False))

@@ -10,17 +10,21 @@
     HOTLINE_CALLER_KEY_FILE  $HOTLINE_STATE/caller-hash.key (key of the callers' keyed hash)
     HOTLINE_SHUTDOWN_GRACE   30 (seconds calls in progress get to finish on SIGTERM)
     HOTLINE_LOG_FORMAT kv | json
+    HOTLINE_CLOCK_START  e.g. 2026-11-24T10:00 — run the clock from this local time (tests, drills)
+    <partner secret_env> the HMAC secret of each partner platform named in routes.yaml
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.ari.client import AriSettings
 from ivr.errors import ConfigError
+from ivr.routes import RouteTable
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,17 @@ class Settings:
     sounds_prefix: str = "hotline"
     log_format: str = "kv"
     log_level: str = "info"
+    clock_start: dt.datetime | None = None
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # for partner secrets
+
+    def partner_secrets(self, table: RouteTable) -> dict[str, bytes]:
+        """Secrets of the partners routes.yaml names, read from their environment variables."""
+        out: dict[str, bytes] = {}
+        for route in table.routes.values():
+            partner = route.partner
+            if partner is not None and self.environ.get(partner.secret_env):
+                out[partner.name] = self.environ[partner.secret_env].encode()
+        return out
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, routes: str | Path = "routes.yaml") -> Settings:
@@ -50,6 +65,12 @@ class Settings:
             grace = float(env.get("HOTLINE_SHUTDOWN_GRACE", "30"))
         except ValueError:
             raise ConfigError(f"HOTLINE_SHUTDOWN_GRACE must be a number of seconds, got {env['HOTLINE_SHUTDOWN_GRACE']!r}") from None
+        clock_start = None
+        if env.get("HOTLINE_CLOCK_START"):
+            try:
+                clock_start = dt.datetime.fromisoformat(env["HOTLINE_CLOCK_START"])
+            except ValueError:
+                raise ConfigError(f"HOTLINE_CLOCK_START must be an ISO date-time, got {env['HOTLINE_CLOCK_START']!r}") from None
         fmt = env.get("HOTLINE_LOG_FORMAT", "kv")
         if fmt not in ("kv", "json"):
             raise ConfigError(f"HOTLINE_LOG_FORMAT must be kv or json, got {fmt!r}")
@@ -66,6 +87,8 @@ class Settings:
             shutdown_grace_seconds=grace,
             log_format=fmt,
             log_level=env.get("HOTLINE_LOG_LEVEL", "info"),
+            clock_start=clock_start,
+            environ=dict(env),
         )
 
 

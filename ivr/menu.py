@@ -12,7 +12,9 @@ Rules (GB/T 33358-2016 wants shallow menus and a fast path to a human):
 - a dual-track short number dialled directly skips the menu altogether;
 - number entry: a caller who knows the old hotline number types it, ending with '#' (or a
   pause); it is looked up among the routes — never dialled as typed.
-- interconnect routes are handed off to their partner platform ("handoff"), others dialled.
+- interconnect routes are handed off to their partner platform ("handoff"), others dialled;
+  a route outside its business hours takes a message instead ("message"), which becomes a
+  callback ticket.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Literal
 
 from ivr.routes import Menu, MenuOption, Mode, Route, RouteTable
 
-Action = Literal["dial", "handoff", "operator", "hangup"]
+Action = Literal["dial", "handoff", "operator", "message", "hangup"]
 Track = Literal["menu", "direct"]
 
 
@@ -81,7 +83,7 @@ class Navigator:
                 return self._decide("operator", "entry_not_routed", track="direct")
             if not route.live_at(self.at):
                 return self._decide("operator", "route_not_yet_live", track="direct")
-            return self._decide(_action(route), "direct_dial", route=route, track="direct")
+            return self._route(route, "direct_dial", track="direct")
         self.menu_path.append("main")
         return self._ask(first=True)
 
@@ -116,8 +118,7 @@ class Navigator:
             self._typed = ""
             return Ask(self.current, (), number_entry=True)
         assert option.route_id is not None
-        route = self.table.routes[option.route_id]
-        return self._decide(_action(route), "menu_choice", route=route)
+        return self._route(self.table.routes[option.route_id], "menu_choice")
 
     MAX_TYPED = 12
 
@@ -138,7 +139,7 @@ class Navigator:
         route = self.table.route_by_number(typed)
         if route is not None and route.live_at(self.at):
             self._typed = None
-            return self._decide(_action(route), "number_entry", route=route)
+            return self._route(route, "number_entry")
         self._invalid += 1
         if self._invalid >= self.table.policy.max_attempts:
             self._typed = None
@@ -166,12 +167,15 @@ class Navigator:
     def _ask(self, notice: Literal["", "invalid", "no_input"] = "", first: bool = False) -> Ask:
         return Ask(self.current, self._live_options(self.current), notice, first)
 
+    def _route(self, route: Route, reason: str, track: Track = "menu") -> Decision:
+        """A route was chosen: ring it, hand it off, or — outside its hours — take a message."""
+        if not route.open_at(self.at):
+            return self._decide("message", "after_hours", route=route, track=track)
+        action: Action = "handoff" if route.mode is Mode.INTERCONNECT else "dial"
+        return self._decide(action, reason, route=route, track=track)
+
     def _decide(self, action: Action, reason: str, route: Route | None = None, track: Track = "menu") -> Decision:
         return Decision(action, reason, track, route, self.keys, tuple(self.menu_path))
-
-
-def _action(route: Route) -> Action:
-    return "handoff" if route.mode is Mode.INTERCONNECT else "dial"
 
 
 def decide(table: RouteTable, entry: str, keys: str, at: dt.datetime) -> Decision:

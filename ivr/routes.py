@@ -16,9 +16,12 @@ import enum
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 from pathlib import Path
 
 from ivr.errors import RoutesError
+from ivr.hours import Hours, parse_ranges
+from ivr.tickets import POLICY_KINDS, DeadlinePolicy
 from ivr.yamlsrc import Node, Source
 
 # Published numbers in the notice are 5-digit short numbers or 7-digit local numbers; allow
@@ -43,6 +46,28 @@ class Trunk:
 
 
 @dataclass(frozen=True)
+class Target:
+    """One more number to ring when the route's own line fails (overflow chain)."""
+
+    number: str
+    trunk: Trunk
+    ring_seconds: int
+
+    @property
+    def dial_string(self) -> str:
+        return f"PJSIP/{self.number}@{self.trunk.endpoint}"
+
+
+@dataclass(frozen=True)
+class Partner:
+    """A partner platform of interconnect lines: its webhook gets each hand-off's context."""
+
+    name: str
+    webhook: str  # URL
+    secret_env: str  # environment variable holding the HMAC secret (never in this file)
+
+
+@dataclass(frozen=True)
 class Route:
     id: str
     unit: str
@@ -54,10 +79,21 @@ class Route:
     trunk: Trunk
     ring_seconds: int
     label: str  # how the menu names it
+    hours: Hours | None = None  # None: the line is always staffed
+    overflow: tuple[Target, ...] = ()  # rung in order when the line is busy or unanswered
+    partner: Partner | None = None  # interconnect routes: whose webhook hears of the hand-off
 
     @property
     def dial_string(self) -> str:
         return f"PJSIP/{self.dial}@{self.trunk.endpoint}"
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """The whole ring chain: the line itself, then its overflow targets."""
+        return (Target(self.dial, self.trunk, self.ring_seconds), *self.overflow)
+
+    def open_at(self, when: dt.datetime) -> bool:
+        return self.hours is None or self.hours.is_open(when)
 
     def live_at(self, when: dt.datetime) -> bool:
         return when.date() >= self.effective
@@ -118,6 +154,7 @@ class RouteTable:
     routes: dict[str, Route]
     menus: dict[str, Menu]
     entries: frozenset[str] = field(default=frozenset())  # every number that may enter Stasis
+    deadlines: DeadlinePolicy = field(default_factory=DeadlinePolicy)  # 限时办结
 
     @property
     def main_menu(self) -> Menu:
@@ -139,7 +176,7 @@ class RouteTable:
 
     def dialable_numbers(self) -> frozenset[str]:
         """Every number the controller may ever dial: the whole whitelist."""
-        return frozenset({r.dial for r in self.routes.values()} | {self.operators.number})
+        return frozenset({t.number for r in self.routes.values() for t in r.targets} | {self.operators.number})
 
 
 def load(path: str | Path) -> RouteTable:
@@ -158,7 +195,8 @@ def load(path: str | Path) -> RouteTable:
 def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
     src = Source(filename, text)
     top = src.root().mapping(
-        allowed={"version", "hotline", "trunks", "operators", "menu_policy", "routes", "menus"},
+        allowed={"version", "hotline", "trunks", "operators", "menu_policy", "hours", "default_hours", "partners",
+                 "deadlines", "routes", "menus"},
         required={"version", "hotline", "trunks", "operators", "routes", "menus"},
     )
     if top is None:
@@ -209,7 +247,34 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
                   for name, (low, high, default) in limits.items()}
         policy = MenuPolicy(**values)
 
-    routes = _parse_routes(top["routes"], trunk_ref) if "routes" in top else {}
+    hours: dict[str, Hours] = {}
+    for name, node in top["hours"].items() if "hours" in top else ():
+        fields = node.mapping(allowed={"workdays", "restdays", "always_open"}) or {}
+        try:
+            hours[name] = Hours(
+                name=name,
+                workdays=parse_ranges(fields["workdays"].string() or "") if "workdays" in fields else (),
+                restdays=parse_ranges(fields["restdays"].string() or "") if "restdays" in fields else (),
+                always_open=fields["always_open"].string() in ("true", "yes") if "always_open" in fields else False,
+            )
+        except ValueError as exc:
+            node.problem(f"hours.{name}: {exc}")
+    default_hours: Hours | None = None
+    if "default_hours" in top:
+        default_hours = _named(top["default_hours"], hours, "hours")
+
+    partners: dict[str, Partner] = {}
+    for name, node in top["partners"].items() if "partners" in top else ():
+        fields = node.mapping(allowed={"webhook", "secret_env"}, required={"webhook", "secret_env"}) or {}
+        url = fields["webhook"].string(r"https?://\S+", "an http(s) URL") if "webhook" in fields else None
+        env = fields["secret_env"].string(r"[A-Z][A-Z0-9_]*", "an environment variable name") if "secret_env" in fields else None
+        if url and env:
+            partners[name] = Partner(name, url, env)
+
+    refs = _Refs(trunk_ref, hours, default_hours, partners)
+    routes = _parse_routes(top["routes"], refs) if "routes" in top else {}
+    units = {r.unit for r in routes.values()}
+    deadlines = _parse_deadlines(top["deadlines"], units) if "deadlines" in top else DeadlinePolicy()
     menus = _parse_menus(top["menus"], routes) if "menus" in top else {}
 
     src.raise_if_problems()
@@ -225,13 +290,68 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
         routes=routes,
         menus=menus,
         entries=entries,
+        deadlines=deadlines,
     )
 
 
-_ROUTE_KEYS = {"id", "unit", "line_name", "number", "dial", "mode", "effective", "trunk", "ring_seconds", "label"}
+def _parse_deadlines(node: Node, units: set[str]) -> DeadlinePolicy:
+    fields = node.mapping(allowed={"default_workdays", "by_mode", "by_unit"}) or {}
+    default = (fields["default_workdays"].integer(1, 60) if "default_workdays" in fields else None) or 5
+    tables: dict[str, dict[str, int]] = {"by_mode": {}, "by_unit": {}}
+    for name in tables:
+        for key, value in fields[name].items() if name in fields else ():
+            if name == "by_mode" and key not in POLICY_KINDS:
+                value.problem(f"deadlines.by_mode: unknown kind '{key}' (one of: {', '.join(sorted(POLICY_KINDS))})")
+                continue
+            if name == "by_unit" and units and key not in units:
+                value.problem(f"deadlines.by_unit: '{key}' is not the unit of any route")
+                continue
+            days = value.integer(1, 60)
+            if days is not None:
+                tables[name][key] = days
+    return DeadlinePolicy(default, tables["by_mode"], tables["by_unit"])
 
 
-def _parse_routes(node: Node, trunk_ref: Callable[[Node], Trunk | None]) -> dict[str, Route]:
+_ROUTE_KEYS = {"id", "unit", "line_name", "number", "dial", "mode", "effective", "trunk", "ring_seconds", "label",
+               "hours", "overflow", "partner"}
+
+_T = TypeVar("_T")
+
+
+def _named(node: Node, table: dict[str, _T], what: str) -> _T | None:
+    name = node.string()
+    if name is None:
+        return None
+    if name not in table:
+        node.problem(f"{node.name}: unknown {what} '{name}' (defined: {', '.join(sorted(table)) or 'none'})")
+        return None
+    return table[name]
+
+
+@dataclass(frozen=True)
+class _Refs:
+    """What a route may refer to by name, resolved while parsing."""
+
+    trunk: Callable[[Node], Trunk | None]
+    hours: dict[str, Hours]
+    default_hours: Hours | None
+    partners: dict[str, Partner]
+
+
+def _parse_targets(node: Node, refs: _Refs) -> tuple[Target, ...]:
+    targets = []
+    for item in node.sequence() or []:
+        fields = item.mapping(allowed={"number", "trunk", "ring_seconds"}, required={"number", "trunk"}) or {}
+        number = fields["number"].string(NUMBER_PATTERN, "a phone number (3-15 digits)") if "number" in fields else None
+        trunk = refs.trunk(fields["trunk"]) if "trunk" in fields else None
+        ring = fields["ring_seconds"].integer(5, 120) if "ring_seconds" in fields else 20
+        if number and trunk and ring:
+            targets.append(Target(number, trunk, ring))
+    return tuple(targets)
+
+
+def _parse_routes(node: Node, refs: _Refs) -> dict[str, Route]:
+    trunk_ref = refs.trunk
     routes: dict[str, Route] = {}
     seen_numbers: dict[str, int] = {}
     for item in node.sequence() or []:
@@ -248,6 +368,11 @@ def _parse_routes(node: Node, trunk_ref: Callable[[Node], Trunk | None]) -> dict
         ring = fields["ring_seconds"].integer(5, 120) if "ring_seconds" in fields else 25
         line_name = fields["line_name"].string() if "line_name" in fields else ""
         label = fields["label"].string() if "label" in fields else None
+        hours = _named(fields["hours"], refs.hours, "hours") if "hours" in fields else refs.default_hours
+        overflow = _parse_targets(fields["overflow"], refs) if "overflow" in fields else ()
+        partner = _named(fields["partner"], refs.partners, "partner") if "partner" in fields else None
+        if partner is not None and mode != Mode.INTERCONNECT:
+            fields["partner"].problem(f"routes[{rid}]: only interconnect routes hand off to a partner")
 
         if rid and rid in routes:
             fields["id"].problem(f"duplicate route id '{rid}'")
@@ -268,6 +393,7 @@ def _parse_routes(node: Node, trunk_ref: Callable[[Node], Trunk | None]) -> dict
         routes[rid] = Route(
             id=rid, unit=unit, line_name=line_name, number=number, dial=dial, mode=Mode(mode), effective=effective,
             trunk=trunk, ring_seconds=ring, label=label or line_name or unit,
+            hours=hours, overflow=overflow, partner=partner,
         )
     return routes
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -21,7 +21,10 @@ from ivr.calls import Call, DialResult
 from ivr.errors import AriError, CallEnded
 from ivr.menu import Ask, Decision, Navigator
 from ivr.prompts import Prompts
-from ivr.routes import RouteTable
+from ivr.routes import Route, RouteTable
+from ivr.tickets import DeadlinePolicy, new_ticket
+from ivr.timekeeping import LOCAL_TZ
+from ivr.webhook import Handoff, WebhookSender, WebhookTarget
 
 log = structlog.get_logger("ivr.session")
 
@@ -32,7 +35,10 @@ class Services:
 
     calllog: SqliteCallLog
     prompts: Prompts
-    clock: Callable[[], dt.datetime]
+    clock: Callable[[], dt.datetime]  # local (Asia/Shanghai) wall clock, naive
+    deadlines: DeadlinePolicy = DeadlinePolicy()
+    webhooks: WebhookSender | None = None
+    partner_secrets: Mapping[str, bytes] = field(default_factory=dict)  # partner name -> HMAC secret
 
 
 async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Services) -> None:
@@ -47,27 +53,40 @@ async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Se
         decision = await navigate(call, record, table, svc)
         record.track, record.decision, record.reason = decision.track, decision.action, decision.reason
         record.keys, record.menu_path = decision.keys, "/".join(decision.menu_path)
-        record.step("decided", action=decision.action, reason=decision.reason,
-                    route=decision.route.id if decision.route else "")
+        route = decision.route
+        if route is not None:
+            record.route_id, record.unit, record.mode, record.target_number = (
+                route.id, route.unit, route.mode.value, route.number)
+        record.step("decided", action=decision.action, reason=decision.reason, route=route.id if route else "")
         log.info("call_decided", action=decision.action, reason=decision.reason,
-                 route=decision.route.id if decision.route else "", keys=decision.keys)
+                 route=route.id if route else "", keys=decision.keys)
 
         if decision.action == "hangup":
             await call.play([svc.prompts.sound("goodbye-invalid")])
             record.outcome, record.hangup_by = "goodbye", "system"
             return
 
-        if decision.action in ("dial", "handoff") and decision.route is not None:
-            route = decision.route
-            record.route_id, record.unit, record.mode, record.target_number = (
-                route.id, route.unit, route.mode.value, route.number)
+        if decision.action == "message":
+            await call.play([svc.prompts.sound("after-hours")])
+            await take_message(call, record, svc, kind="message")
+            return
+
+        if route is not None:  # dial or hand off, down the route's ring chain
+            _open_ticket(record, svc, kind=route.mode.value)
+            if decision.action == "handoff":
+                _notify_partner(record, route, svc)
             await call.play([svc.prompts.sound("connecting")])
-            result = await call.dial(route.dial_string, route.ring_seconds, caller_id=record.entry, label=route.unit)
-            _note_dial(record, result, "department")
-            if result.ok:
-                await _talk(call, record, result, outcome="connected")
-                return
-            record.overflowed = True
+            result: DialResult | None = None
+            for n, target in enumerate(route.targets):
+                result = await call.dial(target.dial_string, target.ring_seconds, caller_id=record.entry,
+                                         label=route.unit)
+                _note_dial(record, result, "department" if n == 0 else "overflow", target.number)
+                if result.ok:
+                    await _talk(call, record, result, outcome="connected")
+                    await survey(call, record, svc)
+                    return
+                record.overflowed = True
+            assert result is not None
             await call.play([svc.prompts.sound("dept-busy" if result.status in ("BUSY", "CONGESTION")
                                                else "dept-noanswer")])
         else:
@@ -76,18 +95,23 @@ async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Se
         operators = table.operators
         result = await call.dial(operators.dial_string, operators.ring_seconds, caller_id=record.entry,
                                  label="operators")
-        _note_dial(record, result, "operators")
+        _note_dial(record, result, "operators", operators.number)
         if result.ok:
+            if route is None:
+                _open_ticket(record, svc, kind="operator")
             await _talk(call, record, result, outcome="operator")
             return
+        # Nobody could take the call: keep the citizen's words rather than drop them.
         await call.play([svc.prompts.sound("operators-busy")])
-        record.outcome, record.hangup_by = "failed", "system"
+        await take_message(call, record, svc, kind="message")
     except CallEnded as ended:
         record.hangup_by = record.hangup_by or "caller"
         record.hangup_cause = ended.cause
         if record.outcome == "in_progress":
             # Hung up before reaching anyone: a missed call, to be called back (漏接回拨).
             record.outcome = "abandoned"
+            svc.calllog.missed_call(record.call_id, call.caller_number, record.caller_hash, record.caller_masked,
+                                    reason=_missed_reason(record), at=time.time())
         record.step("caller_hangup", cause=ended.cause)
     except asyncio.CancelledError:
         # Shutdown: the controller released the caller to the dialplan fallback (or the grace
@@ -115,6 +139,69 @@ async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Se
         log.info("call_ended", outcome=record.outcome, hangup_by=record.hangup_by, talk_seconds=record.talk_seconds)
 
 
+async def take_message(call: Call, record: CallRecord, svc: Services, kind: str) -> None:
+    """留言: record the citizen's message; it becomes a ticket and a callback-list entry."""
+    await call.play([svc.prompts.sound("leave-message")])
+    name = f"hotline-msg-{record.call_id}"
+    state, seconds = await call.record(name)
+    record.step("message", recording=name, state=state, seconds=seconds)
+    if state != "done":
+        record.outcome, record.hangup_by = "failed", "system"
+        return
+    record.outcome = "message"
+    _open_ticket(record, svc, kind=kind)
+    svc.calllog.missed_call(record.call_id, call.caller_number, record.caller_hash, record.caller_masked,
+                            reason=f"message:{record.reason}", at=time.time())
+    await call.play([svc.prompts.sound("message-saved")])
+    record.hangup_by = "system"
+
+
+async def survey(call: Call, record: CallRecord, svc: Services) -> None:
+    """After a department call ends, ask for a 1-3 rating (satisfied .. dissatisfied)."""
+    if not record.ticket_id or record.hangup_by != "callee":
+        return
+    await call.play([svc.prompts.sound("survey")], barge_in=True)
+    key = await call.collect_digit(5)
+    record.step("survey", key=key or "timeout")
+    if key in ("1", "2", "3"):
+        record.satisfaction = int(key)
+        svc.calllog.ticket_survey(record.ticket_id, int(key))
+        await call.play([svc.prompts.sound("survey-thanks")])
+
+
+def _open_ticket(record: CallRecord, svc: Services, kind: str) -> None:
+    if record.ticket_id:
+        return
+    ticket = new_ticket(record.call_id, kind, record.unit, record.mode, record.route_id, svc.clock(), svc.deadlines)
+    record.ticket_id = ticket.ticket_id
+    svc.calllog.ticket_opened(ticket)
+    record.step("ticket", ticket_id=ticket.ticket_id, kind=kind)
+
+
+def _notify_partner(record: CallRecord, route: Route, svc: Services) -> None:
+    """Tell the partner platform about the hand-off (context + ticket); never waits for it."""
+    partner = route.partner
+    if partner is None or svc.webhooks is None:
+        return
+    secret = svc.partner_secrets.get(partner.name)
+    if secret is None:
+        record.step("webhook", partner=partner.name, result="no_secret")
+        log.error("webhook_secret_missing", partner=partner.name, env=partner.secret_env)
+        return
+    handoff = Handoff(call_id=record.call_id, entry=record.entry, caller_masked=record.caller_masked,
+                      menu_path=record.menu_path, ticket_id=record.ticket_id, route_id=route.id, unit=route.unit,
+                      line_name=route.line_name, number=route.number,
+                      time=svc.clock().replace(tzinfo=LOCAL_TZ))
+    svc.webhooks.submit(WebhookTarget(partner.name, partner.webhook, secret), handoff)
+    record.step("webhook", partner=partner.name, result="submitted")
+
+
+def _missed_reason(record: CallRecord) -> str:
+    if record.dial_status or record.operator_status:
+        return "during_transfer"
+    return "in_menu"
+
+
 async def navigate(call: Call, record: CallRecord, table: RouteTable, svc: Services) -> Decision:
     """Walk the menu: play what the Navigator asks, feed back each key (None on time-out)."""
     nav = Navigator(table, record.entry, svc.clock())
@@ -140,13 +227,13 @@ async def _talk(call: Call, record: CallRecord, result: DialResult, outcome: str
     record.step("callee_hangup", cause=bridged.cause, talk_seconds=bridged.talk_seconds)
 
 
-def _note_dial(record: CallRecord, result: DialResult, leg: str) -> None:
-    if leg == "department":
-        record.dial_status, record.dial_cause = result.status, result.cause or None
-    else:
+def _note_dial(record: CallRecord, result: DialResult, leg: str, number: str) -> None:
+    if leg == "operators":
         record.operator_status = result.status
+    else:
+        record.dial_status, record.dial_cause = result.status, result.cause or None
     if result.ok:
         record.target_answered_at = result.answered
-    record.step("dial", leg=leg, status=result.status, cause=result.cause,
+    record.step("dial", leg=leg, number=number, status=result.status, cause=result.cause,
                 ring_seconds=round((result.answered or time.time()) - result.started, 3))
     log.info("dial_result", leg=leg, status=result.status, cause=result.cause)

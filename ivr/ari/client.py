@@ -99,6 +99,13 @@ class AriClient:
         await self.request("POST", f"/channels/{channel}/play/{playback_id}",
                            {"media": ",".join(media), "lang": lang})
 
+    async def record(self, channel: str, name: str, max_seconds: int, max_silence_seconds: int) -> None:
+        """Record what the caller says into Asterisk's recording spool as NAME.wav."""
+        await self.request("POST", f"/channels/{channel}/record", {
+            "name": name, "format": "wav", "maxDurationSeconds": max_seconds,
+            "maxSilenceSeconds": max_silence_seconds, "ifExists": "overwrite", "beep": "true",
+            "terminateOn": "#"})
+
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", f"/playbacks/{playback_id}")
 

@@ -22,9 +22,10 @@ class Event:
         channel = self.raw.get("channel")
         if isinstance(channel, dict):
             return str(channel.get("id"))
-        target = self.raw.get("playback", {}).get("target_uri", "") if "playback" in self.raw else ""
-        if isinstance(target, str) and target.startswith("channel:"):
-            return target[len("channel:"):]
+        for kind in ("playback", "recording"):
+            target = (self.raw.get(kind) or {}).get("target_uri", "") if kind in self.raw else ""
+            if isinstance(target, str) and target.startswith("channel:"):
+                return target[len("channel:"):]
         peer = self.raw.get("peer")
         if isinstance(peer, dict):
             return str(peer.get("id"))
@@ -96,6 +97,15 @@ class PlaybackFinished(Event):
 
 
 @dataclass(frozen=True)
+class RecordingFinished(Event):
+    """RecordingFinished or RecordingFailed: the message is on disk (or not)."""
+
+    name: str = ""
+    state: str = ""  # done | failed | canceled
+    duration: int = 0  # seconds
+
+
+@dataclass(frozen=True)
 class ApplicationReplaced(Event):
     pass
 
@@ -133,6 +143,10 @@ def parse(raw: dict[str, Any]) -> Event:
         if kind == "PlaybackStarted":
             return PlaybackStarted(kind, raw, str(pb.get("id", "")))
         return PlaybackFinished(kind, raw, str(pb.get("id", "")), str(pb.get("state", "")))
+    if kind in ("RecordingFinished", "RecordingFailed"):
+        rec = raw.get("recording") or {}
+        state = "failed" if kind == "RecordingFailed" else str(rec.get("state", "done"))
+        return RecordingFinished(kind, raw, str(rec.get("name", "")), state, int(rec.get("duration", 0) or 0))
     if kind == "ApplicationReplaced":
         return ApplicationReplaced(kind, raw)
     return RawEvent(kind, raw)

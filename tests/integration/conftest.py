@@ -32,6 +32,14 @@ REPO = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("HOTLINE_STATE", REPO / "var"))
 HOTLINECTL = str(REPO / "hotlinectl")
 SCENARIOS = REPO / "ivr" / "sipp"
+# Calls are placed "on a Tuesday morning" (local time) unless a test says otherwise, so
+# business hours do not depend on when the suite runs.
+OFFICE_HOURS = "2026-11-24T10:00:00"
+AFTER_HOURS = "2026-11-24T20:00:00"
+PARTNER_SECRET = "partner-secret-for-tests"
+PARTNER_SECRET_ENVS = ("HOTLINE_PARTNER_SECRET_MARKET", "HOTLINE_PARTNER_SECRET_HEALTH",
+                       "HOTLINE_PARTNER_SECRET_SERVICES")
+WEBHOOK_PORT = 8099
 DEPARTMENTS_PORT = 5080
 OPERATORS_PORT = 5090
 PARTNERS_PORT = 5100
@@ -188,13 +196,14 @@ class Controller:
 def start_controller(asterisk: Ari, tmp_path: Path) -> Iterator[Callable[..., Controller]]:
     running: list[Controller] = []
 
-    def start(routes: Path = REPO / "routes.yaml") -> Controller:
+    def start(routes: Path = REPO / "routes.yaml", clock: str = OFFICE_HOURS) -> Controller:
         log_path = tmp_path / "controller.log"
         calllog_path = tmp_path / "calllog.sqlite3"
         env = {**os.environ, "ARI_PASSWORD_FILE": str(STATE / "ari-password"),
                "HOTLINE_CALLER_KEY_FILE": str(STATE / "caller-hash.key"),
                "HOTLINE_CALLLOG": str(calllog_path), "HOTLINE_SHUTDOWN_GRACE": "5",
-               "HOTLINE_STATE": str(STATE)}
+               "HOTLINE_STATE": str(STATE), "HOTLINE_CLOCK_START": clock,
+               **{name: PARTNER_SECRET for name in PARTNER_SECRET_ENVS}}
         with log_path.open("w") as log_file:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "hotline"), "run", "--routes", str(routes)],
                                     cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
@@ -210,3 +219,42 @@ def start_controller(asterisk: Ari, tmp_path: Path) -> Iterator[Callable[..., Co
         code = controller.stop()
         assert code == 0, f"controller exited with {code}:\n{controller.log()[-3000:]}"
         assert "call_crashed" not in controller.log(), controller.log()
+
+
+@dataclass
+class Partner:
+    """The partner platform's webhook receiver: records each POST and whether its HMAC verified."""
+
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+
+@pytest.fixture
+def partner_webhook() -> Iterator[Partner]:
+    import http.server
+    import threading
+
+    from ivr.webhook import verify
+
+    partner = Partner()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            ok = verify(PARTNER_SECRET.encode(), int(self.headers.get("X-Hotline-Timestamp", "0")), body,
+                        self.headers.get("X-Hotline-Signature", ""), now=time.time())
+            partner.received.append({"path": self.path, "verified": ok, "body": json.loads(body),
+                                     "delivery": self.headers.get("X-Hotline-Delivery")})
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", WEBHOOK_PORT), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield partner
+    server.shutdown()
+    server.server_close()
+    thread.join()

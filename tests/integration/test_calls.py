@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ivr.citizen import place_call
-from tests.integration.conftest import DEPARTMENTS_PORT, OPERATORS_PORT, PARTNERS_PORT, REPO, Controller, Phone
+from tests.integration.conftest import (
+    AFTER_HOURS,
+    DEPARTMENTS_PORT,
+    OPERATORS_PORT,
+    PARTNERS_PORT,
+    REPO,
+    Controller,
+    Partner,
+    Phone,
+    until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -191,8 +203,8 @@ def test_a_typed_number_outside_routes_yaml_is_never_dialled(
     assert row["target_number"] == "" and row["keys"] == "9110#"
 
 
-def test_an_interconnect_line_is_handed_to_its_partner_platform(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+def test_an_interconnect_line_is_handed_to_its_partner_platform_with_a_signed_webhook(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone], partner_webhook: Partner) -> None:
     partner = phones(PARTNERS_PORT, talk_ms=1500)
     controller = start_controller()
 
@@ -203,3 +215,44 @@ def test_an_interconnect_line_is_handed_to_its_partner_platform(
     (row,) = controller.finished_calls()
     assert (row["decision"], row["mode"], row["unit"], row["outcome"]) == (
         "handoff", "interconnect", "市工商质监局", "connected")
+    (hook,) = until(lambda: partner_webhook.received, what="the partner's webhook")
+    assert hook["verified"] and hook["path"] == "/hotline/handoff"
+    assert {k: hook["body"][k] for k in ("call_id", "entry", "caller_masked", "number", "ticket_id")} == {
+        "call_id": row["call_id"], "entry": "12315", "caller_masked": "139****5678", "number": "12315",
+        "ticket_id": row["ticket_id"]}
+    assert CITIZEN not in json.dumps(hook["body"])
+
+
+def test_a_partner_platform_that_does_not_answer_falls_back_to_the_operators(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone], partner_webhook: Partner) -> None:
+    phones(PARTNERS_PORT, "phone_busy.xml")
+    operators = phones(OPERATORS_PORT, talk_ms=1500)
+    controller = start_controller()
+
+    call = place_call("12333", "", caller=CITIZEN, talk_ms=20000)
+
+    assert call.succeeded, call.stderr
+    assert [u.split("@")[0] for u in operators.invites()] == ["sip:8000"]
+    (row,) = controller.finished_calls()
+    assert (row["decision"], row["dial_status"], row["outcome"]) == ("handoff", "BUSY", "operator")
+
+
+def test_a_department_after_hours_takes_a_message_that_becomes_a_callback(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    department = phones(DEPARTMENTS_PORT)
+    controller = start_controller(clock=AFTER_HOURS)
+
+    # Press 1, wait out the announcement and the beep, speak ~7 s, end the message with '#'.
+    call = place_call("12345", "1" + "," * 14 + "~#", caller=CITIZEN, talk_ms=20000)
+
+    assert call.succeeded, call.stderr
+    assert department.invites() == []
+    (row,) = controller.finished_calls()
+    assert (row["decision"], row["reason"], row["outcome"], row["unit"]) == (
+        "message", "after_hours", "message", "市公安局")
+    message = next(s for s in controller.calllog.steps(row["call_id"]) if s["name"] == "message")
+    assert message["detail"]["state"] == "done" and message["detail"]["seconds"] >= 3
+    (ticket,) = controller.calllog.tickets()
+    assert (ticket["ticket_id"], ticket["kind"], ticket["status"]) == (row["ticket_id"], "message", "open")
+    (callback,) = controller.calllog.callbacks()
+    assert callback["caller_masked"] == "139****5678" and callback["missed_count"] == 1
