@@ -33,6 +33,7 @@ from ivr.calllog.sqlite import SqliteCallLog
 from ivr.calls import Call
 from ivr.config import Settings
 from ivr.dispatcher import Dispatcher
+from ivr.operators import SeatPool
 from ivr.errors import AriError, RoutesError
 from ivr.prompts import Prompts
 from ivr.routes import RouteTable
@@ -60,6 +61,7 @@ class Controller:
         self.table = table
         self.calllog = SqliteCallLog(settings.calllog_path)
         self.webhooks = WebhookSender(on_result=self._webhook_result)
+        self.seats = SeatPool(table.operators.seats)
         self.services = self._services(table, clock or local_clock(settings.clock_start))
         self.dispatcher = Dispatcher(self._start_call, self._hangup_orphan)
         self.ari = AriClient(settings.ari)
@@ -71,7 +73,8 @@ class Controller:
 
     def _services(self, table: RouteTable, clock: Callable[[], dt.datetime]) -> Services:
         return Services(self.calllog, Prompts(self.settings.sounds_prefix), clock, deadlines=table.deadlines,
-                        webhooks=self.webhooks, partner_secrets=self.settings.partner_secrets(table))
+                        webhooks=self.webhooks, partner_secrets=self.settings.partner_secrets(table),
+                        seats=self.seats)
 
     def _webhook_result(self, target: str, handoff: Handoff, result: str, attempts: int) -> None:
         log.info("webhook_result", partner=target, call_id=handoff.call_id, ticket_id=handoff.ticket_id,
@@ -127,6 +130,7 @@ class Controller:
             return True
         log.info("routes_reloaded", old_version=self.table.digest, new_version=table.digest)
         self.table = table
+        self.seats.set_seats(table.operators.seats)  # removed seats finish their call first
         self.services = self._services(table, self.services.clock)
         return True
 

@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 
@@ -29,6 +30,8 @@ from ivr.ari.client import AriClient
 from ivr.errors import AriError, AriNotFound, CallEnded
 
 log = structlog.get_logger("ivr.calls")
+
+T = TypeVar("T")
 
 # Dial outcomes as Asterisk's Dial() names them (DIALSTATUS); TRUNK_DOWN is ours, for a REST
 # failure creating the outbound channel (endpoint missing/unreachable).
@@ -96,6 +99,10 @@ class Call:
                 event = await self.queue.get()
         except TimeoutError:
             return None
+        return self._absorb(event)
+
+    def _absorb(self, event: ev.Event) -> ev.Event:
+        """Apply what every verb must notice (keys, the caller leaving), then hand the event on."""
         cid = event.channel_id
         if cid == self.channel:
             if isinstance(event, ev.ChannelDtmfReceived):
@@ -108,6 +115,30 @@ class Call:
         elif cid in self._outbound and isinstance(event, (ev.StasisEnd, ev.ChannelDestroyed)):
             self._outbound.discard(cid)
         return event
+
+    async def wait(self, awaitable: Awaitable[T], timeout: float) -> T | None:
+        """Await something outside the call (a queue turn) while still watching the caller.
+
+        Returns its result, or None after `timeout`; the caller hanging up raises CallEnded
+        as in every verb, and DTMF keeps being buffered.
+        """
+        task = asyncio.ensure_future(awaitable)
+        deadline = time.monotonic() + timeout
+        try:
+            while not task.done():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                getter = asyncio.ensure_future(self.queue.get())
+                done, _ = await asyncio.wait({task, getter}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    self._absorb(getter.result())
+                else:
+                    getter.cancel()
+            return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
 
     # -- verbs ------------------------------------------------------------------------------
     async def answer(self) -> None:
@@ -145,6 +176,15 @@ class Call:
             if isinstance(event, ev.RecordingFinished) and event.name == name:
                 return event.state, event.duration
         return "timeout", max_seconds
+
+    async def play_until(self, media: list[str], awaitable: Awaitable[T]) -> T:
+        """Play `media` (looping tones, hold music) until `awaitable` completes, then stop it."""
+        playback = self._next_id("hold")
+        await self._quietly(self.ari.play(self.channel, playback, media))
+        try:
+            return await awaitable
+        finally:
+            await self._quietly(self.ari.stop_playback(playback))
 
     async def collect_digit(self, timeout: float) -> str | None:
         """One key: a buffered one at once, else wait up to `timeout` seconds."""

@@ -30,6 +30,9 @@ class Prompts:
 
     def __init__(self, prefix: str = "hotline") -> None:
         self.prefix = prefix
+        # While queued: the Chinese ringback tone, which Asterisk loops until stopped (no
+        # music-on-hold files are needed, and callers read it as "still connecting").
+        self.hold_media = ["tone:ring;tonezone=cn"]
 
     def sound(self, name: str) -> str:
         return f"sound:{self.prefix}/{name}"
@@ -65,9 +68,16 @@ def load_static(path: Path) -> dict[str, str]:
     return {str(k): v for k, v in data.items()}
 
 
+DIGITS = "零一二三四五六七八九"
+
+
 def plan(table: RouteTable, static: dict[str, str]) -> dict[str, str]:
     """Every prompt file the hotline needs, name -> text."""
     texts = dict(static)
+    texts["queue-next"] = "人工座席正忙，您是下一位，请稍候。"
+    for ahead in range(1, 10):
+        texts[f"queue-ahead-{ahead}"] = f"人工座席正忙，您前面还有{DIGITS[ahead]}位，请稍候。"
+    texts["queue-many"] = "人工座席正忙，前面等候的人较多，请耐心等待。"
     for menu in table.menus.values():
         if menu.intro:
             texts[f"menu-{menu.id}-intro"] = menu.intro

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ivr.errors import RoutesError
 from ivr.hours import Hours, parse_ranges
+from ivr.operators import Seat
 from ivr.tickets import POLICY_KINDS, DeadlinePolicy
 from ivr.yamlsrc import Node, Source
 
@@ -101,11 +102,17 @@ class Route:
 
 @dataclass(frozen=True)
 class Operators:
-    """The 12345 centre's human operators: where '0', timeouts and failed transfers go."""
+    """The 12345 centre's human operators: where '0', timeouts and failed transfers go.
+
+    With `seats`, callers wait in the controller's queue (ivr/operators.py) for the
+    longest-idle seat; without, the operators' group `number` is rung directly.
+    """
 
     number: str
     trunk: Trunk
     ring_seconds: int
+    seats: tuple[Seat, ...] = ()
+    max_wait_seconds: int = 120
 
     @property
     def dial_string(self) -> str:
@@ -231,12 +238,23 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
 
     operators: Operators | None = None
     if "operators" in top:
-        fields = top["operators"].mapping(allowed={"number", "trunk", "ring_seconds"}, required={"number", "trunk"}) or {}
+        fields = top["operators"].mapping(allowed={"number", "trunk", "ring_seconds", "seats", "max_wait_seconds"},
+                                          required={"number", "trunk"}) or {}
         number = fields["number"].string(NUMBER_PATTERN, "a phone number") if "number" in fields else None
         trunk = trunk_ref(fields["trunk"]) if "trunk" in fields else None
         ring = fields["ring_seconds"].integer(5, 120) if "ring_seconds" in fields else 30
-        if number and trunk and ring:
-            operators = Operators(number, trunk, ring)
+        wait = fields["max_wait_seconds"].integer(10, 1800) if "max_wait_seconds" in fields else 120
+        seats: list[Seat] = []
+        for item in fields["seats"].sequence() or [] if "seats" in fields else []:
+            sfields = item.mapping(allowed={"id", "endpoint"}, required={"id", "endpoint"}) or {}
+            sid = sfields["id"].string(ID_PATTERN, "a seat id") if "id" in sfields else None
+            endpoint = sfields["endpoint"].string(ENDPOINT_PATTERN, "a PJSIP endpoint name") if "endpoint" in sfields else None
+            if sid and any(seat.name == sid for seat in seats):
+                sfields["id"].problem(f"duplicate seat id '{sid}'")
+            elif sid and endpoint:
+                seats.append(Seat(sid, f"PJSIP/{endpoint}"))
+        if number and trunk and ring and wait:
+            operators = Operators(number, trunk, ring, tuple(seats), wait)
 
     policy = MenuPolicy(key_timeout_seconds=5, max_attempts=3)
     if "menu_policy" in top:

@@ -20,6 +20,7 @@ from ivr.calllog.sqlite import SqliteCallLog
 from ivr.calls import Call, DialResult
 from ivr.errors import AriError, CallEnded
 from ivr.menu import Ask, Decision, Navigator
+from ivr.operators import QueueFull, QueueTimeout, SeatPool
 from ivr.prompts import Prompts
 from ivr.routes import Route, RouteTable
 from ivr.tickets import DeadlinePolicy, new_ticket
@@ -39,6 +40,7 @@ class Services:
     deadlines: DeadlinePolicy = DeadlinePolicy()
     webhooks: WebhookSender | None = None
     partner_secrets: Mapping[str, bytes] = field(default_factory=dict)  # partner name -> HMAC secret
+    seats: SeatPool | None = None  # the operator queue, shared by all calls
 
 
 async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Services) -> None:
@@ -92,14 +94,7 @@ async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Se
         else:
             await call.play([svc.prompts.sound("to-operator")])
 
-        operators = table.operators
-        result = await call.dial(operators.dial_string, operators.ring_seconds, caller_id=record.entry,
-                                 label="operators")
-        _note_dial(record, result, "operators", operators.number)
-        if result.ok:
-            if route is None:
-                _open_ticket(record, svc, kind="operator")
-            await _talk(call, record, result, outcome="operator")
+        if await reach_operator(call, record, table, svc):
             return
         # Nobody could take the call: keep the citizen's words rather than drop them.
         await call.play([svc.prompts.sound("operators-busy")])
@@ -139,6 +134,68 @@ async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Se
         log.info("call_ended", outcome=record.outcome, hangup_by=record.hangup_by, talk_seconds=record.talk_seconds)
 
 
+async def reach_operator(call: Call, record: CallRecord, table: RouteTable, svc: Services) -> bool:
+    """Connect the caller with a human operator; False if none could be had (take a message).
+
+    With seats, the caller waits in the controller's queue hearing their position, and the
+    longest-idle seat is rung; a seat that does not answer passes the caller to the next one
+    while they keep their place. Without seats, the operators' group number is rung once.
+    """
+    operators = table.operators
+    if svc.seats is None or not operators.seats:
+        result = await call.dial(operators.dial_string, operators.ring_seconds, caller_id=record.entry,
+                                 label="operators")
+        _note_dial(record, result, "operators", operators.number)
+        if not result.ok:
+            return False
+        await _connected_to_operator(call, record, result, svc)
+        return True
+    try:
+        async with svc.seats.wait_turn(record.call_id, max_wait_s=operators.max_wait_seconds) as turn:
+            record.step("queue_joined", position=turn.position)
+            try:
+                while True:
+                    announced = 0
+                    while turn.seat is None and not turn.timed_out:
+                        if turn.position != announced:
+                            announced = turn.position
+                            await call.play([svc.prompts.sound(queue_prompt(turn.position))])
+                            continue  # the position may have moved while the prompt played
+                        await call.play_until(svc.prompts.hold_media, call.wait(turn.changed(), 30))
+                    seat = await turn.offered()
+                    result = await call.dial(seat.dial_string, operators.ring_seconds, caller_id=record.entry,
+                                             label=seat.name)
+                    _note_dial(record, result, "operators", seat.name)
+                    if result.ok:
+                        turn.connected(seat)
+                        record.step("queue_left", waited_seconds=round(turn.waited_seconds, 3), seat=seat.name)
+                        await _connected_to_operator(call, record, result, svc)
+                        return True
+                    turn.no_answer(seat)
+            except QueueTimeout:
+                record.step("queue_left", waited_seconds=round(turn.waited_seconds, 3), timed_out=True)
+                return False
+            except CallEnded:
+                if record.outcome == "in_progress":  # hung up while waiting, not after talking
+                    record.step("queue_left", waited_seconds=round(turn.waited_seconds, 3), abandoned=True)
+                raise
+    except QueueFull:
+        record.step("queue_full")
+        return False
+
+
+def queue_prompt(position: int) -> str:
+    """'您是下一位' for the first in line, '您前面还有N位' up to 9, then a general word."""
+    ahead = position - 1
+    return "queue-next" if ahead <= 0 else f"queue-ahead-{ahead}" if ahead <= 9 else "queue-many"
+
+
+async def _connected_to_operator(call: Call, record: CallRecord, result: DialResult, svc: Services) -> None:
+    if not record.ticket_id:
+        _open_ticket(record, svc, kind="operator")
+    await _talk(call, record, result, outcome="operator")
+
+
 async def take_message(call: Call, record: CallRecord, svc: Services, kind: str) -> None:
     """留言: record the citizen's message; it becomes a ticket and a callback-list entry."""
     await call.play([svc.prompts.sound("leave-message")])
@@ -160,6 +217,7 @@ async def survey(call: Call, record: CallRecord, svc: Services) -> None:
     """After a department call ends, ask for a 1-3 rating (satisfied .. dissatisfied)."""
     if not record.ticket_id or record.hangup_by != "callee":
         return
+    call.digits.clear()  # keys pressed while talking to the department are not a rating
     await call.play([svc.prompts.sound("survey")], barge_in=True)
     key = await call.collect_digit(5)
     record.step("survey", key=key or "timeout")
@@ -197,6 +255,8 @@ def _notify_partner(record: CallRecord, route: Route, svc: Services) -> None:
 
 
 def _missed_reason(record: CallRecord) -> str:
+    if any(step.name == "queue_joined" for step in record.steps):
+        return "in_queue"
     if record.dial_status or record.operator_status:
         return "during_transfer"
     return "in_menu"

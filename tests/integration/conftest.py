@@ -43,6 +43,7 @@ WEBHOOK_PORT = 8099
 DEPARTMENTS_PORT = 5080
 OPERATORS_PORT = 5090
 PARTNERS_PORT = 5100
+SEAT_PORTS = (5091, 5092)  # operator seats operator-1, operator-2 (routes.yaml operators.seats)
 
 
 def until(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.1, what: str = "") -> Any:
