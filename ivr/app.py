@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import signal
+import time
 import uuid
-from pathlib import Path
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import structlog
+from aiohttp import web
 
 from ivr import privacy, routes
 from ivr.ari import events as ev
@@ -33,8 +35,10 @@ from ivr.calllog.sqlite import SqliteCallLog
 from ivr.calls import Call
 from ivr.config import Settings
 from ivr.dispatcher import Dispatcher
-from ivr.operators import SeatPool
 from ivr.errors import AriError, RoutesError
+from ivr.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from ivr.metrics import Metrics
+from ivr.operators import SeatPool
 from ivr.prompts import Prompts
 from ivr.routes import RouteTable
 from ivr.session import Services, handle_call
@@ -62,6 +66,9 @@ class Controller:
         self.calllog = SqliteCallLog(settings.calllog_path)
         self.webhooks = WebhookSender(on_result=self._webhook_result)
         self.seats = SeatPool(table.operators.seats)
+        self.metrics = Metrics(table.entries)
+        self.metrics.set_routes(table.digest, table.entries)
+        self._connections = 0
         self.services = self._services(table, clock or local_clock(settings.clock_start))
         self.dispatcher = Dispatcher(self._start_call, self._hangup_orphan)
         self.ari = AriClient(settings.ari)
@@ -74,9 +81,10 @@ class Controller:
     def _services(self, table: RouteTable, clock: Callable[[], dt.datetime]) -> Services:
         return Services(self.calllog, Prompts(self.settings.sounds_prefix), clock, deadlines=table.deadlines,
                         webhooks=self.webhooks, partner_secrets=self.settings.partner_secrets(table),
-                        seats=self.seats)
+                        seats=self.seats, metrics=self.metrics)
 
     def _webhook_result(self, target: str, handoff: Handoff, result: str, attempts: int) -> None:
+        self.metrics.webhook_result(target, result)
         log.info("webhook_result", partner=target, call_id=handoff.call_id, ticket_id=handoff.ticket_id,
                  result=result, attempts=attempts)
 
@@ -88,8 +96,10 @@ class Controller:
             log.warning("clock_simulated", starts_at=self.settings.clock_start.isoformat())
         log.info("controller_starting", routes=str(self.settings.routes_path), routes_version=self.table.digest,
                  interrupted_calls=interrupted)
+        metrics_site = await self._serve_metrics()
         consumer = asyncio.create_task(self._consume(), name="ari-events")
         watcher = asyncio.create_task(self._watch_routes(), name="routes-watcher")
+        gauges = asyncio.create_task(self._refresh_gauges(), name="metrics-gauges")
         stopper = asyncio.create_task(self._stop.wait(), name="stop-flag")
         try:
             done, _ = await asyncio.wait({consumer, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -97,9 +107,10 @@ class Controller:
                 consumer.result()  # a fatal error (bad credentials, app replaced) propagates
             await self._drain()
         finally:
-            for task in (stopper, consumer, watcher):
+            for task in (stopper, consumer, watcher, gauges):
                 task.cancel()
-            await asyncio.gather(consumer, stopper, watcher, return_exceptions=True)
+            await asyncio.gather(consumer, stopper, watcher, gauges, return_exceptions=True)
+            await metrics_site.cleanup()
             await self.ari.close()
             await self.webhooks.close(timeout=5.0)
             self.calllog.close()
@@ -125,12 +136,15 @@ class Controller:
         except RoutesError as exc:
             log.error("routes_reload_refused", problems=[str(p) for p in exc.problems],
                       running_version=self.table.digest)
+            self.metrics.routes_reloaded(ok=False)
             return False
         if table.digest == self.table.digest:
             return True
         log.info("routes_reloaded", old_version=self.table.digest, new_version=table.digest)
         self.table = table
         self.seats.set_seats(table.operators.seats)  # removed seats finish their call first
+        self.metrics.routes_reloaded(ok=True)
+        self.metrics.set_routes(table.digest, table.entries)
         self.services = self._services(table, self.services.clock)
         return True
 
@@ -145,16 +159,48 @@ class Controller:
                 seen = now
                 self.reload()
 
+    async def _serve_metrics(self) -> web.AppRunner:
+        """/metrics for Prometheus, on loopback unless HOTLINE_METRICS_ADDR says otherwise."""
+        async def handle(_: web.Request) -> web.Response:
+            return web.Response(body=self.metrics.exposition(), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+        app = web.Application()
+        app.router.add_get("/metrics", handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        host, port = self.settings.metrics_addr
+        await web.TCPSite(runner, host, port).start()
+        log.info("metrics_listening", address=f"{host}:{port}")
+        return runner
+
+    async def _refresh_gauges(self, interval: float = 15.0) -> None:
+        """Gauges read from state: overdue tickets (from the call log, off the loop), the queue."""
+        while True:
+            self.metrics.queue_changed(self.seats.snapshot().waiting)
+            try:
+                overdue = await asyncio.to_thread(self.calllog.overdue, time.time())
+            except Exception as exc:  # a locked or unreadable log must not stop the controller
+                log.warning("overdue_refresh_failed", error=str(exc))
+            else:
+                counts: dict[str, int] = {}
+                for ticket in overdue:
+                    counts[ticket["unit"]] = counts.get(ticket["unit"], 0) + 1
+                self.metrics.set_overdue(counts)
+            await asyncio.sleep(interval)
+
     # -- events -----------------------------------------------------------------------------
     async def _consume(self) -> None:
         async for conn in connections(self.ari):
             await self._resync()
             self.connected.set()
+            self.metrics.ari_connected(first=self._connections == 0)
+            self._connections += 1
             try:
                 async for event in conn:
                     self.dispatcher.dispatch(event)
             finally:
                 self.connected.clear()
+                self.metrics.ari_disconnected()
 
     async def _resync(self) -> None:
         """After (re)connecting: events during the gap are lost, so ask Asterisk what is true."""

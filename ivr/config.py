@@ -10,15 +10,16 @@
     HOTLINE_CALLER_KEY_FILE  $HOTLINE_STATE/caller-hash.key (key of the callers' keyed hash)
     HOTLINE_SHUTDOWN_GRACE   30 (seconds calls in progress get to finish on SIGTERM)
     HOTLINE_LOG_FORMAT kv | json
+    HOTLINE_METRICS_ADDR 127.0.0.1:9345 — where /metrics is served (loopback by default)
     HOTLINE_CLOCK_START  e.g. 2026-11-24T10:00 — run the clock from this local time (tests, drills)
     <partner secret_env> the HMAC secret of each partner platform named in routes.yaml
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping
-import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class Settings:
     log_format: str = "kv"
     log_level: str = "info"
     clock_start: dt.datetime | None = None
+    metrics_addr: tuple[str, int] = ("127.0.0.1", 9345)
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # for partner secrets
 
     def partner_secrets(self, table: RouteTable) -> dict[str, bytes]:
@@ -71,6 +73,9 @@ class Settings:
                 clock_start = dt.datetime.fromisoformat(env["HOTLINE_CLOCK_START"])
             except ValueError:
                 raise ConfigError(f"HOTLINE_CLOCK_START must be an ISO date-time, got {env['HOTLINE_CLOCK_START']!r}") from None
+        host, _, port = env.get("HOTLINE_METRICS_ADDR", "127.0.0.1:9345").rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"HOTLINE_METRICS_ADDR must be HOST:PORT, got {env.get('HOTLINE_METRICS_ADDR')!r}")
         fmt = env.get("HOTLINE_LOG_FORMAT", "kv")
         if fmt not in ("kv", "json"):
             raise ConfigError(f"HOTLINE_LOG_FORMAT must be kv or json, got {fmt!r}")
@@ -88,6 +93,7 @@ class Settings:
             log_format=fmt,
             log_level=env.get("HOTLINE_LOG_LEVEL", "info"),
             clock_start=clock_start,
+            metrics_addr=(host, int(port)),
             environ=dict(env),
         )
 

@@ -25,8 +25,8 @@ Sections (all empty: nothing changes for callers, `changed` is False):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
 import enum
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Protocol
 

@@ -16,11 +16,11 @@ import enum
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
 from pathlib import Path
+from typing import TypeVar
 
 from ivr.errors import RoutesError
-from ivr.hours import Hours, parse_ranges
+from ivr.hours import Hours, calendar_covers, calendar_source, parse_ranges
 from ivr.operators import Seat
 from ivr.tickets import POLICY_KINDS, DeadlinePolicy
 from ivr.yamlsrc import Node, Source
@@ -484,7 +484,7 @@ def _check_menu_cycles(node: Node, menus: dict[str, Menu]) -> None:
 CHARS_PER_SECOND = 4.0
 
 
-def warnings(table: RouteTable) -> list[str]:
+def warnings(table: RouteTable, today: dt.date | None = None) -> list[str]:
     """What `hotline check` warns about: the file loads, but callers would suffer or miss out."""
     out: list[str] = []
     policy = table.policy
@@ -512,6 +512,12 @@ def warnings(table: RouteTable) -> list[str]:
         if seconds > policy.max_prompt_seconds:
             out.append(f"{table.source}: menu '{mid}' prompt takes about {seconds:.0f} s to say "
                        f"(max_prompt_seconds {policy.max_prompt_seconds})")
+    today = today or dt.date.today()
+    uncovered = next((today + dt.timedelta(days=d) for d in range(60)
+                      if not calendar_covers(today + dt.timedelta(days=d))), None)
+    if uncovered is not None and any(r.hours is not None for r in table.routes.values()):
+        out.append(f"{table.source}: the holiday calendar ({calendar_source()}) has no data from {uncovered} on: "
+                   "business hours will treat Monday-Friday as workdays; upgrade chinese-calendar")
     in_menus = {o.route_id for m in table.menus.values() for o in m.options if o.route_id}
     has_number_entry = any(o.number_entry for m in table.menus.values() for o in m.options)
     for route in table.routes.values():

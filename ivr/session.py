@@ -20,6 +20,7 @@ from ivr.calllog.sqlite import SqliteCallLog
 from ivr.calls import Call, DialResult
 from ivr.errors import AriError, CallEnded
 from ivr.menu import Ask, Decision, Navigator
+from ivr.metrics import Metrics
 from ivr.operators import QueueFull, QueueTimeout, SeatPool
 from ivr.prompts import Prompts
 from ivr.routes import Route, RouteTable
@@ -41,11 +42,13 @@ class Services:
     webhooks: WebhookSender | None = None
     partner_secrets: Mapping[str, bytes] = field(default_factory=dict)  # partner name -> HMAC secret
     seats: SeatPool | None = None  # the operator queue, shared by all calls
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Services) -> None:
     """Run one call to its end. `table` is the routing table as it was when the call arrived."""
     svc.calllog.call_started(record)
+    svc.metrics.call_started()
     log.info("call_arrived", routes_version=table.digest)
     try:
         await call.answer()
@@ -83,11 +86,14 @@ async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Se
                 result = await call.dial(target.dial_string, target.ring_seconds, caller_id=record.entry,
                                          label=route.unit)
                 _note_dial(record, result, "department" if n == 0 else "overflow", target.number)
+                svc.metrics.call_routed(route.unit, route.mode.value, result.status, _rang(result))
                 if result.ok:
+                    svc.metrics.human_answered("department", time.time() - record.started_at)
                     await _talk(call, record, result, outcome="connected")
                     await survey(call, record, svc)
                     return
                 record.overflowed = True
+                svc.metrics.overflow_step(route.unit, "overflow" if n + 1 < len(route.targets) else "operators")
             assert result is not None
             await call.play([svc.prompts.sound("dept-busy" if result.status in ("BUSY", "CONGESTION")
                                                else "dept-noanswer")])
@@ -97,6 +103,8 @@ async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Se
         if await reach_operator(call, record, table, svc):
             return
         # Nobody could take the call: keep the citizen's words rather than drop them.
+        if route is not None:
+            svc.metrics.overflow_step(route.unit, "message")
         await call.play([svc.prompts.sound("operators-busy")])
         await take_message(call, record, svc, kind="message")
     except CallEnded as ended:
@@ -131,6 +139,7 @@ async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Se
         record.ended_at = time.time()
         record.step("ended", outcome=record.outcome)
         svc.calllog.call_finished(record)
+        svc.metrics.call_ended(record.entry, record.outcome)
         log.info("call_ended", outcome=record.outcome, hangup_by=record.hangup_by, talk_seconds=record.talk_seconds)
 
 
@@ -150,9 +159,11 @@ async def reach_operator(call: Call, record: CallRecord, table: RouteTable, svc:
             return False
         await _connected_to_operator(call, record, result, svc)
         return True
+    pool = svc.seats
     try:
-        async with svc.seats.wait_turn(record.call_id, max_wait_s=operators.max_wait_seconds) as turn:
+        async with pool.wait_turn(record.call_id, max_wait_s=operators.max_wait_seconds) as turn:
             record.step("queue_joined", position=turn.position)
+            svc.metrics.queue_changed(pool.snapshot().waiting)
             try:
                 while True:
                     announced = 0
@@ -169,16 +180,21 @@ async def reach_operator(call: Call, record: CallRecord, table: RouteTable, svc:
                     if result.ok:
                         turn.connected(seat)
                         record.step("queue_left", waited_seconds=round(turn.waited_seconds, 3), seat=seat.name)
+                        svc.metrics.queue_left("answered", turn.waited_seconds)
                         await _connected_to_operator(call, record, result, svc)
                         return True
                     turn.no_answer(seat)
             except QueueTimeout:
                 record.step("queue_left", waited_seconds=round(turn.waited_seconds, 3), timed_out=True)
+                svc.metrics.queue_left("timed_out", turn.waited_seconds)
                 return False
             except CallEnded:
                 if record.outcome == "in_progress":  # hung up while waiting, not after talking
                     record.step("queue_left", waited_seconds=round(turn.waited_seconds, 3), abandoned=True)
+                    svc.metrics.queue_left("abandoned", turn.waited_seconds)
                 raise
+            finally:
+                svc.metrics.queue_changed(pool.snapshot().waiting)
     except QueueFull:
         record.step("queue_full")
         return False
@@ -191,6 +207,7 @@ def queue_prompt(position: int) -> str:
 
 
 async def _connected_to_operator(call: Call, record: CallRecord, result: DialResult, svc: Services) -> None:
+    svc.metrics.human_answered("operator", time.time() - record.started_at)
     if not record.ticket_id:
         _open_ticket(record, svc, kind="operator")
     await _talk(call, record, result, outcome="operator")
@@ -206,6 +223,7 @@ async def take_message(call: Call, record: CallRecord, svc: Services, kind: str)
         record.outcome, record.hangup_by = "failed", "system"
         return
     record.outcome = "message"
+    svc.metrics.message_taken(record.unit, record.reason)
     _open_ticket(record, svc, kind=kind)
     svc.calllog.missed_call(record.call_id, call.caller_number, record.caller_hash, record.caller_masked,
                             reason=f"message:{record.reason}", at=time.time())
@@ -224,6 +242,7 @@ async def survey(call: Call, record: CallRecord, svc: Services) -> None:
     if key in ("1", "2", "3"):
         record.satisfaction = int(key)
         svc.calllog.ticket_survey(record.ticket_id, int(key))
+        svc.metrics.survey_answered(record.unit, int(key))
         await call.play([svc.prompts.sound("survey-thanks")])
 
 
@@ -252,6 +271,10 @@ def _notify_partner(record: CallRecord, route: Route, svc: Services) -> None:
                       time=svc.clock().replace(tzinfo=LOCAL_TZ))
     svc.webhooks.submit(WebhookTarget(partner.name, partner.webhook, secret), handoff)
     record.step("webhook", partner=partner.name, result="submitted")
+
+
+def _rang(result: DialResult) -> float:
+    return (result.answered or time.time()) - result.started
 
 
 def _missed_reason(record: CallRecord) -> str:

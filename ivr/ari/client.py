@@ -9,7 +9,6 @@ load), and HTTP failures mapped once, here, into ivr.errors.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -84,7 +83,7 @@ class AriClient:
                 if resp.status >= 500:
                     raise AriUnavailable(what, status=resp.status)
                 raise AriError(what, status=resp.status)
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise AriUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
 
     # -- channels ---------------------------------------------------------------------------

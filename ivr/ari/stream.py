@@ -87,7 +87,7 @@ async def connections(client: AriClient, *, heartbeat: float = 5.0) -> AsyncIter
             log.warning("ari_connect_failed", status=exc.status, retry_in=round(wait, 2), attempt=attempt)
             await asyncio.sleep(wait)
             continue
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             wait = next(delays)
             log.warning("ari_connect_failed", error=type(exc).__name__, retry_in=round(wait, 2), attempt=attempt)
             await asyncio.sleep(wait)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,9 +14,9 @@ from tests.integration.conftest import (
     AFTER_HOURS,
     DEPARTMENTS_PORT,
     OPERATORS_PORT,
-    SEAT_PORTS,
     PARTNERS_PORT,
     REPO,
+    SEAT_PORTS,
     Controller,
     Partner,
     Phone,
@@ -57,6 +57,12 @@ def test_citizen_picks_public_security_and_is_bridged_to_its_number(
     assert CITIZEN not in controller.log()
     steps = [s["name"] for s in controller.calllog.steps(row["call_id"])]
     assert steps[:2] == ["answered", "menu"] and "dial" in steps and steps[-1] == "ended"
+    with urllib.request.urlopen("http://127.0.0.1:9345/metrics", timeout=5) as resp:
+        exported = resp.read().decode()
+    assert 'hotline_calls_total{entry="12345",outcome="connected"} 1.0' in exported
+    assert 'hotline_routed_calls_total{mode="merge",result="answered",unit="市公安局"} 1.0' in exported
+    assert 'hotline_time_to_human_seconds_count{kind="department"} 1.0' in exported
+    assert "hotline_active_calls 0.0" in exported and CITIZEN not in exported
 
 
 def test_a_busy_department_overflows_to_the_operators(

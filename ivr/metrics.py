@@ -1,0 +1,126 @@
+"""Prometheus metrics: one facade, named for what happened, with bounded labels.
+
+Call-flow code says `metrics.call_routed(unit, mode, "answered", ring_seconds)`; only this
+module touches prometheus_client. Label values come from routes.yaml (units, modes, the entry
+numbers Asterisk sends us) or from small fixed sets — never caller numbers or call ids — so
+the number of series is bounded by the routing table.
+
+Served on HOTLINE_METRICS_ADDR (default 127.0.0.1:9345) at /metrics by the controller.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Seconds from dialling a line to its answer, and from a call's arrival to a human: GB/T
+# 33358-2016 asks for answer within 15 s, so the buckets are dense below 20 s.
+ANSWER_BUCKETS = (1, 2, 3, 5, 8, 10, 15, 20, 30, 45, 60, 90, 120)
+WAIT_BUCKETS = (1, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300)
+
+DIAL_RESULTS = {"ANSWER": "answered", "BUSY": "busy", "NOANSWER": "no_answer", "CONGESTION": "congestion",
+                "CHANUNAVAIL": "unavailable", "TRUNK_DOWN": "trunk_down", "CANCEL": "cancelled"}
+OUTCOMES = ("connected", "operator", "message", "goodbye", "abandoned", "failed", "handed_off", "interrupted")
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self, entries: frozenset[str] = frozenset()) -> None:
+        self.registry = CollectorRegistry()
+        self._entries = set(entries)
+        r = self.registry
+        self.calls = Counter("hotline_calls_total", "Calls that ended, by the number dialled and outcome.",
+                             ["entry", "outcome"], registry=r)
+        self.routed = Counter("hotline_routed_calls_total",
+                              "Attempts to reach a unit's line (department, overflow or partner), by result.",
+                              ["unit", "mode", "result"], registry=r)
+        self.answer = Histogram("hotline_answer_seconds", "Ringing time until a unit's line answered.",
+                                ["unit", "mode"], buckets=ANSWER_BUCKETS, registry=r)
+        self.to_human = Histogram("hotline_time_to_human_seconds",
+                                  "From a call's arrival until a person (department or operator) answered.",
+                                  ["kind"], buckets=WAIT_BUCKETS, registry=r)
+        self.overflow = Counter("hotline_overflow_steps_total",
+                                "Steps down a route's chain after its line failed: next target, operators, message.",
+                                ["unit", "step"], registry=r)
+        self.queue_length = Gauge("hotline_operator_queue_length", "Callers waiting for an operator.", registry=r)
+        self.queue_wait = Histogram("hotline_operator_queue_wait_seconds",
+                                    "Time callers waited in the operators' queue, by how the wait ended.",
+                                    ["result"], buckets=WAIT_BUCKETS, registry=r)
+        self.active = Gauge("hotline_active_calls", "Calls the controller is handling now.", registry=r)
+        self.ari_up = Gauge("hotline_ari_connected", "1 while the ARI events WebSocket is connected.", registry=r)
+        self.ari_reconnects = Counter("hotline_ari_reconnects_total", "ARI connections after the first.",
+                                      registry=r)
+        self.reloads = Counter("hotline_routes_reloads_total", "routes.yaml reloads, by result (ok, refused).",
+                               ["result"], registry=r)
+        self.routes_info = Gauge("hotline_routes_info", "The loaded routing table (version = file digest).",
+                                 ["version"], registry=r)
+        self.webhooks = Counter("hotline_webhook_deliveries_total", "Hand-off webhooks, by partner and result.",
+                                ["partner", "result"], registry=r)
+        self.survey = Counter("hotline_survey_responses_total", "Post-call ratings (1 satisfied .. 3 not).",
+                              ["unit", "score"], registry=r)
+        self.tickets_overdue = Gauge("hotline_tickets_overdue", "Open tickets past their deadline, by unit.",
+                                     ["unit"], registry=r)
+        self.messages = Counter("hotline_messages_total", "Messages (留言) taken, by unit and reason.",
+                                ["unit", "reason"], registry=r)
+        for result in ("ok", "refused"):
+            self.reloads.labels(result)  # both series exist from the start, so rate() works at once
+
+    # -- the facade the call flow uses ------------------------------------------------------
+    def set_routes(self, version: str, entries: frozenset[str]) -> None:
+        self.routes_info.clear()
+        self.routes_info.labels(version).set(1)
+        self._entries = set(entries)
+
+    def call_started(self) -> None:
+        self.active.inc()
+
+    def call_ended(self, entry: str, outcome: str) -> None:
+        self.active.dec()
+        entry = entry if entry in self._entries else "other"
+        self.calls.labels(entry, outcome if outcome in OUTCOMES else "failed").inc()
+
+    def call_routed(self, unit: str, mode: str, status: str, ring_seconds: float) -> None:
+        result = DIAL_RESULTS.get(status, "failed")
+        self.routed.labels(unit, mode, result).inc()
+        if result == "answered":
+            self.answer.labels(unit, mode).observe(ring_seconds)
+
+    def human_answered(self, kind: str, seconds_since_arrival: float) -> None:
+        self.to_human.labels(kind).observe(seconds_since_arrival)
+
+    def overflow_step(self, unit: str, step: str) -> None:
+        self.overflow.labels(unit or "none", step).inc()
+
+    def queue_changed(self, waiting: int) -> None:
+        self.queue_length.set(waiting)
+
+    def queue_left(self, result: str, waited_seconds: float) -> None:
+        self.queue_wait.labels(result).observe(waited_seconds)
+
+    def ari_connected(self, first: bool) -> None:
+        self.ari_up.set(1)
+        if not first:
+            self.ari_reconnects.inc()
+
+    def ari_disconnected(self) -> None:
+        self.ari_up.set(0)
+
+    def routes_reloaded(self, ok: bool) -> None:
+        self.reloads.labels("ok" if ok else "refused").inc()
+
+    def webhook_result(self, partner: str, result: str) -> None:
+        self.webhooks.labels(partner, result).inc()
+
+    def survey_answered(self, unit: str, score: int) -> None:
+        self.survey.labels(unit, str(score)).inc()
+
+    def message_taken(self, unit: str, reason: str) -> None:
+        self.messages.labels(unit or "none", reason).inc()
+
+    def set_overdue(self, by_unit: dict[str, int]) -> None:
+        self.tickets_overdue.clear()
+        for unit, count in by_unit.items():
+            self.tickets_overdue.labels(unit or "none").set(count)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

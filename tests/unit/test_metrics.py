@@ -1,0 +1,65 @@
+"""The metrics facade: Prometheus names and bounded labels, whatever the call flow reports."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from ivr.metrics import Metrics
+
+
+def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(m.exposition().decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_a_finished_call_is_counted_by_entry_and_outcome_and_leaves_the_active_gauge() -> None:
+    m = Metrics(frozenset({"12345", "12310"}))
+    m.call_started()
+    m.call_ended("12345", "connected")
+    got = samples(m)
+    assert got[("hotline_calls_total", (("entry", "12345"), ("outcome", "connected")))] == 1
+    assert got[("hotline_active_calls", ())] == 0
+
+
+def test_label_values_stay_bounded_whatever_is_reported() -> None:
+    """A number that is no entry, or an unknown outcome, cannot create new series."""
+    m = Metrics(frozenset({"12345"}))
+    m.call_started()
+    m.call_ended("13800138000", "weird")
+    got = samples(m)
+    assert got[("hotline_calls_total", (("entry", "other"), ("outcome", "failed")))] == 1
+    assert not any("13800138000" in str(key) for key in got)
+
+
+def test_dial_results_use_prometheus_style_words_and_answers_feed_the_histogram() -> None:
+    m = Metrics()
+    m.call_routed("市公安局", "merge", "ANSWER", 3.2)
+    m.call_routed("市公安局", "merge", "BUSY", 0.1)
+    got = samples(m)
+    assert got[("hotline_routed_calls_total", (("mode", "merge"), ("result", "answered"), ("unit", "市公安局")))] == 1
+    assert got[("hotline_routed_calls_total", (("mode", "merge"), ("result", "busy"), ("unit", "市公安局")))] == 1
+    assert got[("hotline_answer_seconds_count", (("mode", "merge"), ("unit", "市公安局")))] == 1
+    assert got[("hotline_answer_seconds_bucket", (("le", "5.0"), ("mode", "merge"), ("unit", "市公安局")))] == 1
+
+
+def test_the_loaded_table_version_is_exported_once() -> None:
+    m = Metrics()
+    m.set_routes("aaa", frozenset())
+    m.set_routes("bbb", frozenset())
+    versions = [k for k in samples(m) if k[0] == "hotline_routes_info"]
+    assert versions == [("hotline_routes_info", (("version", "bbb"),))]
+
+
+def test_reloads_and_ari_state_are_counted() -> None:
+    m = Metrics()
+    m.ari_connected(first=True)
+    m.ari_disconnected()
+    m.ari_connected(first=False)
+    m.routes_reloaded(ok=False)
+    got = samples(m)
+    assert got[("hotline_ari_connected", ())] == 1 and got[("hotline_ari_reconnects_total", ())] == 1
+    assert got[("hotline_routes_reloads_total", (("result", "refused"),))] == 1
+    assert got[("hotline_routes_reloads_total", (("result", "ok"),))] == 0
