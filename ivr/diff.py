@@ -13,7 +13,7 @@ decision names a route (dial or handoff); operators and hang-ups reach nothing.
 
 Sections (all empty: nothing changes for callers, `changed` is False):
 - units_unreachable: units with a route a caller could reach in OLD and none in NEW — the dangerous ones
-- lost_after_hours: routes whose after-hours fallback disappeared (see `lost_after_hours`)
+- lost_after_hours: routes that took messages after hours and now ring round the clock
 - paths added / removed / redirected (same keys, another route, unit, number, dial, mode, trunk,
   or another action for the same route, e.g. dial -> message)
 - direct-dial entries (short numbers dialled straight) added / removed / redirected
@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Protocol
 
 from ivr.menu import Ask, Decision, Navigator, decide, prompt_text, reachable
 from ivr.routes import Route, RouteTable
@@ -208,33 +207,22 @@ def compare(old: RouteTable, new: RouteTable, at: dt.datetime) -> Diff:
 
 
 # --- after-hours fallback ------------------------------------------------------------------------
-# `after_hours` — where a route's callers go outside its business hours — is not a Route field
-# (yet). Losing it silently is as dangerous as losing the route, so the check reads the attribute
-# with getattr: it reports nothing until routes carry it, and works on any stand-in.
+# A route with business hours takes a message (留言, a callback ticket) outside them. An edit that
+# drops the hours (or makes them round-the-clock) quietly removes that fallback: the department
+# is then rung at night, callers wait out the ring time, and nothing is kept for the morning.
 
-class _UnitRoute(Protocol):
-    @property
-    def unit(self) -> str: ...
-
-
-class _HasRoutes(Protocol):
-    @property
-    def routes(self) -> Mapping[str, _UnitRoute]: ...
-
-
-def lost_after_hours(old: _HasRoutes, new: _HasRoutes) -> list[LostFallback]:
-    """Routes (by id, present in both) with an `after_hours` fallback in OLD and none in NEW.
-
-    A missing attribute counts as None. Routes removed altogether are reported as removed routes.
-    """
+def lost_after_hours(old: RouteTable, new: RouteTable) -> list[LostFallback]:
+    """Routes (by id, present in both) that took messages after hours in OLD and no longer do."""
     lost = []
     for rid, route in old.routes.items():
-        if getattr(route, "after_hours", None) is None or rid not in new.routes:
-            continue
-        after = new.routes[rid]
-        if getattr(after, "after_hours", None) is None:
+        after = new.routes.get(rid)
+        if after is not None and _takes_messages(route) and not _takes_messages(after):
             lost.append(LostFallback(after.unit, rid))
     return sorted(lost, key=lambda f: (f.unit, f.route))
+
+
+def _takes_messages(route: Route) -> bool:
+    return route.hours is not None and not route.hours.always_open
 
 
 # --- internals -----------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -226,36 +225,17 @@ def test_a_new_operators_number_is_a_setting_change() -> None:
         ("operators.dial", "PJSIP/8000@operators", "PJSIP/8001@operators")]
 
 
-# --- after-hours fallback (routes have no `after_hours` yet: stand-ins) ------------------------
+# --- after-hours fallback: office-hours routes take messages; dropping their hours loses that ---
 
-@dataclass
-class FakeRoute:
-    unit: str
-    after_hours: str | None = None
-
-
-@dataclass
-class FakeTable:
-    routes: dict[str, FakeRoute] = field(default_factory=dict)
+def test_a_route_whose_hours_are_dropped_has_lost_its_after_hours_fallback() -> None:
+    old = routes.parse(SHIPPED)
+    new = routes.parse(SHIPPED.replace('    ring_seconds: 20\n    label: 公安局', '    ring_seconds: 20\n    label: 公安局\n'
+                                       '    hours: round-the-clock', 1))
+    assert lost_after_hours(old, new) == [LostFallback("市公安局", "gongan")]
+    assert lost_after_hours(new, old) == []
 
 
-def test_a_route_that_loses_its_after_hours_fallback_is_reported_with_its_unit() -> None:
-    old = FakeTable({"weiji": FakeRoute("市卫计委", "operators"), "weisheng": FakeRoute("市卫计委", "operators")})
-    new = FakeTable({"weiji": FakeRoute("市卫计委", None), "weisheng": FakeRoute("市卫计委", "operators")})
-    assert lost_after_hours(old, new) == [LostFallback("市卫计委", "weiji")]
-
-
-def test_keeping_changing_or_never_having_a_fallback_is_not_a_loss() -> None:
-    old = FakeTable({"a": FakeRoute("甲", "operators"), "b": FakeRoute("乙", None), "c": FakeRoute("丙", "x")})
-    new = FakeTable({"a": FakeRoute("甲", "voicemail"), "b": FakeRoute("乙", None), "c": FakeRoute("丙", "x")})
-    assert lost_after_hours(old, new) == []
-
-
-def test_a_removed_route_is_reported_as_removed_not_as_a_lost_fallback() -> None:
-    assert lost_after_hours(FakeTable({"a": FakeRoute("甲", "operators")}), FakeTable()) == []
-
-
-def test_tables_without_the_attribute_lose_no_fallback() -> None:
+def test_unchanged_hours_and_removed_routes_are_not_a_lost_fallback() -> None:
     table = routes.parse(SHIPPED)
     assert lost_after_hours(table, table) == []
 
