@@ -67,7 +67,7 @@ class Controller:
         self.webhooks = WebhookSender(on_result=self._webhook_result)
         self.seats = SeatPool(table.operators.seats)
         self.metrics = Metrics(table.entries)
-        self.metrics.set_routes(table.digest, table.entries)
+        self.metrics.set_routes(table)
         self._connections = 0
         self.services = self._services(table, clock or local_clock(settings.clock_start))
         self.dispatcher = Dispatcher(self._start_call, self._hangup_orphan)
@@ -144,7 +144,7 @@ class Controller:
         self.table = table
         self.seats.set_seats(table.operators.seats)  # removed seats finish their call first
         self.metrics.routes_reloaded(ok=True)
-        self.metrics.set_routes(table.digest, table.entries)
+        self.metrics.set_routes(table)
         self.services = self._services(table, self.services.clock)
         return True
 

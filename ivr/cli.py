@@ -295,3 +295,62 @@ def tickets_(calllog: str, only_open: bool, overdue: bool) -> None:
     for row in rows:
         row["created"], row["deadline"] = _local(row["created_at"]), _local(row["deadline_at"])
         click.echo(json.dumps(row, ensure_ascii=False))
+
+
+# -- 通报考核: the per-department assessment report, from the call log --------------------------------
+
+
+def _report_date(ctx: click.Context, param: click.Parameter, value: str) -> dt.date:
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not a date: {value!r} (expected YYYY-MM-DD, a local date)") from None
+
+
+@main.command("report")
+@click.option("--from", "start", required=True, metavar="YYYY-MM-DD", callback=_report_date,
+              help="First day of the period (local date, included).")
+@click.option("--to", "end", required=True, metavar="YYYY-MM-DD", callback=_report_date,
+              help="Last day of the period (local date, included).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "html", "json"]), default=None,
+              help="Output format. Default: from --out's suffix (.csv, .html, .json), else json.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write here (default: stdout).")
+@calllog_option
+@routes_option
+@click.option("--callback-minutes", type=click.IntRange(1, 24 * 60), default=30, show_default=True,
+              help="A missed call counts as called back in time within this many minutes.")
+def report_(start: dt.date, end: dt.date, fmt: str | None, out: str | None, calllog: str, routes_path: str,
+            callback_minutes: int) -> None:
+    """通报考核: per-unit assessment, centre indicators and the number ledger for a period.
+
+    Dates are local (Asia/Shanghai) and inclusive; the definitions of every figure are in the
+    output (and in ivr/report.py).
+    """
+    import contextlib
+
+    from ivr import report
+
+    if start > end:
+        raise click.BadParameter(f"--from {start} is after --to {end}", param_hint="--from")
+    if fmt is None:
+        suffix = Path(out).suffix.lower().lstrip(".") if out else ""
+        fmt = {"htm": "html"}.get(suffix, suffix) if suffix in ("csv", "html", "htm", "json") else "json"
+    table = _load_table(routes_path)
+    with contextlib.redirect_stdout(sys.stderr):  # the call log's own notices (a schema upgrade) stay off stdout
+        log = _open_calllog(calllog)
+    rows = report.load(log, start, end)
+    built = report.build(rows, start, end, as_of=time.time(), table=table, callback_minutes=callback_minutes)
+    data = report.RENDERERS[fmt](built)
+    if out is None:
+        click.echo(data, nl=False)  # bytes go to the binary stream as they are (the CSV keeps its BOM)
+        return
+    try:
+        Path(out).write_bytes(data)
+    except OSError as exc:
+        click.echo(f"hotline: cannot write {out}: {exc.strerror}", err=True)
+        sys.exit(EXIT_ENV)
+    c = built.centre
+    click.echo(f"{out}: {fmt} report {start} .. {end}: {c.calls} calls, {len(built.units)} unit rows, "
+               f"{len(built.ledger)} numbers", err=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from ivr.routes import RouteTable
+
 # Seconds from dialling a line to its answer, and from a call's arrival to a human: GB/T
 # 33358-2016 asks for answer within 15 s, so the buckets are dense below 20 s.
 ANSWER_BUCKETS = (1, 2, 3, 5, 8, 10, 15, 20, 30, 45, 60, 90, 120)
@@ -22,12 +24,15 @@ DIAL_RESULTS = {"ANSWER": "answered", "BUSY": "busy", "NOANSWER": "no_answer", "
                 "CHANUNAVAIL": "unavailable", "TRUNK_DOWN": "trunk_down", "CANCEL": "cancelled"}
 OUTCOMES = ("connected", "operator", "message", "goodbye", "abandoned", "failed", "handed_off", "interrupted")
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MESSAGE_REASONS = ("after_hours", "nobody_free")
+WEBHOOK_RESULTS = ("delivered", "rejected", "gave_up", "dropped")
 
 
 class Metrics:
     def __init__(self, entries: frozenset[str] = frozenset()) -> None:
         self.registry = CollectorRegistry()
         self._entries = set(entries)
+        self._units: set[str] = set()
         r = self.registry
         self.calls = Counter("hotline_calls_total", "Calls that ended, by the number dialled and outcome.",
                              ["entry", "outcome"], registry=r)
@@ -60,16 +65,47 @@ class Metrics:
                               ["unit", "score"], registry=r)
         self.tickets_overdue = Gauge("hotline_tickets_overdue", "Open tickets past their deadline, by unit.",
                                      ["unit"], registry=r)
-        self.messages = Counter("hotline_messages_total", "Messages (留言) taken, by unit and reason.",
+        self.messages = Counter("hotline_messages_total",
+                                "Messages (留言) taken, by unit and why (after_hours, nobody_free).",
                                 ["unit", "reason"], registry=r)
         for result in ("ok", "refused"):
             self.reloads.labels(result)  # both series exist from the start, so rate() works at once
 
     # -- the facade the call flow uses ------------------------------------------------------
-    def set_routes(self, version: str, entries: frozenset[str]) -> None:
+    def set_routes(self, table: RouteTable) -> None:
+        """Export the loaded table's version, and create every series its units can have.
+
+        Series that exist from the start (at 0) make rates, ratios and alerts work before the
+        first event, and show a unit that gets no calls as "0", not as missing.
+        """
         self.routes_info.clear()
-        self.routes_info.labels(version).set(1)
-        self._entries = set(entries)
+        self.routes_info.labels(table.digest).set(1)
+        self._entries = set(table.entries)
+        for entry in (*table.entries, "other"):
+            for outcome in OUTCOMES:
+                self.calls.labels(entry, outcome)
+        partners = set()
+        for route in table.routes.values():
+            for result in set(DIAL_RESULTS.values()) | {"failed"}:
+                self.routed.labels(route.unit, route.mode.value, result)
+            self.answer.labels(route.unit, route.mode.value)
+            for step in ("overflow", "operators", "message"):
+                self.overflow.labels(route.unit, step)
+            for score in ("1", "2", "3"):
+                self.survey.labels(route.unit, score)
+            for reason in MESSAGE_REASONS:
+                self.messages.labels(route.unit, reason)
+            if route.partner is not None:
+                partners.add(route.partner.name)
+        for partner in partners:
+            for result in WEBHOOK_RESULTS:
+                self.webhooks.labels(partner, result)
+        for kind in ("department", "operator"):
+            self.to_human.labels(kind)
+        for result in ("answered", "abandoned", "timed_out"):
+            self.queue_wait.labels(result)
+        self._units = {route.unit for route in table.routes.values()}
+        self.set_overdue({})
 
     def call_started(self) -> None:
         self.active.inc()
@@ -114,13 +150,14 @@ class Metrics:
     def survey_answered(self, unit: str, score: int) -> None:
         self.survey.labels(unit, str(score)).inc()
 
-    def message_taken(self, unit: str, reason: str) -> None:
-        self.messages.labels(unit or "none", reason).inc()
+    def message_taken(self, unit: str, after_hours: bool) -> None:
+        self.messages.labels(unit or "none", "after_hours" if after_hours else "nobody_free").inc()
 
     def set_overdue(self, by_unit: dict[str, int]) -> None:
+        """Overdue open tickets per unit; every unit of the table is exported, 0 if none."""
         self.tickets_overdue.clear()
-        for unit, count in by_unit.items():
-            self.tickets_overdue.labels(unit or "none").set(count)
+        for unit in self._units | set(by_unit):
+            self.tickets_overdue.labels(unit or "none").set(by_unit.get(unit, 0))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -223,7 +223,7 @@ async def take_message(call: Call, record: CallRecord, svc: Services, kind: str)
         record.outcome, record.hangup_by = "failed", "system"
         return
     record.outcome = "message"
-    svc.metrics.message_taken(record.unit, record.reason)
+    svc.metrics.message_taken(record.unit, after_hours=record.reason == "after_hours")
     _open_ticket(record, svc, kind=kind)
     svc.calllog.missed_call(record.call_id, call.caller_number, record.caller_hash, record.caller_masked,
                             reason=f"message:{record.reason}", at=time.time())

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client.parser import text_string_to_metric_families
 
+from ivr import routes
 from ivr.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = (ROOT / "routes.yaml").read_text(encoding="utf-8")
+TABLE = routes.parse(SHIPPED)
 
 
 def samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -47,10 +54,22 @@ def test_dial_results_use_prometheus_style_words_and_answers_feed_the_histogram(
 
 def test_the_loaded_table_version_is_exported_once() -> None:
     m = Metrics()
-    m.set_routes("aaa", frozenset())
-    m.set_routes("bbb", frozenset())
+    m.set_routes(TABLE)
+    m.set_routes(routes.parse(SHIPPED.replace("version: 1 ", "version: 1  ")))
     versions = [k for k in samples(m) if k[0] == "hotline_routes_info"]
-    assert versions == [("hotline_routes_info", (("version", "bbb"),))]
+    assert len(versions) == 1 and versions[0][1] != (("version", TABLE.digest),)
+
+
+def test_every_unit_has_its_series_from_the_start_so_a_quiet_unit_shows_zero() -> None:
+    m = Metrics()
+    m.set_routes(TABLE)
+    got = samples(m)
+    units = {r.unit for r in TABLE.routes.values()}
+    answered = {dict(k[1])["unit"] for k, v in got.items()
+                if k[0] == "hotline_routed_calls_total" and dict(k[1])["result"] == "answered" and v == 0}
+    overdue = {dict(k[1])["unit"] for k in got if k[0] == "hotline_tickets_overdue"}
+    assert answered == units == overdue
+    assert got[("hotline_webhook_deliveries_total", (("partner", "market-regulation"), ("result", "gave_up")))] == 0
 
 
 def test_reloads_and_ari_state_are_counted() -> None:
