@@ -8,6 +8,7 @@ with the call log.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -24,6 +25,7 @@ import pytest
 import yaml
 
 from ivr.citizen import place_call
+from ivr.timekeeping import LOCAL_TZ
 from tests.integration.conftest import DEPARTMENTS_PORT, REPO, SEAT_PORTS, Controller, Phone, until
 
 pytestmark = pytest.mark.integration
@@ -137,3 +139,34 @@ def test_every_dashboard_and_rule_expression_returns_data_that_agrees_with_the_c
         if not query(watched):
             empty.append((name, watched))
     assert not empty, "expressions without data:\n" + "\n".join(f"{n}: {e}" for n, e in empty)
+
+
+def test_the_assessment_report_of_real_calls_counts_what_the_call_log_holds(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path) -> None:
+    phones(DEPARTMENTS_PORT, talk_ms=1000)
+    controller = start_controller()
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(place_call, to, keys, caller=f"1390000{n:04d}", local_port=5071 + n, talk_ms=15000)
+                for n, (to, keys) in enumerate([("12345", "1"), ("12310", "")])]
+        assert all(r.result().succeeded for r in runs)
+    controller.finished_calls(2)
+    # Call records carry real timestamps (the simulated clock only steers decisions): report on
+    # the local days around now.
+    today = dt.datetime.now(LOCAL_TZ).date()
+    hotline = str(REPO / ".venv" / "bin" / "hotline")
+    common = ["--from", str(today - dt.timedelta(days=1)), "--to", str(today + dt.timedelta(days=1)),
+              "--calllog", controller.env["HOTLINE_CALLLOG"]]
+
+    out = subprocess.run([hotline, "report", *common, "--format", "json"], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    report = json.loads(out.stdout)
+    rows = {(u["unit"], u["mode"]): u for u in report["units"]}
+    assert rows[("市公安局", "merge")]["total"]["routed"] == 1
+    assert rows[("市公安局", "merge")]["total"]["answered"] == 1
+    assert rows[("市编办", "transfer")]["direct"]["routed"] == 1
+    assert len(report["ledger"]) == 50
+
+    html = tmp_path / "report.html"
+    subprocess.run([hotline, "report", *common, "--out", str(html)], capture_output=True, check=True, cwd=REPO)
+    page = html.read_text(encoding="utf-8")
+    assert "<svg" in page and "市公安局" in page and "http://" not in page and "https://" not in page
