@@ -32,10 +32,10 @@ from ivr.ari.client import AriClient
 from ivr.ari.stream import connections
 from ivr.calllog.records import CallRecord
 from ivr.calllog.sqlite import SqliteCallLog
-from ivr.calls import Call
+from ivr.calls import PLAYBACK_VARIABLE, Call
 from ivr.config import Settings
 from ivr.dispatcher import Dispatcher
-from ivr.errors import AriError, RoutesError
+from ivr.errors import AriError, ConfigError, RoutesError
 from ivr.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ivr.metrics import Metrics
 from ivr.operators import SeatPool
@@ -90,13 +90,13 @@ class Controller:
 
     # -- lifecycle --------------------------------------------------------------------------
     async def serve(self) -> None:
+        metrics_site = await self._serve_metrics()  # first: a busy port must fail before anything runs
         interrupted = self.calllog.start()
         self.webhooks.start()
         if self.settings.clock_start is not None:
             log.warning("clock_simulated", starts_at=self.settings.clock_start.isoformat())
         log.info("controller_starting", routes=str(self.settings.routes_path), routes_version=self.table.digest,
                  interrupted_calls=interrupted)
-        metrics_site = await self._serve_metrics()
         consumer = asyncio.create_task(self._consume(), name="ari-events")
         watcher = asyncio.create_task(self._watch_routes(), name="routes-watcher")
         gauges = asyncio.create_task(self._refresh_gauges(), name="metrics-gauges")
@@ -169,7 +169,12 @@ class Controller:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = self.settings.metrics_addr
-        await web.TCPSite(runner, host, port).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(f"HOTLINE_METRICS_ADDR {host}:{port}: cannot listen: {exc.strerror} "
+                              "(another controller running?)") from None
         log.info("metrics_listening", address=f"{host}:{port}")
         return runner
 
@@ -255,13 +260,21 @@ class Controller:
         self._spawn(self._quiet_hangup(start.channel))
 
     async def _quiet_hangup(self, channel: str) -> None:
+        await self._quiet(self.ari.hangup(channel))
+
+    @staticmethod
+    async def _quiet(coro: Coroutine[Any, Any, None]) -> None:
         try:
-            await self.ari.hangup(channel)
+            await coro
         except AriError:
-            pass
+            pass  # already gone, or not ours any more
 
     async def _release(self, channel: str) -> None:
         try:
+            # A prompt started by a previous controller would hold the channel until it ends.
+            playback = await self.ari.get_variable(channel, PLAYBACK_VARIABLE)
+            if playback:
+                await self._quiet(self.ari.stop_playback(playback))
             await self.ari.continue_in_dialplan(channel, *FALLBACK_CONTEXT)
         except AriError as exc:
             log.warning("release_failed", channel=channel, error=str(exc))
@@ -281,8 +294,12 @@ class Controller:
             # away (the operators answer them); connected calls get the grace period to finish.
             for task, call in list(self._sessions.items()):
                 if call.bridged_since is None:
-                    await call.release_to(*FALLBACK_CONTEXT)
+                    # Stop the call's coroutine first, so no request of its own is still
+                    # changing the channel while we hand it over.
+                    call.keep_for_handoff()
                     task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    await call.release_to(*FALLBACK_CONTEXT)
             _, still = await asyncio.wait(pending, timeout=self.settings.shutdown_grace_seconds)
             for task in still:
                 task.cancel()

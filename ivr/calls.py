@@ -33,6 +33,8 @@ log = structlog.get_logger("ivr.calls")
 
 T = TypeVar("T")
 
+PLAYBACK_VARIABLE = "HOTLINE_PLAYBACK"  # the id of the prompt playing now, kept on the channel
+
 # Dial outcomes as Asterisk's Dial() names them (DIALSTATUS); TRUNK_DOWN is ours, for a REST
 # failure creating the outbound channel (endpoint missing/unreachable).
 FAILED_DIAL = {"BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL", "CANCEL", "TRUNK_DOWN"}
@@ -81,6 +83,8 @@ class Call:
         self._outbound: set[str] = set()  # our dialled channels still alive
         self._bridges: set[str] = set()
         self._seq = 0
+        self._playing: set[str] = set()  # playbacks we started that may still be running
+        self._handing_off = False
         self.bridged_since: float | None = None
         self.bridged_until: float | None = None
         register(channel, self)
@@ -149,13 +153,14 @@ class Call:
         if barge_in and self.digits:
             return True
         playback = self._next_id("pb")
-        await self.ari.play(self.channel, playback, media)
+        await self._start_playback(playback, media)
         # Asterisk's own PlaybackFinished is the end marker; the guard timeout only protects
         # against a lost event (a reconnect gap) so a call can never wait forever here.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             event = await self._next(deadline - time.monotonic())
             if isinstance(event, ev.PlaybackFinished) and event.playback == playback:
+                self._playing.discard(playback)
                 return False
             if barge_in and self.digits:
                 await self._quietly(self.ari.stop_playback(playback))
@@ -180,11 +185,12 @@ class Call:
     async def play_until(self, media: list[str], awaitable: Awaitable[T]) -> T:
         """Play `media` (looping tones, hold music) until `awaitable` completes, then stop it."""
         playback = self._next_id("hold")
-        await self._quietly(self.ari.play(self.channel, playback, media))
+        await self._quietly(self._start_playback(playback, media))
         try:
             return await awaitable
         finally:
             await self._quietly(self.ari.stop_playback(playback))
+            self._playing.discard(playback)
 
     async def collect_digit(self, timeout: float) -> str | None:
         """One key: a buffered one at once, else wait up to `timeout` seconds."""
@@ -216,7 +222,7 @@ class Call:
                 self._outbound.discard(out)
                 result.status = "TRUNK_DOWN"
                 return result
-            await self._quietly(self.ari.play(self.channel, ring, ["tone:ring;tonezone=cn"]))
+            await self._quietly(self._start_playback(ring, ["tone:ring;tonezone=cn"]))
             await self.ari.dial(out, caller=self.channel, timeout=ring_seconds)
             known = False  # has Asterisk told us the dial status yet?
             deadline = time.monotonic() + ring_seconds + 10
@@ -247,6 +253,7 @@ class Call:
             return result
         finally:
             await self._quietly(self.ari.stop_playback(ring))
+            self._playing.discard(ring)
             if not result.ok and out in self._outbound:
                 await self._quietly(self.ari.hangup(out))
 
@@ -274,16 +281,37 @@ class Call:
             return 0.0
         return round((self.bridged_until or time.monotonic()) - self.bridged_since, 3)
 
+    def keep_for_handoff(self) -> None:
+        """The caller will be handed to the dialplan: the call's own unwinding must not hang up."""
+        self._handing_off = True
+
     async def hangup(self) -> None:
-        if self.caller_up:
+        if self.caller_up and not self._handing_off:
             self.caller_up = False
             await self._quietly(self.ari.hangup(self.channel))
 
     async def release_to(self, context: str, extension: str) -> None:
         """Hand the caller back to the dialplan (fallback), leaving Stasis without hanging up."""
-        if self.caller_up:
-            await self._quietly(self.ari.continue_in_dialplan(self.channel, context, extension))
-            self.caller_up = False
+        if not self.caller_up:
+            return
+        self.caller_up = False
+        # Asterisk runs a 'continue' only after the channel's current playback: a menu prompt
+        # would hold the caller in Stasis for its whole length. Stop it first — and again
+        # until the channel has really moved on, since a play request still in flight when we
+        # were interrupted can start a prompt after our first stop.
+        for attempt in range(10):
+            for playback in list(self._playing):
+                await self._quietly(self.ari.stop_playback(playback))
+            if attempt == 0:
+                await self._quietly(self.ari.continue_in_dialplan(self.channel, context, extension))
+            await asyncio.sleep(0.1)
+            try:
+                where = await self.ari.channel(self.channel)
+            except AriError:
+                return  # gone (hung up): nothing left to hand over
+            if (where.get("dialplan") or {}).get("context") == context:
+                return
+        log.warning("release_not_confirmed", context=context)
 
     async def cleanup(self) -> None:
         """Hang up what we dialled and destroy our bridges; 404 means it is already gone."""
@@ -300,6 +328,17 @@ class Call:
         seq = self._seq
         for n in range(1, seq + 1):
             self._unregister(f"{self.id}-out{n}")
+
+    async def _start_playback(self, playback: str, media: list[str]) -> None:
+        """Start a playback, first noting its id on the channel itself.
+
+        A controller that dies mid-prompt loses its memory; the next one must stop that prompt
+        before it can hand the caller to the dialplan fallback (Asterisk runs 'continue' only
+        after the current playback). The channel variable survives us.
+        """
+        self._playing.add(playback)
+        await self.ari.set_variable(self.channel, PLAYBACK_VARIABLE, playback)
+        await self.ari.play(self.channel, playback, media)
 
     async def _quietly(self, coro: Awaitable[object]) -> None:
         try:

@@ -70,6 +70,9 @@ def run(routes_path: str) -> None:
 
     try:
         asyncio.run(serve())
+    except ConfigError as exc:
+        click.echo(f"hotline: {exc}", err=True)
+        sys.exit(EXIT_ENV)
     except AriAuthError as exc:
         click.echo(f"hotline: {exc} — check ARI_USER/ARI_PASSWORD against ari.conf", err=True)
         sys.exit(EXIT_ENV)

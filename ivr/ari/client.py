@@ -122,9 +122,16 @@ class AriClient:
     async def set_variable(self, channel: str, name: str, value: str) -> None:
         await self.request("POST", f"/channels/{channel}/variable", {"variable": name, "value": value})
 
+    async def get_variable(self, channel: str, name: str) -> str:
+        data = await self.request("GET", f"/channels/{channel}/variable", {"variable": name})
+        return str((data or {}).get("value", ""))
+
     async def continue_in_dialplan(self, channel: str, context: str, extension: str, priority: int = 1) -> None:
         await self.request("POST", f"/channels/{channel}/continue",
                            {"context": context, "extension": extension, "priority": priority})
+
+    async def channel(self, channel: str) -> dict[str, Any]:
+        return dict(await self.request("GET", f"/channels/{channel}"))
 
     async def list_channels(self) -> list[dict[str, Any]]:
         return list(await self.request("GET", "/channels") or [])

@@ -301,3 +301,28 @@ def test_after_a_department_call_the_citizen_rates_the_service(
     assert (row["outcome"], row["satisfaction"]) == ("connected", 2)
     (ticket,) = controller.calllog.tickets()
     assert (ticket["ticket_id"], ticket["satisfaction"], ticket["kind"]) == (row["ticket_id"], 2, "merge")
+
+
+@pytest.mark.parametrize("scenario, trunk, status", [
+    ("phone_congested.xml", "departments", "CONGESTION"),  # the unit's exchange answers 503
+    ("phone_answer.xml", "nowhere", "TRUNK_DOWN"),         # the trunk itself cannot be used
+])
+def test_congestion_and_a_dead_trunk_are_told_apart_and_overflow_to_the_operators(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path,
+        scenario: str, trunk: str, status: str) -> None:
+    phones(DEPARTMENTS_PORT, scenario)
+    operators = phones(SEAT_PORTS[0], talk_ms=1500)
+    text = (REPO / "routes.yaml").read_text(encoding="utf-8")
+    text = text.replace("  departments:\n    endpoint: departments",
+                        "  departments:\n    endpoint: departments\n  nowhere:\n    endpoint: no-such-trunk", 1)
+    gongan = 'number: "3372000"\n    mode: merge\n    effective: 2016-07-31\n    trunk: departments'
+    (tmp_path / "routes.yaml").write_text(text.replace(gongan, gongan.replace("departments", trunk)),
+                                          encoding="utf-8")
+    controller = start_controller(tmp_path / "routes.yaml")
+
+    call = place_call("12345", "1", caller=CITIZEN, talk_ms=20000)
+
+    assert call.succeeded, call.stderr
+    assert len(operators.invites()) == 1
+    (row,) = controller.finished_calls()
+    assert (row["dial_status"], row["overflowed"], row["outcome"]) == (status, 1, "operator")
