@@ -32,7 +32,7 @@ from ivr.ari.client import AriClient
 from ivr.ari.stream import connections
 from ivr.calllog.records import CallRecord
 from ivr.calllog.sqlite import SqliteCallLog
-from ivr.calls import PLAYBACK_VARIABLE, Call
+from ivr.calls import PLAYBACK_VARIABLE, Call, quietly
 from ivr.config import Settings
 from ivr.dispatcher import Dispatcher
 from ivr.errors import AriError, ConfigError, RoutesError
@@ -260,21 +260,14 @@ class Controller:
         self._spawn(self._quiet_hangup(start.channel))
 
     async def _quiet_hangup(self, channel: str) -> None:
-        await self._quiet(self.ari.hangup(channel))
-
-    @staticmethod
-    async def _quiet(coro: Coroutine[Any, Any, None]) -> None:
-        try:
-            await coro
-        except AriError:
-            pass  # already gone, or not ours any more
+        await quietly(self.ari.hangup(channel))
 
     async def _release(self, channel: str) -> None:
         try:
             # A prompt started by a previous controller would hold the channel until it ends.
             playback = await self.ari.get_variable(channel, PLAYBACK_VARIABLE)
             if playback:
-                await self._quiet(self.ari.stop_playback(playback))
+                await quietly(self.ari.stop_playback(playback))
             await self.ari.continue_in_dialplan(channel, *FALLBACK_CONTEXT)
         except AriError as exc:
             log.warning("release_failed", channel=channel, error=str(exc))

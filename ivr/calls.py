@@ -341,9 +341,14 @@ class Call:
         await self.ari.play(self.channel, playback, media)
 
     async def _quietly(self, coro: Awaitable[object]) -> None:
-        try:
-            await coro
-        except AriNotFound:
-            pass  # already gone: the goal of a cleanup call is met
-        except AriError as exc:
-            log.warning("ari_cleanup_failed", error=str(exc))
+        await quietly(coro)
+
+
+async def quietly(coro: Awaitable[object]) -> None:
+    """Await a best-effort ARI request (cleanup, hand-over): 404 means already done."""
+    try:
+        await coro
+    except AriNotFound:
+        pass  # already gone: the goal of a cleanup call is met
+    except AriError as exc:
+        log.warning("ari_cleanup_failed", error=str(exc))

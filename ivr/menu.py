@@ -229,7 +229,7 @@ def reachable(table: RouteTable, at: dt.datetime) -> list[tuple[str, Route]]:
 
 def prompt_text(menu: Menu, options: tuple[MenuOption, ...]) -> str:
     """The spoken menu, built from the options so it can never name one that does not exist."""
-    parts = [f"{o.label}请按{o.key}" for o in options]
+    parts = [o.spoken for o in options]
     parts.append("人工服务请按0")
     parts.append("重听请按星号键")
     return "，".join(parts) + "。"

@@ -82,7 +82,7 @@ def plan(table: RouteTable, static: dict[str, str]) -> dict[str, str]:
         if menu.intro:
             texts[f"menu-{menu.id}-intro"] = menu.intro
         for option in menu.options:
-            texts[f"menu-{menu.id}-{option.key}"] = f"{option.label}请按{option.key}。"
+            texts[f"menu-{menu.id}-{option.key}"] = f"{option.spoken}。"
     return texts
 
 

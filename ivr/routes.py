@@ -129,6 +129,11 @@ class MenuOption:
     menu_id: str | None = None
     number_entry: bool = False
 
+    @property
+    def spoken(self) -> str:
+        """What the menu says for this option: its prompt file's text ("公安局请按1")."""
+        return f"{self.label}请按{self.key}"
+
 
 @dataclass(frozen=True)
 class Menu:
@@ -506,7 +511,7 @@ def warnings(table: RouteTable, today: dt.date | None = None) -> list[str]:
         choices = [o for o in menu.options if not o.number_entry]
         if len(choices) > policy.max_options:
             out.append(f"{table.source}: menu '{mid}' has {len(choices)} options (max_options {policy.max_options})")
-        spoken = (menu.intro if mid == "main" else "") + "".join(f"{o.label}请按{o.key}" for o in menu.options)
+        spoken = (menu.intro if mid == "main" else "") + "".join(o.spoken for o in menu.options)
         seconds = (len(spoken) + 16) / CHARS_PER_SECOND  # + the fixed "人工服务请按0，重听请按星号键"
         if seconds > policy.max_prompt_seconds:
             out.append(f"{table.source}: menu '{mid}' prompt takes about {seconds:.0f} s to say "
