@@ -219,6 +219,8 @@ class Controller:
             if call.channel not in owned and call.caller_up:
                 # The caller left while we were disconnected: unwind that call now.
                 call.queue.put_nowait(ev.StasisEnd("StasisEnd", {"channel": {"id": call.channel}}, call.channel))
+            elif call.caller_up:
+                await call.reconcile()
         for channel in owned:
             if not self.dispatcher.known(channel):
                 # Left in our app by a previous controller process: we cannot know where that

@@ -281,6 +281,37 @@ class Call:
             return 0.0
         return round((self.bridged_until or time.monotonic()) - self.bridged_since, 3)
 
+    async def reconcile(self) -> None:
+        """After an events gap (a reconnect): learn from Asterisk what ended while we were away.
+
+        Asterisk does not replay events sent while no WebSocket was connected, so a prompt that
+        finished, or a dialled line that answered or hung up, during the gap would leave this
+        call's coroutine waiting for an event that never comes. We ask for the current state
+        of what the coroutine may be waiting on and queue the event it missed. A real event
+        arriving as well does no harm: every verb matches events by id and ignores the rest.
+        """
+        for playback in list(self._playing):
+            try:
+                await self.ari.request("GET", f"/playbacks/{playback}")
+            except AriNotFound:
+                self._playing.discard(playback)
+                self.queue.put_nowait(ev.PlaybackFinished("PlaybackFinished", {"synthetic": True}, playback, "done"))
+            except AriError as exc:
+                log.warning("reconcile_failed", playback=playback, error=str(exc))
+        for out in list(self._outbound):
+            raw = {"synthetic": True, "channel": {"id": out}}
+            try:
+                channel = await self.ari.channel(out)
+            except AriNotFound:
+                self.queue.put_nowait(ev.ChannelDestroyed("ChannelDestroyed", raw, out, 0, "gone during events gap"))
+                continue
+            except AriError as exc:
+                log.warning("reconcile_failed", channel=out, error=str(exc))
+                continue
+            if channel.get("state") == "Up" and self.bridged_since is None:
+                self.queue.put_nowait(ev.Dial("Dial", {"synthetic": True, "peer": {"id": out}}, out, "ANSWER"))
+        log.info("call_reconciled", playing=len(self._playing), outbound=len(self._outbound))
+
     def keep_for_handoff(self) -> None:
         """The caller will be handed to the dialplan: the call's own unwinding must not hang up."""
         self._handing_off = True

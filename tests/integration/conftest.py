@@ -198,14 +198,17 @@ class Controller:
 def start_controller(asterisk: Ari, tmp_path: Path) -> Iterator[Callable[..., Controller]]:
     running: list[Controller] = []
 
-    def start(routes: Path = REPO / "routes.yaml", clock: str = OFFICE_HOURS) -> Controller:
+    def start(routes: Path = REPO / "routes.yaml", clock: str = OFFICE_HOURS,
+              env: dict[str, str] | None = None) -> Controller:
+        """Start `hotline run`; `env` adds or overrides environment variables (e.g. ARI_URL)."""
+        extra = env or {}
         log_path = tmp_path / f"controller-{len(running) + 1}.log"
         calllog_path = tmp_path / "calllog.sqlite3"
         env = {**os.environ, "ARI_PASSWORD_FILE": str(STATE / "ari-password"),
                "HOTLINE_CALLER_KEY_FILE": str(STATE / "caller-hash.key"),
                "HOTLINE_CALLLOG": str(calllog_path), "HOTLINE_SHUTDOWN_GRACE": "5",
                "HOTLINE_STATE": str(STATE), "HOTLINE_CLOCK_START": clock,
-               **{name: PARTNER_SECRET for name in PARTNER_SECRET_ENVS}}
+               **{name: PARTNER_SECRET for name in PARTNER_SECRET_ENVS}, **extra}
         with log_path.open("w") as log_file:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "hotline"), "run", "--routes", str(routes)],
                                     cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)

@@ -1,0 +1,213 @@
+"""Faults between the controller and Asterisk while calls are up.
+
+- The events WebSocket drops (Asterisk keeps running): the controller reconnects, resyncs, and
+  the calls still up go on — events they missed during the gap are recovered from Asterisk's
+  state (Call.reconcile), none is acted on twice.
+- Asterisk restarts under load: the controller notices, retries with backoff, says so in its
+  metrics, completes the records of the calls Asterisk took down, and takes new calls as soon
+  as Asterisk is back.
+
+The WebSocket is cut by a TCP proxy between the controller and ARI that can refuse new events
+connections for a while (REST requests still pass), which is what a network blip or an
+overloaded HTTP server looks like from the controller.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from ivr.citizen import place_call
+from tests.integration.conftest import DEPARTMENTS_PORT, Ari, Controller, Phone, ctl, until
+
+pytestmark = pytest.mark.integration
+
+CITIZEN = "13912345678"
+PROXY_PORT = 18088
+
+
+class EventsProxy:
+    """A TCP proxy to Asterisk's HTTP port that can drop the ARI events WebSocket on demand."""
+
+    def __init__(self, port: int, upstream: tuple[str, int] = ("127.0.0.1", 8088)) -> None:
+        self.upstream = upstream
+        self.server = socket.create_server(("127.0.0.1", port), reuse_port=False)
+        self.server.settimeout(0.2)
+        self._lock = threading.Lock()
+        self._events_conns: list[socket.socket] = []
+        self._refuse_until = 0.0
+        self.dropped = 0
+        self.refused = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def drop_events(self, gap_seconds: float) -> None:
+        """Close every events WebSocket now and refuse new ones for `gap_seconds`."""
+        with self._lock:
+            self._refuse_until = time.monotonic() + gap_seconds
+            conns, self._events_conns = self._events_conns, []
+        for conn in conns:
+            self.dropped += 1
+            conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.server.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.upstream)
+        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+        # aiohttp may send the WebSocket upgrade over a kept-alive REST connection, so every
+        # request is looked at, not only a connection's first bytes.
+        try:
+            while data := client.recv(65536):
+                if data.startswith(b"GET ") and b"/ari/events" in data.split(b"\r\n", 1)[0]:
+                    with self._lock:
+                        if time.monotonic() < self._refuse_until:
+                            self.refused += 1
+                            break
+                        self._events_conns.append(client)
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (client, upstream):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+@pytest.fixture
+def proxy() -> Iterator[EventsProxy]:
+    p = EventsProxy(PROXY_PORT)
+    yield p
+    p.close()
+
+
+def metric(name: str) -> float:
+    with urllib.request.urlopen("http://127.0.0.1:9345/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+    assert match, f"{name} not exported"
+    return float(match.group(1))
+
+
+def test_a_dropped_events_socket_is_reconnected_and_the_caller_in_the_menu_is_still_routed(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone], proxy: EventsProxy) -> None:
+    department = phones(DEPARTMENTS_PORT, talk_ms=1500)
+    controller = start_controller(env={"ARI_URL": f"http://127.0.0.1:{PROXY_PORT}/ari"})
+
+    with ThreadPoolExecutor(1) as pool:
+        # The caller listens to the menu for 9 s, then presses 1 — after the gap below.
+        call = pool.submit(place_call, "12345", "1", caller=CITIZEN, first_key_ms=9000, talk_ms=8000)
+        until(lambda: "call_arrived" in controller.log(), what="the call to reach the controller")
+        time.sleep(1.0)
+        proxy.drop_events(gap_seconds=3.0)
+        until(lambda: controller.log().count("event='resynced'") >= 2, timeout=15,
+              what="the controller to reconnect and resync")
+        assert call.result().succeeded
+
+    assert proxy.dropped == 1 and proxy.refused >= 1  # the first retries met the gap: backoff worked
+    assert [u.split("@")[0] for u in department.invites()] == ["sip:3372000"]
+    (row,) = controller.finished_calls()
+    assert (row["keys"], row["unit"], row["outcome"]) == ("1", "市公安局", "connected")
+    steps = [s["name"] for s in controller.calllog.steps(row["call_id"])]
+    assert steps.count("dial") == 1 and steps.count("answered") == 1  # nothing acted on twice
+    assert "ari_disconnected" in controller.log()
+    assert metric("hotline_ari_reconnects_total") == 1
+    assert metric("hotline_ari_connected") == 1
+
+
+def test_a_department_hanging_up_during_the_gap_is_noticed_at_resync_not_when_the_caller_gives_up(
+        start_controller: Callable[..., Controller], phones: Callable[..., Phone], proxy: EventsProxy) -> None:
+    """The department's hang-up event is sent while no WebSocket is connected, so it is lost;
+    the resync asks Asterisk and finds the department's channel gone."""
+    department = phones(DEPARTMENTS_PORT, talk_ms=2000)
+    controller = start_controller(env={"ARI_URL": f"http://127.0.0.1:{PROXY_PORT}/ari"})
+
+    with ThreadPoolExecutor(1) as pool:
+        # The caller would stay on the line 30 s: the record must not say they hung up.
+        call = pool.submit(place_call, "12345", "1", caller=CITIZEN, talk_ms=30000)
+        until(lambda: "status='ANSWER'" in controller.log(), timeout=30, what="the department to answer")
+        proxy.drop_events(gap_seconds=5.0)  # the department hangs up 2 s into the call: in the gap
+        until(lambda: controller.log().count("event='resynced'") >= 2, timeout=20,
+              what="the controller to reconnect and resync")
+        (row,) = controller.finished_calls(timeout=30)
+        assert call.result().succeeded
+
+    assert len(department.invites()) == 1
+    assert (row["outcome"], row["hangup_by"]) == ("connected", "callee")
+    assert 1.5 <= row["talk_seconds"] <= 9.0  # ended at the resync, not at the caller's 30 s
+    assert "call_reconciled" in controller.log()
+
+
+def test_asterisk_restarting_under_load_is_survived_and_new_calls_are_taken_when_it_is_back(
+        asterisk: Ari, start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    department = phones(DEPARTMENTS_PORT, talk_ms=20000)
+    controller = start_controller()
+
+    with ThreadPoolExecutor(4) as pool:
+        # Four callers talking to the department (long calls), taken down by the restart.
+        calls = [pool.submit(place_call, "12345", "1", caller=f"1391234{i:04d}", talk_ms=25000,
+                             local_port=5071 + i, timeout_s=40) for i in range(4)]
+        until(lambda: controller.log().count("status='ANSWER'") >= 4, timeout=40, what="four bridged calls")
+        stopped = ctl("stop-asterisk")
+        assert stopped.returncode == 0, stopped.stderr
+        until(lambda: metric("hotline_ari_connected") == 0, timeout=10, what="the controller to notice")
+        assert controller.proc.poll() is None  # it keeps running and retrying
+        time.sleep(3)  # a few retries against a dead port (backoff, capped)
+        t0 = time.monotonic()
+        started = ctl("start-asterisk")
+        assert started.returncode == 0, started.stderr
+        until(lambda: metric("hotline_ari_connected") == 1, timeout=30, what="the controller to reconnect")
+        reconnected_after = time.monotonic() - t0
+        for c in calls:
+            c.result()  # their SIP dialogs died with Asterisk; we only need them finished
+
+    # The calls Asterisk took down are complete in the call log, none left in progress.
+    rows = controller.finished_calls(4, timeout=20)
+    assert len(rows) == 4 and all(r["ended_at"] for r in rows)
+
+    # And the hotline answers again at once.
+    department.stop()
+    phones(DEPARTMENTS_PORT, talk_ms=1500)
+    again = place_call("12345", "1", caller=CITIZEN, talk_ms=6000)
+    assert again.succeeded, again.stderr
+    rows = controller.finished_calls(5, timeout=20)
+    assert rows[-1]["outcome"] == "connected"
+    assert metric("hotline_ari_reconnects_total") >= 1
+    assert "ari_connect_failed" in controller.log()
+    print(f"controller reconnected {reconnected_after:.1f}s after Asterisk was started again")
