@@ -5,11 +5,13 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from ivr.citizen import place_call
-from tests.integration.conftest import OPERATORS_PORT, Controller, Phone, until
+from tests.integration.conftest import OPERATORS_PORT, SEAT_PORTS, Ari, Controller, Phone, until
+from tests.integration.test_calls import short_ring_routes
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +59,30 @@ def test_sigterm_hands_callers_in_the_menu_to_the_duty_line_and_flushes_their_re
     (row,) = controller.finished_calls()
     assert (row["outcome"], row["hangup_by"]) == ("handed_off", "system")
     assert "controller_stopped" in controller.log()
+
+
+def test_an_unreachable_department_overflows_every_caller_within_its_ring_time_and_leaves_no_dial_behind(
+        asterisk: Ari, start_controller: Callable[..., Controller], phones: Callable[..., Phone],
+        tmp_path: Path) -> None:
+    """Nothing listens on the department trunk (a dead switch): each caller is offered to the
+    operators once the 5 s ring time is up, and no outbound attempt is left pending."""
+    seats = [phones(port, talk_ms=1000) for port in SEAT_PORTS]
+    controller = start_controller(routes=short_ring_routes(tmp_path))
+
+    with ThreadPoolExecutor(3) as pool:
+        calls = [pool.submit(place_call, "12345", "1", caller=f"1391234{i:04d}", talk_ms=20000,
+                             local_port=5071 + i, timeout_s=60) for i in range(3)]
+        until(lambda: controller.log().count("event='dial_result'") >= 3, timeout=30,
+              what="the three department attempts to end")
+        # Every attempt has ended: not one channel towards the department trunk is left.
+        assert not [c for c in asterisk.channels() if c["name"].startswith("PJSIP/departments-")]
+        assert all(c.result().succeeded for c in calls)
+
+    rows = controller.finished_calls(3, timeout=30)
+    assert {(r["unit"], r["overflowed"], r["outcome"]) for r in rows} == {("市公安局", 1, "operator")}
+    assert {r["dial_status"] for r in rows} <= {"NOANSWER", "CHANUNAVAIL", "CONGESTION"}
+    for row in rows:
+        steps = controller.calllog.steps(row["call_id"])
+        dial = next(s for s in steps if s["name"] == "dial" and s["detail"]["leg"] == "department")
+        assert dial["detail"]["ring_seconds"] <= 5 + 1.5  # the ring time, not SIP's 32 s timer B
+    assert sum(len(seat.invites()) for seat in seats) == 3
