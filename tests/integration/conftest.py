@@ -30,6 +30,8 @@ from ivr.calllog.sqlite import SqliteCallLog
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("HOTLINE_STATE", REPO / "var"))
+# Asterisk's own logs (messages.log, security) inside the Debian root hotlinectl builds.
+ASTERISK_LOGS = Path(os.environ.get("HOTLINE_CACHE", "/var/cache/hotline12345")) / "sid-root/var/log/asterisk"
 HOTLINECTL = str(REPO / "hotlinectl")
 SCENARIOS = REPO / "ivr" / "sipp"
 # Calls are placed "on a Tuesday morning" (local time) unless a test says otherwise, so

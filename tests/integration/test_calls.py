@@ -12,6 +12,7 @@ import pytest
 from ivr.citizen import place_call
 from tests.integration.conftest import (
     AFTER_HOURS,
+    ASTERISK_LOGS,
     DEPARTMENTS_PORT,
     OPERATORS_PORT,
     PARTNERS_PORT,
@@ -141,11 +142,17 @@ def test_the_caller_hanging_up_mid_menu_is_logged_as_abandoned(
 def test_without_the_controller_callers_reach_the_duty_line(asterisk: object, phones: Callable[..., Phone]) -> None:
     """Stasis() fails at once when no controller is connected; the dialplan sends callers on."""
     operators = phones(OPERATORS_PORT, talk_ms=1000)
+    messages_log = ASTERISK_LOGS / "messages.log"
+    logged_before = messages_log.stat().st_size
 
     call = place_call("12345", "", caller=CITIZEN, talk_ms=20000)
 
     assert call.succeeded, call.stderr
     assert [u.split("@")[0] for u in operators.invites()] == ["sip:8000"]
+    # Counted in Asterisk's log, since the controller never saw this call.
+    with messages_log.open("rb") as f:
+        f.seek(logged_before)
+        assert b"hotline_fallback entry=12345 stasis=FAILED" in f.read()
 
 
 def test_numbers_outside_the_dialplan_are_refused(asterisk: object) -> None:

@@ -25,6 +25,7 @@ import pytest
 
 from ivr.citizen import place_call
 from tests.integration.conftest import (
+    ASTERISK_LOGS,
     DEPARTMENTS_PORT,
     PARTNERS_PORT,
     REPO,
@@ -37,7 +38,6 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 
-ASTERISK_LOGS = Path(os.environ.get("HOTLINE_CACHE", "/var/cache/hotline12345")) / "sid-root/var/log/asterisk"
 CALLERS = {"connected": "13912340001", "abandoned": "13912340002", "operator": "13912340003",
            "handed_off": "13912340004"}
 
