@@ -63,11 +63,12 @@ class Controller:
                  clock: Callable[[], dt.datetime] | None = None) -> None:
         self.settings = settings
         self.table = table
-        self.calllog = SqliteCallLog(settings.calllog_path)
+        self.calllog = SqliteCallLog(settings.calllog_path, journal_path=settings.journal_path)
         self.webhooks = WebhookSender(on_result=self._webhook_result)
         self.seats = SeatPool(table.operators.seats)
         self.metrics = Metrics(table.entries)
         self.metrics.set_routes(table)
+        self.metrics.watch_calllog(self.calllog)
         self._connections = 0
         self.services = self._services(table, clock or local_clock(settings.clock_start))
         self.dispatcher = Dispatcher(self._start_call, self._hangup_orphan)

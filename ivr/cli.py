@@ -300,6 +300,57 @@ def tickets_(calllog: str, only_open: bool, overdue: bool) -> None:
         click.echo(json.dumps(row, ensure_ascii=False))
 
 
+# -- retention (PIPL) and the call log's journal ---------------------------------------------------
+
+@main.command("purge")
+@calllog_option
+@click.option("--keep-calls-days", type=click.IntRange(0), default=1095, show_default=True,
+              help="Delete calls, and closed tickets, older than this many days.")
+@click.option("--keep-numbers-days", type=click.IntRange(0), default=30, show_default=True,
+              help="Erase full caller numbers of callback entries idle this long (done entries: at once).")
+@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+def purge_(calllog: str, keep_calls_days: int, keep_numbers_days: int, dry_run: bool) -> None:
+    """Retention: erase full caller numbers no longer needed, delete records past their time.
+
+    Prints the counts as one JSON object. Safe while the controller runs.
+    """
+    import contextlib
+    import sqlite3
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # the call log's own notices stay off stdout
+            counts = _open_calllog(calllog).purge(time.time(), keep_calls_days=keep_calls_days,
+                                                  keep_numbers_days=keep_numbers_days, dry_run=dry_run)
+    except sqlite3.Error as exc:
+        click.echo(f"hotline: cannot purge the call log {calllog}: {exc}", err=True)
+        sys.exit(EXIT_ENV)
+    click.echo(json.dumps({"dry_run": dry_run, **counts}))
+
+
+@main.command("journal")
+@calllog_option
+@click.option("--journal", "journal_path", default=None, type=click.Path(dir_okay=False),
+              help="The journal (default: the call log's path + .journal, or $HOTLINE_JOURNAL).")
+def journal_(calllog: str, journal_path: str | None) -> None:
+    """Call-log writes waiting in the journal for the database, as one JSON object.
+
+    Nonzero `pending` while the controller runs means the database refuses writes (locked,
+    read-only, full); the controller replays the journal by itself once it can.
+    """
+    import os
+
+    from ivr.calllog.journal import Journal
+
+    path = Path(journal_path or os.environ.get("HOTLINE_JOURNAL") or f"{calllog}.journal")
+    journal = Journal(path)
+    try:
+        pending, size = journal.count(), journal.size()
+    except OSError as exc:
+        click.echo(f"hotline: cannot read the journal {path}: {exc.strerror}", err=True)
+        sys.exit(EXIT_ENV)
+    click.echo(json.dumps({"journal": str(path), "pending": pending, "bytes": size}))
+
+
 # -- 通报考核: the per-department assessment report, from the call log --------------------------------
 
 

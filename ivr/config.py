@@ -7,6 +7,7 @@
     ARI_APP            hotline (the Stasis application name in dialplan/extensions.conf)
     HOTLINE_STATE      ./var — call log, keys, rendered prompts
     HOTLINE_CALLLOG    $HOTLINE_STATE/calllog.sqlite3
+    HOTLINE_JOURNAL    $HOTLINE_CALLLOG.journal — where call-log writes wait while the database cannot take them
     HOTLINE_CALLER_KEY_FILE  $HOTLINE_STATE/caller-hash.key (key of the callers' keyed hash)
     HOTLINE_SHUTDOWN_GRACE   30 (seconds calls in progress get to finish on SIGTERM)
     HOTLINE_LOG_FORMAT kv | json
@@ -34,6 +35,7 @@ class Settings:
     routes_path: Path
     calllog_path: Path
     caller_hash_key: bytes
+    journal_path: Path | None = None  # None: next to the call log (SqliteCallLog's default)
     shutdown_grace_seconds: float = 30.0
     sounds_prefix: str = "hotline"
     log_format: str = "kv"
@@ -89,6 +91,7 @@ class Settings:
             routes_path=Path(routes),
             calllog_path=Path(env.get("HOTLINE_CALLLOG", str(state / "calllog.sqlite3"))),
             caller_hash_key=key,
+            journal_path=Path(env["HOTLINE_JOURNAL"]) if env.get("HOTLINE_JOURNAL") else None,
             shutdown_grace_seconds=grace,
             log_format=fmt,
             log_level=env.get("HOTLINE_LOG_LEVEL", "info"),

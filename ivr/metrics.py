@@ -10,7 +10,11 @@ Served on HOTLINE_METRICS_ADDR (default 127.0.0.1:9345) at /metrics by the contr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ivr.routes import RouteTable
@@ -26,6 +30,44 @@ OUTCOMES = ("connected", "operator", "message", "goodbye", "abandoned", "failed"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MESSAGE_REASONS = ("after_hours", "nobody_free")
 WEBHOOK_RESULTS = ("delivered", "rejected", "gave_up", "dropped")
+
+
+class CallLogState(Protocol):
+    """What the call log tells about its durability (ivr.calllog.sqlite.SqliteCallLog)."""
+
+    @property
+    def journal_pending(self) -> int: ...
+
+    journaled_total: int
+    replayed_total: int
+    lost_total: int
+    failed_writes: int
+
+
+class _CallLogCollector:
+    """Read at scrape time from the call log's own counters, so the figures are never stale."""
+
+    def __init__(self, calllog: CallLogState) -> None:
+        self.calllog = calllog
+
+    def describe(self) -> list[Metric]:
+        return []  # not known before the first collect: skip the registry's duplicate check
+
+    def collect(self) -> Iterator[Metric]:
+        c = self.calllog
+        yield GaugeMetricFamily("hotline_calllog_journal_pending",
+                                "Call-log writes waiting in the journal (or memory) for the database.",
+                                value=c.journal_pending)
+        for name, doc, value in (
+                ("hotline_calllog_journaled_writes", "Writes the database refused that went to the journal.",
+                 c.journaled_total),
+                ("hotline_calllog_replayed_writes", "Journaled writes committed to the database later.",
+                 c.replayed_total),
+                ("hotline_calllog_lost_writes", "Writes neither the database, the journal nor memory could keep.",
+                 c.lost_total),
+                ("hotline_calllog_dropped_writes", "Single writes dropped because they can never succeed.",
+                 c.failed_writes)):
+            yield CounterMetricFamily(name, doc, value=value)
 
 
 class Metrics:
@@ -158,6 +200,10 @@ class Metrics:
         self.tickets_overdue.clear()
         for unit in self._units | set(by_unit):
             self.tickets_overdue.labels(unit or "none").set(by_unit.get(unit, 0))
+
+    def watch_calllog(self, calllog: CallLogState) -> None:
+        """Export the call log's journal and write counters (hotline_calllog_*)."""
+        self.registry.register(_CallLogCollector(calllog))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

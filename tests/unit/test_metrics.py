@@ -82,3 +82,20 @@ def test_reloads_and_ari_state_are_counted() -> None:
     assert got[("hotline_ari_connected", ())] == 1 and got[("hotline_ari_reconnects_total", ())] == 1
     assert got[("hotline_routes_reloads_total", (("result", "refused"),))] == 1
     assert got[("hotline_routes_reloads_total", (("result", "ok"),))] == 0
+
+
+def test_the_call_logs_journal_and_write_counters_are_read_at_each_scrape() -> None:
+    class Log:
+        journal_pending, journaled_total, replayed_total, lost_total, failed_writes = 3, 10, 7, 0, 1
+
+    m = Metrics()
+    log = Log()
+    m.watch_calllog(log)
+    got = samples(m)
+    assert got[("hotline_calllog_journal_pending", ())] == 3
+    assert got[("hotline_calllog_journaled_writes_total", ())] == 10
+    assert got[("hotline_calllog_replayed_writes_total", ())] == 7
+    assert got[("hotline_calllog_lost_writes_total", ())] == 0
+    assert got[("hotline_calllog_dropped_writes_total", ())] == 1
+    log.journal_pending = 0
+    assert samples(m)[("hotline_calllog_journal_pending", ())] == 0
