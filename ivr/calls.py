@@ -33,6 +33,9 @@ log = structlog.get_logger("ivr.calls")
 
 T = TypeVar("T")
 
+# How long a recording may take to be reported finished after the caller hung up on it.
+RECORDING_AFTER_HANGUP_S = 3.0
+
 PLAYBACK_VARIABLE = "HOTLINE_PLAYBACK"  # the id of the prompt playing now, kept on the channel
 
 # Dial outcomes as Asterisk's Dial() names them (DIALSTATUS); TRUNK_DOWN is ours, for a REST
@@ -171,15 +174,27 @@ class Call:
         """Take a voice message (beep, then up to `max_seconds`; '#' or silence ends it).
 
         Returns (state, seconds): state 'done' when a message was kept. Keys pressed before the
-        beep are dropped so they cannot end the message at once.
+        beep are dropped so they cannot end the message at once. Hanging up is how many callers
+        end a message: Asterisk still finishes the recording then, so its result is awaited a
+        moment and returned (with `caller_up` False) instead of raising CallEnded.
         """
         self.digits.clear()
         await self.ari.record(self.channel, name, max_seconds, max_silence_seconds)
         deadline = time.monotonic() + max_seconds + 10
-        while (left := deadline - time.monotonic()) > 0:
-            event = await self._next(left)
-            if isinstance(event, ev.RecordingFinished) and event.name == name:
-                return event.state, event.duration
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                event = await self._next(left)
+                if isinstance(event, ev.RecordingFinished) and event.name == name:
+                    return event.state, event.duration
+        except CallEnded:
+            try:
+                async with asyncio.timeout(RECORDING_AFTER_HANGUP_S):
+                    while True:
+                        event = await self.queue.get()
+                        if isinstance(event, ev.RecordingFinished) and event.name == name:
+                            return event.state, event.duration
+            except TimeoutError:
+                raise CallEnded("caller_hangup", self.hangup_cause) from None
         return "timeout", max_seconds
 
     async def play_until(self, media: list[str], awaitable: Awaitable[T]) -> T:

@@ -12,6 +12,9 @@ Rules (GB/T 33358-2016 wants shallow menus and a fast path to a human):
 - a dual-track short number dialled directly skips the menu altogether;
 - number entry: a caller who knows the old hotline number types it, ending with '#' (or a
   pause); it is looked up among the routes — never dialled as typed.
+- the keys a call pressed are kept for the call log up to `MAX_KEYS_KEPT`; beyond that only
+  their count is, as a '+N' suffix ('+' is not a key): '*' and '#' never run out of attempts,
+  so a caller (or a stuck phone) can press keys without end, and the row must stay bounded.
 - interconnect routes are handed off to their partner platform ("handoff"), others dialled;
   a route outside its business hours takes a message instead ("message"), which becomes a
   callback ticket.
@@ -24,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ivr.routes import Menu, MenuOption, Mode, Route, RouteTable
+
+MAX_KEYS_KEPT = 32  # the first 32 keys cover any real path (two menus, a 12-digit number, retries)
 
 Action = Literal["dial", "handoff", "operator", "message", "hangup"]
 Track = Literal["menu", "direct"]
@@ -75,6 +80,7 @@ class Navigator:
     _invalid: int = 0
     _silent: int = 0
     _typed: str | None = None  # digits of a number being entered; None outside number entry
+    _pressed: int = 0  # keys fed so far, including those no longer kept in `keys`
 
     def start(self) -> Ask | Decision:
         if self.entry != self.table.hotline_number:
@@ -97,7 +103,7 @@ class Navigator:
             if self._silent >= self.table.policy.max_attempts:
                 return self._decide("operator", "no_input")
             return self._ask(notice="no_input")
-        self.keys += key
+        self._press(key)
         if key == "0":
             return self._decide("operator", "caller_pressed_0")
         if key == "*":
@@ -122,21 +128,30 @@ class Navigator:
 
     MAX_TYPED = 12
 
+    def _press(self, key: str) -> None:
+        self._pressed += 1
+        kept = self.keys[:MAX_KEYS_KEPT]
+        more = self._pressed - MAX_KEYS_KEPT
+        self.keys = kept + key if more <= 0 else f"{kept}+{more}"
+
     def _feed_number(self, key: str | None) -> Ask | Decision:
         typed = self._typed or ""
         if key is not None:
-            self.keys += key
+            self._press(key)
         if key == "*":  # changed their mind: back to the menu
             self._typed = None
             return self._ask()
-        if key is not None and key.isdigit() and len(typed) < self.MAX_TYPED:
-            self._typed = typed + key
+        if key is not None and key.isdigit():
+            # Digits past MAX_TYPED are swallowed until '#' (one over is kept as the mark of a
+            # number too long to exist): a number typed too long is one wrong number, not the
+            # start of several that would use up the caller's attempts on their own.
+            self._typed = (typed + key)[:self.MAX_TYPED + 1]
             return Ask(self.current, (), number_entry=True, silent=True)
         if key is None and not typed:
             self._typed = None
             return self.feed(None)  # silence counts like silence in a menu
-        # '#', a pause after digits, or too many digits: look the number up.
-        route = self.table.route_by_number(typed)
+        # '#', another key or a pause after digits: look the number up.
+        route = None if len(typed) > self.MAX_TYPED else self.table.route_by_number(typed)
         if route is not None and route.live_at(self.at):
             self._typed = None
             return self._route(route, "number_entry")

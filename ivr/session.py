@@ -217,9 +217,11 @@ async def take_message(call: Call, record: CallRecord, svc: Services, kind: str)
     """留言: record the citizen's message; it becomes a ticket and a callback-list entry."""
     await call.play([svc.prompts.sound("leave-message")])
     name = f"hotline-msg-{record.call_id}"
-    state, seconds = await call.record(name)
+    state, seconds = await call.record(name)  # a caller hanging up ends the message, not the call's record
     record.step("message", recording=name, state=state, seconds=seconds)
-    if state != "done":
+    if state != "done" or (not call.caller_up and seconds < 1):
+        if not call.caller_up:  # hung up before saying anything: a missed call like any other
+            raise CallEnded("caller_hangup", call.hangup_cause)
         record.outcome, record.hangup_by = "failed", "system"
         return
     record.outcome = "message"
@@ -227,6 +229,9 @@ async def take_message(call: Call, record: CallRecord, svc: Services, kind: str)
     _open_ticket(record, svc, kind=kind)
     svc.calllog.missed_call(record.call_id, call.caller_number, record.caller_hash, record.caller_masked,
                             reason=f"message:{record.reason}", at=time.time())
+    if not call.caller_up:
+        record.hangup_by, record.hangup_cause = "caller", call.hangup_cause
+        return
     await call.play([svc.prompts.sound("message-saved")])
     record.hangup_by = "system"
 
@@ -280,8 +285,8 @@ def _rang(result: DialResult) -> float:
 def _missed_reason(record: CallRecord) -> str:
     if any(step.name == "queue_joined" for step in record.steps):
         return "in_queue"
-    if record.dial_status or record.operator_status:
-        return "during_transfer"
+    if record.dial_status or record.operator_status or record.decision in ("dial", "handoff"):
+        return "during_transfer"  # being connected: hearing "connecting", or the line still ringing
     return "in_menu"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ivr import routes
-from ivr.menu import Ask, Navigator, decide, prompt_text, reachable
+from ivr.menu import Ask, Decision, Navigator, decide, prompt_text, reachable
 
 TABLE = routes.load(Path(__file__).resolve().parents[2] / "routes.yaml")
 NOW = dt.datetime(2026, 11, 25, 10, 0)
@@ -133,3 +133,27 @@ def test_the_spoken_menu_names_exactly_its_options() -> None:
     for option in ask.options:
         assert f"{option.label}请按{option.key}" in text
     assert "请按7" not in text and "人工服务请按0" in text
+
+
+def test_keys_beyond_the_first_32_are_counted_not_kept() -> None:
+    d = decide(TABLE, "12345", "*" * 120 + "1", NOW)
+    assert d.route.id == "gongan"  # type: ignore[union-attr]
+    assert d.keys == "*" * 32 + "+89"
+
+
+def test_a_100_digit_number_after_9_uses_one_attempt_and_its_keys_stay_bounded() -> None:
+    nav = Navigator(TABLE, "12345", NOW)
+    nav.start()
+    for key in "9" + "1" * 100 + "#":
+        step = nav.feed(key)
+    assert isinstance(step, Ask) and (step.notice, step.number_entry) == ("invalid", True)
+    # '*' back to the menu: two more invalid keys, not one, end the call.
+    assert isinstance(nav.feed("*"), Ask) and isinstance(nav.feed("8"), Ask)
+    d = nav.feed("8")
+    assert isinstance(d, Decision) and (d.action, d.route) == ("hangup", None)
+    assert d.keys == "9" + "1" * 31 + "+73"
+
+
+def test_a_number_typed_too_long_counts_as_one_wrong_number_and_the_caller_may_retype() -> None:
+    d = decide(TABLE, "12345", "9" + "1" * 100 + "#3022782#", NOW)
+    assert (d.action, d.reason, d.route.number) == ("dial", "number_entry", "3022782")  # type: ignore[union-attr]
