@@ -81,9 +81,23 @@ def run(routes_path: str) -> None:
 @main.command()
 @click.argument("file", required=False)
 @routes_option
-def check(file: str | None, routes_path: str) -> None:
+@click.option("--dialplan", "dialplan_path", default=None, type=click.Path(dir_okay=False),
+              help="extensions.conf to cross-check entry numbers against "
+                   "[default: dialplan/extensions.conf next to routes.yaml, if there]; '' skips it.")
+def check(file: str | None, routes_path: str, dialplan_path: str | None) -> None:
     """Validate routes.yaml: a one-line summary, or every problem as FILE:LINE: message."""
+    from ivr.dialplan import entry_problems
+
     table = _load_table(file or routes_path)
+    if dialplan_path is None:
+        beside = Path(table.source).parent / "dialplan" / "extensions.conf"
+        dialplan_path = str(beside) if beside.is_file() else ""
+    if dialplan_path:
+        problems = entry_problems(table, dialplan_path)
+        for problem in problems:
+            click.echo(str(problem), err=True)
+        if problems:
+            sys.exit(EXIT_INPUT)
     modes: dict[str, int] = {}
     for route in table.routes.values():
         modes[route.mode.value] = modes.get(route.mode.value, 0) + 1

@@ -13,6 +13,7 @@
     HOTLINE_LOG_FORMAT kv | json
     HOTLINE_METRICS_ADDR 127.0.0.1:9345 — where /metrics is served (loopback by default)
     HOTLINE_CLOCK_START  e.g. 2026-11-24T10:00 — run the clock from this local time (tests, drills)
+    HOTLINE_TEST_MODE  1: accept a weak ARI password (normally refused: a known default or < 12 characters)
     <partner secret_env> the HMAC secret of each partner platform named in routes.yaml
 """
 
@@ -63,6 +64,9 @@ class Settings:
             password = _read_secret(pw_file, "ARI password (set ARI_PASSWORD or ARI_PASSWORD_FILE)")
         if not password:
             raise ConfigError("ARI password is empty")
+        if env.get("HOTLINE_TEST_MODE") != "1":
+            _refuse_weak_password(password, "ARI_PASSWORD" if "ARI_PASSWORD" in env else
+                                  f"ARI_PASSWORD_FILE ({env.get('ARI_PASSWORD_FILE', str(state / 'ari-password'))})")
         key_file = env.get("HOTLINE_CALLER_KEY_FILE", str(state / "caller-hash.key"))
         key = _read_secret(key_file, "caller-hash key (set HOTLINE_CALLER_KEY_FILE)").encode()
         try:
@@ -99,6 +103,26 @@ class Settings:
             metrics_addr=(host, int(port)),
             environ=dict(env),
         )
+
+
+# Passwords from Asterisk samples, tutorials and our own docs: the first a scanner tries. ARI is full
+# control over every call, so a guessable password is refused even on loopback.
+WEAK_PASSWORDS = frozenset({
+    "asterisk", "hotline", "hotline12345", "12345", "secret", "password", "passw0rd", "changeme", "change-me",
+    "admin", "administrator", "root", "ari", "ari-password", "test", "testing", "default", "guest", "letmein",
+    "qwerty", "1234", "123456", "12345678", "123456789", "1234567890", "000000", "111111", "abc123",
+})
+MIN_PASSWORD_LENGTH = 12  # `./hotlinectl setup` generates 24 base64 characters (fewer after dropping /+=)
+
+
+def _refuse_weak_password(password: str, variable: str) -> None:
+    """Refuse default/guessable ARI credentials at start-up (HOTLINE_TEST_MODE=1 skips this)."""
+    if password.lower() in WEAK_PASSWORDS:
+        raise ConfigError(f"{variable}: the ARI password is a well-known default — generate one with "
+                          "`./hotlinectl setup` (or set HOTLINE_TEST_MODE=1 in a test lab)")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ConfigError(f"{variable}: the ARI password has {len(password)} characters, at least "
+                          f"{MIN_PASSWORD_LENGTH} are required — generate one with `./hotlinectl setup`")
 
 
 def _read_secret(path: str, what: str) -> str:

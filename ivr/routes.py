@@ -167,6 +167,9 @@ class RouteTable:
     menus: dict[str, Menu]
     entries: frozenset[str] = field(default=frozenset())  # every number that may enter Stasis
     deadlines: DeadlinePolicy = field(default_factory=DeadlinePolicy)  # 限时办结
+    # Where things stand in routes.yaml, for checks made after loading (`hotline check --dialplan`).
+    hotline_line: int = field(default=0, compare=False)
+    route_lines: dict[str, int] = field(default_factory=dict, compare=False)  # route id -> line
 
     @property
     def main_menu(self) -> Menu:
@@ -198,7 +201,9 @@ def load(path: str | Path) -> RouteTable:
     except FileNotFoundError:
         raise RoutesError.single(str(path), 1, "file not found") from None
     except UnicodeDecodeError as exc:
-        raise RoutesError.single(str(path), 1, f"not UTF-8 text ({exc.reason})") from None
+        line = exc.object[:exc.start].count(b"\n") + 1  # where the editor shows the bad byte
+        message = f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} ({exc.reason})"
+        raise RoutesError.single(str(path), line, message) from None
     except OSError as exc:
         raise RoutesError.single(str(path), 1, f"cannot read: {exc.strerror}") from None
     return parse(text, str(path))
@@ -218,11 +223,12 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
     if "version" in top:
         top["version"].integer(1, 1)  # only schema 1 exists; the check reports anything else
 
-    hotline_number = "12345"
+    hotline_number, hotline_line = "12345", 0
     if "hotline" in top:
         hotline = top["hotline"].mapping(allowed={"number"}, required={"number"}) or {}
         if "number" in hotline:
             hotline_number = hotline["number"].string(NUMBER_PATTERN, "a phone number") or hotline_number
+            hotline_line = hotline["number"].line
 
     trunks: dict[str, Trunk] = {}
     for name, node in top["trunks"].items() if "trunks" in top else ():
@@ -294,7 +300,8 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
             partners[name] = Partner(name, url, env)
 
     refs = _Refs(trunk_ref, hours, default_hours, partners)
-    routes = _parse_routes(top["routes"], refs) if "routes" in top else {}
+    route_lines: dict[str, int] = {}
+    routes = _parse_routes(top["routes"], refs, route_lines) if "routes" in top else {}
     units = {r.unit for r in routes.values()}
     deadlines = _parse_deadlines(top["deadlines"], units) if "deadlines" in top else DeadlinePolicy()
     menus = _parse_menus(top["menus"], routes) if "menus" in top else {}
@@ -313,6 +320,8 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
         menus=menus,
         entries=entries,
         deadlines=deadlines,
+        hotline_line=hotline_line,
+        route_lines=route_lines,
     )
 
 
@@ -372,7 +381,7 @@ def _parse_targets(node: Node, refs: _Refs) -> tuple[Target, ...]:
     return tuple(targets)
 
 
-def _parse_routes(node: Node, refs: _Refs) -> dict[str, Route]:
+def _parse_routes(node: Node, refs: _Refs, route_lines: dict[str, int]) -> dict[str, Route]:
     trunk_ref = refs.trunk
     routes: dict[str, Route] = {}
     seen_numbers: dict[str, int] = {}
@@ -417,6 +426,7 @@ def _parse_routes(node: Node, refs: _Refs) -> dict[str, Route]:
             trunk=trunk, ring_seconds=ring, label=label or line_name or unit,
             hours=hours, overflow=overflow, partner=partner,
         )
+        route_lines[rid] = item.line
     return routes
 
 

@@ -35,9 +35,16 @@ class Source:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else 1
-            raise RoutesError([Problem(self.path, line, f"not valid YAML: {exc.problem or exc}")]) from None
-        except yaml.YAMLError as exc:  # e.g. a reader error on a control character
-            raise RoutesError([Problem(self.path, 1, f"not valid YAML: {exc}")]) from None
+            message = _one_line(exc.problem or str(exc))
+            raise RoutesError([Problem(self.path, line, f"not valid YAML: {message}")]) from None
+        except yaml.reader.ReaderError as exc:  # a control character or a lone surrogate
+            # str(exc) spans two lines and counts characters; an operator needs the line.
+            line = _line_at(self.text, exc.position)
+            char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+            raise RoutesError([Problem(self.path, line, f"not valid YAML: unacceptable character {char}: "
+                                                        f"{_one_line(exc.reason)}")]) from None
+        except yaml.YAMLError as exc:
+            raise RoutesError([Problem(self.path, 1, f"not valid YAML: {_one_line(str(exc))}")]) from None
         if node is None:
             raise RoutesError([Problem(self.path, 1, "file is empty")])
         return Node(self, node, "(top level)")
@@ -134,16 +141,16 @@ class Node:
         scalar = self._scalar()
         if scalar is None:
             return None
-        value = _construct(scalar)
-        if isinstance(value, dt.datetime):
-            return value.date()
-        if isinstance(value, dt.date):
-            return value
-        try:
-            return dt.date.fromisoformat(str(scalar.value))
-        except ValueError:
-            self.problem(f"{self.name} must be a date like 2016-07-31, got '{scalar.value}'")
-            return None
+        # Exactly YYYY-MM-DD. A date-time would silently lose its time of day (a batch goes live
+        # at midnight), and Python's fromisoformat also takes 20160731 and 2016-W30-7, which
+        # nobody means.
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", scalar.value):
+            try:
+                return dt.date.fromisoformat(scalar.value)  # quoted or not
+            except ValueError:
+                pass  # 2016-02-30
+        self.problem(f"{self.name} must be a date like 2016-07-31, got '{scalar.value}'")
+        return None
 
     def choice(self, options: tuple[str, ...]) -> str | None:
         value = self.string()
@@ -163,3 +170,16 @@ def _construct(node: yaml.ScalarNode) -> Any:
         return node.value
     finally:
         loader.dispose()
+
+
+# The line breaks YAML counts (and so its marks' line numbers): \r\n, \n, \r, NEL, LS, PS.
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
+def _line_at(text: str, position: int) -> int:
+    return len(_LINE_BREAK.findall(text, 0, max(0, position))) + 1
+
+
+def _one_line(message: str) -> str:
+    """A problem is printed as one FILE:LINE: line; library messages may span several."""
+    return " ".join(message.split()) or "unreadable"

@@ -1,0 +1,73 @@
+"""Controller settings: a guessable ARI password stops the controller before it connects."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ivr.config import MIN_PASSWORD_LENGTH, Settings
+from ivr.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+STRONG = "k3Jq9vXz2LmPq8RtYw4N"
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    (tmp_path / "caller-hash.key").write_text("0" * 64)
+    return tmp_path
+
+
+def settings(state: Path, **env: str) -> Settings:
+    return Settings.from_env({"HOTLINE_STATE": str(state), **env})
+
+
+@pytest.mark.parametrize("password", ["asterisk", "hotline", "secret", "password", "changeme", "admin", "1234",
+                                      "123456", "Asterisk", "PASSWORD"])
+def test_a_well_known_default_ari_password_is_refused_naming_the_variable(state: Path, password: str) -> None:
+    with pytest.raises(ConfigError, match=r"^ARI_PASSWORD: the ARI password is a well-known default"):
+        settings(state, ARI_PASSWORD=password)
+
+
+def test_a_short_ari_password_is_refused_with_the_minimum_length(state: Path) -> None:
+    with pytest.raises(ConfigError, match=rf"^ARI_PASSWORD: the ARI password has 11 characters, at least "
+                                          rf"{MIN_PASSWORD_LENGTH}"):
+        settings(state, ARI_PASSWORD="x7#kQ2!pLm9")
+
+
+def test_a_weak_password_in_the_password_file_names_the_file(state: Path) -> None:
+    (state / "ari-password").write_text("asterisk\n")
+    with pytest.raises(ConfigError, match=rf"^ARI_PASSWORD_FILE \({state / 'ari-password'}\): .*well-known default"):
+        settings(state)
+
+
+def test_test_mode_accepts_a_weak_password_for_labs_and_unit_tests(state: Path) -> None:
+    assert settings(state, ARI_PASSWORD="secret", HOTLINE_TEST_MODE="1").ari.password == "secret"
+
+
+@pytest.mark.parametrize("mode", ["0", "yes", "true", ""])
+def test_only_test_mode_1_relaxes_the_check(state: Path, mode: str) -> None:
+    with pytest.raises(ConfigError):
+        settings(state, ARI_PASSWORD="secret", HOTLINE_TEST_MODE=mode)
+
+
+def test_a_strong_password_is_accepted(state: Path) -> None:
+    assert settings(state, ARI_PASSWORD=STRONG).ari.password == STRONG
+
+
+def test_the_password_hotlinectl_setup_generates_is_accepted(tmp_path: Path) -> None:
+    """Run hotlinectl's own setup_secrets (lifted out of the script) and load what it wrote."""
+    script = (REPO / "hotlinectl").read_text()
+    body = script[script.index("setup_secrets() {"):]
+    body = body[:body.index("\n}\n") + 3]
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", f'say() {{ :; }}\n{body}\nsetup_secrets'],
+        env={**os.environ, "PW_FILE": str(tmp_path / "ari-password"), "KEY_FILE": str(tmp_path / "caller-hash.key")},
+        capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    password = (tmp_path / "ari-password").read_text()
+    assert password.isalnum()  # base64 with /+= dropped: about 23 characters
+    assert Settings.from_env({"HOTLINE_STATE": str(tmp_path)}).ari.password == password

@@ -1,0 +1,115 @@
+"""routes.yaml against extensions.conf: every number the controller serves must reach it.
+
+A dual-track or interconnect number in routes.yaml that the carrier's context does not send to
+Stasis is a line citizens dial and get 404 for. `hotline check` finds it before it goes live and
+names the route's line in routes.yaml.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ivr import routes
+from ivr.cli import main
+from ivr.dialplan import entry_problems, pattern_matches, reaches_stasis, read_conf, read_dialplan
+
+REPO = Path(__file__).resolve().parents[2]
+EXTENSIONS = REPO / "dialplan" / "extensions.conf"
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A copy of routes.yaml with dialplan/extensions.conf beside it, as in the repository."""
+    shutil.copy(REPO / "routes.yaml", tmp_path / "routes.yaml")
+    (tmp_path / "dialplan").mkdir()
+    shutil.copy(EXTENSIONS, tmp_path / "dialplan" / "extensions.conf")
+    return tmp_path
+
+
+def drop_exten(conf: Path, number: str) -> None:
+    conf.write_text(conf.read_text().replace(f"exten => {number},", f"exten => 1{number},"))
+
+
+def test_the_shipped_dialplan_sends_every_entry_number_to_stasis() -> None:
+    table = routes.load(REPO / "routes.yaml")
+    assert entry_problems(table, EXTENSIONS) == []
+
+
+def test_a_short_number_missing_from_the_dialplan_is_named_at_its_route_in_routes_yaml(checkout: Path) -> None:
+    conf = checkout / "dialplan" / "extensions.conf"
+    drop_exten(conf, "12315")
+    table = routes.load(checkout / "routes.yaml")
+    line = next(n for n, text in enumerate((checkout / "routes.yaml").read_text().splitlines(), 1)
+                if text.strip() == "- id: gongshang-12315")
+    assert [str(p) for p in entry_problems(table, conf)] == [
+        f"{checkout / 'routes.yaml'}:{line}: routes[gongshang-12315]: interconnect number 12315 is not sent to "
+        f"Stasis by {conf} [from-carrier]: callers dialling it directly get 404"]
+
+
+def test_a_missing_hotline_number_is_named_at_hotline_number(checkout: Path) -> None:
+    conf = checkout / "dialplan" / "extensions.conf"
+    drop_exten(conf, "12345")
+    (problem,) = entry_problems(routes.load(checkout / "routes.yaml"), conf)
+    assert (problem.line, problem.message.split(":")[0]) == (11, "hotline number 12345 is not sent to Stasis by "
+                                                                 f"{conf} [from-carrier]")
+
+
+def test_an_extension_that_exists_but_never_enters_stasis_is_a_problem(tmp_path: Path) -> None:
+    conf = tmp_path / "extensions.conf"
+    conf.write_text("[from-carrier]\nexten => 12345,1,Goto(entry,s,1)\nexten => 12310,1,Hangup()\n"
+                    "[entry]\nexten => s,1,Stasis(hotline,${EXTEN})\n")
+    contexts = read_dialplan(conf)
+    assert reaches_stasis(contexts, "from-carrier", "12345")
+    assert not reaches_stasis(contexts, "from-carrier", "12310")
+    assert not reaches_stasis(contexts, "from-carrier", "12399")  # no extension: 404
+
+
+def test_numbers_reached_through_an_include_or_a_pattern_count(tmp_path: Path) -> None:
+    conf = tmp_path / "extensions.conf"
+    conf.write_text("[from-carrier]\ninclude => short\n[short]\nexten => _123XX,1,Stasis(hotline,${EXTEN})\n")
+    contexts = read_dialplan(conf)
+    assert reaches_stasis(contexts, "from-carrier", "12310")
+    assert not reaches_stasis(contexts, "from-carrier", "1231")
+
+
+@pytest.mark.parametrize("pattern, number, matches", [
+    ("_X.", "1", False), ("_X.", "12", True), ("_X!", "1", True), ("_.", "9", True), ("_NXX", "199", False),
+    ("_ZX", "10", True), ("_[1-3]X", "45", False), ("_[13]X", "35", True), ("_123XX", "12345", True),
+])
+def test_extension_patterns_follow_asterisk(pattern: str, number: str, matches: bool) -> None:
+    assert pattern_matches(pattern, number) is matches
+
+
+def test_conf_reader_follows_includes_and_templates(tmp_path: Path) -> None:
+    (tmp_path / "main.conf").write_text("[hardened](!)\nallow_transfer = no ; why\n[carrier](hardened)\n"
+                                        "type = endpoint\n#include more.conf\n#tryinclude absent.conf\n")
+    (tmp_path / "more.conf").write_text("[extra]\nkey => value\\;not a comment\n")
+    by_name = {s.name: s for s in read_conf(tmp_path / "main.conf")}
+    assert by_name["hardened"].is_template
+    assert by_name["carrier"].get("allow_transfer") == "no" and by_name["carrier"].get("type") == "endpoint"
+    assert by_name["extra"].get("key") == "value\\;not a comment"
+
+
+def test_hotline_check_refuses_a_table_the_dialplan_beside_it_does_not_serve(checkout: Path) -> None:
+    drop_exten(checkout / "dialplan" / "extensions.conf", "12310")
+    result = CliRunner().invoke(main, ["check", str(checkout / "routes.yaml")])
+    assert result.exit_code == 1
+    assert "routes[bianban-12310]: transfer number 12310 is not sent to Stasis" in result.output
+
+
+def test_hotline_check_takes_the_dialplan_from_an_option_and_can_skip_it(checkout: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.conf"
+    other.write_text("[from-carrier]\n")
+    result = CliRunner().invoke(main, ["check", str(checkout / "routes.yaml"), "--dialplan", str(other)])
+    assert result.exit_code == 1 and result.output.count("is not sent to Stasis") == 20  # 12345 + 19 short numbers
+    skipped = CliRunner().invoke(main, ["check", str(checkout / "routes.yaml"), "--dialplan", ""])
+    assert skipped.exit_code == 0 and ": ok — 50 routes" in skipped.output
+
+
+def test_hotline_check_passes_the_shipped_table_and_dialplan() -> None:
+    result = CliRunner().invoke(main, ["check", str(REPO / "routes.yaml")])
+    assert result.exit_code == 0, result.output

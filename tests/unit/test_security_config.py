@@ -1,0 +1,194 @@
+"""Security lint of dialplan/: what Asterisk exposes, and to whom.
+
+The hotline's Asterisk has two doors. SIP faces the carrier: only addresses an `identify` names get
+in, nobody can transfer a call elsewhere, and the contexts a caller can reach answer exactly the
+published numbers (no catch-all pattern a scanner could use to run up calls). ARI gives full control
+of every call: it listens on loopback only, with a crypt-hashed password. AMI is off. Failures land
+in Asterisk's security log, where fail2ban reads them (tests/integration/test_sip_security.py).
+
+Asterisk 22's ari.conf has no per-user permit/deny (a user has only type, read_only, password and
+password_format; [general] has allowed_origins and auth_realm), and http.conf has no ACL either:
+`bindaddr = 127.0.0.1` in http.conf IS the access control of ARI, so this lint pins it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ivr.config import Settings
+from ivr.dialplan import CARRIER_CONTEXT, Context, Section, read_conf, read_dialplan, reachable_contexts
+
+REPO = Path(__file__).resolve().parents[2]
+DIALPLAN = REPO / "dialplan"
+
+
+def sections(name: str) -> list[Section]:
+    return read_conf(DIALPLAN / name)
+
+
+def only(name: str, section: str) -> Section:
+    found = [s for s in sections(name) if s.name == section]
+    assert len(found) == 1, f"{name}: expected one [{section}], found {len(found)}"
+    return found[0]
+
+
+def endpoints() -> list[Section]:
+    return [s for s in sections("pjsip.conf") if s.get("type") == "endpoint" and not s.is_template]
+
+
+def identifies() -> list[Section]:
+    return [s for s in sections("pjsip.conf") if s.get("type") == "identify"]
+
+
+def where(section: Section) -> str:
+    return f"{section.file}:{section.line} [{section.name}]"
+
+
+# -- ARI / HTTP / AMI -----------------------------------------------------------------------------
+
+def test_http_and_therefore_ari_listen_on_loopback_only_and_never_over_tls() -> None:
+    general = only("http.conf", "general")
+    assert general.get("bindaddr") == "127.0.0.1", where(general)
+    assert (general.get("tlsenable") or "no") == "no", f"{where(general)}: TLS would open a second listener"
+    assert general.get("tlsbindaddr") is None, where(general)
+
+
+def test_ami_is_switched_off() -> None:
+    assert only("manager.conf", "general").get("enabled") == "no"
+
+
+def test_ari_allows_no_cross_origin_browser_access() -> None:
+    general = only("ari.conf", "general")
+    assert general.get("enabled") == "yes"
+    assert general.get("allowed_origins") in (None, ""), where(general)
+
+
+def test_no_shipped_file_defines_an_ari_user_or_any_password() -> None:
+    """Users come from the generated ari_users.conf; nothing secret is committed."""
+    for path in sorted(DIALPLAN.glob("*.conf")):
+        for section in read_conf(path):
+            assert section.get("type") != "user" or path.name != "ari.conf", where(section)
+            for option in section.own:
+                assert option.key not in ("password", "secret", "md5_cred"), f"{option.file}:{option.line}"
+    (include,) = [line for line in (DIALPLAN / "ari.conf").read_text().splitlines() if line.startswith("#")]
+    assert include == "#tryinclude ari_users.conf"
+
+
+def run_install_config(tmp_path: Path) -> Path:
+    """Run hotlinectl's own install_config (lifted out of the script) against a scratch root.
+
+    Ownership is not what is checked here (and needs root), so chown is a no-op.
+    """
+    script = (REPO / "hotlinectl").read_text()
+    body = script[script.index("install_config() {"):]
+    body = body[:body.index("\n}\n") + 3]
+    root = tmp_path / "root"
+    for d in ("var/lib/asterisk", "var/log/asterisk", "var/spool/asterisk", "usr/share/asterisk/sounds"):
+        (root / d).mkdir(parents=True)
+    password = "Gen3ratedByTheTestNotSetup"
+    (tmp_path / "ari-password").write_text(password)
+    stubs = 'say() { :; }; warn() { :; }; chown() { :; }; root_ids() { echo "0 0"; }'
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", f"{stubs}\n{body}\ninstall_config"], cwd=REPO,
+                         env={**os.environ, "ROOT": str(root), "PW_FILE": str(tmp_path / "ari-password"),
+                              "ARI_USER": "hotline", "HOTLINE_STATE": str(tmp_path)},
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    return root / "etc" / "hotline"
+
+
+def test_the_generated_ari_user_has_a_sha512_crypt_hash_of_the_password_and_no_plaintext(tmp_path: Path) -> None:
+    etc = run_install_config(tmp_path)
+    password = (tmp_path / "ari-password").read_text()
+    (user,) = [s for s in read_conf(etc / "ari.conf") if s.get("type") == "user"]
+    assert user.name == "hotline"
+    assert user.get("password_format") == "crypt"
+    hashed = user.get("password") or ""
+    assert hashed.startswith("$6$"), hashed
+    salt = "$".join(hashed.split("$")[2:-1])  # "rounds=N$salt" or "salt"
+    again = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert again == hashed, "the hash does not verify the password: ARI would refuse the controller"
+    for path in etc.iterdir():
+        assert password not in path.read_text(errors="replace"), f"{path} holds the plaintext password"
+
+
+# -- SIP ------------------------------------------------------------------------------------------
+
+def test_sip_identifies_callers_by_source_address_only_and_has_no_anonymous_endpoint() -> None:
+    assert only("pjsip.conf", "global").get("endpoint_identifier_order") == "ip"
+    assert not [s for s in sections("pjsip.conf") if s.name == "anonymous"]
+    noload = only("modules.conf", "modules").values("noload")
+    assert "res_pjsip_endpoint_identifier_anonymous.so" in noload
+    assert "res_pjsip_endpoint_identifier_user.so" in noload
+
+
+def test_every_endpoint_refuses_transfers() -> None:
+    assert endpoints()
+    for endpoint in endpoints():
+        assert endpoint.get("allow_transfer") == "no", where(endpoint)
+
+
+def test_every_endpoint_is_either_identified_by_address_or_an_outbound_trunk_that_refuses_calls_in() -> None:
+    matched = {s.get("endpoint"): s for s in identifies() if s.get("match")}
+    contexts = read_dialplan(DIALPLAN / "extensions.conf")
+    for endpoint in endpoints():
+        if endpoint.get("aors") is None:  # nothing to dial: it exists to receive calls
+            assert endpoint.name in matched, f"{where(endpoint)}: an inbound endpoint needs an identify with match"
+            continue
+        if endpoint.name in matched:
+            continue  # identified inbound trunk: its context is linted below like the carrier's
+        context = contexts[endpoint.get("context") or "default"]
+        apps = {step.app for steps in context.extensions.values() for step in steps}
+        assert apps == {"Hangup"}, f"{where(endpoint)}: unidentified, so its context must only hang up"
+
+
+def catch_alls(contexts: dict[str, Context], starts: set[str]) -> list[str]:
+    """Extensions matching any number in the contexts reachable from `starts`, as FILE:LINE."""
+    found = []
+    for name in sorted({n for start in starts for n in reachable_contexts(contexts, start)}):
+        context = contexts[name]
+        for exten, line in context.exten_lines.items():
+            if exten.startswith("_") and exten.endswith((".", "!")) or exten in ("i", "t", "a"):
+                found.append(f"extensions.conf:{line} [{name}] {exten}")
+    return found
+
+
+def test_contexts_untrusted_callers_reach_answer_exact_numbers_only() -> None:
+    """No `_X.`, `_.`, `_!`, `_X!`, `_[0-9].`: anything ending in `.` or `!` matches any number."""
+    contexts = read_dialplan(DIALPLAN / "extensions.conf")
+    identified = {s.get("endpoint") for s in identifies()}
+    starts = {CARRIER_CONTEXT} | {e.get("context") or "default" for e in endpoints() if e.name in identified}
+    assert {CARRIER_CONTEXT, "hotline-entry", "hotline-fallback"} <= set(reachable_contexts(contexts, CARRIER_CONTEXT))
+    assert catch_alls(contexts, starts) == []
+
+
+@pytest.mark.parametrize("pattern", ["_X.", "_.", "_!", "_X!", "_[0-9].", "_1XXXX."])
+def test_a_catch_all_pattern_is_found_even_behind_a_goto_and_an_include(tmp_path: Path, pattern: str) -> None:
+    conf = tmp_path / "extensions.conf"
+    conf.write_text(f"[{CARRIER_CONTEXT}]\nexten => 12345,1,Goto(extra,s,1)\n[extra]\n"
+                    f"exten => s,1,Hangup()\ninclude => wide\n[wide]\nexten => {pattern},1,Dial(PJSIP/${{EXTEN}})\n"
+                    f"[unreached]\nexten => _X.,1,Hangup()\n")
+    assert catch_alls(read_dialplan(conf), {CARRIER_CONTEXT}) == [f"extensions.conf:7 [wide] {pattern}"]
+
+
+# -- logging and the controller -------------------------------------------------------------------
+
+def test_security_events_have_their_own_log_channel_and_module() -> None:
+    channels = only("logger.conf", "logfiles")
+    assert any("security" in [level.strip() for level in option.value.split(",")] for option in channels.own), \
+        where(channels)
+    assert "res_security_log.so" not in only("modules.conf", "modules").values("noload")
+
+
+def test_the_controllers_metrics_listen_on_loopback_by_default(tmp_path: Path) -> None:
+    (tmp_path / "caller-hash.key").write_text("0" * 64)
+    settings = Settings.from_env({"HOTLINE_STATE": str(tmp_path), "ARI_PASSWORD": "k3Jq9vXz2LmPq8RtYw4N"})
+    assert settings.metrics_addr == ("127.0.0.1", 9345)
+
+
+def test_asterisk_runs_no_shell_functions_from_outside_the_dialplan() -> None:
+    assert only("asterisk.conf", "options").get("live_dangerously") == "no"
