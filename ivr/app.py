@@ -82,7 +82,7 @@ class Controller:
     def _services(self, table: RouteTable, clock: Callable[[], dt.datetime]) -> Services:
         return Services(self.calllog, Prompts(self.settings.sounds_prefix), clock, deadlines=table.deadlines,
                         webhooks=self.webhooks, partner_secrets=self.settings.partner_secrets(table),
-                        seats=self.seats, metrics=self.metrics)
+                        seats=self.seats, metrics=self.metrics, node=self.settings.node)
 
     def _webhook_result(self, target: str, handoff: Handoff, result: str, attempts: int) -> None:
         self.metrics.webhook_result(target, result)

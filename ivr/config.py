@@ -13,6 +13,8 @@
     HOTLINE_LOG_FORMAT kv | json
     HOTLINE_METRICS_ADDR 127.0.0.1:9345 — where /metrics is served (loopback by default)
     HOTLINE_CLOCK_START  e.g. 2026-11-24T10:00 — run the clock from this local time (tests, drills)
+    HOTLINE_NODE       this controller's id in a cluster sharing one call log (e.g. node1): part of
+                       every ticket number, so nodes never issue the same one; empty for one node
     HOTLINE_TEST_MODE  1: accept a weak ARI password (normally refused: a known default or < 12 characters)
     <partner secret_env> the HMAC secret of each partner platform named in routes.yaml
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 from ivr.ari.client import AriSettings
 from ivr.errors import ConfigError
 from ivr.routes import RouteTable
+from ivr.tickets import NODE_ID_RE
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Settings:
     log_level: str = "info"
     clock_start: dt.datetime | None = None
     metrics_addr: tuple[str, int] = ("127.0.0.1", 9345)
+    node: str = ""
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # for partner secrets
 
     def partner_secrets(self, table: RouteTable) -> dict[str, bytes]:
@@ -82,6 +86,9 @@ class Settings:
         host, _, port = env.get("HOTLINE_METRICS_ADDR", "127.0.0.1:9345").rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"HOTLINE_METRICS_ADDR must be HOST:PORT, got {env.get('HOTLINE_METRICS_ADDR')!r}")
+        node = env.get("HOTLINE_NODE", "")
+        if node and not NODE_ID_RE.fullmatch(node):
+            raise ConfigError(f"HOTLINE_NODE must be 1-12 lowercase letters or digits, got {node!r}")
         fmt = env.get("HOTLINE_LOG_FORMAT", "kv")
         if fmt not in ("kv", "json"):
             raise ConfigError(f"HOTLINE_LOG_FORMAT must be kv or json, got {fmt!r}")
@@ -101,6 +108,7 @@ class Settings:
             log_level=env.get("HOTLINE_LOG_LEVEL", "info"),
             clock_start=clock_start,
             metrics_addr=(host, int(port)),
+            node=node,
             environ=dict(env),
         )
 

@@ -43,6 +43,7 @@ class Services:
     partner_secrets: Mapping[str, bytes] = field(default_factory=dict)  # partner name -> HMAC secret
     seats: SeatPool | None = None  # the operator queue, shared by all calls
     metrics: Metrics = field(default_factory=Metrics)
+    node: str = ""  # this controller's node id in a cluster (HOTLINE_NODE): part of ticket numbers
 
 
 async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Services) -> None:
@@ -254,7 +255,8 @@ async def survey(call: Call, record: CallRecord, svc: Services) -> None:
 def _open_ticket(record: CallRecord, svc: Services, kind: str) -> None:
     if record.ticket_id:
         return
-    ticket = new_ticket(record.call_id, kind, record.unit, record.mode, record.route_id, svc.clock(), svc.deadlines)
+    ticket = new_ticket(record.call_id, kind, record.unit, record.mode, record.route_id, svc.clock(), svc.deadlines,
+                        node=svc.node)
     record.ticket_id = ticket.ticket_id
     svc.calllog.ticket_opened(ticket)
     record.step("ticket", ticket_id=ticket.ticket_id, kind=kind)

@@ -47,7 +47,9 @@ POLICY_KINDS = ("merge", "transfer", "interconnect", "operator", "message")
 routed to a department, "operator" for a call the 12345 operators took, "message" for 留言."""
 
 TICKET_PREFIX = "12345"
-TICKET_ID_RE = re.compile(r"12345-[0-9]{8}-[0-9a-f]{6}")
+# 12345-<local date>-<6 hex>, or with a cluster node's id: 12345-<date>-<node>-<6 hex>.
+TICKET_ID_RE = re.compile(r"12345-[0-9]{8}-(?:[a-z0-9]{1,12}-)?[0-9a-f]{6}")
+NODE_ID_RE = re.compile(r"[a-z0-9]{1,12}")
 """A ticket id, e.g. 12345-20261125-7f3a9c: the hotline, the local date, 6 hex digits."""
 
 MAX_WORKDAYS = 366
@@ -158,7 +160,9 @@ class _Slots:
     time of day, seconds since local midnight * 128 + a counter — up to 128 tickets a second,
     borrowing the next second's numbers in a burst — which stays unique across a restart too,
     as long as the clock does not go back and there is one issuing controller. The call log
-    still refuses a duplicate id (and logs it) rather than overwrite a ticket.
+    still refuses a duplicate id (and logs it) rather than overwrite a ticket. Controllers of a
+    cluster, sharing one database, each put their node id in the number (HOTLINE_NODE), so two
+    nodes opening tickets in the same second cannot collide.
     """
 
     PER_SECOND = 128
@@ -185,10 +189,16 @@ _slots = _Slots()
 
 
 def new_ticket(call_id: str, kind: str, unit: str, mode: str, route_id: str, created: dt.datetime,
-               policy: DeadlinePolicy) -> Ticket:
-    """Open a ticket created at `created` (naive local time), due per `policy`."""
+               policy: DeadlinePolicy, node: str = "") -> Ticket:
+    """Open a ticket created at `created` (naive local time), due per `policy`.
+
+    `node` is this controller's node id in a cluster ("" for a single controller).
+    """
     _require_naive(created)
-    ticket_id = f"{TICKET_PREFIX}-{created:%Y%m%d}-{_slots.take(created):06x}"
+    if node and not NODE_ID_RE.fullmatch(node):
+        raise ValueError(f"node id must be 1-12 lowercase letters or digits, got {node!r}")
+    issuer = f"{node}-" if node else ""
+    ticket_id = f"{TICKET_PREFIX}-{created:%Y%m%d}-{issuer}{_slots.take(created):06x}"
     due = policy.deadline(kind, unit, created)
     return Ticket(ticket_id=ticket_id, call_id=call_id, kind=kind, unit=unit, mode=mode, route_id=route_id,
                   created_at=to_epoch(created), deadline_at=to_epoch(due))

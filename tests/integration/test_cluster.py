@@ -161,6 +161,11 @@ def test_calls_to_the_entry_point_are_spread_over_both_nodes_and_every_one_reach
         assert node_of(rows[0]) == answered[c.caller]
         assert rows[0]["outcome"] != "in_progress"
     assert len(cluster.calllog.calls()) == len(calls)
+    # Every call's ticket is in the shared log: two nodes never issue the same number (HOTLINE_NODE).
+    ticketed = [r["ticket_id"] for r in cluster.calllog.calls() if r["ticket_id"]]
+    assert len(ticketed) == len(calls) and len(set(ticketed)) == len(ticketed)
+    assert {t["ticket_id"] for t in cluster.calllog.tickets()} == set(ticketed)
+    assert {t.split("-")[2] for t in ticketed} == set(NODES)
     for node in NODES:
         assert cluster.channels(node) == []
 

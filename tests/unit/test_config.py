@@ -71,3 +71,12 @@ def test_the_password_hotlinectl_setup_generates_is_accepted(tmp_path: Path) -> 
     password = (tmp_path / "ari-password").read_text()
     assert password.isalnum()  # base64 with /+= dropped: about 23 characters
     assert Settings.from_env({"HOTLINE_STATE": str(tmp_path)}).ari.password == password
+
+
+def test_a_cluster_node_id_goes_into_the_settings_and_a_malformed_one_is_refused(tmp_path: Path) -> None:
+    env = {"ARI_PASSWORD": "a-long-random-password", "HOTLINE_STATE": str(tmp_path)}
+    (tmp_path / "caller-hash.key").write_text("k" * 64)
+    assert Settings.from_env({**env, "HOTLINE_NODE": "node1"}).node == "node1"
+    assert Settings.from_env(env).node == ""
+    with pytest.raises(ConfigError, match="HOTLINE_NODE"):
+        Settings.from_env({**env, "HOTLINE_NODE": "node 1;"})

@@ -170,3 +170,19 @@ def test_ticket_ids_are_unique_across_threads() -> None:
     for th in threads:
         th.join()
     assert len(ids) == len(set(ids)) == 1600
+
+
+def test_two_cluster_nodes_opening_tickets_in_the_same_second_never_issue_the_same_number() -> None:
+    """Each node numbers its own tickets; the node id keeps them apart in the shared database."""
+    at = dt.datetime(2026, 11, 24, 10, 0, 0)
+    policy = DeadlinePolicy()
+    ids = [new_ticket(f"c{n}", "dial", "u", "merge", "r", at, policy, node=node).ticket_id
+           for n in range(50) for node in ("node1", "node2")]
+    assert len(set(ids)) == len(ids)
+    assert all(TICKET_ID_RE.fullmatch(i) for i in ids)
+    assert ids[0].startswith("12345-20261124-node1-") and ids[1].startswith("12345-20261124-node2-")
+
+
+def test_a_node_id_that_would_break_the_ticket_number_is_refused() -> None:
+    with pytest.raises(ValueError, match="node id"):
+        new_ticket("c", "dial", "u", "merge", "r", dt.datetime(2026, 11, 24, 10), DeadlinePolicy(), node="Node 1")
