@@ -15,8 +15,6 @@ overloaded HTTP server looks like from the controller.
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -24,90 +22,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from bench.faults import EventsProxy
 from ivr.citizen import place_call
-from tests.integration.conftest import DEPARTMENTS_PORT, Ari, Controller, Phone, ctl, until
+from tests.integration.conftest import (
+    DEPARTMENTS_PORT,
+    Ari,
+    Controller,
+    Phone,
+    ctl,
+    until,
+)
 
 pytestmark = pytest.mark.integration
 
 CITIZEN = "13912345678"
 PROXY_PORT = 18088
-
-
-class EventsProxy:
-    """A TCP proxy to Asterisk's HTTP port that can drop the ARI events WebSocket on demand."""
-
-    def __init__(self, port: int, upstream: tuple[str, int] = ("127.0.0.1", 8088)) -> None:
-        self.upstream = upstream
-        self.server = socket.create_server(("127.0.0.1", port), reuse_port=False)
-        self.server.settimeout(0.2)
-        self._lock = threading.Lock()
-        self._events_conns: list[socket.socket] = []
-        self._refuse_until = 0.0
-        self.dropped = 0
-        self.refused = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def drop_events(self, gap_seconds: float) -> None:
-        """Close every events WebSocket now and refuse new ones for `gap_seconds`."""
-        with self._lock:
-            self._refuse_until = time.monotonic() + gap_seconds
-            conns, self._events_conns = self._events_conns, []
-        for conn in conns:
-            self.dropped += 1
-            conn.shutdown(socket.SHUT_RDWR)
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.server.close()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        upstream = socket.create_connection(self.upstream)
-        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
-        # aiohttp may send the WebSocket upgrade over a kept-alive REST connection, so every
-        # request is looked at, not only a connection's first bytes.
-        try:
-            while data := client.recv(65536):
-                if data.startswith(b"GET ") and b"/ari/events" in data.split(b"\r\n", 1)[0]:
-                    with self._lock:
-                        if time.monotonic() < self._refuse_until:
-                            self.refused += 1
-                            break
-                        self._events_conns.append(client)
-                upstream.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (client, upstream):
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.close()
-                except OSError:
-                    pass
 
 
 @pytest.fixture
@@ -120,7 +49,7 @@ def proxy() -> Iterator[EventsProxy]:
 def metric(name: str) -> float:
     with urllib.request.urlopen("http://127.0.0.1:9345/metrics", timeout=5) as resp:
         text = resp.read().decode()
-    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
     assert match, f"{name} not exported"
     return float(match.group(1))
 
