@@ -93,6 +93,16 @@ class ConfFile:
         at = (block.lines[-1] if block.lines else block.start) + 1
         self.lines[at:at] = [f"; cluster: {why}", f"{key} = {value}"]
 
+    def drop(self, name: str, why: str) -> bool:
+        """Comment out every section [name] (pjsip: all its types); False if there is none."""
+        blocks = self.blocks()
+        hits = [n for n, b in enumerate(blocks) if b.name == name]
+        for n in reversed(hits):
+            start = blocks[n].start
+            end = blocks[n + 1].start if n + 1 < len(blocks) else len(self.lines)
+            self.lines[start:end] = [f"; cluster: {why}"] + [f";{line}" for line in self.lines[start:end]]
+        return bool(hits)
+
     def write(self, path: Path, header: str) -> None:
         path.write_text(f"{header}\n" + "\n".join(self.lines) + "\n", encoding="utf-8")
 
@@ -124,6 +134,10 @@ def render_node(dialplan: Path, out: Path, name: str, sip: int, http: int, rtp: 
     # Behind a proxy the Contact must stay the caller's: rewriting it to the source address would
     # point in-dialog requests (our BYE) at Kamailio itself instead of along the route set.
     pjsip.set("carrier", "rewrite_contact", "no", "calls come through a record-routing proxy", kind="endpoint")
+    # The benchmark's baseline endpoint (dialplan/, bench/) has no place on a node: a node takes
+    # calls from the dispatcher only.
+    for section in ("bench", "bench-identify"):
+        pjsip.drop(section, "the benchmark's endpoint is not part of a cluster node")
     mapped = set()
     for block in pjsip.blocks():
         contacts = [i for i in block.lines if pjsip._value(i, "contact") is not None]
