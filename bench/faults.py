@@ -1,4 +1,4 @@
-"""Faults a test or the soak injects between the controller and Asterisk.
+"""Faults a test or the soak injects: between the controller and Asterisk, and on the SIP port.
 
 `EventsProxy` sits between the controller and Asterisk's HTTP port (point ARI_URL at it) and can
 drop the ARI events WebSocket on demand — closing it and refusing new ones for a while — while
@@ -7,9 +7,13 @@ REST requests keep passing: what a network blip or an overloaded HTTP server loo
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 
 class EventsProxy:
@@ -87,3 +91,30 @@ class EventsProxy:
                     s.close()
                 except OSError:
                     pass
+
+
+# sipvicious 0.3.8's svwar and svcrack accept -b/--bindingip but never hand it to their scanner
+# (only svmap does): they bind every interface and, talking to 127.0.0.1, send FROM 127.0.0.1 --
+# the carrier's address in the lab, so Asterisk would treat the scanner as the carrier. Each tool
+# therefore runs with socket binds to "any" pinned to the stranger's address.
+_PIN_BIND = """
+import socket, sys
+_bind = socket.socket.bind
+def bind(self, address):
+    if address[0] in ("", "0.0.0.0"):
+        address = ({source!r}, *address[1:])
+    return _bind(self, address)
+socket.socket.bind = bind
+from sipvicious.{tool} import main
+sys.argv = ["sipvicious_{tool}", *sys.argv[1:]]
+sys.exit(main())
+"""
+
+
+def sipvicious(tool: str, *args: str, home: Path, source: str = "127.0.0.2",
+               timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """Run a sipvicious tool (svmap, svwar, svcrack) from `source`, a loopback address no
+    endpoint identifies: what a scanner on the Internet is to a production hotline."""
+    return subprocess.run([sys.executable, "-c", _PIN_BIND.format(tool=tool, source=source), "-b", source, *args],
+                          cwd=home, env={**os.environ, "HOME": str(home)},  # its session files: ~/.sipvicious
+                          capture_output=True, text=True, timeout=timeout, check=False)

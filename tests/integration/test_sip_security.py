@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import REPO, Ari, Controller
+from bench.faults import sipvicious as run_sipvicious
+from tests.integration.conftest import Ari, Controller
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,6 @@ STRANGER = "127.0.0.2"  # loopback, but not the carrier's identify match (127.0.
 # Events a stranger's request raises; the first four are failures (fail2ban's filter matches
 # exactly these), ChallengeSent is Asterisk answering 401.
 FAILURES = ("InvalidAccountID", "ChallengeResponseFailed", "InvalidPassword", "FailedACL")
-PYTHON = REPO / ".venv" / "bin" / "python"
 
 ONE_INVITE = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="one INVITE, any final answer">
@@ -142,28 +142,8 @@ def quiet_controller(start_controller: Callable[..., Controller]) -> Iterator[tu
     assert calls_total() == before
 
 
-# sipvicious 0.3.8's svwar and svcrack accept -b/--bindingip but never hand it to their scanner
-# (only svmap does): they bind every interface and, talking to 127.0.0.1, send FROM 127.0.0.1 --
-# the carrier's address, so Asterisk would treat the scanner as the carrier. Each tool therefore
-# runs with socket binds to "any" pinned to the stranger's address.
-PIN_BIND = f"""
-import socket, sys
-_bind = socket.socket.bind
-def bind(self, address):
-    if address[0] in ("", "0.0.0.0"):
-        address = ({STRANGER!r}, *address[1:])
-    return _bind(self, address)
-socket.socket.bind = bind
-from sipvicious.{{tool}} import main
-sys.argv = ["sipvicious_{{tool}}", *sys.argv[1:]]
-sys.exit(main())
-"""
-
-
 def sipvicious(tool: str, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    run = subprocess.run([str(PYTHON), "-c", PIN_BIND.format(tool=tool), "-b", STRANGER, *args], cwd=home,
-                         env={**os.environ, "HOME": str(home)},  # its session files go to ~/.sipvicious
-                         capture_output=True, text=True, timeout=90, check=False)
+    run = run_sipvicious(tool, *args, home=home, source=STRANGER)
     assert "Traceback" not in run.stderr, run.stderr
     return run
 
