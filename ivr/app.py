@@ -30,8 +30,8 @@ from ivr import privacy, routes
 from ivr.ari import events as ev
 from ivr.ari.client import AriClient
 from ivr.ari.stream import connections
+from ivr.calllog import open_calllog
 from ivr.calllog.records import CallRecord
-from ivr.calllog.sqlite import SqliteCallLog
 from ivr.calls import PLAYBACK_VARIABLE, Call, quietly
 from ivr.config import Settings
 from ivr.dispatcher import Dispatcher
@@ -63,7 +63,7 @@ class Controller:
                  clock: Callable[[], dt.datetime] | None = None) -> None:
         self.settings = settings
         self.table = table
-        self.calllog = SqliteCallLog(settings.calllog_path, journal_path=settings.journal_path)
+        self.calllog = open_calllog(settings.calllog_path, journal_path=settings.journal_path)
         self.webhooks = WebhookSender(on_result=self._webhook_result)
         self.seats = SeatPool(table.operators.seats)
         self.metrics = Metrics(table.entries)

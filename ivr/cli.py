@@ -167,7 +167,7 @@ def prompts(routes_path: str, out: str, text_file: str, voice: str) -> None:
 @click.option("--calllog", default="var/calllog.sqlite3", show_default=True, type=click.Path(dir_okay=False))
 def call(to: str, keys: str, talk: float, caller: str, calllog: str) -> None:
     """Place a demo citizen call with SIPp and print what the call log recorded."""
-    from ivr.calllog.sqlite import SqliteCallLog
+    from ivr.calllog import open_calllog
     from ivr.citizen import place_call
 
     since = time.time()
@@ -178,7 +178,7 @@ def call(to: str, keys: str, talk: float, caller: str, calllog: str) -> None:
         sys.exit(EXIT_INPUT if isinstance(exc, ValueError) else EXIT_ENV)
     click.echo(f"sipp: {'call completed' if run_.succeeded else 'call FAILED'} (exit {run_.returncode}, "
                f"traces in {run_.workdir})")
-    log = SqliteCallLog(calllog)
+    log = open_calllog(calllog)
     record = None
     for _ in range(50):  # the controller writes the record right after the hangup
         rows = [r for r in log.calls("started_at >= ?", (since - 1,)) if r["outcome"] != "in_progress"]
@@ -201,9 +201,7 @@ def call(to: str, keys: str, talk: float, caller: str, calllog: str) -> None:
 @click.option("--last", default=20, show_default=True)
 def calls(calllog: str, last: int) -> None:
     """The most recent calls in the call log, one JSON object per line."""
-    from ivr.calllog.sqlite import SqliteCallLog
-
-    for row in SqliteCallLog(calllog).calls()[-last:]:
+    for row in _open_calllog(calllog).calls()[-last:]:
         click.echo(json.dumps(row, ensure_ascii=False))
 
 
@@ -231,25 +229,31 @@ def diff_(old: str, new: str, at: str | None, as_json: bool) -> None:
 
 # -- 漏接回拨 and 限时办结: the callback list and the tickets, read from the call log ------------
 
-from ivr.calllog.sqlite import CALLBACK_OUTCOMES, SqliteCallLog  # noqa: E402 — kept with the commands using it
+from ivr.calllog import (  # noqa: E402 — kept with the commands using it
+    CALLBACK_OUTCOMES,
+    CallLog,
+    is_url,
+    open_calllog,
+    shown,
+)
 from ivr.tickets import from_epoch  # noqa: E402
 
 calllog_option = click.option("--calllog", default="var/calllog.sqlite3", show_default=True,
-                              type=click.Path(dir_okay=False), help="The call log (SQLite).")
+                              type=click.Path(dir_okay=False),
+                              help="The call log: an SQLite file, or a PostgreSQL URL (postgresql://user@host/db).")
 
 
-def _open_calllog(path: str) -> SqliteCallLog:
-    """The call log at `path`, its tables brought up to date; exit 2 if there is none."""
-    import sqlite3
-
-    if not Path(path).is_file():
-        click.echo(f"hotline: no call log at {path} (is --calllog right?)", err=True)
+def _open_calllog(target: str) -> CallLog:
+    """The call log at `target` (a path or a URL), its tables brought up to date; exit 2 if there is none."""
+    if not is_url(target) and not Path(target).is_file():
+        click.echo(f"hotline: no call log at {target} (is --calllog right?)", err=True)
         sys.exit(EXIT_ENV)
-    log = SqliteCallLog(path)
+    log = open_calllog(target)
     try:
         log.migrate()  # a controller not yet restarted on this version may not have the new tables
-    except sqlite3.Error as exc:
-        click.echo(f"hotline: cannot open the call log {path}: {exc}", err=True)
+    except log.errors as exc:
+        # psycopg's messages name host and port, never the password; the URL is shown without it.
+        click.echo(f"hotline: cannot open the call log {shown(target)}: {log.describe(exc)}", err=True)
         sys.exit(EXIT_ENV)
     return log
 
@@ -344,7 +348,8 @@ def purge_(calllog: str, keep_calls_days: int, keep_numbers_days: int, dry_run: 
 @main.command("journal")
 @calllog_option
 @click.option("--journal", "journal_path", default=None, type=click.Path(dir_okay=False),
-              help="The journal (default: the call log's path + .journal, or $HOTLINE_JOURNAL).")
+              help="The journal (default: $HOTLINE_JOURNAL, else the call log's path + .journal, "
+                   "or $HOTLINE_STATE/calllog.journal for a PostgreSQL call log).")
 def journal_(calllog: str, journal_path: str | None) -> None:
     """Call-log writes waiting in the journal for the database, as one JSON object.
 
@@ -353,9 +358,11 @@ def journal_(calllog: str, journal_path: str | None) -> None:
     """
     import os
 
+    from ivr.calllog import default_journal
     from ivr.calllog.journal import Journal
 
-    path = Path(journal_path or os.environ.get("HOTLINE_JOURNAL") or f"{calllog}.journal")
+    path = Path(journal_path or os.environ.get("HOTLINE_JOURNAL")
+                or default_journal(calllog, os.environ.get("HOTLINE_STATE", "var")))
     journal = Journal(path)
     try:
         pending, size = journal.count(), journal.size()

@@ -6,8 +6,10 @@
     ARI_PASSWORD_FILE  a file holding it (what `hotlinectl setup` generates: var/ari-password)
     ARI_APP            hotline (the Stasis application name in dialplan/extensions.conf)
     HOTLINE_STATE      ./var — call log, keys, rendered prompts
-    HOTLINE_CALLLOG    $HOTLINE_STATE/calllog.sqlite3
-    HOTLINE_JOURNAL    $HOTLINE_CALLLOG.journal — where call-log writes wait while the database cannot take them
+    HOTLINE_CALLLOG    $HOTLINE_STATE/calllog.sqlite3 — an SQLite file, or a PostgreSQL URL
+                       (postgresql://user:password@host:5432/dbname; shared by a cluster's controllers)
+    HOTLINE_JOURNAL    where call-log writes wait while the database cannot take them: a local file,
+                       $HOTLINE_CALLLOG.journal for SQLite, $HOTLINE_STATE/calllog.journal for PostgreSQL
     HOTLINE_CALLER_KEY_FILE  $HOTLINE_STATE/caller-hash.key (key of the callers' keyed hash)
     HOTLINE_SHUTDOWN_GRACE   30 (seconds calls in progress get to finish on SIGTERM)
     HOTLINE_LOG_FORMAT kv | json
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.ari.client import AriSettings
+from ivr.calllog import default_journal, is_url
 from ivr.errors import ConfigError
 from ivr.routes import RouteTable
 from ivr.tickets import NODE_ID_RE
@@ -37,9 +40,9 @@ from ivr.tickets import NODE_ID_RE
 class Settings:
     ari: AriSettings
     routes_path: Path
-    calllog_path: Path
+    calllog_path: str | Path = field(repr=False)  # a URL is kept a str (its password stays out of repr)
     caller_hash_key: bytes
-    journal_path: Path | None = None  # None: next to the call log (SqliteCallLog's default)
+    journal_path: Path | None = None  # None: the call log's default (ivr.calllog.default_journal)
     shutdown_grace_seconds: float = 30.0
     sounds_prefix: str = "hotline"
     log_format: str = "kv"
@@ -90,6 +93,8 @@ class Settings:
         if node and not NODE_ID_RE.fullmatch(node):
             raise ConfigError(f"HOTLINE_NODE must be 1-12 lowercase letters or digits, got {node!r}")
         fmt = env.get("HOTLINE_LOG_FORMAT", "kv")
+        target = env.get("HOTLINE_CALLLOG", str(state / "calllog.sqlite3"))
+        calllog: str | Path = target if is_url(target) else Path(target)
         if fmt not in ("kv", "json"):
             raise ConfigError(f"HOTLINE_LOG_FORMAT must be kv or json, got {fmt!r}")
         return cls(
@@ -100,9 +105,10 @@ class Settings:
                 app=env.get("ARI_APP", "hotline"),
             ),
             routes_path=Path(routes),
-            calllog_path=Path(env.get("HOTLINE_CALLLOG", str(state / "calllog.sqlite3"))),
+            calllog_path=calllog,
             caller_hash_key=key,
-            journal_path=Path(env["HOTLINE_JOURNAL"]) if env.get("HOTLINE_JOURNAL") else None,
+            journal_path=Path(env["HOTLINE_JOURNAL"]) if env.get("HOTLINE_JOURNAL")
+            else default_journal(calllog, state),
             shutdown_grace_seconds=grace,
             log_format=fmt,
             log_level=env.get("HOTLINE_LOG_LEVEL", "info"),

@@ -24,13 +24,12 @@ import html
 import io
 import json
 import math
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from ivr.calllog.sqlite import SqliteCallLog
+from ivr.calllog import CallLog
 from ivr.routes import Mode, RouteTable
 from ivr.tickets import from_epoch, to_epoch
 
@@ -265,7 +264,7 @@ def window(start: dt.date, end: dt.date) -> tuple[float, float]:
             to_epoch(dt.datetime.combine(end + dt.timedelta(days=1), dt.time())))
 
 
-def load(log: SqliteCallLog, start: dt.date, end: dt.date) -> CallLogRows:
+def load(log: CallLog, start: dt.date, end: dt.date) -> CallLogRows:
     """The period's calls (with their steps), tickets due, and callback entries; numbers stay masked."""
     lo, hi = window(start, end)
     calls = log.calls("started_at >= ? AND started_at < ?", (lo, hi))
@@ -275,17 +274,10 @@ def load(log: SqliteCallLog, start: dt.date, end: dt.date) -> CallLogRows:
         "call_id IN (SELECT call_id FROM tickets WHERE deadline_at >= ? AND deadline_at < ?)", (lo, hi))}
     callbacks = [{k: v for k, v in r.items() if k != "caller_number"}  # the report never shows numbers
                  for r in log.callbacks(None) if lo <= r["last_missed_at"] < hi]
-    db = sqlite3.connect(log.path, timeout=5.0)  # one read for all steps, not one per call
-    try:
-        found = db.execute(
-            "SELECT s.call_id, s.seq, s.at, s.name, s.detail FROM call_steps s JOIN calls c ON c.call_id = s.call_id"
-            " WHERE c.started_at >= ? AND c.started_at < ? AND s.name IN ('dial', 'queue_left')"
-            " ORDER BY s.call_id, s.seq", (lo, hi)).fetchall()
-    finally:
-        db.close()
     steps: dict[str, list[dict[str, Any]]] = {}
-    for call_id, seq, at, name, detail in found:
-        steps.setdefault(call_id, []).append({"seq": seq, "at": at, "name": name, "detail": json.loads(detail)})
+    for s in log.report_steps(lo, hi, ("dial", "queue_left")):
+        steps.setdefault(s["call_id"], []).append({"seq": s["seq"], "at": s["at"], "name": s["name"],
+                                                   "detail": json.loads(s["detail"])})
     return CallLogRows(calls, steps, tickets, callbacks, tracks)
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from ivr.calllog import CallLog
 from ivr.calllog.records import CallRecord
-from ivr.calllog.sqlite import SqliteCallLog
 from ivr.calls import Call, DialResult
 from ivr.errors import AriError, CallEnded
 from ivr.menu import Ask, Decision, Navigator
@@ -35,7 +35,7 @@ log = structlog.get_logger("ivr.session")
 class Services:
     """What a call needs from the running controller."""
 
-    calllog: SqliteCallLog
+    calllog: CallLog
     prompts: Prompts
     clock: Callable[[], dt.datetime]  # local (Asia/Shanghai) wall clock, naive
     deadlines: DeadlinePolicy = DeadlinePolicy()

@@ -1,6 +1,11 @@
-"""Real storage faults for the call log: small tmpfs disks that fill up or turn read-only.
+"""The call log's test storage: both backends, and real faults for them.
 
-Mounting needs root, as CI runs; without it these tests fail (they must not pass by skipping).
+- `backend` runs a test once on an SQLite file and once on a PostgreSQL database; `target` is
+  that file's path or that database's URL (a new empty one per test), for `open_calllog`.
+- `pg_server` is one private PostgreSQL server for the session (tests/pg.py): initdb'd into a
+  temporary directory, started, and stopped and removed at the end; nothing is left running.
+- `tmpfs`: small tmpfs disks that fill up or turn read-only. Mounting needs root, as CI runs;
+  without it these tests fail (they must not pass by skipping).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.pg import PostgresServer
 
 
 class Disk:
@@ -69,3 +76,27 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Disk]]:
         subprocess.run(["umount", "-l", str(path)], check=False)
         if os.path.ismount(path):
             pytest.fail(f"could not unmount {path}")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where the test's call log is: an SQLite path (var/calllog.sqlite3) or a new database's URL."""
+    if backend == "sqlite":
+        return str(tmp_path / "var" / "calllog.sqlite3")
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.database()

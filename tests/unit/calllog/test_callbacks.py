@@ -1,4 +1,8 @@
-"""The call log's tickets and callback list (漏接回拨), the shared writer, the file, the CLI."""
+"""The call log's tickets and callback list (漏接回拨), the shared writer, the file, the CLI.
+
+Every behaviour that is not about the SQLite file itself runs on both backends (`backend`):
+an SQLite file and a PostgreSQL database.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
+from ivr.calllog import CallLog, is_url, open_calllog
 from ivr.calllog.records import CallRecord
 from ivr.calllog.sqlite import SCHEMA_VERSION, SqliteCallLog
 from ivr.cli import main
@@ -24,7 +30,7 @@ ALICE = "13812345678"
 BOB = "13987654321"
 
 
-def missed(log: SqliteCallLog, call_id: str, number: str, at: float, reason: str = "in_menu") -> None:
+def missed(log: CallLog, call_id: str, number: str, at: float, reason: str = "in_menu") -> None:
     log.missed_call(call_id, number, caller_hash(number, KEY), mask(number), reason=reason, at=at)
 
 
@@ -44,16 +50,56 @@ def path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def log(path: Path) -> Iterator[SqliteCallLog]:
+def sqlite_log(path: Path) -> Iterator[SqliteCallLog]:
     calllog = SqliteCallLog(path)
     calllog.start()
     yield calllog
     calllog.close()
 
 
+def opened(target: str, tmp_path: Path) -> CallLog:
+    return open_calllog(target, tmp_path / "calllog.journal" if is_url(target) else None)
+
+
+@pytest.fixture
+def log(target: str, tmp_path: Path) -> Iterator[CallLog]:
+    calllog = opened(target, tmp_path)
+    calllog.start()
+    yield calllog
+    calllog.close()
+
+
+def execute(target: str, *statements: str) -> None:
+    """Run statements straight on the database, as an administrator would."""
+    if is_url(target):
+        with psycopg.connect(target, autocommit=True) as pg:
+            for statement in statements:
+                pg.execute(statement.encode())
+        return
+    db = sqlite3.connect(target)
+    try:
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+    finally:
+        db.close()
+
+
+def refuse_tickets_of(target: str, call_id: str) -> None:
+    """A trigger that makes the database refuse one call's ticket: a write that can never succeed."""
+    if is_url(target):
+        execute(target, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                        " $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+                f"CREATE TRIGGER refuse BEFORE INSERT ON tickets FOR EACH ROW WHEN (NEW.call_id = '{call_id}')"
+                " EXECUTE FUNCTION refuse()")
+    else:
+        execute(target, f"CREATE TRIGGER refuse BEFORE INSERT ON tickets WHEN NEW.call_id = '{call_id}'"
+                        " BEGIN SELECT RAISE(ABORT, 'refused'); END")
+
+
 # -- the callback list ----------------------------------------------------------------------------
 
-def test_two_missed_calls_from_one_caller_are_one_entry_with_both_calls(log: SqliteCallLog) -> None:
+def test_two_missed_calls_from_one_caller_are_one_entry_with_both_calls(log: CallLog) -> None:
     missed(log, "c1", ALICE, 1000.0, reason="in_menu")
     missed(log, "c2", ALICE, 1060.0, reason="during_transfer")
     missed(log, "c3", BOB, 1030.0)
@@ -67,7 +113,7 @@ def test_two_missed_calls_from_one_caller_are_one_entry_with_both_calls(log: Sql
     assert bob["missed_count"] == 1 and [c["call_id"] for c in log.callback_calls(bob["id"])] == ["c3"]
 
 
-def test_the_same_call_reported_twice_counts_once(log: SqliteCallLog) -> None:
+def test_the_same_call_reported_twice_counts_once(log: CallLog) -> None:
     missed(log, "c1", ALICE, 1000.0)
     missed(log, "c1", ALICE, 1000.0)
     log.close()
@@ -75,14 +121,14 @@ def test_the_same_call_reported_twice_counts_once(log: SqliteCallLog) -> None:
     assert entry["missed_count"] == 1
 
 
-def test_a_caller_without_a_number_cannot_be_called_back(log: SqliteCallLog) -> None:
+def test_a_caller_without_a_number_cannot_be_called_back(log: CallLog) -> None:
     log.missed_call("c1", "", caller_hash("", KEY), mask(""), reason="in_menu", at=1.0)
     log.missed_call("c2", "anonymous", caller_hash("anonymous", KEY), "anonymous", reason="in_menu", at=2.0)
     log.close()
     assert log.callbacks(None) == []
 
 
-def test_attempts_are_counted_and_done_closes_the_entry(log: SqliteCallLog) -> None:
+def test_attempts_are_counted_and_done_closes_the_entry(log: CallLog) -> None:
     missed(log, "c1", ALICE, 1000.0)
     log.close()
     (entry,) = log.callbacks()
@@ -97,11 +143,11 @@ def test_attempts_are_counted_and_done_closes_the_entry(log: SqliteCallLog) -> N
     assert (done["attempts"], done["outcome"], done["status"], done["done_at"]) == (2, "reached", "done", 3000.0)
 
 
-def test_an_attempt_on_an_unknown_entry_says_so(log: SqliteCallLog) -> None:
+def test_an_attempt_on_an_unknown_entry_says_so(log: CallLog) -> None:
     assert log.callback_attempt(999, "reached", 1.0, done=True) is False
 
 
-def test_a_done_entry_is_not_reopened_by_a_later_attempt(log: SqliteCallLog) -> None:
+def test_a_done_entry_is_not_reopened_by_a_later_attempt(log: CallLog) -> None:
     missed(log, "c1", ALICE, 1000.0)
     log.close()
     (entry,) = log.callbacks()
@@ -111,8 +157,8 @@ def test_a_done_entry_is_not_reopened_by_a_later_attempt(log: SqliteCallLog) -> 
     assert (done["status"], done["done_at"], done["attempts"]) == ("done", 2000.0, 2)
 
 
-def test_a_new_missed_call_after_the_entry_was_done_opens_a_new_entry(path: Path) -> None:
-    log = SqliteCallLog(path)
+def test_a_new_missed_call_after_the_entry_was_done_opens_a_new_entry(target: str, tmp_path: Path) -> None:
+    log = opened(target, tmp_path)
     log.start()
     missed(log, "c1", ALICE, 1000.0)
     log.close()
@@ -130,21 +176,17 @@ def test_a_new_missed_call_after_the_entry_was_done_opens_a_new_entry(path: Path
     assert len(log.callbacks(None)) == 2
 
 
-def test_the_file_allows_one_open_entry_per_caller(log: SqliteCallLog, path: Path) -> None:
+def test_the_database_allows_one_open_entry_per_caller(log: CallLog, target: str) -> None:
     missed(log, "c1", ALICE, 1000.0)
     log.close()
-    db = sqlite3.connect(path)
-    try:
-        with pytest.raises(sqlite3.IntegrityError):
-            db.execute("INSERT INTO callbacks (caller_hash, caller_masked, caller_number, first_missed_at,"
-                       " last_missed_at) VALUES (?, 'x', 'x', 1, 1)", (caller_hash(ALICE, KEY),))
-    finally:
-        db.close()
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
+        execute(target, "INSERT INTO callbacks (caller_hash, caller_masked, caller_number, first_missed_at,"
+                        f" last_missed_at) VALUES ('{caller_hash(ALICE, KEY)}', 'x', 'x', 1, 1)")
 
 
 # -- tickets ---------------------------------------------------------------------------------------
 
-def test_tickets_round_trip_with_survey_and_close(log: SqliteCallLog) -> None:
+def test_tickets_round_trip_with_survey_and_close(log: CallLog) -> None:
     t = ticket("c1")
     log.ticket_opened(t)
     log.ticket_survey(t.ticket_id, 2)
@@ -161,12 +203,12 @@ def test_tickets_round_trip_with_survey_and_close(log: SqliteCallLog) -> None:
     assert log.tickets("status = ?", ("open",)) == [second]
 
 
-def test_a_survey_score_outside_1_to_3_is_refused_at_once(log: SqliteCallLog) -> None:
+def test_a_survey_score_outside_1_to_3_is_refused_at_once(log: CallLog) -> None:
     with pytest.raises(ValueError):
         log.ticket_survey("12345-20260930-000000", 4)
 
 
-def test_closing_twice_keeps_the_first_close(log: SqliteCallLog) -> None:
+def test_closing_twice_keeps_the_first_close(log: CallLog) -> None:
     t = ticket()
     log.ticket_opened(t)
     log.ticket_closed(t.ticket_id, at=10.0, note="first")
@@ -176,7 +218,7 @@ def test_closing_twice_keeps_the_first_close(log: SqliteCallLog) -> None:
     assert (row["closed_at"], row["note"]) == (10.0, "first")
 
 
-def test_overdue_lists_open_tickets_past_their_deadline(log: SqliteCallLog) -> None:
+def test_overdue_lists_open_tickets_past_their_deadline(log: CallLog) -> None:
     late = ticket("late", "2026-09-01T10:00")
     closed = ticket("closed", "2026-09-01T11:00")
     fresh = ticket("fresh", "2026-09-30T10:00")  # due 2026-10-10 10:00
@@ -189,7 +231,8 @@ def test_overdue_lists_open_tickets_past_their_deadline(log: SqliteCallLog) -> N
     assert {r["call_id"] for r in log.overdue(fresh.deadline_at + 1)} == {"late", "fresh"}
 
 
-def test_a_ticket_id_taken_by_another_call_does_not_overwrite_it_nor_stop_the_writer(log: SqliteCallLog) -> None:
+def test_a_ticket_id_taken_by_another_call_does_not_overwrite_it_nor_stop_the_writer(
+        log: CallLog) -> None:
     t = ticket("c1")
     log.ticket_opened(t)
     log.ticket_opened(Ticket(t.ticket_id, "c2", "merge", "u", "merge", "r", 1.0, 2.0))
@@ -203,7 +246,7 @@ def test_a_ticket_id_taken_by_another_call_does_not_overwrite_it_nor_stop_the_wr
 
 # -- the shared writer -----------------------------------------------------------------------------
 
-def test_call_writes_are_unaffected_and_carry_the_ticket(log: SqliteCallLog) -> None:
+def test_call_writes_are_unaffected_and_carry_the_ticket(log: CallLog) -> None:
     rec = record()
     log.call_started(rec)
     t = ticket(rec.call_id)
@@ -218,21 +261,15 @@ def test_call_writes_are_unaffected_and_carry_the_ticket(log: SqliteCallLog) -> 
     assert log.failed_writes == 0 and log.failed_batches == 0
 
 
-def test_every_field_of_a_call_record_has_a_column(log: SqliteCallLog, path: Path) -> None:
-    db = sqlite3.connect(path)
-    try:
-        columns = {row[1] for row in db.execute("PRAGMA table_info(calls)")}
-    finally:
-        db.close()
-    assert set(record().columns()) <= columns
+def test_every_field_of_a_call_record_has_a_column(log: CallLog) -> None:
+    log.call_started(record())
+    log.close()
+    (row,) = log.calls()
+    assert set(record().columns()) <= set(row)
 
 
-def test_one_write_that_cannot_succeed_loses_only_itself(log: SqliteCallLog, path: Path) -> None:
-    db = sqlite3.connect(path)
-    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON tickets WHEN NEW.call_id = 'bad'"
-               " BEGIN SELECT RAISE(ABORT, 'refused'); END")
-    db.commit()
-    db.close()
+def test_one_write_that_cannot_succeed_loses_only_itself(log: CallLog, target: str) -> None:
+    refuse_tickets_of(target, "bad")
     log.close()  # queue the next writes before the writer runs: they land in one batch
     log.call_started(record("c1"))
     log.ticket_opened(ticket("bad"))
@@ -246,7 +283,7 @@ def test_one_write_that_cannot_succeed_loses_only_itself(log: SqliteCallLog, pat
     assert (log.failed_writes, log.written) == (1, 3)
 
 
-def test_writes_from_many_threads_and_tasks_all_land(log: SqliteCallLog) -> None:
+def test_writes_from_many_threads_and_tasks_all_land(log: CallLog) -> None:
     def worker(n: int) -> None:
         for i in range(100):
             call_id = f"t{n}-{i}"
@@ -278,7 +315,8 @@ def test_writes_from_many_threads_and_tasks_all_land(log: SqliteCallLog) -> None
 
 # -- the file --------------------------------------------------------------------------------------
 
-def test_the_file_and_its_wal_files_are_readable_by_their_owner_only(log: SqliteCallLog, path: Path) -> None:
+def test_the_file_and_its_wal_files_are_readable_by_their_owner_only(sqlite_log: SqliteCallLog, path: Path) -> None:
+    log = sqlite_log
     reader = sqlite3.connect(path)  # keeps the -wal and -shm files after the writer closes
     try:
         reader.execute("SELECT count(*) FROM callbacks").fetchone()
@@ -424,8 +462,8 @@ def test_upgrading_is_idempotent_and_survives_a_downgraded_version(path: Path) -
 # -- the CLI ---------------------------------------------------------------------------------------
 
 @pytest.fixture
-def filled(path: Path) -> Path:
-    log = SqliteCallLog(path)
+def filled(target: str, tmp_path: Path) -> str:
+    log = opened(target, tmp_path)
     log.start()
     missed(log, "c1", ALICE, to_epoch(dt.datetime(2026, 11, 25, 9, 30)))
     missed(log, "c2", ALICE, to_epoch(dt.datetime(2026, 11, 25, 10, 2)))
@@ -436,11 +474,11 @@ def filled(path: Path) -> Path:
     log.ticket_opened(done)
     log.ticket_closed(done.ticket_id, at=done.created_at + 1)
     log.close()
-    return path
+    return target
 
 
-def test_cli_list_masks_numbers_unless_revealed(filled: Path) -> None:
-    result = CliRunner().invoke(main, ["callbacks", "list", "--calllog", str(filled)])
+def test_cli_list_masks_numbers_unless_revealed(filled: str) -> None:
+    result = CliRunner().invoke(main, ["callbacks", "list", "--calllog", filled])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert len(lines) == 2
@@ -448,42 +486,42 @@ def test_cli_list_masks_numbers_unless_revealed(filled: Path) -> None:
     assert "first 2026-11-25 09:30" in lines[0] and "last 2026-11-25 10:02" in lines[0]
     assert "attempts 0" in lines[0]
     assert ALICE not in result.output and BOB not in result.output
-    revealed = CliRunner().invoke(main, ["callbacks", "list", "--reveal", "--calllog", str(filled)])
+    revealed = CliRunner().invoke(main, ["callbacks", "list", "--reveal", "--calllog", filled])
     assert revealed.exit_code == 0
     assert ALICE in revealed.output and BOB in revealed.output
 
 
-def test_cli_mark_records_an_attempt_and_reached_closes_by_default(filled: Path) -> None:
-    (alice, _) = SqliteCallLog(filled).callbacks()
+def test_cli_mark_records_an_attempt_and_reached_closes_by_default(filled: str) -> None:
+    (alice, _) = open_calllog(filled).callbacks()
     runner = CliRunner()
-    busy = runner.invoke(main, ["callbacks", "mark", str(alice["id"]), "--outcome", "busy", "--calllog", str(filled)])
+    busy = runner.invoke(main, ["callbacks", "mark", str(alice["id"]), "--outcome", "busy", "--calllog", filled])
     assert busy.exit_code == 0, busy.output
-    listed = runner.invoke(main, ["callbacks", "list", "--calllog", str(filled)])
+    listed = runner.invoke(main, ["callbacks", "list", "--calllog", filled])
     assert "attempts 1  busy" in listed.output
     reached = runner.invoke(main, ["callbacks", "mark", str(alice["id"]), "--outcome", "reached",
-                                   "--calllog", str(filled)])
+                                   "--calllog", filled])
     assert reached.exit_code == 0 and "done" in reached.output
-    assert len(SqliteCallLog(filled).callbacks()) == 1
-    everything = runner.invoke(main, ["callbacks", "list", "--all", "--calllog", str(filled)])
+    assert len(open_calllog(filled).callbacks()) == 1
+    everything = runner.invoke(main, ["callbacks", "list", "--all", "--calllog", filled])
     assert len(everything.output.splitlines()) == 2 and "done" in everything.output
 
 
-def test_cli_mark_not_done_keeps_the_entry_open(filled: Path) -> None:
-    (alice, _) = SqliteCallLog(filled).callbacks()
+def test_cli_mark_not_done_keeps_the_entry_open(filled: str) -> None:
+    (alice, _) = open_calllog(filled).callbacks()
     result = CliRunner().invoke(main, ["callbacks", "mark", str(alice["id"]), "--outcome", "reached", "--not-done",
-                                       "--calllog", str(filled)])
+                                       "--calllog", filled])
     assert result.exit_code == 0
-    assert len(SqliteCallLog(filled).callbacks()) == 2
+    assert len(open_calllog(filled).callbacks()) == 2
 
 
-def test_cli_mark_an_unknown_id_exits_1(filled: Path) -> None:
-    result = CliRunner().invoke(main, ["callbacks", "mark", "999", "--outcome", "reached", "--calllog", str(filled)])
+def test_cli_mark_an_unknown_id_exits_1(filled: str) -> None:
+    result = CliRunner().invoke(main, ["callbacks", "mark", "999", "--outcome", "reached", "--calllog", filled])
     assert result.exit_code == 1
     assert "no callback with id 999" in result.output
 
 
-def test_cli_refuses_an_unknown_outcome(filled: Path) -> None:
-    result = CliRunner().invoke(main, ["callbacks", "mark", "1", "--outcome", "maybe", "--calllog", str(filled)])
+def test_cli_refuses_an_unknown_outcome(filled: str) -> None:
+    result = CliRunner().invoke(main, ["callbacks", "mark", "1", "--outcome", "maybe", "--calllog", filled])
     assert result.exit_code == 2
 
 
@@ -493,20 +531,20 @@ def test_cli_without_a_call_log_exits_2(tmp_path: Path) -> None:
     assert not (tmp_path / "none.sqlite3").exists()
 
 
-def test_cli_lists_tickets_as_json_lines(filled: Path) -> None:
+def test_cli_lists_tickets_as_json_lines(filled: str) -> None:
     import json
 
     runner = CliRunner()
 
     def call_ids(*args: str) -> list[str]:
-        result = runner.invoke(main, ["tickets", *args, "--calllog", str(filled)])
+        result = runner.invoke(main, ["tickets", *args, "--calllog", filled])
         assert result.exit_code == 0, result.output
         return [json.loads(line)["call_id"] for line in result.output.splitlines()]
 
     assert call_ids() == ["late", "done", "open"]
     assert call_ids("--open") == ["late", "open"]
     assert call_ids("--overdue") == ["late"]
-    line = json.loads(runner.invoke(main, ["tickets", "--overdue", "--calllog", str(filled)]).output)
+    line = json.loads(runner.invoke(main, ["tickets", "--overdue", "--calllog", filled]).output)
     assert (line["created"], line["deadline"]) == ("2026-09-01 10:00", "2026-09-04 10:00")
 
 

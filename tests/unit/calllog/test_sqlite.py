@@ -1,10 +1,11 @@
-"""The SQLite call log: every call is a row from arrival on, complete at the end, never lost."""
+"""The call log: every call is a row from arrival on, complete at the end, never lost (both backends)."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+from ivr.calllog import CallLog, is_url, open_calllog
 from ivr.calllog.records import CallRecord
 from ivr.calllog.sqlite import SqliteCallLog
 
@@ -14,8 +15,12 @@ def record(call_id: str = "c1") -> CallRecord:
                       caller_hash="h", routes_version="v1")
 
 
-def test_a_call_is_recorded_on_arrival_and_completed_at_the_end(tmp_path: Path) -> None:
-    log = SqliteCallLog(tmp_path / "log.sqlite3")
+def opened(target: str, tmp_path: Path) -> CallLog:
+    return open_calllog(target, tmp_path / "calllog.journal" if is_url(target) else None)
+
+
+def test_a_call_is_recorded_on_arrival_and_completed_at_the_end(target: str, tmp_path: Path) -> None:
+    log = opened(target, tmp_path)
     log.start()
     rec = record()
     log.call_started(rec)
@@ -38,20 +43,21 @@ def test_the_log_is_in_wal_mode(tmp_path: Path) -> None:
     assert mode == "wal"
 
 
-def test_calls_left_in_progress_by_a_dead_controller_are_marked_interrupted(tmp_path: Path) -> None:
-    first = SqliteCallLog(tmp_path / "log.sqlite3")
+def test_calls_left_in_progress_by_a_dead_controller_are_marked_interrupted(
+        target: str, tmp_path: Path) -> None:
+    first = opened(target, tmp_path)
     first.start()
     first.call_started(record("dead"))
     first.close()  # as if the process died after the arrival write
-    second = SqliteCallLog(tmp_path / "log.sqlite3")
+    second = opened(target, tmp_path)
     assert second.start() == 1
     second.close()
     (row,) = second.calls()
     assert row["outcome"] == "interrupted" and row["ended_at"] is not None
 
 
-def test_many_calls_queued_at_once_are_all_written(tmp_path: Path) -> None:
-    log = SqliteCallLog(tmp_path / "log.sqlite3")
+def test_many_calls_queued_at_once_are_all_written(target: str, tmp_path: Path) -> None:
+    log = opened(target, tmp_path)
     log.start()
     for i in range(2000):
         rec = record(f"c{i}")
