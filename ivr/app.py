@@ -64,6 +64,8 @@ class Controller:
         self.settings = settings
         self.table = table
         self.calllog = open_calllog(settings.calllog_path, journal_path=settings.journal_path)
+        if settings.node:  # a cluster node: its Asterisk's systemname is its node id
+            self.calllog.channel_prefix = f"{settings.node}-"
         self.webhooks = WebhookSender(on_result=self._webhook_result)
         self.seats = SeatPool(table.operators.seats)
         self.metrics = Metrics(table.entries)

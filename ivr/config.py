@@ -15,8 +15,10 @@
     HOTLINE_LOG_FORMAT kv | json
     HOTLINE_METRICS_ADDR 127.0.0.1:9345 — where /metrics is served (loopback by default)
     HOTLINE_CLOCK_START  e.g. 2026-11-24T10:00 — run the clock from this local time (tests, drills)
-    HOTLINE_NODE       this controller's id in a cluster sharing one call log (e.g. node1): part of
-                       every ticket number, so nodes never issue the same one; empty for one node
+    HOTLINE_NODE       this controller's id in a cluster sharing one call log (e.g. node1), equal to
+                       its Asterisk's systemname: part of every ticket number, so nodes never issue the
+                       same one, and at start only this node's calls left in progress are marked
+                       interrupted; empty for one node
     HOTLINE_TEST_MODE  1: accept a weak ARI password (normally refused: a known default or < 12 characters)
     <partner secret_env> the HMAC secret of each partner platform named in routes.yaml
 """

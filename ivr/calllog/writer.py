@@ -123,6 +123,10 @@ class CallLog:
         self.replayed_total = 0  # journaled writes committed later
         self.lost_total = 0  # writes neither the database, the journal nor memory could keep
         self.interrupted = 0  # calls of a dead controller marked interrupted at the last start
+        # Whose calls in progress are ours to mark interrupted at start: all of them for one
+        # controller; on a cluster node, only those whose channel id starts with the node's
+        # Asterisk systemname ("node1-"), since the other nodes' calls may be live.
+        self.channel_prefix = ""
         # Writer state (the writer thread, or start() before it runs).
         self._db: Db | None = None
         self._backlog = False  # the journal (or memory) holds writes: new ones go behind them
@@ -633,7 +637,7 @@ class CallLog:
         return None
 
     def _mark_interrupted(self) -> BaseException | None:
-        mark = _MarkInterrupted()
+        mark = _MarkInterrupted(self.channel_prefix)
         error = self._commit([mark], attempts=1)
         if error is None:
             self._interrupt_at = None

@@ -261,12 +261,15 @@ class _MarkInterrupted:
 
     kind: ClassVar[str] = "mark_interrupted"
 
-    def __init__(self) -> None:
+    def __init__(self, channel_prefix: str = "") -> None:
         self.count = 0
+        self.channel_prefix = channel_prefix
 
     def apply(self, db: Db) -> None:
+        # A cluster node marks only its own calls: the others' may be live on other nodes.
         cur = db.execute("UPDATE calls SET outcome = 'interrupted', ended_at = COALESCE(ended_at, ?)"
-                         " WHERE outcome = 'in_progress'", (time.time(),))
+                         " WHERE outcome = 'in_progress' AND channel_id LIKE ?",
+                         (time.time(), self.channel_prefix + "%"))
         self.count = cur.rowcount
 
     def to_json(self) -> dict[str, Any]:

@@ -56,6 +56,23 @@ def test_calls_left_in_progress_by_a_dead_controller_are_marked_interrupted(
     assert row["outcome"] == "interrupted" and row["ended_at"] is not None
 
 
+def test_a_cluster_node_marks_only_its_own_calls_interrupted_the_others_may_be_live(
+        target: str, tmp_path: Path) -> None:
+    first = opened(target, tmp_path)
+    first.start()
+    for call_id, channel in (("mine", "node1-1764061200.12"), ("theirs", "node2-1764061200.7")):
+        rec = record(call_id)
+        rec.channel_id = channel
+        first.call_started(rec)
+    first.close()  # node1 died with both calls in the shared log
+    restarted = opened(target, tmp_path)
+    restarted.channel_prefix = "node1-"
+    assert restarted.start() == 1
+    restarted.close()
+    assert {r["call_id"]: r["outcome"] for r in restarted.calls()} == {"mine": "interrupted",
+                                                                       "theirs": "in_progress"}
+
+
 def test_many_calls_queued_at_once_are_all_written(target: str, tmp_path: Path) -> None:
     log = opened(target, tmp_path)
     log.start()
