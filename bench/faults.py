@@ -56,7 +56,11 @@ class EventsProxy:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
-        upstream = socket.create_connection(self.upstream)
+        try:
+            upstream = socket.create_connection(self.upstream)
+        except OSError:  # Asterisk is down (restarting): the client sees its connection refused
+            client.close()
+            return
         threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
         # aiohttp may send the WebSocket upgrade over a kept-alive REST connection, so every
         # request is looked at, not only a connection's first bytes.

@@ -58,6 +58,32 @@ def _stat(path: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
+class Admission:
+    """New calls per second the controller takes (HOTLINE_MAX_CALL_RATE; 0 = no limit).
+
+    A token bucket holding one second's worth: bursts up to the rate pass, a sustained excess is
+    refused. Set it at the rate BENCHMARKS.md measured for the machine.
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._tokens = rate
+        self._at = clock()
+        self.refused = 0
+
+    def admit(self) -> bool:
+        if self.rate <= 0:
+            return True
+        now = self._clock()
+        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+
 class Controller:
     def __init__(self, settings: Settings, table: RouteTable,
                  clock: Callable[[], dt.datetime] | None = None) -> None:
@@ -80,6 +106,7 @@ class Controller:
         self._stop = asyncio.Event()
         self._sessions: dict[asyncio.Task[None], Call] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self.admission = Admission(settings.max_call_rate)
 
     def _services(self, table: RouteTable, clock: Callable[[], dt.datetime]) -> Services:
         return Services(self.calllog, Prompts(self.settings.sounds_prefix), clock, deadlines=table.deadlines,
@@ -237,6 +264,12 @@ class Controller:
         if not self.accepting:
             self._spawn(self._release(start.channel))
             return
+        if not self.admission.admit():
+            # Beyond the rate this box can carry (BENCHMARKS.md): refuse at once — unanswered,
+            # so the carrier gets 503 and can retry elsewhere — rather than slow every call.
+            self.admission.refused += 1
+            self._spawn(self._quiet_hangup(start.channel, reason="congestion"))
+            return
         entry = start.args[0] if start.args else start.dialed
         record = CallRecord(
             call_id=uuid.uuid4().hex[:16],
@@ -264,8 +297,8 @@ class Controller:
     def _hangup_orphan(self, start: ev.StasisStart) -> None:
         self._spawn(self._quiet_hangup(start.channel))
 
-    async def _quiet_hangup(self, channel: str) -> None:
-        await quietly(self.ari.hangup(channel))
+    async def _quiet_hangup(self, channel: str, reason: str = "normal") -> None:
+        await quietly(self.ari.hangup(channel, reason))
 
     async def _release(self, channel: str) -> None:
         try:
@@ -286,7 +319,8 @@ class Controller:
     async def _drain(self) -> None:
         self.accepting = False
         pending = set(self._sessions)
-        log.info("draining", calls=len(pending), grace_seconds=self.settings.shutdown_grace_seconds)
+        log.info("draining", calls=len(pending), grace_seconds=self.settings.shutdown_grace_seconds,
+                 refused_over_rate=self.admission.refused)
         if pending:
             # Callers still in the menu or ringing are handed to the dialplan fallback right
             # away (the operators answer them); connected calls get the grace period to finish.

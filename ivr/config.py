@@ -19,6 +19,8 @@
                        its Asterisk's systemname: part of every ticket number, so nodes never issue the
                        same one, and at start only this node's calls left in progress are marked
                        interrupted; empty for one node
+    HOTLINE_MAX_CALL_RATE  new calls per second taken (0 = no limit); beyond it a call is refused at
+                       once, unanswered (the carrier gets 503) — set it at BENCHMARKS.md's figure
     HOTLINE_TEST_MODE  1: accept a weak ARI password (normally refused: a known default or < 12 characters)
     <partner secret_env> the HMAC secret of each partner platform named in routes.yaml
 """
@@ -52,6 +54,7 @@ class Settings:
     clock_start: dt.datetime | None = None
     metrics_addr: tuple[str, int] = ("127.0.0.1", 9345)
     node: str = ""
+    max_call_rate: float = 0.0
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # for partner secrets
 
     def partner_secrets(self, table: RouteTable) -> dict[str, bytes]:
@@ -94,6 +97,13 @@ class Settings:
         node = env.get("HOTLINE_NODE", "")
         if node and not NODE_ID_RE.fullmatch(node):
             raise ConfigError(f"HOTLINE_NODE must be 1-12 lowercase letters or digits, got {node!r}")
+        try:
+            max_call_rate = float(env.get("HOTLINE_MAX_CALL_RATE") or 0)
+        except ValueError:
+            raise ConfigError("HOTLINE_MAX_CALL_RATE must be calls per second (0 = no limit), "
+                              f"got {env['HOTLINE_MAX_CALL_RATE']!r}") from None
+        if max_call_rate < 0:
+            raise ConfigError(f"HOTLINE_MAX_CALL_RATE must not be negative, got {max_call_rate}")
         fmt = env.get("HOTLINE_LOG_FORMAT", "kv")
         target = env.get("HOTLINE_CALLLOG", str(state / "calllog.sqlite3"))
         calllog: str | Path = target if is_url(target) else Path(target)
@@ -117,6 +127,7 @@ class Settings:
             clock_start=clock_start,
             metrics_addr=(host, int(port)),
             node=node,
+            max_call_rate=max_call_rate,
             environ=dict(env),
         )
 

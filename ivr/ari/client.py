@@ -10,7 +10,7 @@ load), and HTTP failures mapped once, here, into ivr.errors.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -152,6 +152,11 @@ class AriClient:
     # -- application ------------------------------------------------------------------------
     async def application(self) -> dict[str, Any]:
         return dict(await self.request("GET", f"/applications/{quote(self.settings.app)}"))
+
+    async def filter_events(self, allowed: Iterable[str]) -> dict[str, Any]:
+        """Ask Asterisk to send our app only these event types (the rest is never serialised)."""
+        body = {"allowed": [{"type": t} for t in sorted(allowed)]}
+        return dict(await self.request("PUT", f"/applications/{quote(self.settings.app)}/eventFilter", body=body))
 
     async def asterisk_info(self) -> dict[str, Any]:
         return dict(await self.request("GET", "/asterisk/info"))

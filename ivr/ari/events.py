@@ -110,6 +110,16 @@ class ApplicationReplaced(Event):
     pass
 
 
+# The event types the controller acts on: Asterisk is asked to send only these (ivr.ari.stream
+# sets the application's event filter on every connection). ChannelVarset alone — one per
+# variable Asterisk or we set — would otherwise be most of the traffic. A new typed event
+# above must be added here too, or it never arrives.
+SUBSCRIBED = frozenset({
+    "StasisStart", "StasisEnd", "ChannelHangupRequest", "ChannelDestroyed", "ChannelDtmfReceived", "Dial",
+    "PlaybackFinished", "RecordingFinished", "RecordingFailed", "ApplicationReplaced",
+})
+
+
 def _channel(raw: dict[str, Any]) -> dict[str, Any]:
     ch = raw.get("channel")
     return ch if isinstance(ch, dict) else {}

@@ -80,3 +80,13 @@ def test_a_cluster_node_id_goes_into_the_settings_and_a_malformed_one_is_refused
     assert Settings.from_env(env).node == ""
     with pytest.raises(ConfigError, match="HOTLINE_NODE"):
         Settings.from_env({**env, "HOTLINE_NODE": "node 1;"})
+
+
+def test_the_call_rate_limit_is_a_number_of_calls_per_second(tmp_path: Path) -> None:
+    env = {"ARI_PASSWORD": "a-long-random-password", "HOTLINE_STATE": str(tmp_path)}
+    (tmp_path / "caller-hash.key").write_text("k" * 64)
+    assert Settings.from_env(env).max_call_rate == 0
+    assert Settings.from_env({**env, "HOTLINE_MAX_CALL_RATE": "30"}).max_call_rate == 30
+    for bad in ("fast", "-1"):
+        with pytest.raises(ConfigError, match="HOTLINE_MAX_CALL_RATE"):
+            Settings.from_env({**env, "HOTLINE_MAX_CALL_RATE": bad})

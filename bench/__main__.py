@@ -1,0 +1,70 @@
+"""`python -m bench`: the whole A/B benchmark in one command, under the lab lock.
+
+    .venv/bin/python -m bench                       # the full run (about 25 minutes)
+    .venv/bin/python -m bench --window 15 --rates 5,10,20 --no-checks   # a short look
+
+The report goes to var/bench/<time>/report.md (and report.json), and is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench import lab
+from bench.run import Options, run
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"rates must be numbers separated by commas, got {text!r}") from None
+    if not rates or any(r <= 0 or r > 500 for r in rates):
+        raise argparse.ArgumentTypeError("rates must be between 0 and 500 calls/s")
+    return sorted(rates)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--window", type=float, default=60.0, help="seconds of load per step (default 60)")
+    p.add_argument("--rates", type=_rates, help="calls/s steps for both flows, e.g. 10,20,30")
+    p.add_argument("--rates-a", type=_rates, help="steps for A (dialplan)")
+    p.add_argument("--rates-b", type=_rates, help="steps for B (controller)")
+    p.add_argument("--rates-sipp", type=_rates, help="calibration steps (SIPp against SIPp)")
+    p.add_argument("--no-calibrate", action="store_true", help="skip SIPp-against-SIPp calibration")
+    p.add_argument("--no-checks", action="store_true", help="skip B's 80 %% / 150 %% / endurance checks")
+    p.add_argument("--overload-seconds", type=float, default=120.0)
+    p.add_argument("--endurance-calls", type=int, default=10_000)
+    p.add_argument("--max-minutes", type=float, default=25.0, help="hard bound of the whole run (default 25)")
+    p.add_argument("--out", type=Path, default=lab.REPO / "var" / "bench")
+    p.add_argument("--profile", action="store_true", help="py-spy the controller during B's ramp")
+    p.add_argument("--lock-held", action="store_true",
+                   help="the caller already holds /tmp/hotline-lab.lock (e.g. flock ... python -m bench)")
+    args = p.parse_args(argv)
+    if not 5 <= args.window <= 600:
+        p.error("--window must be 5..600 seconds")
+    if not 1 <= args.max_minutes <= 60:
+        p.error("--max-minutes must be 1..60")
+    opts = Options(window=args.window, calibrate=not args.no_calibrate, checks=not args.no_checks,
+                   overload_seconds=args.overload_seconds, endurance_calls=args.endurance_calls,
+                   max_minutes=args.max_minutes, out=args.out, profile=args.profile)
+    if args.rates:
+        opts.rates_a = opts.rates_b = args.rates
+    opts.rates_a = args.rates_a or opts.rates_a
+    opts.rates_b = args.rates_b or opts.rates_b
+    opts.rates_sipp = args.rates_sipp or opts.rates_sipp
+    if args.lock_held:
+        report = run(opts)
+    else:
+        with lab.lab_lock():
+            report = run(opts)
+    md = Path(report["workdir"]) / "report.md"
+    print(md.read_text(encoding="utf-8") if md.exists() else f"no report: see {report['workdir']}/report.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""The benchmark itself keeps working: a few hundred calls through every part of `python -m bench`.
+
+No performance thresholds here (CI machines differ and others share them); this proves that the
+one command still calibrates SIPp, runs the dialplan baseline and the controller on the same
+flow, reads back every figure it reports, and leaves Asterisk and the call log as it must.
+The full run is a manual command (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.run import Options, run
+
+from .conftest import Ari
+
+
+def test_one_benchmark_run_measures_both_flows_and_writes_the_ab_table(asterisk: Ari, tmp_path: Path) -> None:
+    opts = Options(window=12, rates_a=[6], rates_b=[6], rates_sipp=[6], calibrate=True, checks=False, max_minutes=4,
+                   out=tmp_path, manage_asterisk=False)
+    report = run(opts)
+
+    calibration, a, b = report["calibration"], report["A"], report["B"]
+    assert [s["placed"] for s in calibration["steps"]] == [72]
+    for flow in (a, b):
+        (step,) = flow["steps"]
+        assert step["placed"] == step["planned"] == 72
+        assert step["ok"] + step["failed_total"] == step["placed"]
+        # Every measured call has its latencies: INVITE->200 from SIPp's partition, the key
+        # press matched to the department's INVITE by caller number.
+        assert step["ok"] > 0
+        assert step["invite_to_200"]["n"] >= step["ok"]
+        assert step["dtmf_to_invite"]["n"] >= step["ok"]
+        assert step["cpu"]["asterisk"] > 0
+        assert (flow["leftover_channels"], flow["leftover_bridges"]) == (0, 0)
+    (b_step,) = b["steps"]
+    assert b_step["answer_to_bridge"]["n"] >= b_step["ok"]
+    assert b_step["cpu"]["controller"] > 0
+    assert b["calllog_rows"] == b["calls_placed"] == 72
+    assert b["controller_exit"] == 0 and b["controller_crashed_calls"] == 0
+    assert b["rss_kib"]["start"] > 0 and b["rss_kib"]["end"] > 0
+
+    table = (Path(report["workdir"]) / "report.md").read_text(encoding="utf-8")
+    assert "| A: pure dialplan |" in table and "| B: controller |" in table and "| **B/A** |" in table
