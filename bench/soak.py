@@ -348,7 +348,9 @@ def verdict(r: dict[str, Any], scanner: bool) -> list[str]:
         problems.append(f"{r['records_in_progress']} records still in progress")
     if r["channels_left"] or r["bridges_left"]:
         problems.append(f"left in Asterisk: {r['channels_left']} channels, {r['bridges_left']} bridges")
-    if r["after"]["asterisk_fds"] > r["before"]["asterisk_fds"] + 2:
+    # A few descriptors come and go with the HTTP/WebSocket connections and RTP sockets of the
+    # moment; a leak over hundreds of calls is far more than this margin.
+    if r["after"]["asterisk_fds"] > r["before"]["asterisk_fds"] + 10:
         problems.append(f"Asterisk file descriptors: {r['before']['asterisk_fds']} before, {r['after']['asterisk_fds']} after")
     if r["after"]["taskprocessors"] > max(r["before"]["taskprocessors"], r["taskprocessors_first_half_max"]) + 2:
         problems.append(f"Asterisk taskprocessors rose to {r['after']['taskprocessors']} "

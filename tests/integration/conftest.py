@@ -140,8 +140,21 @@ class Phone:
         return self.messages_file.read_text(errors="replace") if self.messages_file.exists() else ""
 
     def invites(self) -> list[str]:
-        """Request-URIs of the INVITEs this phone received."""
-        return [line.split()[1] for line in self.messages().splitlines() if line.startswith("INVITE sip:")]
+        """Request-URIs of the INVITEs this phone received, one per call: a retransmitted INVITE
+        (same Call-ID, sent again when the phone was slow to answer on a loaded machine) counts once."""
+        uris: list[str] = []
+        seen: set[str] = set()
+        uri = ""
+        for line in self.messages().splitlines():
+            if line.startswith("INVITE sip:"):
+                uri = line.split()[1]
+            elif uri and line.lower().startswith("call-id:"):
+                call_id = line.split(":", 1)[1].strip()
+                if call_id not in seen:
+                    seen.add(call_id)
+                    uris.append(uri)
+                uri = ""
+        return uris
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
