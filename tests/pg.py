@@ -15,6 +15,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -107,3 +109,14 @@ class PostgresServer:
         with self.admin() as db:
             db.execute(f"CREATE DATABASE {name}")
         return self.url(name)
+
+
+@contextmanager
+def running_server() -> Iterator[PostgresServer]:
+    """A started PostgresServer, destroyed (stopped, files gone) however the block ends."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pg import PostgresServer
+from tests.pg import PostgresServer, running_server
 
 
 class Disk:
@@ -80,12 +80,8 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Disk]]:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
+    with running_server() as server:
         yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -26,7 +26,7 @@ from ivr.calllog.postgres import PostgresCallLog
 from ivr.calllog.sqlite import SqliteCallLog
 from ivr.cli import main
 from ivr.routes import load
-from tests.pg import PASSWORD, PostgresServer
+from tests.pg import PASSWORD, PostgresServer, running_server
 from tests.unit import test_report
 from tests.unit.calllog.workload import (
     CALLERS,
@@ -49,12 +49,8 @@ def url(pg_server: PostgresServer) -> str:
 @pytest.fixture
 def own_server() -> Iterator[PostgresServer]:
     """A server of the test's own, to stop and start (the session's serves the other tests)."""
-    server = PostgresServer()
-    try:
-        server.start()
+    with running_server() as server:
         yield server
-    finally:
-        server.destroy()
 
 
 def fast(url: str, journal: Path) -> PostgresCallLog:
