@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from ivr import privacy
-from ivr.calllog.sqlite import SqliteCallLog
+from ivr.calllog import CallLog, open_calllog
 from ivr.citizen import CallRun, place_call
 from ivr.timekeeping import LOCAL_TZ
 from tests.integration.conftest import OFFICE_HOURS, PARTNER_SECRET, PARTNER_SECRET_ENVS, REPO, STATE, until
@@ -50,7 +52,7 @@ def clusterctl(cmd: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 @dataclass
 class Cluster:
     env: dict[str, str]
-    calllog: SqliteCallLog
+    calllog: CallLog
     key: bytes
 
     def pid(self, name: str) -> int:
@@ -83,11 +85,23 @@ class Cluster:
         return self.calllog.calls("caller_hash = ?", (privacy.caller_hash(caller, self.key),))
 
 
+def drop_databases_of_earlier_tests(server: str, keep: str) -> None:
+    """The cluster's PostgreSQL outlives a test (clusterctl stop keeps its data): drop what earlier tests left."""
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as db:
+        names = [row[0] for row in db.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ '^t[0-9]+$' AND datname <> %s", (keep,))]
+        for name in names:
+            db.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    env = {**os.environ, "HOTLINE_STATE": str(STATE), "HOTLINE_CALLLOG": str(tmp_path / "calllog.sqlite3"),
+    # The cluster's own PostgreSQL holds the shared call log; each test gets a database of its own.
+    database = f"t{time.time_ns()}"
+    env = {**os.environ, "HOTLINE_STATE": str(STATE), "HOTLINE_CLUSTER_DB": database,
            "HOTLINE_CLOCK_START": OFFICE_HOURS, "HOTLINE_SHUTDOWN_GRACE": "5",
            **{name: PARTNER_SECRET for name in PARTNER_SECRET_ENVS}}
+    env.pop("HOTLINE_CALLLOG", None)
     clusterctl("stop", env)  # a cluster left running would not use this test's call log
     started = clusterctl("start", env)
     if started.returncode != 0:
@@ -95,7 +109,13 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         pytest.fail(f"clusterctl start failed:\n{started.stdout}\n{started.stderr}")
     pids = {p.stem: int(p.read_text()) for p in CSTATE.glob("*.pid")}
     key = (STATE / "caller-hash.key").read_text().strip().encode()
-    yield Cluster(env, SqliteCallLog(tmp_path / "calllog.sqlite3"), key)
+    server = f"postgresql://hotline:{(CSTATE / 'postgres-password').read_text().strip()}@127.0.0.1:5433"
+    drop_databases_of_earlier_tests(server, keep=database)
+    url = f"{server}/{database}"
+    env["HOTLINE_CALLLOG"] = url  # for `hotline report` in the tests
+    reader = open_calllog(url, tmp_path / "reader.journal")
+    yield Cluster(env, reader, key)
+    reader.close()
     stopped = clusterctl("stop", env)
     assert stopped.returncode == 0, stopped.stderr
     alive = {name: pid for name, pid in pids.items() if os.path.exists(f"/proc/{pid}")}
