@@ -48,6 +48,18 @@ from ivr.webhook import Handoff, WebhookSender
 log = structlog.get_logger("ivr.app")
 
 FALLBACK_CONTEXT = ("hotline-fallback", "operators")  # dialplan/extensions.conf
+RESYNC_CONCURRENCY = 16  # calls repaired at once after a reconnect
+
+
+async def bounded_gather(coros: list[Coroutine[Any, Any, None]], limit: int) -> None:
+    """Run `coros` with at most `limit` at a time; each handles its own errors."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coro: Coroutine[Any, Any, None]) -> None:
+        async with gate:
+            await coro
+
+    await asyncio.gather(*(one(c) for c in coros))
 
 
 def _stat(path: Path) -> tuple[int, int] | None:
@@ -245,19 +257,24 @@ class Controller:
             log.warning("resync_failed", error=str(exc))
             return
         owned = set(app.get("channel_ids", []))
+        repairs: list[Coroutine[Any, Any, None]] = []
         for call in self.dispatcher.calls():
             if call.channel not in owned and call.caller_up:
                 # The caller left while we were disconnected: unwind that call now.
                 call.queue.put_nowait(ev.StasisEnd("StasisEnd", {"channel": {"id": call.channel}}, call.channel))
             elif call.caller_up:
-                await call.reconcile()
+                repairs.append(call.reconcile())
         for channel in owned:
             if not self.dispatcher.known(channel):
                 # Left in our app by a previous controller process: we cannot know where that
                 # call stood, so release the caller to the dialplan's safe fallback (apology +
                 # operators) rather than leave them in silence.
                 log.warning("resync_release_stale_channel", channel=channel)
-                await self._release(channel)
+                repairs.append(self._release(channel))
+        # Concurrently (each is a few REST requests): after an outage with hundreds of calls up,
+        # one after another would keep the last caller waiting for seconds. Bounded, so the
+        # burst does not crowd out the new calls' requests.
+        await bounded_gather(repairs, limit=RESYNC_CONCURRENCY)
         log.info("resynced", owned_channels=len(owned), active_calls=len(self._sessions))
 
     def _start_call(self, start: ev.StasisStart) -> None:
