@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from ivr import privacy, routes
+from ivr import privacy, routes, tickets
 from ivr.ari import events as ev
 from ivr.ari.client import AriClient
 from ivr.ari.stream import connections
@@ -134,6 +134,7 @@ class Controller:
     async def serve(self) -> None:
         metrics_site = await self._serve_metrics()  # first: a busy port must fail before anything runs
         interrupted = self.calllog.start()
+        self._resume_ticket_numbers()
         self.webhooks.start()
         if self.settings.clock_start is not None:
             log.warning("clock_simulated", starts_at=self.settings.clock_start.isoformat())
@@ -236,6 +237,17 @@ class Controller:
             await asyncio.sleep(interval)
 
     # -- events -----------------------------------------------------------------------------
+    def _resume_ticket_numbers(self) -> None:
+        today = self.services.clock().date()
+        try:
+            last = self.calllog.last_ticket_id(tickets.ticket_prefix(today, self.settings.node))
+        except self.calllog.errors as exc:
+            # The call log is down (its writes go to the journal): numbering goes by the clock alone.
+            log.warning("ticket_numbers_not_resumed", error=self.calllog.describe(exc))
+            return
+        tickets.resume_numbering(today, last, self.settings.node)
+        log.info("ticket_numbers_resumed", day=today.isoformat(), after=last)
+
     async def _consume(self) -> None:
         async for conn in connections(self.ari):
             await self._resync()

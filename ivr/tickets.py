@@ -184,8 +184,34 @@ class _Slots:
                 del self._last[old]
         return slot
 
+    def resume_after(self, day: dt.date, slot: int) -> None:
+        with self._lock:
+            self._last[day] = max(self._last.get(day, -1), slot)
+
 
 _slots = _Slots()
+
+
+def ticket_prefix(day: dt.date, node: str = "") -> str:
+    """What every ticket id one issuer (a controller; `node` in a cluster) opens on `day` starts with."""
+    return f"{TICKET_PREFIX}-{day:%Y%m%d}-" + (f"{node}-" if node else "")
+
+
+def resume_numbering(day: dt.date, last_ticket_id: str | None, node: str = "") -> None:
+    """Continue `day`'s numbers after `last_ticket_id`, the last one this issuer wrote (the call log knows).
+
+    A restarted controller would otherwise trust the clock alone, and a clock that went back
+    (an NTP step, a drill's simulated clock starting again) would hand out numbers already
+    given: the call log refuses those tickets, so they would be lost.
+    """
+    prefix = ticket_prefix(day, node)
+    if not last_ticket_id or not last_ticket_id.startswith(prefix):
+        return
+    try:
+        slot = int(last_ticket_id[len(prefix):], 16)
+    except ValueError:
+        return  # not one of ours (another issuer's format): nothing to continue from
+    _slots.resume_after(day, slot)
 
 
 def new_ticket(call_id: str, kind: str, unit: str, mode: str, route_id: str, created: dt.datetime,
@@ -197,8 +223,7 @@ def new_ticket(call_id: str, kind: str, unit: str, mode: str, route_id: str, cre
     _require_naive(created)
     if node and not NODE_ID_RE.fullmatch(node):
         raise ValueError(f"node id must be 1-12 lowercase letters or digits, got {node!r}")
-    issuer = f"{node}-" if node else ""
-    ticket_id = f"{TICKET_PREFIX}-{created:%Y%m%d}-{issuer}{_slots.take(created):06x}"
+    ticket_id = f"{ticket_prefix(created.date(), node)}{_slots.take(created):06x}"
     due = policy.deadline(kind, unit, created)
     return Ticket(ticket_id=ticket_id, call_id=call_id, kind=kind, unit=unit, mode=mode, route_id=route_id,
                   created_at=to_epoch(created), deadline_at=to_epoch(due))

@@ -350,6 +350,11 @@ class CallLog:
         sql = "SELECT * FROM tickets" + (f" WHERE {where}" if where else "") + " ORDER BY created_at, ticket_id"
         return self._query(sql, params)
 
+    def last_ticket_id(self, prefix: str) -> str | None:
+        """The highest ticket id of the form `prefix` + 6 hex digits (ids of one issuer and day)."""
+        rows = self._query("SELECT max(ticket_id) AS last FROM tickets WHERE ticket_id LIKE ?", (prefix + "_" * 6,))
+        return rows[0]["last"] if rows else None
+
     def overdue(self, now: float) -> list[dict[str, Any]]:
         """Open tickets whose deadline (Unix seconds) is before `now`, most overdue first."""
         return self._query("SELECT * FROM tickets WHERE status = 'open' AND deadline_at < ?"
