@@ -9,7 +9,7 @@ What it proves (RELIABILITY.md row 13), read from independent sources:
   citizen has a number of their own, and the row is found by the keyed hash of that number;
 - nothing leaks: 0 channels and 0 bridges in Asterisk at the end, Asterisk's taskprocessors and
   both processes' file descriptors back to their level before the load, the controller's memory
-  flat after warm-up;
+  not rising in the second half of the run (warm-up aside);
 - the scanner (sipvicious from 127.0.0.2, an address no endpoint identifies) costs legitimate
   callers nothing: ≥ 99.9 % of the calls placed outside the fault windows are answered.
 
@@ -312,7 +312,10 @@ def run(soak: Soak) -> dict[str, Any]:
 
     samples = [(kib, fds) for _, pid, kib, fds in soak.rss if pid == controller.pid] or [(0, 0)]
     rss = [kib for kib, _ in samples]
-    warm = rss[len(rss) // 10:] or rss
+    # Memory, the same way: the heap warms up with the load (the allocator's arenas, the HTTP
+    # pool, SQLite's page cache) — tracemalloc showed the Python heap flat from 1 500 to 6 000
+    # calls while RSS still rose over the first ~3 000. A leak keeps rising after the first half.
+    early_rss = max(rss[: max(1, len(rss) // 2)])
     # The ARI client keeps a pool of HTTP connections that grows with concurrent calls; a leak
     # shows as descriptors still rising after the first half of the (last) controller's life.
     early_fds = max(fds for _, fds in samples[: max(1, len(samples) // 2)])
@@ -330,12 +333,15 @@ def run(soak: Soak) -> dict[str, Any]:
         "success_outside_faults": round(success, 5), "calls_outside_faults": placed_total,
         "channels_left": channels, "bridges_left": bridges, "before": before, "after": after,
         "controller_fds_first_half_max": early_fds, "taskprocessors_first_half_max": early_tps,
-        "controller_rss_kib": {"warm_min": min(warm), "end": warm[-1], "growth": round(warm[-1] / min(warm) - 1, 4)},
+        "controller_rss_kib": {"first_half_max": early_rss, "end": rss[-1], "growth": round(rss[-1] / early_rss - 1, 4),
+                               "every_minute": rss[::60]},
         "scanner_runs": scans, "faults": [w for _, w in soak.events if w.startswith("fault ")],
         "controller_exit": controller_rc, "seconds": round(time.time() - t0, 1),
     }
     # Calls the fallback took have no row: they account for answered calls without one.
     result["lost_records"] = max(0, len(missing) - fallback)
+    # A ticket the call log refused (its number already given, e.g. after a restart) is lost.
+    result["tickets_refused"] = controller.log_path.read_text(errors="replace").count("event='ticket_id_conflict'")
     (soak.workdir / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
 
@@ -344,6 +350,8 @@ def verdict(r: dict[str, Any], scanner: bool) -> list[str]:
     problems = []
     if r["lost_records"]:
         problems.append(f"{r['lost_records']} answered calls have no record and were not taken by the fallback")
+    if r["tickets_refused"]:
+        problems.append(f"{r['tickets_refused']} tickets refused by the call log as duplicates (lost)")
     if r["records_in_progress"]:
         problems.append(f"{r['records_in_progress']} records still in progress")
     if r["channels_left"] or r["bridges_left"]:
@@ -358,8 +366,8 @@ def verdict(r: dict[str, Any], scanner: bool) -> list[str]:
     if r["after"]["controller_fds"] > max(r["before"]["controller_fds"], r["controller_fds_first_half_max"]) + 2:
         problems.append(f"controller file descriptors rose to {r['after']['controller_fds']} "
                         f"(at most {r['controller_fds_first_half_max']} in the first half)")
-    if r["controller_rss_kib"]["growth"] > 0.10:
-        problems.append(f"controller memory grew {r['controller_rss_kib']['growth']:.1%} after warm-up")
+    if r["controller_rss_kib"]["growth"] > 0.05:
+        problems.append(f"controller memory grew {r['controller_rss_kib']['growth']:.1%} in the second half")
     if r["success_outside_faults"] < 0.999:
         problems.append(f"only {r['success_outside_faults']:.3%} of calls outside the fault windows answered")
     if scanner and not r["scanner_runs"]:
