@@ -2,8 +2,8 @@
 
 Asterisk is (re)started through `./hotlinectl start-asterisk`, the path a user takes, so it runs
 exactly the configuration in dialplan/ (the baseline context included). The controller is a
-`hotline run` subprocess with the real routes.yaml and its own call log, as the integration
-tests start it. Processes are only ever stopped by the pids we started.
+`hotline run` subprocess with the real routes.yaml and its own call log; the integration tests
+start theirs with the same class. Processes are only ever stopped by the pids we started.
 """
 
 from __future__ import annotations
@@ -95,42 +95,69 @@ class Ari:
 
 
 class ControllerProcess:
-    """`hotline run` with the real routes.yaml, its own call log and caller-hash key."""
+    """`hotline run` as a subprocess: the benchmark's, the soak's and the integration tests' controller.
 
-    def __init__(self, workdir: Path) -> None:
+    By default the real routes.yaml, and a call log, a caller-hash key and a log of its own in
+    `workdir`; the tests name the lab's key, their call log (shared by a test's controllers)
+    and a log per controller. Up means connected to ARI: `event='resynced'` in the log it wrote
+    since this start (a restarted controller appends to the same log).
+    """
+
+    def __init__(self, workdir: Path, *, routes: Path = REPO / "routes.yaml", calllog: Path | None = None,
+                 log_path: Path | None = None, key_file: Path | None = None, clock: str = OFFICE_HOURS,
+                 partner_secret: str = "bench-partner-secret") -> None:
         self.workdir = workdir
-        self.calllog = workdir / "calllog.sqlite3"
-        self.key_file = workdir / "caller-hash.key"
-        self.log_path = workdir / "controller.log"
+        self.routes = routes
+        self.calllog = calllog or workdir / "calllog.sqlite3"
+        self.log_path = log_path or workdir / "controller.log"
+        self.own_key = key_file is None  # made here on first start, unlike a key the lab already holds
+        self.key_file = key_file or workdir / "caller-hash.key"
+        self.clock = clock
+        self.partner_secret = partner_secret
+        self.env: dict[str, str] = {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def key(self) -> bytes:
         return self.key_file.read_text().strip().encode()
 
-    def start(self, extra_env: dict[str, str] | None = None) -> int:
+    def log(self) -> str:
+        return self._log_bytes().decode(errors="replace")
+
+    def start(self, extra_env: dict[str, str] | None = None, timeout: float = 30.0) -> int:
+        """Start it and wait until it is connected to ARI (its pid); fail with its log's tail."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        if not self.key_file.exists():
+        if self.own_key and not self.key_file.exists():
             self.key_file.write_text(secrets.token_hex(32))
             self.key_file.chmod(0o600)
-        env = {**os.environ, "ARI_PASSWORD_FILE": str(STATE / "ari-password"),
-               "HOTLINE_CALLER_KEY_FILE": str(self.key_file), "HOTLINE_CALLLOG": str(self.calllog),
-               "HOTLINE_SHUTDOWN_GRACE": "5", "HOTLINE_STATE": str(STATE), "HOTLINE_CLOCK_START": OFFICE_HOURS,
-               **{name: "bench-partner-secret" for name in PARTNER_SECRET_ENVS}, **(extra_env or {})}
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "hotline"), "run", "--routes",
-                                          str(REPO / "routes.yaml")], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        self.env = {**os.environ, "ARI_PASSWORD_FILE": str(STATE / "ari-password"),
+                    "HOTLINE_CALLER_KEY_FILE": str(self.key_file), "HOTLINE_CALLLOG": str(self.calllog),
+                    "HOTLINE_SHUTDOWN_GRACE": "5", "HOTLINE_STATE": str(STATE), "HOTLINE_CLOCK_START": self.clock,
+                    **{name: self.partner_secret for name in PARTNER_SECRET_ENVS}, **(extra_env or {})}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            since = log.tell()
+            self.proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "hotline"), "run", "--routes", str(self.routes)],
+                                         cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if "event='resynced'" in self.log_path.read_text(errors="replace"):
+            if b"event='resynced'" in self._log_bytes(since):
                 return self.proc.pid
             if self.proc.poll() is not None:
                 break
-            time.sleep(0.2)
-        tail = self.log_path.read_text(errors="replace")[-2000:]
-        self.stop()
-        raise RuntimeError(f"controller did not connect to ARI:\n{tail}")
+            time.sleep(0.1)
+        code = self.stop()
+        raise RuntimeError(f"controller did not connect to ARI (waited up to {timeout:g}s, exit {code}):\n"
+                           f"{self._log_bytes(since)[-3000:].decode(errors='replace')}")
+
+    def _log_bytes(self, since: int = 0) -> bytes:
+        try:
+            with self.log_path.open("rb") as fh:
+                fh.seek(since)
+                return fh.read()
+        except FileNotFoundError:
+            return b""
 
     @property
     def pid(self) -> int:
@@ -140,13 +167,14 @@ class ControllerProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self) -> int | None:
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM (it drains its calls for HOTLINE_SHUTDOWN_GRACE), SIGKILL after `timeout` s."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(30)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.citizen import dtmf_pcap
+from ivr.sipp.phone import Phone
 
 SCENARIOS = Path(__file__).resolve().parent / "sipp"
 # answer -> key press, and key press -> the citizen's BYE. The key is pressed during the menu
@@ -158,37 +159,6 @@ def _max_stat(path: Path, column: str) -> int:
         return max((int(float(r.get(column) or 0)) for r in csv.DictReader(fh, delimiter=";")), default=0)
 
 
-def start_phone(workdir: Path, ep: Endpoints, scenario: str = "department.xml") -> subprocess.Popen[bytes]:
-    """The departments trunk's phone for one step (stopped with SIGUSR1 by `stop_phone`)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    with (workdir / "phone-stderr.log").open("wb") as err:  # the child keeps its own descriptor
-        proc = subprocess.Popen(
-            ["sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(ep.phone_port),
-             "-mi", "127.0.0.1", "-mp", str(ep.phone_media_port), "-d", "600000", "-nostdin",
-             "-trace_logs", "-log_file", str(workdir / "phone.log"),
-             "-trace_err", "-error_file", str(workdir / "phone-errors.log")],
-            cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not (workdir / "phone.log").exists() and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.2)
-    if proc.poll() is not None:
-        raise RuntimeError(f"department phone on :{ep.phone_port} exited at once: "
-                           f"{(workdir / 'phone-stderr.log').read_text(errors='replace')[-500:]}")
-    return proc
-
-
-def stop_phone(proc: subprocess.Popen[bytes]) -> None:
-    import signal
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGUSR1)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def run_step(label: str, rate: float, calls: int, workdir: Path, ep: Endpoints, *, caller_prefix: str,
              sample: Callable[[], Callable[[], dict[str, float]]] | None = None,
              max_seconds: float | None = None, scenario: str = "citizen.xml") -> StepResult:
@@ -200,7 +170,9 @@ def run_step(label: str, rate: float, calls: int, workdir: Path, ep: Endpoints, 
     bound = max_seconds or (calls / rate + CALL_SECONDS + 30)
     limit = max(10, int(rate * (CALL_SECONDS + 15)))
     result = StepResult(label, rate, calls)
-    phone = start_phone(workdir, ep)
+    # Talks far longer than any citizen stays: the citizen always hangs up first (department.xml).
+    phone = Phone(ep.phone_port, workdir, SCENARIOS / "department.xml", talk_ms=600_000,
+                  rtp_port=ep.phone_media_port, trace_logs=True).start()
     stop_sampling = sample() if sample else None
     started = time.monotonic()
     try:
@@ -220,7 +192,7 @@ def run_step(label: str, rate: float, calls: int, workdir: Path, ep: Endpoints, 
         if stop_sampling:
             result.cpu = stop_sampling()
         time.sleep(0.5)  # the last BYEs reach the phone
-        stop_phone(phone)
+        phone.stop()
     _read_results(result, workdir, caller_prefix)
     return result
 

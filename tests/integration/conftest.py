@@ -3,8 +3,10 @@
 - `asterisk` (session): started through `./hotlinectl start-asterisk` — the same path a user
   takes — and stopped by pid at the end. Anything of a running demo hotline is stopped first:
   two controllers on one Stasis app would fight over every call.
-- `controller` (per test): `hotline run` as a real subprocess with its own call log.
-- `phones`: SIPp UAS processes playing department lines (:5080) and operator seats (:5090).
+- `start_controller` (per test): `hotline run` as a real subprocess with the test's own call log
+  (bench.lab.ControllerProcess, the benchmark's controller too).
+- `phones`: SIPp UAS processes playing department lines (:5080) and operator seats (:5090)
+  (ivr.sipp.phone.Phone, the benchmark's and the soak's phones too).
 - after every test, Asterisk must hold zero channels and zero bridges.
 
 Tests poll for conditions (`until`) instead of sleeping.
@@ -15,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.request
@@ -26,14 +27,15 @@ from typing import Any
 
 import pytest
 
+from bench.lab import ControllerProcess
 from ivr.calllog.sqlite import SqliteCallLog
+from ivr.sipp.phone import Phone
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("HOTLINE_STATE", REPO / "var"))
 # Asterisk's own logs (messages.log, security) inside the Debian root hotlinectl builds.
 ASTERISK_LOGS = Path(os.environ.get("HOTLINE_CACHE", "/var/cache/hotline12345")) / "sid-root/var/log/asterisk"
 HOTLINECTL = str(REPO / "hotlinectl")
-SCENARIOS = REPO / "ivr" / "sipp"
 # Calls are placed "on a Tuesday morning" (local time) unless a test says otherwise, so
 # business hours do not depend on when the suite runs.
 OFFICE_HOURS = "2026-11-24T10:00:00"
@@ -107,89 +109,43 @@ def nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     until(lambda: not ari.bridges(), timeout=5, what="Asterisk to hold zero bridges")
 
 
-@dataclass
-class Phone:
-    """A SIPp UAS standing in for a department line or an operator seat."""
-
-    port: int
-    scenario: str
-    workdir: Path
-    proc: subprocess.Popen[str] | None = None
-    talk_ms: int = 2000
-
-    def start(self) -> Phone:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        with (self.workdir / "stderr.log").open("w") as stderr:
-            self.proc = subprocess.Popen(
-                ["sipp", "-sf", str(SCENARIOS / self.scenario), "-i", "127.0.0.1", "-p", str(self.port),
-                 "-mi", "127.0.0.1", "-mp", str(6000 + (self.port - 5000) * 20), "-d", str(self.talk_ms),
-                 "-nostdin", "-trace_msg", "-message_file", str(self.messages_file),
-                 "-trace_err", "-error_file", str(self.workdir / "errors.log")],
-                cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
-        until(lambda: self.messages_file.exists() or self.proc.poll() is not None,  # type: ignore[union-attr]
-              timeout=5, what=f"sipp on :{self.port}")
-        if self.proc.poll() is not None:
-            raise AssertionError(f"sipp phone on :{self.port} exited: {(self.workdir / 'stderr.log').read_text()}")
-        return self
-
-    @property
-    def messages_file(self) -> Path:
-        return self.workdir / "messages.log"
-
-    def messages(self) -> str:
-        return self.messages_file.read_text(errors="replace") if self.messages_file.exists() else ""
-
-    def invites(self) -> list[str]:
-        """Request-URIs of the INVITEs this phone received, one per call: a retransmitted INVITE
-        (same Call-ID, sent again when the phone was slow to answer on a loaded machine) counts once."""
-        uris: list[str] = []
-        seen: set[str] = set()
-        uri = ""
-        for line in self.messages().splitlines():
-            if line.startswith("INVITE sip:"):
-                uri = line.split()[1]
-            elif uri and line.lower().startswith("call-id:"):
-                call_id = line.split(":", 1)[1].strip()
-                if call_id not in seen:
-                    seen.add(call_id)
-                    uris.append(uri)
-                uri = ""
-        return uris
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGUSR1)  # -m N would drop its last calls without a BYE
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture
 def phones(tmp_path: Path) -> Iterator[Callable[..., Phone]]:
     started: list[Phone] = []
 
     def start(port: int, scenario: str = "phone_answer.xml", talk_ms: int = 2000) -> Phone:
-        phone = Phone(port, scenario, tmp_path / f"phone-{port}", talk_ms=talk_ms).start()
+        phone = Phone(port, tmp_path / f"phone-{port}", scenario, talk_ms=talk_ms, trace_msg=True)
         started.append(phone)
-        return phone
+        return phone.start()
 
     yield start
     for phone in started:
-        phone.stop()
+        phone.stop(timeout=5)
 
 
-@dataclass
 class Controller:
-    proc: subprocess.Popen[str]
-    log_path: Path
-    calllog: SqliteCallLog
-    env: dict[str, str] = field(default_factory=dict)
-    killed: bool = False  # killed on purpose by the test: its exit code is not checked
+    """A test's `hotline run` (bench.lab.ControllerProcess), its log and its call log."""
+
+    def __init__(self, process: ControllerProcess) -> None:
+        self.process = process
+        self.calllog = SqliteCallLog(process.calllog)
+        self.killed = False  # killed on purpose by the test: its exit code is not checked
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        assert self.process.proc is not None
+        return self.process.proc
+
+    @property
+    def log_path(self) -> Path:
+        return self.process.log_path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.process.env
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.process.log()
 
     def finished_calls(self, n: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:
         """Wait until `n` calls are complete in the call log; return them in arrival order."""
@@ -199,14 +155,9 @@ class Controller:
         return list(until(done, timeout=timeout, what=f"{n} finished call(s) in the call log"))
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        code = self.process.stop(timeout=20)
+        assert code is not None
+        return code
 
 
 @pytest.fixture
@@ -216,22 +167,13 @@ def start_controller(asterisk: Ari, tmp_path: Path) -> Iterator[Callable[..., Co
     def start(routes: Path = REPO / "routes.yaml", clock: str = OFFICE_HOURS,
               env: dict[str, str] | None = None) -> Controller:
         """Start `hotline run`; `env` adds or overrides environment variables (e.g. ARI_URL)."""
-        extra = env or {}
-        log_path = tmp_path / f"controller-{len(running) + 1}.log"
-        calllog_path = tmp_path / "calllog.sqlite3"
-        env = {**os.environ, "ARI_PASSWORD_FILE": str(STATE / "ari-password"),
-               "HOTLINE_CALLER_KEY_FILE": str(STATE / "caller-hash.key"),
-               "HOTLINE_CALLLOG": str(calllog_path), "HOTLINE_SHUTDOWN_GRACE": "5",
-               "HOTLINE_STATE": str(STATE), "HOTLINE_CLOCK_START": clock,
-               **{name: PARTNER_SECRET for name in PARTNER_SECRET_ENVS}, **extra}
-        with log_path.open("w") as log_file:  # the child keeps its own copy of the descriptor
-            proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "hotline"), "run", "--routes", str(routes)],
-                                    cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
-        controller = Controller(proc, log_path, SqliteCallLog(calllog_path), env)
+        # A test's controllers share its call log; each writes a log of its own.
+        process = ControllerProcess(tmp_path, routes=routes, calllog=tmp_path / "calllog.sqlite3",
+                                    log_path=tmp_path / f"controller-{len(running) + 1}.log",
+                                    key_file=STATE / "caller-hash.key", clock=clock, partner_secret=PARTNER_SECRET)
+        process.start(env, timeout=20)
+        controller = Controller(process)
         running.append(controller)
-        until(lambda: "event='resynced'" in controller.log() or proc.poll() is not None, timeout=20,
-              what="the controller to connect to ARI")
-        assert proc.poll() is None, controller.log()
         return controller
 
     yield start

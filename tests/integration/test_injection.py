@@ -28,13 +28,13 @@ import pytest
 from ivr import privacy, routes
 from ivr.citizen import place_call
 from ivr.menu import decide
+from ivr.sipp.phone import SCENARIOS
 from tests.integration.conftest import (
     DEPARTMENTS_PORT,
     OFFICE_HOURS,
     OPERATORS_PORT,
     PARTNERS_PORT,
     REPO,
-    SCENARIOS,
     SEAT_PORTS,
     Controller,
     Phone,
