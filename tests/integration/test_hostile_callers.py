@@ -94,9 +94,7 @@ def test_a_dtmf_flood_ends_the_way_the_menu_rules_say_and_the_controller_takes_t
         expected.action, expected.reason, expected.keys, "/".join(expected.menu_path))
 
     routed = [r for r in (stars, mixed_row) if r["decision"] == "dial"]
-    # Only the chosen route's number is dialled, once per routed call. (A run once counted 4
-    # INVITEs for one call: 1 + 3 retransmissions at 0.5/1/2 s from a phone starved of CPU;
-    # invites() now counts one per Call-ID.)
+    # Only the chosen route's number is dialled, once per routed call.
     assert [u.split("@")[0] for u in department.invites()] == ["sip:3372000"] * len(routed)
 
     # Still healthy: the next citizen is routed as usual.
