@@ -34,6 +34,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,7 @@ class Soak:
     events: list[tuple[float, str]] = field(default_factory=list)
     rss: list[tuple[float, int, int, int]] = field(default_factory=list)  # (t, controller pid, KiB, fds)
     tps: list[tuple[float, int, int]] = field(default_factory=list)  # (t, Asterisk pid, taskprocessors)
+    undo: list[Callable[[], object]] = field(default_factory=list)  # how to stop what was started
 
     def note(self, what: str) -> None:
         self.events.append((time.time(), what))
@@ -199,13 +201,36 @@ def fallback_notices(since_offset: int) -> int:
 
 
 def run(soak: Soak) -> dict[str, Any]:
+    """The soak; interrupted or failing, it stops every process it started before it raises."""
+    try:
+        return _run(soak)
+    except BaseException:
+        for undo in reversed(soak.undo):
+            try:
+                undo()
+            except Exception as exc:  # keep stopping the rest
+                print(f"soak: cleanup step failed: {exc!r}", file=sys.stderr)
+        raise
+
+
+def _stop_flows(runs: list[FlowRun]) -> None:
+    for r in runs:
+        if r.proc and r.proc.poll() is None:
+            r.proc.kill()
+            r.proc.wait()
+
+
+def _run(soak: Soak) -> dict[str, Any]:
     deadline = time.monotonic() + soak.max_seconds
     soak.workdir.mkdir(parents=True, exist_ok=True)
     lab.restart_asterisk()
     ari = lab.Ari()
     phones = start_phones(soak.workdir)
+    soak.undo.append(lambda: [phone.stop() for phone in phones])
     proxy = EventsProxy(PROXY_PORT)
+    soak.undo.append(proxy.close)
     controller = lab.ControllerProcess(soak.workdir / "controller")
+    soak.undo.append(controller.stop)
     controller.start({"ARI_URL": f"http://127.0.0.1:{PROXY_PORT}/ari"})
     key = controller.key
     messages_log = ASTERISK_LOGS / "messages.log"
@@ -225,6 +250,8 @@ def run(soak: Soak) -> dict[str, Any]:
     if soak.scanner:
         scanner.start()
     t0 = time.time()
+    soak.undo.append(stop_scanner.set)
+    soak.undo.append(lambda: _stop_flows(runs))
     for r in runs:
         start_flow(r, duration)
     soak.note(f"load started: {sum(r.calls for r in runs)} calls over ~{duration:.0f}s")
