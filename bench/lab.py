@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ivr.sipp.phone import stop_process
+
 REPO = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("HOTLINE_STATE", REPO / "var"))
 LAB_LOCK = Path("/tmp/hotline-lab.lock")
@@ -169,16 +171,7 @@ class ControllerProcess:
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (it drains its calls for HOTLINE_SHUTDOWN_GRACE), SIGKILL after `timeout` s."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, signal.SIGTERM, timeout)
 
     def rows(self, since: float = 0.0) -> list[dict[str, Any]]:
         if not self.calllog.exists():

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 SCENARIOS = Path(__file__).resolve().parent
 
@@ -30,6 +31,20 @@ SCENARIOS = Path(__file__).resolve().parent
 def media_port(sip_port: int) -> int:
     """The RTP port of the phone on `sip_port`: clear of Asterisk's (10000-20000) and the citizens'."""
     return 6000 + (sip_port - 5000) * 20
+
+
+def stop_process(proc: subprocess.Popen[Any] | None, sig: int, timeout: float) -> int | None:
+    """Ask `proc` to stop with `sig`, SIGKILL it after `timeout` s; its exit code (None: never started)."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 class Phone:
@@ -105,16 +120,7 @@ class Phone:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGUSR1 (calls in progress end with their BYE), SIGKILL after `timeout` s; the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGUSR1)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, signal.SIGUSR1, timeout)
 
     def messages(self) -> str:
         """The message trace so far (empty without `trace_msg`)."""
