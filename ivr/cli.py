@@ -6,7 +6,6 @@ wrong (missing secret, Asterisk unreachable, SIPp failed).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import sys
@@ -14,6 +13,7 @@ import time
 from pathlib import Path
 
 import click
+import uvloop
 
 from ivr import logs, routes
 from ivr.errors import AriAuthError, ConfigError, RoutesError
@@ -69,7 +69,11 @@ def run(routes_path: str) -> None:
         await controller.serve()
 
     try:
-        asyncio.run(serve())
+        # uvloop, not asyncio's selector loop: that loop reads every socket with recv(256 KiB)
+        # and shrinks the result, which under steady ARI traffic fragments glibc's heap —
+        # RSS rose ~1 MiB/min in the soak with the Python heap flat. uvloop reads into one
+        # reused buffer and copies out only what arrived.
+        uvloop.run(serve())
     except ConfigError as exc:
         click.echo(f"hotline: {exc}", err=True)
         sys.exit(EXIT_ENV)
