@@ -42,6 +42,7 @@ from typing import Any
 from bench import lab
 from bench.faults import EventsProxy, sipvicious
 from ivr import privacy
+from ivr.ari.client import KEEPALIVE_S
 from ivr.citizen import dtmf_pcap, scenario
 from ivr.sipp.phone import Phone
 
@@ -306,7 +307,10 @@ def _run(soak: Soak) -> dict[str, Any]:
     soak.note("load finished")
 
     channels, bridges = ari.leftovers(wait=30)
-    time.sleep(3)  # the last records flushed
+    # Count descriptors once the ARI keep-alive connections have gone: the controller's pool
+    # (aiohttp) and Asterisk's HTTP server both close a connection idle for 15 s. Counted
+    # sooner, a pool grown by a burst of concurrent calls looks like a leak on both sides.
+    time.sleep(KEEPALIVE_S + 5)
     after = {"asterisk_fds": fd_count(lab.asterisk_pid()), "controller_fds": fd_count(controller.pid),
              "taskprocessors": taskprocessors()}
     fallback = fallback_notices(log_offset)

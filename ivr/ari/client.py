@@ -20,6 +20,14 @@ import aiohttp
 from ivr.errors import AriAuthError, AriConflict, AriError, AriNotFound, AriUnavailable
 
 
+# REST connections kept open to Asterisk: the pool grows with concurrent calls up to the limit
+# (well under http.conf's sessionlimit, which the events WebSocket shares) and a connection idle
+# for KEEPALIVE_S is closed — the same as Asterisk's session_keep_alive, so neither side keeps a
+# connection the other has given up.
+POOL_LIMIT = 64
+KEEPALIVE_S = 15.0
+
+
 @dataclass(frozen=True)
 class AriSettings:
     url: str  # e.g. http://127.0.0.1:8088/ari
@@ -46,7 +54,7 @@ class AriClient:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 headers={"Authorization": self.auth_header},
-                connector=aiohttp.TCPConnector(limit=64),
+                connector=aiohttp.TCPConnector(limit=POOL_LIMIT, keepalive_timeout=KEEPALIVE_S),
             )
         return self._session
 
