@@ -1,0 +1,37 @@
+"""./hotlinectl starts daemons that hold nothing of whoever started them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench import lab
+from tests.integration.conftest import HOTLINECTL, REPO, STATE, Ari, ctl, until
+
+pytestmark = pytest.mark.integration
+
+
+def test_asterisk_does_not_keep_the_callers_descriptors(asterisk: Ari, tmp_path: Path) -> None:
+    # As `flock /tmp/lab.lock ./hotlinectl start-asterisk` does: the caller's lock is an open
+    # descriptor hotlinectl inherits. Kept by Asterisk, it would block the next taker of that
+    # lock until Asterisk stops.
+    held = tmp_path / "callers.lock"
+    assert ctl("stop-asterisk").returncode == 0
+    with held.open("w") as lock:
+        started = subprocess.run([HOTLINECTL, "start-asterisk"], cwd=REPO, text=True, capture_output=True,
+                                 timeout=120, pass_fds=(lock.fileno(),), env={**os.environ, "HOTLINE_STATE": str(STATE)})
+    assert started.returncode == 0, started.stderr
+    until(lambda: asterisk.get("/asterisk/info") is not None, timeout=30, what="ARI after the restart")
+
+    pid = lab.asterisk_pid()
+    open_files = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            open_files.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:  # closed while we looked
+            pass
+    assert open_files, "Asterisk's descriptors could not be read"
+    assert str(held) not in open_files
