@@ -27,7 +27,7 @@ import structlog
 
 from ivr.ari import events as ev
 from ivr.ari.client import AriClient
-from ivr.errors import AriError, AriNotFound, CallEnded
+from ivr.errors import AriConflict, AriError, AriNotFound, CallEnded
 
 log = structlog.get_logger("ivr.calls")
 
@@ -37,6 +37,9 @@ T = TypeVar("T")
 RECORDING_AFTER_HANGUP_S = 3.0
 
 PLAYBACK_VARIABLE = "HOTLINE_PLAYBACK"  # the id of the prompt playing now, kept on the channel
+
+# How long a created outbound channel may take to enter our app (normally milliseconds).
+STASIS_WAIT_S = 5.0
 
 # Dial outcomes as Asterisk's Dial() names them (DIALSTATUS); TRUNK_DOWN is ours, for a REST
 # failure creating the outbound channel (endpoint missing/unreachable).
@@ -238,7 +241,21 @@ class Call:
                 result.status = "TRUNK_DOWN"
                 return result
             await self._quietly(self._start_playback(ring, ["tone:ring;tonezone=cn"]))
-            await self.ari.dial(out, caller=self.channel, timeout=ring_seconds)
+            try:
+                await self.ari.dial(out, caller=self.channel, timeout=ring_seconds)
+            except AriConflict:
+                # /channels/create answers before the channel has entered our app, and under load
+                # the dial can get there first (409 Channel not in Stasis application): a few
+                # calls in a thousand near saturation. Only then wait for its StasisStart; waiting
+                # on every dial would put an event round trip (seconds behind under overload) in
+                # every call's path.
+                log.info("dial_waits_for_stasis", channel=out)
+                if not await self._until_in_stasis(out, result):
+                    return result
+                try:
+                    await self.ari.dial(out, caller=self.channel, timeout=ring_seconds)
+                except AriConflict:  # it entered, and has already left again
+                    return result
             known = False  # has Asterisk told us the dial status yet?
             deadline = time.monotonic() + ring_seconds + 10
             while (left := deadline - time.monotonic()) > 0:
@@ -271,6 +288,28 @@ class Call:
             self._playing.discard(ring)
             if not result.ok and out in self._outbound:
                 await self._quietly(self.ari.hangup(out))
+
+    async def _until_in_stasis(self, out: str, result: DialResult) -> bool:
+        """Wait for the created channel's StasisStart (a dial was refused: not yet in Stasis).
+
+        False (result says why) if the channel went away or never arrived.
+        """
+        deadline = time.monotonic() + STASIS_WAIT_S
+        while (left := deadline - time.monotonic()) > 0:
+            event = await self._next(left)
+            if event is None:
+                break
+            if event.channel_id != out:
+                continue
+            if isinstance(event, ev.StasisStart):
+                return True
+            if isinstance(event, (ev.ChannelHangupRequest, ev.ChannelDestroyed)):
+                result.cause = event.cause or result.cause
+                if isinstance(event, ev.ChannelDestroyed):
+                    result.status = CAUSE_TO_STATUS.get(result.cause, "CHANUNAVAIL")
+                    return False
+        log.warning("dial_not_in_stasis", channel=out, waited=STASIS_WAIT_S)
+        return False
 
     async def bridge(self, other: str) -> BridgeResult:
         """Connect the caller with `other` until either hangs up; then the other side is hung up."""

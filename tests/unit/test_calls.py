@@ -1,0 +1,127 @@
+"""Call.dial against an ARI that behaves like Asterisk's: a created channel enters the app later.
+
+`POST /channels/create` answers before the new channel is in Stasis; a dial sent in between is
+refused with 409 "Channel not in Stasis application" (seen in the benchmark near saturation).
+Its StasisStart event may lag further behind under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from ivr import calls
+from ivr.ari import events as ev
+from ivr.calls import Call
+from ivr.errors import AriConflict
+
+ENDPOINT = "PJSIP/3372000@departments"
+
+
+class SlowStasisAri:
+    """Records requests. A created channel enters Stasis `delay` s after the create (None: at
+    once), its StasisStart event `event_lag` s after that; or it dies (`fate`) or never comes."""
+
+    def __init__(self, delay: float | None = 0.05, event_lag: float = 0.0, fate: str = "stasis",
+                 cause: int = 0) -> None:
+        self.delay, self.event_lag, self.fate, self.cause = delay, event_lag, fate, cause
+        self.requests: list[tuple[str, str]] = []
+        self.in_stasis: set[str] = set()
+        self.events_sent: list[str] = []
+        self.call: Call | None = None
+
+    def _deliver(self, raw: dict[str, Any]) -> None:
+        assert self.call is not None
+        self.events_sent.append(raw["type"])
+        self.call.queue.put_nowait(ev.parse(raw))
+
+    async def create_channel(self, channel_id: str, endpoint: str, app_args: str, originator: str,
+                             variables: Any = None) -> None:
+        self.requests.append(("create", channel_id))
+        loop = asyncio.get_running_loop()
+        if self.fate == "stasis":
+            if self.delay is None:
+                self._enter(channel_id)
+            else:
+                loop.call_later(self.delay, self._enter, channel_id)
+        elif self.fate == "destroyed":
+            loop.call_later(self.delay or 0.0, self._deliver, {"type": "ChannelDestroyed", "channel": {"id": channel_id},
+                                                               "cause": self.cause})
+
+    def _enter(self, channel_id: str) -> None:
+        self.in_stasis.add(channel_id)
+        asyncio.get_running_loop().call_later(
+            self.event_lag, self._deliver, {"type": "StasisStart", "channel": {"id": channel_id}, "args": ["dialed"]})
+
+    async def dial(self, channel: str, caller: str, timeout: int) -> None:
+        self.requests.append(("dial", channel))
+        if channel not in self.in_stasis:
+            raise AriConflict(f"POST /channels/{channel}/dial: 409 Channel not in Stasis application", status=409)
+        asyncio.get_running_loop().call_soon(self._deliver, {"type": "Dial", "peer": {"id": channel},
+                                                             "dialstatus": "ANSWER"})
+
+    async def hangup(self, channel: str, reason: str = "normal") -> None:
+        self.requests.append(("hangup", channel))
+
+    async def set_variable(self, channel: str, name: str, value: str) -> None:
+        pass
+
+    async def play(self, channel: str, playback_id: str, media: list[str], lang: str = "zh") -> None:
+        pass
+
+    async def stop_playback(self, playback_id: str) -> None:
+        pass
+
+
+def make_call(ari: SlowStasisAri) -> Call:
+    call = Call(ari, "c1", "caller-chan", register=lambda _c, _call: None, unregister=lambda _c: None)  # type: ignore[arg-type]
+    ari.call = call
+    return call
+
+
+async def test_a_channel_already_in_stasis_is_dialled_at_once_without_waiting_for_the_event() -> None:
+    ari = SlowStasisAri(delay=None, event_lag=2.0)  # an event stream running behind, as under load
+    result = await make_call(ari).dial(ENDPOINT, 20, caller_id="12345", label="gongan")
+
+    assert result.status == "ANSWER"
+    assert ari.requests == [("create", result.channel), ("dial", result.channel)]
+    assert "StasisStart" not in ari.events_sent
+
+
+async def test_a_dial_refused_as_not_yet_in_stasis_is_sent_again_once_the_channel_is() -> None:
+    ari = SlowStasisAri(delay=0.05)
+    result = await make_call(ari).dial(ENDPOINT, 20, caller_id="12345", label="gongan")
+
+    assert result.status == "ANSWER"
+    out = result.channel
+    assert ari.requests == [("create", out), ("dial", out), ("dial", out)]
+
+
+async def test_a_channel_destroyed_before_entering_stasis_is_a_failed_dial_by_its_cause() -> None:
+    ari = SlowStasisAri(fate="destroyed", cause=34)  # no circuit available
+    result = await make_call(ari).dial(ENDPOINT, 20, caller_id="12345", label="gongan")
+
+    assert result.status == "CONGESTION" and result.cause == 34
+    assert ari.requests == [("create", result.channel), ("dial", result.channel)]  # not hung up: already gone
+
+
+async def test_a_channel_that_never_enters_stasis_is_hung_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(calls, "STASIS_WAIT_S", 0.2)
+    ari = SlowStasisAri(fate="lost")
+    result = await make_call(ari).dial(ENDPOINT, 20, caller_id="12345", label="gongan")
+
+    assert result.status == "CHANUNAVAIL" and not result.ok
+    assert ari.requests == [("create", result.channel), ("dial", result.channel), ("hangup", result.channel)]
+
+
+async def test_the_caller_hanging_up_while_the_channel_is_created_ends_the_call() -> None:
+    ari = SlowStasisAri(delay=0.5)
+    call = make_call(ari)
+    asyncio.get_running_loop().call_later(0.05, call.queue.put_nowait,
+                                          ev.parse({"type": "ChannelHangupRequest", "channel": {"id": "caller-chan"},
+                                                    "cause": 16}))
+    with pytest.raises(calls.CallEnded):
+        await call.dial(ENDPOINT, 20, caller_id="12345", label="gongan")
+    assert [kind for kind, _ in ari.requests] == ["create", "dial", "hangup"]
