@@ -80,6 +80,10 @@ def markdown(r: dict[str, Any]) -> str:
                f"{rss.get('after_warmup')} KiB, at the end ({b['calls_placed']} calls) {rss.get('end')} KiB"
                + (f" ({(rss['end'] / rss['after_warmup'] - 1) * 100:+.1f} % after warm-up)."
                   if rss.get("end") and rss.get("after_warmup") else "."))
+    if rss.get("before_endurance") and rss.get("end") and b["calls_placed"] > rss.get("calls_before_endurance", 0):
+        out.append(f"Over the endurance step ({b['calls_placed'] - rss['calls_before_endurance']} calls at 80 %, after "
+                   f"the ramp's peak): {rss['before_endurance']} → {rss['end']} KiB "
+                   f"({(rss['end'] / rss['before_endurance'] - 1) * 100:+.1f} %).")
     out.append(f"Call-log outcomes: {b.get('calllog_outcomes')}; controller exit {b.get('controller_exit')}, "
                f"crashed calls {b.get('controller_crashed_calls')}.")
     prof = b.get("profile")

@@ -196,6 +196,11 @@ def run_b(opts: Options, budget: Budget, workdir: Path, ast_pid: int, ari: lab.A
             checks["at_80pct"] = r.summary()
             n += 1
         # Endurance: the same controller up to `endurance_calls` calls, for the RSS comparison.
+        # Its baseline is taken here, after the ramp: the ramp's top steps raise RSS to the
+        # high-water mark of their concurrency, which is not growth.
+        if ctl.alive():
+            out["rss_kib"]["before_endurance"] = lab.rss_kib(ctl_pid)
+            out["rss_kib"]["calls_before_endurance"] = placed
         while placed < opts.endurance_calls and ctl.alive():
             seconds = min((opts.endurance_calls - placed) / at80, budget.left() - opts.overload_seconds - 150)
             if seconds < 20:
