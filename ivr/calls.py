@@ -87,6 +87,7 @@ class Call:
         self._register = register
         self._unregister = unregister
         self._outbound: set[str] = set()  # our dialled channels still alive
+        self._strays: set[asyncio.Future[None]] = set()  # hang-ups of legs we had given up on
         self._bridges: set[str] = set()
         self._seq = 0
         self._playing: set[str] = set()  # playbacks we started that may still be running
@@ -124,6 +125,13 @@ class Call:
                 raise CallEnded("caller_hangup", self.hangup_cause)
         elif cid in self._outbound and isinstance(event, (ev.StasisEnd, ev.ChannelDestroyed)):
             self._outbound.discard(cid)
+        elif isinstance(event, ev.StasisStart) and cid not in self._outbound:
+            # A leg we gave up on entered our app after all: its create timed out on our side
+            # (an overloaded Asterisk) but went through. Nobody would ever hang it up.
+            log.warning("stray_leg_hung_up", channel=event.channel)
+            task = asyncio.ensure_future(self._quietly(self.ari.hangup(event.channel)))
+            self._strays.add(task)
+            task.add_done_callback(self._strays.discard)
         return event
 
     async def wait(self, awaitable: Awaitable[T], timeout: float) -> T | None:

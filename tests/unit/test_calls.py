@@ -15,7 +15,7 @@ import pytest
 from ivr import calls
 from ivr.ari import events as ev
 from ivr.calls import Call
-from ivr.errors import AriConflict
+from ivr.errors import AriConflict, AriError
 
 ENDPOINT = "PJSIP/3372000@departments"
 
@@ -125,3 +125,23 @@ async def test_the_caller_hanging_up_while_the_channel_is_created_ends_the_call(
     with pytest.raises(calls.CallEnded):
         await call.dial(ENDPOINT, 20, caller_id="12345", label="gongan")
     assert [kind for kind, _ in ari.requests] == ["create", "dial", "hangup"]
+
+
+class TimedOutCreateAri(SlowStasisAri):
+    """POST /channels/create times out on our side, but Asterisk creates the channel anyway."""
+
+    async def create_channel(self, channel_id: str, endpoint: str, app_args: str, originator: str,
+                             variables: Any = None) -> None:
+        await super().create_channel(channel_id, endpoint, app_args, originator, variables)
+        raise AriError("POST /channels/create: TimeoutError: ")
+
+
+async def test_a_leg_whose_create_timed_out_but_went_through_is_hung_up_when_it_appears() -> None:
+    ari = TimedOutCreateAri(delay=0.05)
+    call = make_call(ari)
+    result = await call.dial(ENDPOINT, 20, caller_id="12345", label="gongan")
+    assert result.status == "TRUNK_DOWN"
+
+    await call.collect_digit(0.2)  # the call goes on (e.g. to an operator) while the leg appears
+    await asyncio.sleep(0)
+    assert ("hangup", result.channel) in ari.requests
