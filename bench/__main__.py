@@ -41,16 +41,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-minutes", type=float, default=25.0, help="hard bound of the whole run (default 25)")
     p.add_argument("--out", type=Path, default=lab.REPO / "var" / "bench")
     p.add_argument("--profile", action="store_true", help="py-spy the controller during B's ramp")
+    p.add_argument("--admission-share", type=float, default=0.8,
+                   help="HOTLINE_MAX_CALL_RATE in the 150 %% check, as a share of B's max (default 0.8, as README advises)")
     p.add_argument("--lock-held", action="store_true",
                    help="the caller already holds /tmp/hotline-lab.lock (e.g. flock ... python -m bench)")
     args = p.parse_args(argv)
     if not 5 <= args.window <= 600:
         p.error("--window must be 5..600 seconds")
+    if not 0.1 <= args.admission_share <= 1.0:
+        p.error("--admission-share must be 0.1..1.0")
     if not 1 <= args.max_minutes <= 60:
         p.error("--max-minutes must be 1..60")
     opts = Options(window=args.window, calibrate=not args.no_calibrate, checks=not args.no_checks,
                    overload_seconds=args.overload_seconds, endurance_calls=args.endurance_calls,
-                   max_minutes=args.max_minutes, out=args.out, profile=args.profile)
+                   max_minutes=args.max_minutes, out=args.out, profile=args.profile,
+                   admission_share=args.admission_share)
     if args.rates:
         opts.rates_a = opts.rates_b = args.rates
     opts.rates_a = args.rates_a or opts.rates_a

@@ -20,8 +20,8 @@
                        same one, and at start only this node's calls left in progress are marked
                        interrupted; empty for one node
     HOTLINE_MAX_CALL_RATE  new calls per second taken (0 = no limit); beyond it a call is refused at
-                       once, unanswered (the carrier gets 503) — set it with headroom below the
-                       maximum BENCHMARKS.md measures: at the maximum, the refusals' own cost can tip
+                       once, unanswered (the carrier gets 503) — set it to ~80 % of the maximum
+                       BENCHMARKS.md measures: at the maximum, the refusals' own cost can tip
                        Asterisk into overload and the admitted callers wait
     HOTLINE_TEST_MODE  1: accept a weak ARI password (normally refused: a known default or < 12 characters)
     <partner secret_env> the HMAC secret of each partner platform named in routes.yaml
