@@ -52,7 +52,7 @@ def test_citizen_picks_public_security_and_is_bridged_to_its_number(
     assert (row["entry"], row["track"], row["keys"], row["menu_path"]) == ("12345", "menu", "1", "main")
     assert (row["unit"], row["mode"], row["target_number"]) == ("市公安局", "merge", "3372000")
     assert (row["dial_status"], row["outcome"], row["hangup_by"]) == ("ANSWER", "connected", "callee")
-    assert 1.5 <= row["talk_seconds"] <= 4.0
+    assert 1.5 <= row["talk_seconds"] <= 8.0  # the department's 2 s, not the caller's 15 s
     assert row["started_at"] <= row["answered_at"] <= row["target_answered_at"] <= row["ended_at"]
     assert row["caller_masked"] == "139****5678"
     assert CITIZEN not in controller.log()
@@ -95,7 +95,7 @@ def test_an_unanswered_department_overflows_after_its_ring_time(
     (row,) = controller.finished_calls()
     assert (row["dial_status"], row["overflowed"], row["outcome"]) == ("NOANSWER", 1, "operator")
     rang = next(s for s in controller.calllog.steps(row["call_id"]) if s["name"] == "dial")
-    assert 4.5 <= rang["detail"]["ring_seconds"] <= 8
+    assert 4.5 <= rang["detail"]["ring_seconds"] <= 12  # its 5 s ring time, not SIP's 32 s timer B
 
 
 def test_three_invalid_keys_end_with_a_polite_goodbye(

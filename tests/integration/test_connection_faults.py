@@ -99,7 +99,9 @@ def test_a_department_hanging_up_during_the_gap_is_noticed_at_resync_not_when_th
 
     assert len(department.invites()) == 1
     assert (row["outcome"], row["hangup_by"]) == ("connected", "callee")
-    assert 1.5 <= row["talk_seconds"] <= 9.0  # ended at the resync, not at the caller's 30 s
+    # Ended at the resync (5 s gap + reconnect backoff, more on a loaded machine), not at the
+    # caller's 30 s: the bound only has to tell those two apart.
+    assert 1.5 <= row["talk_seconds"] <= 20.0
     assert "call_reconciled" in controller.log()
 
 

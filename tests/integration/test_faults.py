@@ -84,7 +84,7 @@ def test_an_unreachable_department_overflows_every_caller_within_its_ring_time_a
     for row in rows:
         steps = controller.calllog.steps(row["call_id"])
         dial = next(s for s in steps if s["name"] == "dial" and s["detail"]["leg"] == "department")
-        assert dial["detail"]["ring_seconds"] <= 5 + 1.5  # the ring time, not SIP's 32 s timer B
+        assert dial["detail"]["ring_seconds"] <= 5 + 7  # the 5 s ring time (+ a loaded machine), not SIP's 32 s timer B
     assert sum(len(seat.invites()) for seat in seats) == 3
 
     # Asterisk keeps resending each INVITE to the dead trunk for SIP's 32 s (with no reply it may
