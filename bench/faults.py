@@ -2,7 +2,9 @@
 
 `EventsProxy` sits between the controller and Asterisk's HTTP port (point ARI_URL at it) and can
 drop the ARI events WebSocket on demand — closing it and refusing new ones for a while — while
-REST requests keep passing: what a network blip or an overloaded HTTP server looks like.
+REST requests keep passing: what a network blip or an overloaded HTTP server looks like. It can
+also hold back the next `POST /channels/create` past the controller's request timeout, then
+deliver it: a create that "timed out" yet made its channel, as an overloaded Asterisk does.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pathlib import Path
 
 
 class EventsProxy:
-    """A TCP proxy to Asterisk's HTTP port that can drop the ARI events WebSocket on demand."""
+    """A TCP proxy to Asterisk's HTTP port that can drop the ARI events WebSocket on demand
+    and delay a channel create."""
 
     def __init__(self, port: int, upstream: tuple[str, int] = ("127.0.0.1", 8088)) -> None:
         self.upstream = upstream
@@ -26,8 +29,10 @@ class EventsProxy:
         self._lock = threading.Lock()
         self._events_conns: list[socket.socket] = []
         self._refuse_until = 0.0
+        self._hold_create_s: float | None = None
         self.dropped = 0
         self.refused = 0
+        self.held_creates = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
@@ -41,6 +46,11 @@ class EventsProxy:
             self.dropped += 1
             conn.shutdown(socket.SHUT_RDWR)
             conn.close()
+
+    def hold_next_create(self, seconds: float) -> None:
+        """Forward the next POST /channels/create to Asterisk only after `seconds`."""
+        with self._lock:
+            self._hold_create_s = seconds
 
     def close(self) -> None:
         self._stop.set()
@@ -66,12 +76,19 @@ class EventsProxy:
         # request is looked at, not only a connection's first bytes.
         try:
             while data := client.recv(65536):
-                if data.startswith(b"GET ") and b"/ari/events" in data.split(b"\r\n", 1)[0]:
+                first_line = data.split(b"\r\n", 1)[0]
+                if data.startswith(b"GET ") and b"/ari/events" in first_line:
                     with self._lock:
                         if time.monotonic() < self._refuse_until:
                             self.refused += 1
                             break
                         self._events_conns.append(client)
+                elif data.startswith(b"POST ") and b"/channels/create" in first_line:
+                    with self._lock:
+                        hold, self._hold_create_s = self._hold_create_s, None
+                    if hold is not None:
+                        self.held_creates += 1
+                        time.sleep(hold)  # the controller gives up meanwhile and closes its end
                 upstream.sendall(data)
         except OSError:
             pass

@@ -3,6 +3,8 @@
 - The events WebSocket drops (Asterisk keeps running): the controller reconnects, resyncs, and
   the calls still up go on — events they missed during the gap are recovered from Asterisk's
   state (Call.reconcile), none is acted on twice.
+- A channel create times out on our side but goes through (an overloaded Asterisk): the late
+  leg is hung up as it enters the app, never dialled.
 - Asterisk restarts under load: the controller notices, retries with backoff, says so in its
   metrics, completes the records of the calls Asterisk took down, and takes new calls as soon
   as Asterisk is back.
@@ -26,6 +28,7 @@ from bench.faults import EventsProxy
 from ivr.citizen import place_call
 from tests.integration.conftest import (
     DEPARTMENTS_PORT,
+    SEAT_PORTS,
     Ari,
     Controller,
     Phone,
@@ -103,6 +106,36 @@ def test_a_department_hanging_up_during_the_gap_is_noticed_at_resync_not_when_th
     # caller's 30 s: the bound only has to tell those two apart.
     assert 1.5 <= row["talk_seconds"] <= 20.0
     assert "call_reconciled" in controller.log()
+
+
+def test_a_department_leg_whose_create_timed_out_yet_went_through_is_hung_up_at_once(
+        asterisk: Ari, start_controller: Callable[..., Controller], phones: Callable[..., Phone],
+        proxy: EventsProxy) -> None:
+    """An overloaded Asterisk can answer POST /channels/create after the controller's 5 s request
+    timeout and still make the channel. The call has moved on by then (overflow to the operators);
+    when the late leg enters the app it is hung up at once: never dialled, not left in Asterisk
+    for the rest of the call."""
+    department = phones(DEPARTMENTS_PORT, talk_ms=2000)
+    seats = [phones(port, talk_ms=12000) for port in SEAT_PORTS]
+    controller = start_controller(env={"ARI_URL": f"http://127.0.0.1:{PROXY_PORT}/ari"})
+    proxy.hold_next_create(seconds=7.0)
+
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(place_call, "12345", "1", caller=CITIZEN, talk_ms=40000, timeout_s=60)
+        until(lambda: "dial_create_failed" in controller.log(), timeout=30, what="the create to time out")
+        until(lambda: "stray_leg_hung_up" in controller.log(), timeout=15, what="the late leg to be hung up")
+        until(lambda: not [c for c in asterisk.channels() if c["id"].endswith("-out1")], timeout=5,
+              what="the late leg to be gone")
+        assert not call.done(), "the stray must go while the call is still up, not at its end"
+        assert call.result().succeeded
+
+    assert proxy.held_creates == 1
+    assert department.invites() == []  # the late leg was never dialled
+    assert sum(len(seat.invites()) for seat in seats) == 1
+    (row,) = controller.finished_calls()
+    assert (row["unit"], row["overflowed"], row["outcome"]) == ("市公安局", 1, "operator")
+    until(lambda: not asterisk.channels() and not asterisk.bridges(), timeout=10,
+          what="no channel or bridge left behind")
 
 
 def test_asterisk_restarting_under_load_is_survived_and_new_calls_are_taken_when_it_is_back(
