@@ -124,7 +124,7 @@ def test_a_department_leg_whose_create_timed_out_yet_went_through_is_hung_up_at_
         call = pool.submit(place_call, "12345", "1", caller=CITIZEN, talk_ms=40000, timeout_s=60)
         until(lambda: "dial_create_failed" in controller.log(), timeout=30, what="the create to time out")
         until(lambda: "stray_leg_hung_up" in controller.log(), timeout=15, what="the late leg to be hung up")
-        until(lambda: not [c for c in asterisk.channels() if c["id"].endswith("-out1")], timeout=5,
+        until(lambda: not [c for c in asterisk.channels() if c["id"].endswith("-out1")], timeout=10,
               what="the late leg to be gone")
         assert not call.done(), "the stray must go while the call is still up, not at its end"
         assert call.result().succeeded
