@@ -62,6 +62,16 @@ class DialResult:
     def ok(self) -> bool:
         return self.status == "ANSWER"
 
+    def leg_hung_up(self, event: ev.ChannelHangupRequest | ev.ChannelDestroyed, *, status_known: bool) -> bool:
+        """Keep the dialled leg's hang-up cause; True once the leg is destroyed. Unless Dial has
+        already said how it ended, the status is then read from that cause."""
+        self.cause = event.cause or self.cause
+        if not isinstance(event, ev.ChannelDestroyed):
+            return False
+        if not status_known:
+            self.status = CAUSE_TO_STATUS.get(self.cause, "CHANUNAVAIL")
+        return True
+
 
 @dataclass
 class BridgeResult:
@@ -279,10 +289,7 @@ class Call:
                         # Give the channel a moment to report its hangup cause, then go on.
                         deadline = min(deadline, time.monotonic() + 1.0)
                 elif isinstance(event, (ev.ChannelHangupRequest, ev.ChannelDestroyed)) and event.channel == out:
-                    result.cause = event.cause or result.cause
-                    if isinstance(event, ev.ChannelDestroyed):
-                        if not known:
-                            result.status = CAUSE_TO_STATUS.get(result.cause, "CHANUNAVAIL")
+                    if result.leg_hung_up(event, status_known=known):
                         return result
             if not known:
                 result.status = "NOANSWER"
@@ -312,9 +319,7 @@ class Call:
             if isinstance(event, ev.StasisStart):
                 return True
             if isinstance(event, (ev.ChannelHangupRequest, ev.ChannelDestroyed)):
-                result.cause = event.cause or result.cause
-                if isinstance(event, ev.ChannelDestroyed):
-                    result.status = CAUSE_TO_STATUS.get(result.cause, "CHANUNAVAIL")
+                if result.leg_hung_up(event, status_known=False):
                     return False
         log.warning("dial_not_in_stasis", channel=out, waited=STASIS_WAIT_S)
         return False
