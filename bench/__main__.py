@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import lab
 from bench.run import Options, run
+from lab import processes as lab
 
 
 def _rates(text: str) -> list[float]:
@@ -27,8 +27,9 @@ def _rates(text: str) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--window", type=float, default=60.0, help="seconds of load per step (default 60)")
     p.add_argument("--rates", type=_rates, help="calls/s steps for both flows, e.g. 10,20,30")
     p.add_argument("--rates-a", type=_rates, help="steps for A (dialplan)")
@@ -41,10 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-minutes", type=float, default=25.0, help="hard bound of the whole run (default 25)")
     p.add_argument("--out", type=Path, default=lab.REPO / "var" / "bench")
     p.add_argument("--profile", action="store_true", help="py-spy the controller during B's ramp")
-    p.add_argument("--admission-share", type=float, default=0.8,
-                   help="HOTLINE_MAX_CALL_RATE in the 150 %% check, as a share of B's max (default 0.8, as README advises)")
-    p.add_argument("--lock-held", action="store_true",
-                   help="the caller already holds /tmp/hotline-lab.lock (e.g. flock ... python -m bench)")
+    p.add_argument(
+        "--admission-share",
+        type=float,
+        default=0.8,
+        help="HOTLINE_MAX_CALL_RATE in the 150 %% check, as a share of B's max (default 0.8, as README advises)",
+    )
+    p.add_argument(
+        "--lock-held",
+        action="store_true",
+        help="the caller already holds /tmp/hotline-lab.lock (e.g. flock ... python -m bench)",
+    )
     args = p.parse_args(argv)
     if not 5 <= args.window <= 600:
         p.error("--window must be 5..600 seconds")
@@ -52,10 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--admission-share must be 0.1..1.0")
     if not 1 <= args.max_minutes <= 60:
         p.error("--max-minutes must be 1..60")
-    opts = Options(window=args.window, calibrate=not args.no_calibrate, checks=not args.no_checks,
-                   overload_seconds=args.overload_seconds, endurance_calls=args.endurance_calls,
-                   max_minutes=args.max_minutes, out=args.out, profile=args.profile,
-                   admission_share=args.admission_share)
+    opts = Options(
+        window=args.window,
+        calibrate=not args.no_calibrate,
+        checks=not args.no_checks,
+        overload_seconds=args.overload_seconds,
+        endurance_calls=args.endurance_calls,
+        max_minutes=args.max_minutes,
+        out=args.out,
+        profile=args.profile,
+        admission_share=args.admission_share,
+    )
     if args.rates:
         opts.rates_a = opts.rates_b = args.rates
     opts.rates_a = args.rates_a or opts.rates_a

@@ -132,10 +132,17 @@ sys.exit(main())
 """
 
 
-def sipvicious(tool: str, *args: str, home: Path, source: str = "127.0.0.2",
-               timeout: float = 90) -> subprocess.CompletedProcess[str]:
+def sipvicious(
+    tool: str, *args: str, home: Path, source: str = "127.0.0.2", timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
     """Run a sipvicious tool (svmap, svwar, svcrack) from `source`, a loopback address no
     endpoint identifies: what a scanner on the Internet is to a production hotline."""
-    return subprocess.run([sys.executable, "-c", _PIN_BIND.format(tool=tool, source=source), "-b", source, *args],
-                          cwd=home, env={**os.environ, "HOME": str(home)},  # its session files: ~/.sipvicious
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", _PIN_BIND.format(tool=tool, source=source), "-b", source, *args],
+        cwd=home,
+        env={**os.environ, "HOME": str(home)},  # its session files: ~/.sipvicious
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

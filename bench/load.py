@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ivr.citizen import dtmf_pcap
-from ivr.sipp.phone import Phone
+from lab.citizen import dtmf_pcap
+from lab.sipp.phone import Phone
 
 SCENARIOS = Path(__file__).resolve().parent / "sipp"
 # answer -> key press, and key press -> the citizen's BYE. The key is pressed during the menu
@@ -40,12 +40,18 @@ CALL_SECONDS = (KEY_MS + TALK_MS) / 1000 + 0.3
 
 # SIPp's failure columns in the statistics file (cumulative), as reported reasons.
 SIPP_FAILURES = {
-    "FailedCannotSendMessage(C)": "cannot_send", "FailedMaxUDPRetrans(C)": "max_udp_retrans",
-    "FailedUnexpectedMessage(C)": "unexpected_message", "FailedCallRejected(C)": "rejected",
-    "FailedCmdNotSent(C)": "cmd_not_sent", "FailedRegexpDoesntMatch(C)": "regexp",
-    "FailedRegexpHdrNotFound(C)": "regexp_header", "FailedOutboundCongestion(C)": "outbound_congestion",
-    "FailedTimeoutOnRecv(C)": "timeout_on_recv", "FailedTimeoutOnSend(C)": "timeout_on_send",
-    "FailedTcpConnect(C)": "tcp_connect", "FailedTcpClosed(C)": "tcp_closed",
+    "FailedCannotSendMessage(C)": "cannot_send",
+    "FailedMaxUDPRetrans(C)": "max_udp_retrans",
+    "FailedUnexpectedMessage(C)": "unexpected_message",
+    "FailedCallRejected(C)": "rejected",
+    "FailedCmdNotSent(C)": "cmd_not_sent",
+    "FailedRegexpDoesntMatch(C)": "regexp",
+    "FailedRegexpHdrNotFound(C)": "regexp_header",
+    "FailedOutboundCongestion(C)": "outbound_congestion",
+    "FailedTimeoutOnRecv(C)": "timeout_on_recv",
+    "FailedTimeoutOnSend(C)": "timeout_on_send",
+    "FailedTcpConnect(C)": "tcp_connect",
+    "FailedTcpClosed(C)": "tcp_closed",
 }
 
 
@@ -60,8 +66,13 @@ def percentile(values: list[float], p: float) -> float | None:
 def dist(values: list[float]) -> dict[str, float | int | None]:
     """p50/p95/p99 in milliseconds (values are seconds)."""
     ms = [v * 1000 for v in values]
-    return {"n": len(ms), "p50": _r(percentile(ms, 50)), "p95": _r(percentile(ms, 95)),
-            "p99": _r(percentile(ms, 99)), "max": _r(max(ms) if ms else None)}
+    return {
+        "n": len(ms),
+        "p50": _r(percentile(ms, 50)),
+        "p95": _r(percentile(ms, 95)),
+        "p99": _r(percentile(ms, 99)),
+        "max": _r(max(ms) if ms else None),
+    }
 
 
 def _r(v: float | None) -> float | None:
@@ -159,33 +170,97 @@ def _max_stat(path: Path, column: str) -> int:
         return max((int(float(r.get(column) or 0)) for r in csv.DictReader(fh, delimiter=";")), default=0)
 
 
-def run_step(label: str, rate: float, calls: int, workdir: Path, ep: Endpoints, *, caller_prefix: str,
-             sample: Callable[[], Callable[[], dict[str, float]]] | None = None,
-             max_seconds: float | None = None, scenario: str = "citizen.xml") -> StepResult:
+def run_step(
+    label: str,
+    rate: float,
+    calls: int,
+    workdir: Path,
+    ep: Endpoints,
+    *,
+    caller_prefix: str,
+    sample: Callable[[], Callable[[], dict[str, float]]] | None = None,
+    max_seconds: float | None = None,
+    scenario: str = "citizen.xml",
+) -> StepResult:
     """Place `calls` calls at `rate` calls/s and measure them (bounded by `max_seconds`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     pcap = dtmf_pcap("1", 0, workdir)
-    xml = _template(SCENARIOS / scenario, workdir / "citizen.xml", CALLER_PREFIX=caller_prefix,
-                    DTMF_PCAP=str(pcap), KEY_MS=str(KEY_MS), TALK_MS=str(TALK_MS))
+    xml = _template(
+        SCENARIOS / scenario,
+        workdir / "citizen.xml",
+        CALLER_PREFIX=caller_prefix,
+        DTMF_PCAP=str(pcap),
+        KEY_MS=str(KEY_MS),
+        TALK_MS=str(TALK_MS),
+    )
     bound = max_seconds or (calls / rate + CALL_SECONDS + 30)
     limit = max(10, int(rate * (CALL_SECONDS + 15)))
     result = StepResult(label, rate, calls)
     # Talks far longer than any citizen stays: the citizen always hangs up first (department.xml).
-    phone = Phone(ep.phone_port, workdir, SCENARIOS / "department.xml", talk_ms=600_000,
-                  rtp_port=ep.phone_media_port, trace_logs=True).start()
+    phone = Phone(
+        ep.phone_port,
+        workdir,
+        SCENARIOS / "department.xml",
+        talk_ms=600_000,
+        rtp_port=ep.phone_media_port,
+        trace_logs=True,
+    ).start()
     stop_sampling = sample() if sample else None
     started = time.monotonic()
     try:
         with (workdir / "citizen-stderr.log").open("wb") as err:
             proc = subprocess.run(
-                ["sipp", ep.target, "-sf", str(xml), "-s", "12345", "-i", ep.source_ip, "-p", str(ep.sip_port),
-                 "-mi", ep.source_ip, "-mp", str(ep.media_port), "-r", f"{rate:g}", "-rp", "1000", "-m", str(calls),
-                 "-l", str(limit), "-nostdin", "-timeout", f"{int(bound)}s", "-recv_timeout", "15000",
-                 "-trace_stat", "-stf", str(workdir / "stat.csv"), "-fd", "1",
-                 "-trace_rtt", "-rtt_freq", "1", "-trace_counts", "-trace_logs", "-log_file", str(workdir / "citizen.log"),
-                 "-trace_err", "-error_file", str(workdir / "citizen-errors.log")],
-                cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                timeout=bound + 30, check=False)
+                [
+                    "sipp",
+                    ep.target,
+                    "-sf",
+                    str(xml),
+                    "-s",
+                    "12345",
+                    "-i",
+                    ep.source_ip,
+                    "-p",
+                    str(ep.sip_port),
+                    "-mi",
+                    ep.source_ip,
+                    "-mp",
+                    str(ep.media_port),
+                    "-r",
+                    f"{rate:g}",
+                    "-rp",
+                    "1000",
+                    "-m",
+                    str(calls),
+                    "-l",
+                    str(limit),
+                    "-nostdin",
+                    "-timeout",
+                    f"{int(bound)}s",
+                    "-recv_timeout",
+                    "15000",
+                    "-trace_stat",
+                    "-stf",
+                    str(workdir / "stat.csv"),
+                    "-fd",
+                    "1",
+                    "-trace_rtt",
+                    "-rtt_freq",
+                    "1",
+                    "-trace_counts",
+                    "-trace_logs",
+                    "-log_file",
+                    str(workdir / "citizen.log"),
+                    "-trace_err",
+                    "-error_file",
+                    str(workdir / "citizen-errors.log"),
+                ],
+                cwd=workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                timeout=bound + 30,
+                check=False,
+            )
         result.sipp_exit = proc.returncode
     finally:
         result.seconds = time.monotonic() - started
@@ -236,8 +311,9 @@ def _read_results(result: StepResult, workdir: Path, prefix: str) -> None:
 
     phone = _log_lines(workdir / "phone.log")
     invites = {p[1]: _stamp(p[2], p[3]) for p in phone if p[0] == "invite" and len(p) >= 4 and p[1].startswith(prefix)}
-    result.phone_answers = {p[1]: _stamp(p[2], p[3]) for p in phone
-                            if p[0] == "answer" and len(p) >= 4 and p[1].startswith(prefix)}
+    result.phone_answers = {
+        p[1]: _stamp(p[2], p[3]) for p in phone if p[0] == "answer" and len(p) >= 4 and p[1].startswith(prefix)
+    }
     # SIPp counts refused and early-BYE calls as successful scenarios; they are not. Nor is a
     # call whose citizen hung up (on schedule) before the department answered: too slow.
     connected = sum(1 for c, bye in byes.items() if c in result.phone_answers and result.phone_answers[c] < bye)

@@ -17,13 +17,31 @@ def start(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes] | None:
     exe = shutil.which("py-spy") or str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "py-spy")
     if not Path(exe).exists():
         return None
-    return subprocess.Popen([exe, "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
-                             "--duration", str(seconds), "--rate", "100", "--nonblocking"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--duration",
+            str(seconds),
+            "--rate",
+            "100",
+            "--nonblocking",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:
     import signal
+
     if proc is not None and proc.poll() is None:
         proc.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT
         try:
@@ -53,10 +71,15 @@ def summarise(collapsed: Path, top: int = 15) -> dict[str, list[tuple[str, float
             total[frame] += n
     if not samples:
         return {"self": [], "total": []}
-    return {"self": [(f, round(n / samples * 100, 1)) for f, n in own.most_common(top)],
-            "total": [(f, round(n / samples * 100, 1)) for f, n in total.most_common(top + len(_FRAMEWORK))
-                      if not f.endswith(_FRAMEWORK)][:top],
-            "samples": [("samples", float(samples))]}
+    return {
+        "self": [(f, round(n / samples * 100, 1)) for f, n in own.most_common(top)],
+        "total": [
+            (f, round(n / samples * 100, 1))
+            for f, n in total.most_common(top + len(_FRAMEWORK))
+            if not f.endswith(_FRAMEWORK)
+        ][:top],
+        "samples": [("samples", float(samples))],
+    }
 
 
 # Frames every sample passes through (the CLI, the event loop's own loop): no information.

@@ -28,15 +28,19 @@ def _row(name: str, s: dict[str, Any] | None, cpu_keys: tuple[str, ...]) -> str:
     if s is None:
         return f"| {name} | no passing step | | | | | | | | |"
     cpu = ", ".join(f"{k} {s['cpu'].get(k, 0):.0f} %" for k in cpu_keys)
-    return (f"| {name} | {s['rate']:g} | {s['placed']} | {s['max_concurrent']} | {_failed(s)} | "
-            f"{s['retransmissions']} (INVITE {s['invite_retransmissions']}) | {_lat(s['invite_to_200'])} | "
-            f"{_lat(s['dtmf_to_invite'])} | {_lat(s['answer_to_bridge'])} | {cpu} |")
+    return (
+        f"| {name} | {s['rate']:g} | {s['placed']} | {s['max_concurrent']} | {_failed(s)} | "
+        f"{s['retransmissions']} (INVITE {s['invite_retransmissions']}) | {_lat(s['invite_to_200'])} | "
+        f"{_lat(s['dtmf_to_invite'])} | {_lat(s['answer_to_bridge'])} | {cpu} |"
+    )
 
 
 def steps_table(steps: list[dict[str, Any]], cpu_keys: tuple[str, ...]) -> list[str]:
-    lines = ["| step | calls/s | placed | max concurrent | failed (by reason) | retransmissions | "
-             "INVITE→200 ms p50/p95/p99 | DTMF→outbound INVITE ms | outbound answer→bridge ms | CPU |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| step | calls/s | placed | max concurrent | failed (by reason) | retransmissions | "
+        "INVITE→200 ms p50/p95/p99 | DTMF→outbound INVITE ms | outbound answer→bridge ms | CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in steps:
         row = _row(s["label"], s, cpu_keys)
         if not s["passed"]:
@@ -47,19 +51,28 @@ def steps_table(steps: list[dict[str, Any]], cpu_keys: tuple[str, ...]) -> list[
 
 def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
-    out = [f"Run {r['started']} → {r['finished']}; {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB; "
-           f"kernel {m['kernel']}; Asterisk {m.get('asterisk', '?')}; {m['sipp']}; Python {m['python']}; "
-           f"load average at start {' '.join(m['loadavg_at_start'])}.", ""]
+    out = [
+        f"Run {r['started']} → {r['finished']}; {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB; "
+        f"kernel {m['kernel']}; Asterisk {m.get('asterisk', '?')}; {m['sipp']}; Python {m['python']}; "
+        f"load average at start {' '.join(m['loadavg_at_start'])}.",
+        "",
+    ]
     a, b = r["A"], r["B"]
-    out += ["| | max sustained calls/s (< 0.5 % failed) | channels / bridges left | |", "|---|---|---|---|",
-            f"| A: pure dialplan | **{a['max_rate']:g}** | {a['leftover_channels']} / {a['leftover_bridges']} | |",
-            f"| B: controller | **{b['max_rate']:g}** | {b['leftover_channels']} / {b['leftover_bridges']} | "
-            f"call-log rows {b['calllog_rows']} vs calls placed {b['calls_placed']} |",
-            f"| **B/A** | **{r['ratio_b_over_a']}** | | |", ""]
+    out += [
+        "| | max sustained calls/s (< 0.5 % failed) | channels / bridges left | |",
+        "|---|---|---|---|",
+        f"| A: pure dialplan | **{a['max_rate']:g}** | {a['leftover_channels']} / {a['leftover_bridges']} | |",
+        f"| B: controller | **{b['max_rate']:g}** | {b['leftover_channels']} / {b['leftover_bridges']} | "
+        f"call-log rows {b['calllog_rows']} vs calls placed {b['calls_placed']} |",
+        f"| **B/A** | **{r['ratio_b_over_a']}** | | |",
+        "",
+    ]
     if "calibration" in r:
         c = r["calibration"]
-        out.append(f"SIPp alone (citizen → SIPp phone, no Asterisk): passed every step up to **{c['max_rate']:g} calls/s**"
-                   + (" (its own ceiling)." if c["ceiling_reached"] else " (the highest step tried; not its ceiling)."))
+        out.append(
+            f"SIPp alone (citizen → SIPp phone, no Asterisk): passed every step up to **{c['max_rate']:g} calls/s**"
+            + (" (its own ceiling)." if c["ceiling_reached"] else " (the highest step tried; not its ceiling).")
+        )
         out.append("")
     out += ["A steps:", ""] + steps_table(a["steps"], ("asterisk",)) + [""]
     out += ["B steps:", ""] + steps_table(b["steps"], ("controller", "asterisk")) + [""]
@@ -70,27 +83,43 @@ def markdown(r: dict[str, Any]) -> str:
         out += steps_table(extra, ("controller", "asterisk")) + [""]
     adm = checks.get("admission_controller")
     if adm:
-        out.append(f"Overload/recovery ran on a fresh controller with HOTLINE_MAX_CALL_RATE={adm['max_call_rate']:g}: "
-                   f"channels / bridges left {adm['leftover_channels']} / {adm['leftover_bridges']}, call-log rows "
-                   f"{adm['calllog_rows']} {adm['calllog_outcomes']}, exit {adm['controller_exit']}, "
-                   f"crashed calls {adm['controller_crashed_calls']}.")
+        out.append(
+            f"Overload/recovery ran on a fresh controller with HOTLINE_MAX_CALL_RATE={adm['max_call_rate']:g}: "
+            f"channels / bridges left {adm['leftover_channels']} / {adm['leftover_bridges']}, call-log rows "
+            f"{adm['calllog_rows']} {adm['calllog_outcomes']}, exit {adm['controller_exit']}, "
+            f"crashed calls {adm['controller_crashed_calls']}."
+        )
         out.append("")
     rss = b.get("rss_kib", {})
-    out.append(f"Controller RSS: start {rss.get('start')} KiB, after warm-up ({rss.get('warmup_calls')} calls) "
-               f"{rss.get('after_warmup')} KiB, at the end ({b['calls_placed']} calls) {rss.get('end')} KiB"
-               + (f" ({(rss['end'] / rss['after_warmup'] - 1) * 100:+.1f} % after warm-up)."
-                  if rss.get("end") and rss.get("after_warmup") else "."))
+    out.append(
+        f"Controller RSS: start {rss.get('start')} KiB, after warm-up ({rss.get('warmup_calls')} calls) "
+        f"{rss.get('after_warmup')} KiB, at the end ({b['calls_placed']} calls) {rss.get('end')} KiB"
+        + (
+            f" ({(rss['end'] / rss['after_warmup'] - 1) * 100:+.1f} % after warm-up)."
+            if rss.get("end") and rss.get("after_warmup")
+            else "."
+        )
+    )
     if rss.get("before_endurance") and rss.get("end") and b["calls_placed"] > rss.get("calls_before_endurance", 0):
-        out.append(f"Over the endurance step ({b['calls_placed'] - rss['calls_before_endurance']} calls at 80 %, after "
-                   f"the ramp's peak): {rss['before_endurance']} → {rss['end']} KiB "
-                   f"({(rss['end'] / rss['before_endurance'] - 1) * 100:+.1f} %).")
-    out.append(f"Call-log outcomes: {b.get('calllog_outcomes')}; controller exit {b.get('controller_exit')}, "
-               f"crashed calls {b.get('controller_crashed_calls')}.")
+        out.append(
+            f"Over the endurance step ({b['calls_placed'] - rss['calls_before_endurance']} calls at 80 %, after "
+            f"the ramp's peak): {rss['before_endurance']} → {rss['end']} KiB "
+            f"({(rss['end'] / rss['before_endurance'] - 1) * 100:+.1f} %)."
+        )
+    out.append(
+        f"Call-log outcomes: {b.get('calllog_outcomes')}; controller exit {b.get('controller_exit')}, "
+        f"crashed calls {b.get('controller_crashed_calls')}."
+    )
     prof = b.get("profile")
     if prof:
-        out += ["", f"Controller profile (py-spy, {int(prof.get('samples', [('', 0)])[0][1])} samples during the 80 % step), "
-                "top functions by own time and by total time:", "",
-                "| own % | function | | total % | function |", "|---|---|---|---|---|"]
+        out += [
+            "",
+            f"Controller profile (py-spy, {int(prof.get('samples', [('', 0)])[0][1])} samples during the 80 % step), "
+            "top functions by own time and by total time:",
+            "",
+            "| own % | function | | total % | function |",
+            "|---|---|---|---|---|",
+        ]
         for (f1, p1), (f2, p2) in zip(prof["self"], prof["total"], strict=False):
             out.append(f"| {p1} | `{f1}` | | {p2} | `{f2}` |")
     return "\n".join(out) + "\n"

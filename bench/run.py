@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import lab, profile
+from bench import profile
 from bench.load import CALL_SECONDS, Endpoints, StepResult, dist, run_step
 from ivr import privacy
+from lab import processes as lab
 
 
 @dataclass
@@ -70,8 +71,17 @@ def _step_cost(window: float) -> float:
     return window + CALL_SECONDS + 25
 
 
-def ramp(name: str, rates: list[float], opts: Options, budget: Budget, ep: Endpoints, workdir: Path,
-         prefix_digit: str, sampler: Any, after_step: Any = None) -> tuple[float, list[StepResult]]:
+def ramp(
+    name: str,
+    rates: list[float],
+    opts: Options,
+    budget: Budget,
+    ep: Endpoints,
+    workdir: Path,
+    prefix_digit: str,
+    sampler: Any,
+    after_step: Any = None,
+) -> tuple[float, list[StepResult]]:
     """Rising fixed-rate steps until one fails; (highest passing rate, steps)."""
     steps: list[StepResult] = []
     best = 0.0
@@ -79,8 +89,15 @@ def ramp(name: str, rates: list[float], opts: Options, budget: Budget, ep: Endpo
         if not budget.allows(_step_cost(opts.window)):
             print(f"bench: {name}: time budget reached before {rate} calls/s", flush=True)
             break
-        result = run_step(f"{name}@{rate:g}", rate, _calls(rate, opts.window), workdir / f"{name}-{i:02d}-{rate:g}",
-                          ep, caller_prefix=f"1{prefix_digit}{i:02d}", sample=sampler)
+        result = run_step(
+            f"{name}@{rate:g}",
+            rate,
+            _calls(rate, opts.window),
+            workdir / f"{name}-{i:02d}-{rate:g}",
+            ep,
+            caller_prefix=f"1{prefix_digit}{i:02d}",
+            sample=sampler,
+        )
         if after_step:
             after_step(result)
         steps.append(result)
@@ -95,10 +112,13 @@ def ramp(name: str, rates: list[float], opts: Options, budget: Budget, ep: Endpo
 
 
 def _print_step(r: StepResult) -> None:
-    print(f"bench: {r.label}: placed {r.placed}/{r.planned} ok {r.ok} failed {r.failed_total} {dict(r.failed)} "
-          f"retrans {r.retransmissions} conc {r.max_concurrent} watchdog {r.watchdog} "
-          f"inv->200 p99 {r.invite_to_200.get('p99')} ms dtmf->inv p99 {r.dtmf_to_invite.get('p99')} ms "
-          f"cpu {r.cpu}", flush=True)
+    print(
+        f"bench: {r.label}: placed {r.placed}/{r.planned} ok {r.ok} failed {r.failed_total} {dict(r.failed)} "
+        f"retrans {r.retransmissions} conc {r.max_concurrent} watchdog {r.watchdog} "
+        f"inv->200 p99 {r.invite_to_200.get('p99')} ms dtmf->inv p99 {r.dtmf_to_invite.get('p99')} ms "
+        f"cpu {r.cpu}",
+        flush=True,
+    )
 
 
 def run(opts: Options) -> dict[str, Any]:
@@ -106,8 +126,12 @@ def run(opts: Options) -> dict[str, Any]:
     workdir = opts.out / started.strftime("%Y%m%dT%H%M%S")
     workdir.mkdir(parents=True, exist_ok=True)
     budget = Budget(opts.max_minutes)
-    report: dict[str, Any] = {"started": started.isoformat(timespec="seconds"), "workdir": str(workdir),
-                              "options": {k: str(v) for k, v in opts.__dict__.items()}, "machine": machine()}
+    report: dict[str, Any] = {
+        "started": started.isoformat(timespec="seconds"),
+        "workdir": str(workdir),
+        "options": {k: str(v) for k, v in opts.__dict__.items()},
+        "machine": machine(),
+    }
     if opts.manage_asterisk:
         lab.restart_asterisk()
     ast_pid = lab.asterisk_pid()
@@ -116,18 +140,28 @@ def run(opts: Options) -> dict[str, Any]:
     try:
         if opts.calibrate:
             # SIPp against SIPp: the citizen calls a SIPp phone on 5081 directly.
-            ep = Endpoints("127.0.0.1", target="127.0.0.1:5081", phone_port=5081, sip_port=5210, media_port=7100,
-                           phone_media_port=7500)
+            ep = Endpoints(
+                "127.0.0.1",
+                target="127.0.0.1:5081",
+                phone_port=5081,
+                sip_port=5210,
+                media_port=7100,
+                phone_media_port=7500,
+            )
             cal = Options(**{**opts.__dict__, "window": min(opts.window, opts.calibration_window)})
             best, steps = ramp("sipp", opts.rates_sipp, cal, budget, ep, workdir, "9", lab.cpu_sampler({}))
             top = max(opts.rates_sipp)
-            report["calibration"] = {"max_rate": best, "ceiling_reached": best < top,
-                                     "steps": [s.summary() for s in steps]}
+            report["calibration"] = {
+                "max_rate": best,
+                "ceiling_reached": best < top,
+                "steps": [s.summary() for s in steps],
+            }
 
         # A: the dialplan baseline.
         ep_a = Endpoints("127.0.0.3", sip_port=5220, media_port=7200)
-        best_a, steps_a = ramp("A", opts.rates_a, opts, budget, ep_a, workdir, "1",
-                               lab.cpu_sampler({"asterisk": ast_pid}))
+        best_a, steps_a = ramp(
+            "A", opts.rates_a, opts, budget, ep_a, workdir, "1", lab.cpu_sampler({"asterisk": ast_pid})
+        )
         report["A"] = {"max_rate": best_a, "steps": [s.summary() for s in steps_a]}
         report["A"]["leftover_channels"], report["A"]["leftover_bridges"] = ari.leftovers()
 
@@ -150,6 +184,7 @@ def _write(report: dict[str, Any], workdir: Path) -> None:
     (workdir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
     if "A" in report and "B" in report:
         from bench.report import markdown
+
         (workdir / "report.md").write_text(markdown(report), encoding="utf-8")
 
 
@@ -186,8 +221,15 @@ def run_b(opts: Options, budget: Budget, workdir: Path, ast_pid: int, ari: lab.A
             # The profile is taken here, at a steady high load, so it does not skew the ramp.
             spy = profile.start(ctl_pid, workdir / "B-profile.txt", int(opts.window + 10)) if opts.profile else None
             try:
-                r = run_step(f"B@80%={at80:g}", at80, _calls(at80, opts.window), workdir / f"B-{n:02d}-80pct", ep,
-                             caller_prefix=f"12{n:02d}", sample=sampler)
+                r = run_step(
+                    f"B@80%={at80:g}",
+                    at80,
+                    _calls(at80, opts.window),
+                    workdir / f"B-{n:02d}-80pct",
+                    ep,
+                    caller_prefix=f"12{n:02d}",
+                    sample=sampler,
+                )
             finally:
                 profile.stop(spy)
             if spy is not None:
@@ -206,8 +248,15 @@ def run_b(opts: Options, budget: Budget, workdir: Path, ast_pid: int, ari: lab.A
             seconds = min((opts.endurance_calls - placed) / at80, budget.left() - opts.overload_seconds - 150)
             if seconds < 20:
                 break
-            r = run_step(f"B@endurance={at80:g}", at80, int(at80 * seconds), workdir / f"B-{n:02d}-endurance", ep,
-                         caller_prefix=f"12{n:02d}", sample=sampler)
+            r = run_step(
+                f"B@endurance={at80:g}",
+                at80,
+                int(at80 * seconds),
+                workdir / f"B-{n:02d}-endurance",
+                ep,
+                caller_prefix=f"12{n:02d}",
+                sample=sampler,
+            )
             after(r)
             _print_step(r)
             checks.setdefault("endurance", []).append(r.summary())
@@ -228,15 +277,29 @@ def run_b(opts: Options, budget: Budget, workdir: Path, ast_pid: int, ari: lab.A
         pid = limited.start({"HOTLINE_MAX_CALL_RATE": f"{admit:g}"})
         sampler = lab.cpu_sampler({"controller": pid, "asterisk": ast_pid})
         over = round(best * 1.5, 1)
-        r = run_step(f"B@150%={over:g}", over, _calls(over, opts.overload_seconds), workdir / f"B-{n:02d}-150pct",
-                     ep, caller_prefix=f"12{n:02d}", sample=sampler)
+        r = run_step(
+            f"B@150%={over:g}",
+            over,
+            _calls(over, opts.overload_seconds),
+            workdir / f"B-{n:02d}-150pct",
+            ep,
+            caller_prefix=f"12{n:02d}",
+            sample=sampler,
+        )
         _print_step(r)
         checks["at_150pct"] = r.summary()
         checks["at_150pct"]["controller_alive"] = limited.alive()
         n += 1
         rec = round(best * 0.5, 1)
-        r = run_step(f"B@recovery={rec:g}", rec, _calls(rec, 30), workdir / f"B-{n:02d}-recovery", ep,
-                     caller_prefix=f"12{n:02d}", sample=sampler)
+        r = run_step(
+            f"B@recovery={rec:g}",
+            rec,
+            _calls(rec, 30),
+            workdir / f"B-{n:02d}-recovery",
+            ep,
+            caller_prefix=f"12{n:02d}",
+            sample=sampler,
+        )
         _print_step(r)
         checks["recovery_30s"] = r.summary()
         admission: dict[str, Any] = {"max_call_rate": admit}
@@ -281,11 +344,19 @@ def machine() -> dict[str, Any]:
     sipp = subprocess.run(["sipp", "-v"], capture_output=True, text=True, check=False).stdout
     load = Path("/proc/loadavg").read_text().split()[:3]
     mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
-    return {"host": platform.node(), "kernel": platform.release(), "cpu": cpu, "cores": _cores(),
-            "mem_gib": round(int(mem) / 1024 / 1024, 1), "python": platform.python_version(),
-            "sipp": next((ln.strip() for ln in sipp.splitlines() if "SIPp" in ln), "?"), "loadavg_at_start": load}
+    return {
+        "host": platform.node(),
+        "kernel": platform.release(),
+        "cpu": cpu,
+        "cores": _cores(),
+        "mem_gib": round(int(mem) / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "sipp": next((ln.strip() for ln in sipp.splitlines() if "SIPp" in ln), "?"),
+        "loadavg_at_start": load,
+    }
 
 
 def _cores() -> int:
     import os
+
     return len(os.sched_getaffinity(0))

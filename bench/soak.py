@@ -39,12 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import lab
 from bench.faults import EventsProxy, sipvicious
 from ivr import privacy
 from ivr.ari.client import KEEPALIVE_S
-from ivr.citizen import dtmf_pcap, scenario
-from ivr.sipp.phone import Phone
+from lab import processes as lab
+from lab.citizen import dtmf_pcap, scenario
+from lab.sipp.phone import Phone
 
 ASTERISK_LOGS = Path("/var/cache/hotline12345/sid-root/var/log/asterisk")
 PROXY_PORT = 18088
@@ -119,9 +119,10 @@ def flow_scenario(flow: Flow, workdir: Path) -> Path:
     number = f"1391{flow.digit}[call_number]"
     xml = xml.replace(f"sip:{CALLER_STUB}@", f"sip:{number}@")
     # Log each answer with the caller's number and the time, to match it with the call log.
-    xml = xml.replace('<recv response="200" rtd="true"/>',
-                      f'<recv response="200" rtd="true"><action><log message="answered {number} at [clock_tick]"/>'
-                      '</action></recv>')
+    xml = xml.replace(
+        '<recv response="200" rtd="true"/>',
+        f'<recv response="200" rtd="true"><action><log message="answered {number} at [clock_tick]"/></action></recv>',
+    )
     path = workdir / "citizen.xml"
     path.write_text(xml, encoding="utf-8")
     return path
@@ -133,17 +134,50 @@ def start_flow(run: FlowRun, duration: float) -> None:
     # SIPp's -r is calls per -rp milliseconds: per 10 s gives rates below 1 call/s.
     per_10s = max(1, round(run.calls / duration * 10))
     run.rate = per_10s / 10
-    cmd = ["sipp", "127.0.0.1:5060", "-sf", str(xml), "-s", run.flow.to, "-i", "127.0.0.1", "-p", str(run.port),
-           # media ports 30000+: clear of Asterisk's (10000-20000), the phones' and the cluster's
-           "-mi", "127.0.0.1", "-mp", str(30000 + (run.port - 5400) * 200), "-m", str(run.calls),
-           "-r", str(per_10s), "-rp", "10000", "-l", "400", "-nostdin", "-timeout", f"{int(duration + 120)}s",
-           "-trace_logs", "-log_file", str(run.workdir / "answered.log"),
-           "-trace_stat", "-stf", str(run.workdir / "stat.csv"), "-fd", "5",
-           "-trace_err", "-error_file", str(run.workdir / "errors.log")]
+    cmd = [
+        "sipp",
+        "127.0.0.1:5060",
+        "-sf",
+        str(xml),
+        "-s",
+        run.flow.to,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(run.port),
+        # media ports 30000+: clear of Asterisk's (10000-20000), the phones' and the cluster's
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(30000 + (run.port - 5400) * 200),
+        "-m",
+        str(run.calls),
+        "-r",
+        str(per_10s),
+        "-rp",
+        "10000",
+        "-l",
+        "400",
+        "-nostdin",
+        "-timeout",
+        f"{int(duration + 120)}s",
+        "-trace_logs",
+        "-log_file",
+        str(run.workdir / "answered.log"),
+        "-trace_stat",
+        "-stf",
+        str(run.workdir / "stat.csv"),
+        "-fd",
+        "5",
+        "-trace_err",
+        "-error_file",
+        str(run.workdir / "errors.log"),
+    ]
     run.started_at = time.time()
     with (run.workdir / "stderr.log").open("wb") as stderr:  # the child keeps its own copy
-        run.proc = subprocess.Popen(cmd, cwd=run.workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=stderr)
+        run.proc = subprocess.Popen(
+            cmd, cwd=run.workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
+        )
 
 
 def start_phones(workdir: Path) -> list[Phone]:
@@ -167,9 +201,11 @@ def scanner_loop(stop: threading.Event, rounds: int, workdir: Path, counts: dict
     words.write_text("\n".join(["1234", "12345", "password", "asterisk", "hotline", "admin"]) + "\n")
     with (workdir / "scanner.log").open("a") as log:
         for _ in range(rounds):
-            for tool, args in (("svmap", ["-p5060", "127.0.0.1"]),
-                               ("svwar", ["--force", "-e", "100-199", "--maximumtime", "20", "127.0.0.1"]),
-                               ("svcrack", ["-u", "12345", "-d", str(words), "--maximumtime", "20", "127.0.0.1"])):
+            for tool, args in (
+                ("svmap", ["-p5060", "127.0.0.1"]),
+                ("svwar", ["--force", "-e", "100-199", "--maximumtime", "20", "127.0.0.1"]),
+                ("svcrack", ["-u", "12345", "-d", str(words), "--maximumtime", "20", "127.0.0.1"]),
+            ):
                 if stop.is_set():
                     return
                 try:
@@ -237,17 +273,23 @@ def _run(soak: Soak) -> dict[str, Any]:
     messages_log = ASTERISK_LOGS / "messages.log"
     log_offset = messages_log.stat().st_size
     time.sleep(2)
-    before = {"asterisk_fds": fd_count(lab.asterisk_pid()), "controller_fds": fd_count(controller.pid),
-              "taskprocessors": taskprocessors()}
+    before = {
+        "asterisk_fds": fd_count(lab.asterisk_pid()),
+        "controller_fds": fd_count(controller.pid),
+        "taskprocessors": taskprocessors(),
+    }
     soak.note(f"baseline {before}")
 
     duration = soak.calls / soak.rate
-    runs = [FlowRun(f, max(1, round(soak.calls * f.share)), soak.workdir / f"flow-{f.name}", 5400 + i)
-            for i, f in enumerate(FLOWS)]
+    runs = [
+        FlowRun(f, max(1, round(soak.calls * f.share)), soak.workdir / f"flow-{f.name}", 5400 + i)
+        for i, f in enumerate(FLOWS)
+    ]
     stop_scanner = threading.Event()
     scans: dict[str, int] = {}
-    scanner = threading.Thread(target=scanner_loop, daemon=True,
-                               args=(stop_scanner, max(1, int(duration // 20)), soak.workdir, scans))
+    scanner = threading.Thread(
+        target=scanner_loop, daemon=True, args=(stop_scanner, max(1, int(duration // 20)), soak.workdir, scans)
+    )
     if soak.scanner:
         scanner.start()
     t0 = time.time()
@@ -311,8 +353,11 @@ def _run(soak: Soak) -> dict[str, Any]:
     # (aiohttp) and Asterisk's HTTP server both close a connection idle for 15 s. Counted
     # sooner, a pool grown by a burst of concurrent calls looks like a leak on both sides.
     time.sleep(KEEPALIVE_S + 5)
-    after = {"asterisk_fds": fd_count(lab.asterisk_pid()), "controller_fds": fd_count(controller.pid),
-             "taskprocessors": taskprocessors()}
+    after = {
+        "asterisk_fds": fd_count(lab.asterisk_pid()),
+        "controller_fds": fd_count(controller.pid),
+        "taskprocessors": taskprocessors(),
+    }
     fallback = fallback_notices(log_offset)
     rows = controller.rows()
     controller_rc = controller.stop()
@@ -358,17 +403,32 @@ def _run(soak: Soak) -> dict[str, Any]:
     tps = [n for _, pid, n in soak.tps if pid == pid_now and n >= 0] or [before["taskprocessors"]]
     early_tps = max(tps[: max(1, len(tps) // 2)])
     result = {
-        "calls_planned": sum(r.calls for r in runs), "answered": len(answered), "records": len(rows),
-        "answered_with_record": len(recorded), "answered_without_record": len(missing),
-        "fallback_calls": fallback, "records_without_call": len(unmatched_rows),
+        "calls_planned": sum(r.calls for r in runs),
+        "answered": len(answered),
+        "records": len(rows),
+        "answered_with_record": len(recorded),
+        "answered_without_record": len(missing),
+        "fallback_calls": fallback,
+        "records_without_call": len(unmatched_rows),
         "records_in_progress": len(in_progress),
-        "success_outside_faults": round(success, 5), "calls_outside_faults": placed_total,
-        "channels_left": channels, "bridges_left": bridges, "before": before, "after": after,
-        "controller_fds_first_half_max": early_fds, "taskprocessors_first_half_max": early_tps,
-        "controller_rss_kib": {"first_half_max": early_rss, "end": rss[-1], "growth": round(rss[-1] / early_rss - 1, 4),
-                               "every_minute": rss[::60]},
-        "scanner_runs": scans, "faults": [w for _, w in soak.events if w.startswith("fault ")],
-        "controller_exit": controller_rc, "seconds": round(time.time() - t0, 1),
+        "success_outside_faults": round(success, 5),
+        "calls_outside_faults": placed_total,
+        "channels_left": channels,
+        "bridges_left": bridges,
+        "before": before,
+        "after": after,
+        "controller_fds_first_half_max": early_fds,
+        "taskprocessors_first_half_max": early_tps,
+        "controller_rss_kib": {
+            "first_half_max": early_rss,
+            "end": rss[-1],
+            "growth": round(rss[-1] / early_rss - 1, 4),
+            "every_minute": rss[::60],
+        },
+        "scanner_runs": scans,
+        "faults": [w for _, w in soak.events if w.startswith("fault ")],
+        "controller_exit": controller_rc,
+        "seconds": round(time.time() - t0, 1),
     }
     # Calls the fallback took have no row: they account for answered calls without one.
     result["lost_records"] = max(0, len(missing) - fallback)
@@ -391,13 +451,19 @@ def verdict(r: dict[str, Any], scanner: bool) -> list[str]:
     # A few descriptors come and go with the HTTP/WebSocket connections and RTP sockets of the
     # moment; a leak over hundreds of calls is far more than this margin.
     if r["after"]["asterisk_fds"] > r["before"]["asterisk_fds"] + 10:
-        problems.append(f"Asterisk file descriptors: {r['before']['asterisk_fds']} before, {r['after']['asterisk_fds']} after")
+        problems.append(
+            f"Asterisk file descriptors: {r['before']['asterisk_fds']} before, {r['after']['asterisk_fds']} after"
+        )
     if r["after"]["taskprocessors"] > max(r["before"]["taskprocessors"], r["taskprocessors_first_half_max"]) + 2:
-        problems.append(f"Asterisk taskprocessors rose to {r['after']['taskprocessors']} "
-                        f"(at most {r['taskprocessors_first_half_max']} in the first half)")
+        problems.append(
+            f"Asterisk taskprocessors rose to {r['after']['taskprocessors']} "
+            f"(at most {r['taskprocessors_first_half_max']} in the first half)"
+        )
     if r["after"]["controller_fds"] > max(r["before"]["controller_fds"], r["controller_fds_first_half_max"]) + 2:
-        problems.append(f"controller file descriptors rose to {r['after']['controller_fds']} "
-                        f"(at most {r['controller_fds_first_half_max']} in the first half)")
+        problems.append(
+            f"controller file descriptors rose to {r['after']['controller_fds']} "
+            f"(at most {r['controller_fds_first_half_max']} in the first half)"
+        )
     if r["controller_rss_kib"]["growth"] > 0.05:
         problems.append(f"controller memory grew {r['controller_rss_kib']['growth']:.1%} in the second half")
     if r["success_outside_faults"] < 0.999:
@@ -415,8 +481,9 @@ def _run_then_stop_asterisk(soak: Soak) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.soak", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--calls", type=int, default=20_000)
     p.add_argument("--rate", type=float, default=20.0, help="calls/s, all flows together")
     p.add_argument("--no-faults", action="store_true")
@@ -429,8 +496,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--calls must be 10..50000 and --rate 0.5..60")
     if args.calls / args.rate > args.max_minutes * 60:
         p.error(f"{args.calls} calls at {args.rate}/s take longer than --max-minutes {args.max_minutes}")
-    soak = Soak(args.calls, args.rate, not args.no_faults, not args.no_scanner,
-                args.out / time.strftime("%Y%m%d-%H%M%S"), args.max_minutes * 60)
+    soak = Soak(
+        args.calls,
+        args.rate,
+        not args.no_faults,
+        not args.no_scanner,
+        args.out / time.strftime("%Y%m%d-%H%M%S"),
+        args.max_minutes * 60,
+    )
     # The command leaves the lab as the benchmark does: Asterisk stopped (it restarts it at the
     # start, and again during the run). The suite's short soak keeps its session's Asterisk.
     if args.lock_held:

@@ -64,8 +64,11 @@ class ConfFile:
 
     def section(self, name: str, kind: str | None = None) -> Block:
         """The one section [name] (of `type = kind` when given: pjsip has [x] aor and [x] endpoint)."""
-        found = [b for b in self.blocks() if b.name == name
-                 and (kind is None or any(self._value(i, "type") == kind for i in b.lines))]
+        found = [
+            b
+            for b in self.blocks()
+            if b.name == name and (kind is None or any(self._value(i, "type") == kind for i in b.lines))
+        ]
         if len(found) != 1:
             what = f"[{name}]" + (f" with type = {kind}" if kind else "")
             raise RenderError(f"{self.path}: expected exactly one section {what}, found {len(found)}")
@@ -76,8 +79,10 @@ class ConfFile:
         block = self.section(name, kind)
         hits = [i for i in block.lines if self._value(i, key) is not None]
         if len(hits) != 1:
-            raise RenderError(f"{self.path}:{block.start + 1}: [{name}] has {len(hits)} `{key}` settings,"
-                              f" the cluster profile changes exactly one")
+            raise RenderError(
+                f"{self.path}:{block.start + 1}: [{name}] has {len(hits)} `{key}` settings,"
+                f" the cluster profile changes exactly one"
+            )
         i = hits[0]
         m = SETTING.match(self.lines[i])
         assert m is not None
@@ -107,8 +112,9 @@ class ConfFile:
         path.write_text(f"{header}\n" + "\n".join(self.lines) + "\n", encoding="utf-8")
 
 
-def render_node(dialplan: Path, out: Path, name: str, sip: int, http: int, rtp: tuple[int, int], proxy: str,
-                aors: dict[str, str]) -> None:
+def render_node(
+    dialplan: Path, out: Path, name: str, sip: int, http: int, rtp: tuple[int, int], proxy: str, aors: dict[str, str]
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for conf in sorted(dialplan.glob("*.conf")):
         shutil.copyfile(conf, out / conf.name)
@@ -118,10 +124,15 @@ def render_node(dialplan: Path, out: Path, name: str, sip: int, http: int, rtp: 
     # Each node its own config, control socket, astdb, spool (recorded messages), logs and cache
     # inside the shared root; astdatadir is per node so the lab re-copying its prompts never
     # leaves a node's callers in silence.
-    for key, path in (("astetcdir", f"/etc/hotline-{name}"), ("astrundir", f"/run/hotline-{name}"),
-                      ("astdbdir", f"/var/lib/hotline-{name}"), ("astdatadir", f"/var/lib/hotline-{name}/data"),
-                      ("astspooldir", f"/var/spool/hotline-{name}"), ("astlogdir", f"/var/log/hotline-{name}"),
-                      ("astcachedir", f"/var/cache/hotline-{name}")):
+    for key, path in (
+        ("astetcdir", f"/etc/hotline-{name}"),
+        ("astrundir", f"/run/hotline-{name}"),
+        ("astdbdir", f"/var/lib/hotline-{name}"),
+        ("astdatadir", f"/var/lib/hotline-{name}/data"),
+        ("astspooldir", f"/var/spool/hotline-{name}"),
+        ("astlogdir", f"/var/log/hotline-{name}"),
+        ("astcachedir", f"/var/cache/hotline-{name}"),
+    ):
         ast.set("directories", key, path, f"{name}'s own directory")
     # Channel ids become "<name>-<epoch>.<n>": every call-log row says which node took the call.
     ast.add("options", "systemname", name, "channel ids name the node that took the call")
@@ -144,8 +155,10 @@ def render_node(dialplan: Path, out: Path, name: str, sip: int, http: int, rtp: 
         if not contacts:
             continue
         if block.name not in aors:
-            raise RenderError(f"{dialplan / 'pjsip.conf'}:{block.start + 1}: aor [{block.name}] has a static contact"
-                              f" the cluster profile does not map (clusterctl PHONES); it would ring the lab's phone")
+            raise RenderError(
+                f"{dialplan / 'pjsip.conf'}:{block.start + 1}: aor [{block.name}] has a static contact"
+                f" the cluster profile does not map (clusterctl PHONES); it would ring the lab's phone"
+            )
         pjsip.set(block.name, "contact", f"sip:{aors[block.name]}", "the cluster's own phone", kind="aor")
         mapped.add(block.name)
     unknown = set(aors) - mapped
@@ -168,7 +181,7 @@ def hotline_numbers(dialplan: Path) -> list[str]:
     conf = ConfFile.read(dialplan / "extensions.conf")
     block = conf.section("from-carrier")
     numbers: list[str] = []
-    for line in conf.lines[block.start + 1:]:
+    for line in conf.lines[block.start + 1 :]:
         if SECTION.match(line):
             break
         m = EXTEN.match(line)

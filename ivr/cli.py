@@ -15,14 +15,21 @@ from pathlib import Path
 import click
 import uvloop
 
-from ivr import logs, routes
+from ivr import logs
 from ivr.errors import AriAuthError, ConfigError, RoutesError
+from ivr.routing import routes
 
 EXIT_INPUT = 1
 EXIT_ENV = 2
 
-routes_option = click.option("--routes", "routes_path", default="routes.yaml", show_default=True,
-                             type=click.Path(dir_okay=False), help="The routing table.")
+routes_option = click.option(
+    "--routes",
+    "routes_path",
+    default="routes.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The routing table.",
+)
 
 
 def _load_table(path: str) -> routes.RouteTable:
@@ -52,8 +59,8 @@ def main() -> None:
 @routes_option
 def run(routes_path: str) -> None:
     """Run the ARI controller until SIGTERM (SIGHUP reloads routes.yaml)."""
-    from ivr.app import Controller
-    from ivr.config import Settings
+    from ivr.controller.app import Controller
+    from ivr.settings import Settings
 
     try:
         settings = Settings.from_env(routes=routes_path)
@@ -85,12 +92,17 @@ def run(routes_path: str) -> None:
 @main.command()
 @click.argument("file", required=False)
 @routes_option
-@click.option("--dialplan", "dialplan_path", default=None, type=click.Path(dir_okay=False),
-              help="extensions.conf to cross-check entry numbers against "
-                   "[default: dialplan/extensions.conf next to routes.yaml, if there]; '' skips it.")
+@click.option(
+    "--dialplan",
+    "dialplan_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="extensions.conf to cross-check entry numbers against "
+    "[default: dialplan/extensions.conf next to routes.yaml, if there]; '' skips it.",
+)
 def check(file: str | None, routes_path: str, dialplan_path: str | None) -> None:
     """Validate routes.yaml: a one-line summary, or every problem as FILE:LINE: message."""
-    from ivr.dialplan import entry_problems
+    from ivr.routing.dialplan import entry_problems
 
     table = _load_table(file or routes_path)
     if dialplan_path is None:
@@ -108,8 +120,9 @@ def check(file: str | None, routes_path: str, dialplan_path: str | None) -> None
     summary = ", ".join(f"{n} {m}" for m, n in sorted(modes.items()))
     for warning in routes.warnings(table):
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"{table.source}: ok — {len(table.routes)} routes ({summary}), {len(table.menus)} menus, "
-               f"version {table.digest}")
+    click.echo(
+        f"{table.source}: ok — {len(table.routes)} routes ({summary}), {len(table.menus)} menus, version {table.digest}"
+    )
 
 
 @main.command("menu")
@@ -117,12 +130,22 @@ def check(file: str | None, routes_path: str, dialplan_path: str | None) -> None
 @click.option("--at", default=None, help="ISO date/time (default: now); routes not yet live are absent.")
 def menu_(routes_path: str, at: str | None) -> None:
     """Every destination a 12345 caller can reach, one JSON object per line, with its keys."""
-    from ivr.menu import reachable
+    from ivr.routing.menu import reachable
 
     table = _load_table(routes_path)
     for keys, route in reachable(table, _parse_at(at)):
-        click.echo(json.dumps({"keys": keys, "unit": route.unit, "line_name": route.line_name,
-                               "number": route.number, "mode": route.mode.value}, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    "keys": keys,
+                    "unit": route.unit,
+                    "line_name": route.line_name,
+                    "number": route.number,
+                    "mode": route.mode.value,
+                },
+                ensure_ascii=False,
+            )
+        )
 
 
 @main.command()
@@ -132,7 +155,7 @@ def menu_(routes_path: str, at: str | None) -> None:
 @click.option("--at", default=None, help="ISO date/time to decide at (default: now).")
 def simulate(routes_path: str, dialed: str, keys: str, at: str | None) -> None:
     """The decision the live controller would take, as one JSON object (same code path)."""
-    from ivr.menu import decide
+    from ivr.routing.menu import decide
 
     table = _load_table(routes_path)
     if any(k not in "0123456789*#" for k in keys):
@@ -144,10 +167,16 @@ def simulate(routes_path: str, dialed: str, keys: str, at: str | None) -> None:
 @main.command()
 @routes_option
 @click.option("--out", type=click.Path(file_okay=False), default="var/sounds", show_default=True)
-@click.option("--text", "text_file", type=click.Path(dir_okay=False), default="recordings/prompts.yaml",
-              show_default=True)
-@click.option("--voice", type=click.Path(file_okay=False), default="recordings/voice", show_default=True,
-              help="Recorded replacements: NAME.wav here wins over the synthetic voice.")
+@click.option(
+    "--text", "text_file", type=click.Path(dir_okay=False), default="recordings/prompts.yaml", show_default=True
+)
+@click.option(
+    "--voice",
+    type=click.Path(file_okay=False),
+    default="recordings/voice",
+    show_default=True,
+    help="Recorded replacements: NAME.wav here wins over the synthetic voice.",
+)
 def prompts(routes_path: str, out: str, text_file: str, voice: str) -> None:
     """Render every prompt (static + menu options) to 8 kHz wav files."""
     from ivr import prompts as p
@@ -160,44 +189,6 @@ def prompts(routes_path: str, out: str, text_file: str, voice: str) -> None:
         click.echo(f"hotline: {exc}", err=True)
         sys.exit(EXIT_ENV)
     click.echo(f"{len(texts)} prompts in {out} ({len(made)} rendered now)")
-
-
-@main.command()
-@click.option("--to", "to", default="12345", show_default=True, help="Number to call.")
-@click.option("--keys", default="", help="Keys to press after answer, e.g. 1 or 61; ',' waits 1 s, '~' speaks ~7 s.")
-@click.option("--talk", "talk", default=20.0, show_default=True,
-              help="Seconds to stay on after the last key (the hotline or the department may hang up first).")
-@click.option("--caller", default="13800138000", show_default=True, help="The citizen's number (shown masked).")
-@click.option("--calllog", default="var/calllog.sqlite3", show_default=True, type=click.Path(dir_okay=False))
-def call(to: str, keys: str, talk: float, caller: str, calllog: str) -> None:
-    """Place a demo citizen call with SIPp and print what the call log recorded."""
-    from ivr.calllog import open_calllog
-    from ivr.citizen import place_call
-
-    since = time.time()
-    try:
-        run_ = place_call(to, keys, caller=caller, talk_ms=int(talk * 1000))
-    except (ValueError, FileNotFoundError) as exc:
-        click.echo(f"hotline: {exc}", err=True)
-        sys.exit(EXIT_INPUT if isinstance(exc, ValueError) else EXIT_ENV)
-    click.echo(f"sipp: {'call completed' if run_.succeeded else 'call FAILED'} (exit {run_.returncode}, "
-               f"traces in {run_.workdir})")
-    log = open_calllog(calllog)
-    record = None
-    for _ in range(50):  # the controller writes the record right after the hangup
-        rows = [r for r in log.calls("started_at >= ?", (since - 1,)) if r["outcome"] != "in_progress"]
-        if rows:
-            record = rows[-1]
-            break
-        time.sleep(0.1)
-    if record is None:
-        click.echo("no finished call in the call log (is the controller running?)", err=True)
-        sys.exit(EXIT_ENV)
-    shown = ("entry", "caller_masked", "track", "keys", "menu_path", "decision", "reason", "unit", "mode",
-             "target_number", "dial_status", "operator_status", "outcome", "hangup_by", "talk_seconds")
-    for name in shown:
-        click.echo(f"  {name:16} {record[name]}")
-    sys.exit(0 if run_.succeeded else EXIT_ENV)
 
 
 @main.command()
@@ -219,7 +210,7 @@ def diff_(old: str, new: str, at: str | None, as_json: bool) -> None:
 
     Exit 0 when nothing changes, 3 when something does, 1 when a file does not load.
     """
-    from ivr.diff import compare
+    from ivr.routing.diff import compare
 
     when = _parse_at(at)
     report = compare(_load_table(old), _load_table(new), when)
@@ -242,9 +233,13 @@ from ivr.calllog import (  # noqa: E402 — kept with the commands using it
 )
 from ivr.tickets import from_epoch  # noqa: E402
 
-calllog_option = click.option("--calllog", default="var/calllog.sqlite3", show_default=True,
-                              type=click.Path(dir_okay=False),
-                              help="The call log: an SQLite file, or a PostgreSQL URL (postgresql://user@host/db).")
+calllog_option = click.option(
+    "--calllog",
+    default="var/calllog.sqlite3",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The call log: an SQLite file, or a PostgreSQL URL (postgresql://user@host/db).",
+)
 
 
 def _open_calllog(target: str) -> CallLog:
@@ -284,18 +279,23 @@ def callbacks_list(calllog: str, show_all: bool, reveal: bool) -> None:
     for r in rows:
         caller = r["caller_number"] if reveal else r["caller_masked"]
         status = f"  {r['status']:<4}" if show_all else ""
-        click.echo(f"{r['id']:>6}  {caller:<13}{status}  missed {r['missed_count']:>2}"
-                   f"  first {_local(r['first_missed_at'])}  last {_local(r['last_missed_at'])}"
-                   f"  attempts {r['attempts']}  {r['outcome'] or '-'}")
+        click.echo(
+            f"{r['id']:>6}  {caller:<13}{status}  missed {r['missed_count']:>2}"
+            f"  first {_local(r['first_missed_at'])}  last {_local(r['last_missed_at'])}"
+            f"  attempts {r['attempts']}  {r['outcome'] or '-'}"
+        )
 
 
 @callbacks_.command("mark")
 @click.argument("callback_id", metavar="ID", type=int)
 @calllog_option
 @click.option("--outcome", required=True, type=click.Choice(CALLBACK_OUTCOMES))
-@click.option("--done/--not-done", default=None,
-              help="Close the entry, or leave it open for another try. Default: done when reached or "
-                   "wrong_number, open after no_answer or busy.")
+@click.option(
+    "--done/--not-done",
+    default=None,
+    help="Close the entry, or leave it open for another try. Default: done when reached or "
+    "wrong_number, open after no_answer or busy.",
+)
 def callbacks_mark(callback_id: int, calllog: str, outcome: str, done: bool | None) -> None:
     """Record a callback attempt on entry ID (from `hotline callbacks list`)."""
     if done is None:
@@ -324,12 +324,23 @@ def tickets_(calllog: str, only_open: bool, overdue: bool) -> None:
 
 # -- retention (PIPL) and the call log's journal ---------------------------------------------------
 
+
 @main.command("purge")
 @calllog_option
-@click.option("--keep-calls-days", type=click.IntRange(0), default=1095, show_default=True,
-              help="Delete calls, and closed tickets, older than this many days.")
-@click.option("--keep-numbers-days", type=click.IntRange(0), default=30, show_default=True,
-              help="Erase full caller numbers of callback entries idle this long (done entries: at once).")
+@click.option(
+    "--keep-calls-days",
+    type=click.IntRange(0),
+    default=1095,
+    show_default=True,
+    help="Delete calls, and closed tickets, older than this many days.",
+)
+@click.option(
+    "--keep-numbers-days",
+    type=click.IntRange(0),
+    default=30,
+    show_default=True,
+    help="Erase full caller numbers of callback entries idle this long (done entries: at once).",
+)
 @click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
 def purge_(calllog: str, keep_calls_days: int, keep_numbers_days: int, dry_run: bool) -> None:
     """Retention: erase full caller numbers no longer needed, delete records past their time.
@@ -341,8 +352,9 @@ def purge_(calllog: str, keep_calls_days: int, keep_numbers_days: int, dry_run: 
 
     try:
         with contextlib.redirect_stdout(sys.stderr):  # the call log's own notices stay off stdout
-            counts = _open_calllog(calllog).purge(time.time(), keep_calls_days=keep_calls_days,
-                                                  keep_numbers_days=keep_numbers_days, dry_run=dry_run)
+            counts = _open_calllog(calllog).purge(
+                time.time(), keep_calls_days=keep_calls_days, keep_numbers_days=keep_numbers_days, dry_run=dry_run
+            )
     except sqlite3.Error as exc:
         click.echo(f"hotline: cannot purge the call log {calllog}: {exc}", err=True)
         sys.exit(EXIT_ENV)
@@ -351,9 +363,14 @@ def purge_(calllog: str, keep_calls_days: int, keep_numbers_days: int, dry_run: 
 
 @main.command("journal")
 @calllog_option
-@click.option("--journal", "journal_path", default=None, type=click.Path(dir_okay=False),
-              help="The journal (default: $HOTLINE_JOURNAL, else the call log's path + .journal, "
-                   "or $HOTLINE_STATE/calllog.journal for a PostgreSQL call log).")
+@click.option(
+    "--journal",
+    "journal_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="The journal (default: $HOTLINE_JOURNAL, else the call log's path + .journal, "
+    "or $HOTLINE_STATE/calllog.journal for a PostgreSQL call log).",
+)
 def journal_(calllog: str, journal_path: str | None) -> None:
     """Call-log writes waiting in the journal for the database, as one JSON object.
 
@@ -365,8 +382,11 @@ def journal_(calllog: str, journal_path: str | None) -> None:
     from ivr.calllog import default_journal
     from ivr.calllog.journal import Journal
 
-    path = Path(journal_path or os.environ.get("HOTLINE_JOURNAL")
-                or default_journal(calllog, os.environ.get("HOTLINE_STATE", "var")))
+    path = Path(
+        journal_path
+        or os.environ.get("HOTLINE_JOURNAL")
+        or default_journal(calllog, os.environ.get("HOTLINE_STATE", "var"))
+    )
     journal = Journal(path)
     try:
         pending, size = journal.count(), journal.size()
@@ -389,27 +409,56 @@ def _report_date(ctx: click.Context, param: click.Parameter, value: str) -> dt.d
 
 
 @main.command("report")
-@click.option("--from", "start", required=True, metavar="YYYY-MM-DD", callback=_report_date,
-              help="First day of the period (local date, included).")
-@click.option("--to", "end", required=True, metavar="YYYY-MM-DD", callback=_report_date,
-              help="Last day of the period (local date, included).")
-@click.option("--format", "fmt", type=click.Choice(["csv", "html", "json"]), default=None,
-              help="Output format. Default: from --out's suffix (.csv, .html, .json), else json.")
+@click.option(
+    "--from",
+    "start",
+    required=True,
+    metavar="YYYY-MM-DD",
+    callback=_report_date,
+    help="First day of the period (local date, included).",
+)
+@click.option(
+    "--to",
+    "end",
+    required=True,
+    metavar="YYYY-MM-DD",
+    callback=_report_date,
+    help="Last day of the period (local date, included).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "html", "json"]),
+    default=None,
+    help="Output format. Default: from --out's suffix (.csv, .html, .json), else json.",
+)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write here (default: stdout).")
 @calllog_option
 @routes_option
-@click.option("--callback-minutes", type=click.IntRange(1, 24 * 60), default=30, show_default=True,
-              help="A missed call counts as called back in time within this many minutes.")
-def report_(start: dt.date, end: dt.date, fmt: str | None, out: str | None, calllog: str, routes_path: str,
-            callback_minutes: int) -> None:
+@click.option(
+    "--callback-minutes",
+    type=click.IntRange(1, 24 * 60),
+    default=30,
+    show_default=True,
+    help="A missed call counts as called back in time within this many minutes.",
+)
+def report_(
+    start: dt.date,
+    end: dt.date,
+    fmt: str | None,
+    out: str | None,
+    calllog: str,
+    routes_path: str,
+    callback_minutes: int,
+) -> None:
     """通报考核: per-unit assessment, centre indicators and the number ledger for a period.
 
     Dates are local (Asia/Shanghai) and inclusive; the definitions of every figure are in the
-    output (and in ivr/report.py).
+    output (and in ivr/report/figures.py).
     """
     import contextlib
 
-    from ivr import report
+    from ivr.report import figures as report
 
     if start > end:
         raise click.BadParameter(f"--from {start} is after --to {end}", param_hint="--from")
@@ -431,5 +480,8 @@ def report_(start: dt.date, end: dt.date, fmt: str | None, out: str | None, call
         click.echo(f"hotline: cannot write {out}: {exc.strerror}", err=True)
         sys.exit(EXIT_ENV)
     c = built.centre
-    click.echo(f"{out}: {fmt} report {start} .. {end}: {c.calls} calls, {len(built.units)} unit rows, "
-               f"{len(built.ledger)} numbers", err=True)
+    click.echo(
+        f"{out}: {fmt} report {start} .. {end}: {c.calls} calls, {len(built.units)} unit rows, "
+        f"{len(built.ledger)} numbers",
+        err=True,
+    )

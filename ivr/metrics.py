@@ -17,15 +17,22 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ivr.routes import RouteTable
+from ivr.routing.routes import RouteTable
 
 # Seconds from dialling a line to its answer, and from a call's arrival to a human: GB/T
 # 33358-2016 asks for answer within 15 s, so the buckets are dense below 20 s.
 ANSWER_BUCKETS = (1, 2, 3, 5, 8, 10, 15, 20, 30, 45, 60, 90, 120)
 WAIT_BUCKETS = (1, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300)
 
-DIAL_RESULTS = {"ANSWER": "answered", "BUSY": "busy", "NOANSWER": "no_answer", "CONGESTION": "congestion",
-                "CHANUNAVAIL": "unavailable", "TRUNK_DOWN": "trunk_down", "CANCEL": "cancelled"}
+DIAL_RESULTS = {
+    "ANSWER": "answered",
+    "BUSY": "busy",
+    "NOANSWER": "no_answer",
+    "CONGESTION": "congestion",
+    "CHANUNAVAIL": "unavailable",
+    "TRUNK_DOWN": "trunk_down",
+    "CANCEL": "cancelled",
+}
 OUTCOMES = ("connected", "operator", "message", "goodbye", "abandoned", "failed", "handed_off", "interrupted")
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MESSAGE_REASONS = ("after_hours", "nobody_free")
@@ -55,18 +62,29 @@ class _CallLogCollector:
 
     def collect(self) -> Iterator[Metric]:
         c = self.calllog
-        yield GaugeMetricFamily("hotline_calllog_journal_pending",
-                                "Call-log writes waiting in the journal (or memory) for the database.",
-                                value=c.journal_pending)
+        yield GaugeMetricFamily(
+            "hotline_calllog_journal_pending",
+            "Call-log writes waiting in the journal (or memory) for the database.",
+            value=c.journal_pending,
+        )
         for name, doc, value in (
-                ("hotline_calllog_journaled_writes", "Writes the database refused that went to the journal.",
-                 c.journaled_total),
-                ("hotline_calllog_replayed_writes", "Journaled writes committed to the database later.",
-                 c.replayed_total),
-                ("hotline_calllog_lost_writes", "Writes neither the database, the journal nor memory could keep.",
-                 c.lost_total),
-                ("hotline_calllog_dropped_writes", "Single writes dropped because they can never succeed.",
-                 c.failed_writes)):
+            (
+                "hotline_calllog_journaled_writes",
+                "Writes the database refused that went to the journal.",
+                c.journaled_total,
+            ),
+            ("hotline_calllog_replayed_writes", "Journaled writes committed to the database later.", c.replayed_total),
+            (
+                "hotline_calllog_lost_writes",
+                "Writes neither the database, the journal nor memory could keep.",
+                c.lost_total,
+            ),
+            (
+                "hotline_calllog_dropped_writes",
+                "Single writes dropped because they can never succeed.",
+                c.failed_writes,
+            ),
+        ):
             yield CounterMetricFamily(name, doc, value=value)
 
 
@@ -76,40 +94,73 @@ class Metrics:
         self._entries = set(entries)
         self._units: set[str] = set()
         r = self.registry
-        self.calls = Counter("hotline_calls_total", "Calls that ended, by the number dialled and outcome.",
-                             ["entry", "outcome"], registry=r)
-        self.routed = Counter("hotline_routed_calls_total",
-                              "Attempts to reach a unit's line (department, overflow or partner), by result.",
-                              ["unit", "mode", "result"], registry=r)
-        self.answer = Histogram("hotline_answer_seconds", "Ringing time until a unit's line answered.",
-                                ["unit", "mode"], buckets=ANSWER_BUCKETS, registry=r)
-        self.to_human = Histogram("hotline_time_to_human_seconds",
-                                  "From a call's arrival until a person (department or operator) answered.",
-                                  ["kind"], buckets=WAIT_BUCKETS, registry=r)
-        self.overflow = Counter("hotline_overflow_steps_total",
-                                "Steps down a route's chain after its line failed: next target, operators, message.",
-                                ["unit", "step"], registry=r)
+        self.calls = Counter(
+            "hotline_calls_total",
+            "Calls that ended, by the number dialled and outcome.",
+            ["entry", "outcome"],
+            registry=r,
+        )
+        self.routed = Counter(
+            "hotline_routed_calls_total",
+            "Attempts to reach a unit's line (department, overflow or partner), by result.",
+            ["unit", "mode", "result"],
+            registry=r,
+        )
+        self.answer = Histogram(
+            "hotline_answer_seconds",
+            "Ringing time until a unit's line answered.",
+            ["unit", "mode"],
+            buckets=ANSWER_BUCKETS,
+            registry=r,
+        )
+        self.to_human = Histogram(
+            "hotline_time_to_human_seconds",
+            "From a call's arrival until a person (department or operator) answered.",
+            ["kind"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.overflow = Counter(
+            "hotline_overflow_steps_total",
+            "Steps down a route's chain after its line failed: next target, operators, message.",
+            ["unit", "step"],
+            registry=r,
+        )
         self.queue_length = Gauge("hotline_operator_queue_length", "Callers waiting for an operator.", registry=r)
-        self.queue_wait = Histogram("hotline_operator_queue_wait_seconds",
-                                    "Time callers waited in the operators' queue, by how the wait ended.",
-                                    ["result"], buckets=WAIT_BUCKETS, registry=r)
+        self.queue_wait = Histogram(
+            "hotline_operator_queue_wait_seconds",
+            "Time callers waited in the operators' queue, by how the wait ended.",
+            ["result"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
         self.active = Gauge("hotline_active_calls", "Calls the controller is handling now.", registry=r)
         self.ari_up = Gauge("hotline_ari_connected", "1 while the ARI events WebSocket is connected.", registry=r)
-        self.ari_reconnects = Counter("hotline_ari_reconnects_total", "ARI connections after the first.",
-                                      registry=r)
-        self.reloads = Counter("hotline_routes_reloads_total", "routes.yaml reloads, by result (ok, refused).",
-                               ["result"], registry=r)
-        self.routes_info = Gauge("hotline_routes_info", "The loaded routing table (version = file digest).",
-                                 ["version"], registry=r)
-        self.webhooks = Counter("hotline_webhook_deliveries_total", "Hand-off webhooks, by partner and result.",
-                                ["partner", "result"], registry=r)
-        self.survey = Counter("hotline_survey_responses_total", "Post-call ratings (1 satisfied .. 3 not).",
-                              ["unit", "score"], registry=r)
-        self.tickets_overdue = Gauge("hotline_tickets_overdue", "Open tickets past their deadline, by unit.",
-                                     ["unit"], registry=r)
-        self.messages = Counter("hotline_messages_total",
-                                "Messages (留言) taken, by unit and why (after_hours, nobody_free).",
-                                ["unit", "reason"], registry=r)
+        self.ari_reconnects = Counter("hotline_ari_reconnects_total", "ARI connections after the first.", registry=r)
+        self.reloads = Counter(
+            "hotline_routes_reloads_total", "routes.yaml reloads, by result (ok, refused).", ["result"], registry=r
+        )
+        self.routes_info = Gauge(
+            "hotline_routes_info", "The loaded routing table (version = file digest).", ["version"], registry=r
+        )
+        self.webhooks = Counter(
+            "hotline_webhook_deliveries_total",
+            "Hand-off webhooks, by partner and result.",
+            ["partner", "result"],
+            registry=r,
+        )
+        self.survey = Counter(
+            "hotline_survey_responses_total", "Post-call ratings (1 satisfied .. 3 not).", ["unit", "score"], registry=r
+        )
+        self.tickets_overdue = Gauge(
+            "hotline_tickets_overdue", "Open tickets past their deadline, by unit.", ["unit"], registry=r
+        )
+        self.messages = Counter(
+            "hotline_messages_total",
+            "Messages (留言) taken, by unit and why (after_hours, nobody_free).",
+            ["unit", "reason"],
+            registry=r,
+        )
         for result in ("ok", "refused"):
             self.reloads.labels(result)  # both series exist from the start, so rate() works at once
 

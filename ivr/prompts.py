@@ -17,12 +17,27 @@ from pathlib import Path
 import yaml
 
 from ivr.errors import ConfigError
-from ivr.menu import Ask
-from ivr.routes import RouteTable
+from ivr.routing.menu import Ask
+from ivr.routing.routes import RouteTable
 
-REQUIRED = ("sorry-fallback", "connecting", "to-operator", "invalid", "no-input", "dept-busy",
-            "dept-noanswer", "operators-busy", "goodbye-invalid", "menu-tail", "number-entry", "after-hours",
-            "leave-message", "message-saved", "survey", "survey-thanks")
+REQUIRED = (
+    "sorry-fallback",
+    "connecting",
+    "to-operator",
+    "invalid",
+    "no-input",
+    "dept-busy",
+    "dept-noanswer",
+    "operators-busy",
+    "goodbye-invalid",
+    "menu-tail",
+    "number-entry",
+    "after-hours",
+    "leave-message",
+    "message-saved",
+    "survey",
+    "survey-thanks",
+)
 
 
 class Prompts:
@@ -109,10 +124,12 @@ def render(texts: dict[str, str], out: Path, voice_dir: Path | None = None) -> l
             if voice and voice.exists():
                 raw = voice
             else:
-                subprocess.run(["espeak-ng", "-v", "cmn", "-s", "230", "-w", str(raw), text], check=True,
-                               capture_output=True)
-            subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(wav)], check=True,
-                           capture_output=True)
+                subprocess.run(
+                    ["espeak-ng", "-v", "cmn", "-s", "230", "-w", str(raw), text], check=True, capture_output=True
+                )
+            subprocess.run(
+                ["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(wav)], check=True, capture_output=True
+            )
         sha.write_text(digest)
         made.append(name)
     return made

@@ -2,7 +2,7 @@
 
 Each routed call, hand-off, operator call and message gets a ticket the moment the hotline
 takes responsibility for it. The ticket's deadline is a number of *official* workdays
-(工作日, ivr.hours.is_workday: State Council holidays and 调休 make-up days included),
+(工作日, ivr.routing.hours.is_workday: State Council holidays and 调休 make-up days included),
 configured in routes.yaml under ``deadlines:`` and parsed into a DeadlinePolicy.
 
 The deadline rule (what ``DeadlinePolicy.deadline`` computes), stated once:
@@ -15,7 +15,7 @@ The deadline rule (what ``DeadlinePolicy.deadline`` computes), stated once:
     National Day holiday, Oct 8 (Thu) is workday 1, Oct 9 (Fri) workday 2, Sat Oct 10 (a
     调休 make-up workday) workday 3 → due 2026-10-10 10:00.
 
-Time: datetimes here are naive local time in Asia/Shanghai, like ivr.hours (an aware one is
+Time: datetimes here are naive local time in Asia/Shanghai, like ivr.routing.hours (an aware one is
 refused); the stored ``created_at`` / ``deadline_at`` are Unix seconds, like the call log's
 times, converted in the city's zone whatever zone the machine runs in.
 """
@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from ivr.hours import is_workday
+from ivr.routing.hours import is_workday
 from ivr.timekeeping import LOCAL_TZ
 
 __all__ = [
@@ -208,14 +208,22 @@ def resume_numbering(day: dt.date, last_ticket_id: str | None, node: str = "") -
     if not last_ticket_id or not last_ticket_id.startswith(prefix):
         return
     try:
-        slot = int(last_ticket_id[len(prefix):], 16)
+        slot = int(last_ticket_id[len(prefix) :], 16)
     except ValueError:
         return  # not one of ours (another issuer's format): nothing to continue from
     _slots.resume_after(day, slot)
 
 
-def new_ticket(call_id: str, kind: str, unit: str, mode: str, route_id: str, created: dt.datetime,
-               policy: DeadlinePolicy, node: str = "") -> Ticket:
+def new_ticket(
+    call_id: str,
+    kind: str,
+    unit: str,
+    mode: str,
+    route_id: str,
+    created: dt.datetime,
+    policy: DeadlinePolicy,
+    node: str = "",
+) -> Ticket:
     """Open a ticket created at `created` (naive local time), due per `policy`.
 
     `node` is this controller's node id in a cluster ("" for a single controller).
@@ -225,5 +233,13 @@ def new_ticket(call_id: str, kind: str, unit: str, mode: str, route_id: str, cre
         raise ValueError(f"node id must be 1-12 lowercase letters or digits, got {node!r}")
     ticket_id = f"{ticket_prefix(created.date(), node)}{_slots.take(created):06x}"
     due = policy.deadline(kind, unit, created)
-    return Ticket(ticket_id=ticket_id, call_id=call_id, kind=kind, unit=unit, mode=mode, route_id=route_id,
-                  created_at=to_epoch(created), deadline_at=to_epoch(due))
+    return Ticket(
+        ticket_id=ticket_id,
+        call_id=call_id,
+        kind=kind,
+        unit=unit,
+        mode=mode,
+        route_id=route_id,
+        created_at=to_epoch(created),
+        deadline_at=to_epoch(due),
+    )

@@ -54,8 +54,20 @@ class PostgresServer:
         pwfile.write_text(PASSWORD)
         if self._as_root:
             shutil.chown(pwfile, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", USER, f"--pwfile={pwfile}", "--auth-local=trust",
-                  "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            USER,
+            f"--pwfile={pwfile}",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
         pwfile.unlink()
 
     def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -75,10 +87,13 @@ class PostgresServer:
 
     def start(self) -> None:
         # fsync off: the tests stop and kill the server, never the machine, and it keeps them fast.
-        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-                   " -c full_page_writes=off -c max_connections=60")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"), "-w", "-t", "60",
-                  "-o", options, "start")
+        options = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+            " -c full_page_writes=off -c max_connections=60"
+        )
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"), "-w", "-t", "60", "-o", options, "start"
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server: `fast` (clean), or `immediate` (as if it crashed: no shutdown checkpoint)."""

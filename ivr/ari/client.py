@@ -19,7 +19,6 @@ import aiohttp
 
 from ivr.errors import AriAuthError, AriConflict, AriError, AriNotFound, AriUnavailable
 
-
 # REST connections kept open to Asterisk: the pool grows with concurrent calls up to the limit
 # (well under http.conf's sessionlimit, which the events WebSocket shares) and a connection idle
 # for KEEPALIVE_S is closed — the same as Asterisk's session_keep_alive, so neither side keeps a
@@ -70,13 +69,15 @@ class AriClient:
         await self.close()
 
     # -- the one place HTTP happens -------------------------------------------------------
-    async def request(self, method: str, path: str, params: Mapping[str, str | int] | None = None,
-                      body: Any = None) -> Any:
+    async def request(
+        self, method: str, path: str, params: Mapping[str, str | int] | None = None, body: Any = None
+    ) -> Any:
         url = f"{self.base}{path}"
         timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout)
         try:
-            async with self.session.request(method, url, params=params, json=body, timeout=timeout,
-                                            headers={"Authorization": self.auth_header}) as resp:
+            async with self.session.request(
+                method, url, params=params, json=body, timeout=timeout, headers={"Authorization": self.auth_header}
+            ) as resp:
                 text = await resp.text()
                 if resp.status < 300:
                     return json.loads(text) if text else None
@@ -103,24 +104,38 @@ class AriClient:
 
     async def play(self, channel: str, playback_id: str, media: list[str], lang: str = "zh") -> None:
         # Several media in one request play back to back with one PlaybackFinished at the end.
-        await self.request("POST", f"/channels/{channel}/play/{playback_id}",
-                           {"media": ",".join(media), "lang": lang})
+        await self.request("POST", f"/channels/{channel}/play/{playback_id}", {"media": ",".join(media), "lang": lang})
 
     async def record(self, channel: str, name: str, max_seconds: int, max_silence_seconds: int) -> None:
         """Record what the caller says into Asterisk's recording spool as NAME.wav."""
-        await self.request("POST", f"/channels/{channel}/record", {
-            "name": name, "format": "wav", "maxDurationSeconds": max_seconds,
-            "maxSilenceSeconds": max_silence_seconds, "ifExists": "overwrite", "beep": "true",
-            "terminateOn": "#"})
+        await self.request(
+            "POST",
+            f"/channels/{channel}/record",
+            {
+                "name": name,
+                "format": "wav",
+                "maxDurationSeconds": max_seconds,
+                "maxSilenceSeconds": max_silence_seconds,
+                "ifExists": "overwrite",
+                "beep": "true",
+                "terminateOn": "#",
+            },
+        )
 
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", f"/playbacks/{playback_id}")
 
-    async def create_channel(self, channel_id: str, endpoint: str, app_args: str, originator: str,
-                             variables: Mapping[str, str] | None = None) -> None:
+    async def create_channel(
+        self, channel_id: str, endpoint: str, app_args: str, originator: str, variables: Mapping[str, str] | None = None
+    ) -> None:
         """Create an outbound channel in our app, not yet dialled: we own it before it rings."""
-        params: dict[str, str] = {"endpoint": endpoint, "app": self.settings.app, "appArgs": app_args,
-                                  "channelId": channel_id, "originator": originator}
+        params: dict[str, str] = {
+            "endpoint": endpoint,
+            "app": self.settings.app,
+            "appArgs": app_args,
+            "channelId": channel_id,
+            "originator": originator,
+        }
         body = {"variables": dict(variables)} if variables else None
         await self.request("POST", "/channels/create", params, body)
 
@@ -135,8 +150,9 @@ class AriClient:
         return str((data or {}).get("value", ""))
 
     async def continue_in_dialplan(self, channel: str, context: str, extension: str, priority: int = 1) -> None:
-        await self.request("POST", f"/channels/{channel}/continue",
-                           {"context": context, "extension": extension, "priority": priority})
+        await self.request(
+            "POST", f"/channels/{channel}/continue", {"context": context, "extension": extension, "priority": priority}
+        )
 
     async def channel(self, channel: str) -> dict[str, Any]:
         return dict(await self.request("GET", f"/channels/{channel}"))

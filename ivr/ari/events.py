@@ -25,7 +25,7 @@ class Event:
         for kind in ("playback", "recording"):
             target = (self.raw.get(kind) or {}).get("target_uri", "") if kind in self.raw else ""
             if isinstance(target, str) and target.startswith("channel:"):
-                return target[len("channel:"):]
+                return target[len("channel:") :]
         peer = self.raw.get("peer")
         if isinstance(peer, dict):
             return str(peer.get("id"))
@@ -114,10 +114,20 @@ class ApplicationReplaced(Event):
 # sets the application's event filter on every connection). ChannelVarset alone — one per
 # variable Asterisk or we set — would otherwise be most of the traffic. A new typed event
 # above must be added here too, or it never arrives.
-SUBSCRIBED = frozenset({
-    "StasisStart", "StasisEnd", "ChannelHangupRequest", "ChannelDestroyed", "ChannelDtmfReceived", "Dial",
-    "PlaybackFinished", "RecordingFinished", "RecordingFailed", "ApplicationReplaced",
-})
+SUBSCRIBED = frozenset(
+    {
+        "StasisStart",
+        "StasisEnd",
+        "ChannelHangupRequest",
+        "ChannelDestroyed",
+        "ChannelDtmfReceived",
+        "Dial",
+        "PlaybackFinished",
+        "RecordingFinished",
+        "RecordingFailed",
+        "ApplicationReplaced",
+    }
+)
 
 
 def _channel(raw: dict[str, Any]) -> dict[str, Any]:
@@ -133,8 +143,15 @@ def parse(raw: dict[str, Any]) -> Event:
     if kind == "StasisStart":
         caller = ch.get("caller") or {}
         dialplan = ch.get("dialplan") or {}
-        return StasisStart(kind, raw, cid, tuple(str(a) for a in raw.get("args", [])),
-                           str(caller.get("number", "")), str(dialplan.get("exten", "")), str(ch.get("state", "")))
+        return StasisStart(
+            kind,
+            raw,
+            cid,
+            tuple(str(a) for a in raw.get("args", [])),
+            str(caller.get("number", "")),
+            str(dialplan.get("exten", "")),
+            str(ch.get("state", "")),
+        )
     if kind == "StasisEnd":
         return StasisEnd(kind, raw, cid)
     if kind == "ChannelHangupRequest":

@@ -87,14 +87,17 @@ async def connections(client: AriClient, *, heartbeat: float = 5.0) -> AsyncIter
         attempt += 1
         try:
             ws = await client.session.ws_connect(
-                url, params=params, heartbeat=heartbeat,
+                url,
+                params=params,
+                heartbeat=heartbeat,
                 headers={"Authorization": client.auth_header},
                 timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
             )
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status in (401, 403):
-                raise AriAuthError(f"ARI rejected the credentials for user {client.settings.username!r}",
-                                   status=exc.status) from exc
+                raise AriAuthError(
+                    f"ARI rejected the credentials for user {client.settings.username!r}", status=exc.status
+                ) from exc
             wait = next(delays)
             log.warning("ari_connect_failed", status=exc.status, retry_in=round(wait, 2), attempt=attempt)
             await asyncio.sleep(wait)

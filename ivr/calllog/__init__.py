@@ -19,8 +19,16 @@ from pathlib import Path
 
 from ivr.calllog.writer import CALLBACK_OUTCOMES, SATISFACTION, SCHEMA_VERSION, CallLog
 
-__all__ = ["CALLBACK_OUTCOMES", "SATISFACTION", "SCHEMA_VERSION", "CallLog", "default_journal", "is_url",
-           "open_calllog", "shown"]
+__all__ = [
+    "CALLBACK_OUTCOMES",
+    "SATISFACTION",
+    "SCHEMA_VERSION",
+    "CallLog",
+    "default_journal",
+    "is_url",
+    "open_calllog",
+    "shown",
+]
 
 
 def is_url(target: str | Path) -> bool:

@@ -51,7 +51,7 @@ class Journal:
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             except OSError:
                 try:  # cutting back frees the space, so it works on a full disk too

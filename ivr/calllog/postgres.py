@@ -38,8 +38,8 @@ import structlog
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ivr.calllog import is_url
+from ivr.calllog.commands import Db, to_pyformat
 from ivr.calllog.writer import SCHEMA_VERSION, CallLog, StorageUnavailable
-from ivr.calllog.writes import Db, to_pyformat
 
 log = structlog.get_logger("ivr.calllog")
 
@@ -150,8 +150,13 @@ _BUSY = frozenset({"40001", "40P01", "55P03"})
 
 # Connection defaults a URL may override: a server that vanishes without a reset (a cut
 # network) is noticed in seconds, not after the kernel's two hours, so the writer journals.
-_KEEPALIVE = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5", "keepalives_count": "3",
-              "tcp_user_timeout": "30000"}
+_KEEPALIVE = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
 
 
 def redact(url: str) -> str:
@@ -175,14 +180,25 @@ class PostgresCallLog(CallLog):
 
     errors = (psycopg.Error,)
 
-    def __init__(self, url: str, journal_path: str | Path | None = None, *, lock_timeout: float = 1.0,
-                 retry_seconds: float = 1.5, memory_limit: int = 100_000) -> None:
+    def __init__(
+        self,
+        url: str,
+        journal_path: str | Path | None = None,
+        *,
+        lock_timeout: float = 1.0,
+        retry_seconds: float = 1.5,
+        memory_limit: int = 100_000,
+    ) -> None:
         if not is_url(url):
             raise ValueError("a PostgreSQL call log needs a postgresql:// URL")
         self.url = url
         self.where = redact(url)
-        super().__init__(Path(journal_path) if journal_path else DEFAULT_JOURNAL, lock_timeout=lock_timeout,
-                         retry_seconds=retry_seconds, memory_limit=memory_limit)
+        super().__init__(
+            Path(journal_path) if journal_path else DEFAULT_JOURNAL,
+            lock_timeout=lock_timeout,
+            retry_seconds=retry_seconds,
+            memory_limit=memory_limit,
+        )
 
     def __repr__(self) -> str:
         return f"PostgresCallLog({self.where!r})"
@@ -217,8 +233,10 @@ class PostgresCallLog(CallLog):
             return version
         try:
             db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
-            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY,"
-                       " applied_at double precision NOT NULL)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY,"
+                " applied_at double precision NOT NULL)"
+            )
             version = self._version(db)
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _STEPS[target]:
@@ -273,4 +291,3 @@ class PostgresCallLog(CallLog):
                 return first[0] if first else type(exc).__name__
             return f"{exc.diag.message_primary or type(exc).__name__} ({exc.sqlstate})"
         return type(exc).__name__
-

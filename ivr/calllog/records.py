@@ -47,7 +47,9 @@ class CallRecord:
     hangup_by: str = ""  # caller | callee | system
     hangup_cause: int | None = None
     talk_seconds: float = 0.0
-    outcome: str = "in_progress"  # connected | operator | message | goodbye | abandoned | failed | handed_off | interrupted
+    outcome: str = (
+        "in_progress"  # connected | operator | message | goodbye | abandoned | failed | handed_off | interrupted
+    )
     ticket_id: str = ""
     satisfaction: int | None = None  # post-call survey: 1 satisfied, 2 basically, 3 dissatisfied
     steps: list[Step] = field(default_factory=list)

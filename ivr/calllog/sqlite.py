@@ -25,6 +25,17 @@ from pathlib import Path
 
 import structlog
 
+from ivr.calllog.commands import (
+    Db,
+    Write,
+    _CallWrite,
+    _MissedCall,
+    _TicketClosed,
+    _TicketOpened,
+    _TicketSurvey,
+)
+from ivr.calllog.commands import decode as _decode
+from ivr.calllog.commands import encode as _encode
 from ivr.calllog.writer import (
     CALLBACK_OUTCOMES,
     KEEP_CALLS_DAYS,
@@ -34,21 +45,24 @@ from ivr.calllog.writer import (
     CallLog,
     StorageUnavailable,
 )
-from ivr.calllog.writes import (
-    Db,
-    Write,
-    _CallWrite,
-    _MissedCall,
-    _TicketClosed,
-    _TicketOpened,
-    _TicketSurvey,
-)
-from ivr.calllog.writes import decode as _decode
-from ivr.calllog.writes import encode as _encode
 
-__all__ = ["CALLBACK_OUTCOMES", "KEEP_CALLS_DAYS", "KEEP_NUMBERS_DAYS", "SATISFACTION", "SCHEMA_VERSION",
-           "SqliteCallLog", "StorageUnavailable", "Write", "_CallWrite", "_MissedCall", "_TicketClosed",
-           "_TicketOpened", "_TicketSurvey", "_decode", "_encode"]
+__all__ = [
+    "CALLBACK_OUTCOMES",
+    "KEEP_CALLS_DAYS",
+    "KEEP_NUMBERS_DAYS",
+    "SATISFACTION",
+    "SCHEMA_VERSION",
+    "SqliteCallLog",
+    "StorageUnavailable",
+    "Write",
+    "_CallWrite",
+    "_MissedCall",
+    "_TicketClosed",
+    "_TicketOpened",
+    "_TicketSurvey",
+    "_decode",
+    "_encode",
+]
 
 log = structlog.get_logger("ivr.calllog")
 
@@ -142,10 +156,20 @@ _V2 = (
 
 
 # What says "the storage, not this write": retry later from the journal.
-_STORAGE_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_READONLY,
-                            sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
-                            sqlite3.SQLITE_PERM, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB,
-                            sqlite3.SQLITE_PROTOCOL})
+_STORAGE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
 
 
 class SqliteCallLog(CallLog):
@@ -153,12 +177,23 @@ class SqliteCallLog(CallLog):
 
     errors = (sqlite3.Error,)
 
-    def __init__(self, path: str | Path, journal_path: str | Path | None = None, *, lock_timeout: float = 1.0,
-                 retry_seconds: float = 1.5, memory_limit: int = 100_000) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        journal_path: str | Path | None = None,
+        *,
+        lock_timeout: float = 1.0,
+        retry_seconds: float = 1.5,
+        memory_limit: int = 100_000,
+    ) -> None:
         self.path = Path(path)
         self.where = str(self.path)
-        super().__init__(Path(journal_path) if journal_path else Path(f"{self.path}.journal"),
-                         lock_timeout=lock_timeout, retry_seconds=retry_seconds, memory_limit=memory_limit)
+        super().__init__(
+            Path(journal_path) if journal_path else Path(f"{self.path}.journal"),
+            lock_timeout=lock_timeout,
+            retry_seconds=retry_seconds,
+            memory_limit=memory_limit,
+        )
 
     # -- the file -----------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -174,8 +209,9 @@ class SqliteCallLog(CallLog):
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
                 if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
-                    log.info("calllog_permissions_tightened", file=path.name,
-                             was=oct(stat.S_IMODE(path.stat().st_mode)))
+                    log.info(
+                        "calllog_permissions_tightened", file=path.name, was=oct(stat.S_IMODE(path.stat().st_mode))
+                    )
                     path.chmod(0o600)
         except OSError as exc:  # e.g. not the file's owner: warn, but keep the hotline answering
             log.warning("calllog_permissions", error=str(exc))
@@ -244,7 +280,9 @@ class SqliteCallLog(CallLog):
     def _busy(self, exc: BaseException) -> bool:
         """Another connection holds the lock: worth retrying at once (anything else will fail again)."""
         return isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", 0) & 0xFF in (
-            sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            sqlite3.SQLITE_BUSY,
+            sqlite3.SQLITE_LOCKED,
+        )
 
     def _storage(self, exc: BaseException) -> bool:
         if isinstance(exc, (OSError, StorageUnavailable)):

@@ -14,7 +14,7 @@ stop" needs. A call is written when it arrives and again when it ends; rows stil
 
 The same database and the same writer keep the tickets (限时办结, ivr.tickets) and the
 missed-call callback list (漏接回拨). A queued write is a small command object applied to the
-writer's connection (ivr.calllog.writes), so every kind of write shares the batching, the
+writer's connection (ivr.calllog.commands), so every kind of write shares the batching, the
 retries and the order of arrival: a ticket's survey can never overtake the ticket. One write
 that can never succeed (a constraint, a schema mismatch) is dropped and logged on its own; it
 does not take the rest of its batch, or the writer thread, with it.
@@ -27,7 +27,7 @@ anything, every new write is appended behind it, never written directly, so orde
 across the outage. The writer replays the journal at start, every `retry_seconds` and at
 close (reconnecting each time: a server that came back is used again); only when all of it
 is committed does it empty the journal and write directly again. Replays are idempotent
-(ivr.calllog.writes), because a kill between the commit and the emptying — or a connection
+(ivr.calllog.commands), because a kill between the commit and the emptying — or a connection
 lost after the server committed but before it said so — replays writes a second time. A
 journal left by a killed controller is replayed before that controller's calls in progress
 are marked interrupted, so a final write it journaled still wins. If the journal cannot be
@@ -54,9 +54,7 @@ from typing import Any
 
 import structlog
 
-from ivr.calllog.journal import Journal
-from ivr.calllog.records import CallRecord
-from ivr.calllog.writes import (
+from ivr.calllog.commands import (
     Db,
     Write,
     _CallWrite,
@@ -68,6 +66,8 @@ from ivr.calllog.writes import (
     decode,
     encode,
 )
+from ivr.calllog.journal import Journal
+from ivr.calllog.records import CallRecord
 from ivr.tickets import Ticket
 
 log = structlog.get_logger("ivr.calllog")
@@ -107,8 +107,9 @@ class CallLog:
     errors: tuple[type[Exception], ...] = ()
     where = ""
 
-    def __init__(self, journal_path: Path, *, lock_timeout: float = 1.0, retry_seconds: float = 1.5,
-                 memory_limit: int = 100_000) -> None:
+    def __init__(
+        self, journal_path: Path, *, lock_timeout: float = 1.0, retry_seconds: float = 1.5, memory_limit: int = 100_000
+    ) -> None:
         self.journal_path = journal_path
         self.lock_timeout = lock_timeout  # the writer's wait for another connection's lock, per attempt
         self.retry_seconds = retry_seconds  # how often the writer retries the journal
@@ -166,8 +167,9 @@ class CallLog:
         try:
             self.journal_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # the journal then waits in memory, like a journal that cannot be written
-            log.error("calllog_journal_directory_unavailable", journal=str(self.journal_path),
-                      error=self._describe(exc))
+            log.error(
+                "calllog_journal_directory_unavailable", journal=str(self.journal_path), error=self._describe(exc)
+            )
         try:
             self._pending_file = self._journal.count()
             self._interrupt_at = self._journal.size()  # writes before this are an earlier process's
@@ -184,8 +186,13 @@ class CallLog:
         finally:
             self._drop_connection()  # the writer thread opens its own
         if error is not None:
-            log.warning("calllog_journaling_started", reason=self._describe(error), journal=str(self.journal_path),
-                        pending=self.journal_pending, at="start")
+            log.warning(
+                "calllog_journaling_started",
+                reason=self._describe(error),
+                journal=str(self.journal_path),
+                pending=self.journal_pending,
+                at="start",
+            )
         elif found:
             log.info("calllog_journal_found", records=found)
         self._next_retry = time.monotonic() + self.retry_seconds
@@ -220,8 +227,9 @@ class CallLog:
         self._queue.put(_CallWrite(record.columns(), []))
 
     def call_finished(self, record: CallRecord) -> None:
-        steps = [(i, s.at, s.name, json.dumps(s.detail, ensure_ascii=False, default=str))
-                 for i, s in enumerate(record.steps)]
+        steps = [
+            (i, s.at, s.name, json.dumps(s.detail, ensure_ascii=False, default=str)) for i, s in enumerate(record.steps)
+        ]
         self._queue.put(_CallWrite(record.columns(), steps))
 
     def ticket_opened(self, ticket: Ticket) -> None:
@@ -238,8 +246,9 @@ class CallLog:
         """办结: the ticket is done. Closing a closed ticket keeps the first close (and logs)."""
         self._queue.put(_TicketClosed(ticket_id, at, note))
 
-    def missed_call(self, call_id: str, caller_number: str, caller_hash: str, caller_masked: str,
-                    reason: str, at: float) -> None:
+    def missed_call(
+        self, call_id: str, caller_number: str, caller_hash: str, caller_masked: str, reason: str, at: float
+    ) -> None:
         """A citizen hung up before anyone took the call (or left a message): call them back.
 
         One open entry per caller (`caller_hash`): a repeat caller's entry counts the missed
@@ -272,7 +281,9 @@ class CallLog:
                 "UPDATE callbacks SET attempts = attempts + 1, last_attempt_at = :at, outcome = :outcome,"
                 " status = CASE WHEN :done = 1 THEN 'done' ELSE status END,"
                 " done_at = CASE WHEN :done = 1 AND status = 'open' THEN :at ELSE done_at END"
-                " WHERE id = :id", {"at": at, "outcome": outcome, "done": int(done), "id": callback_id})
+                " WHERE id = :id",
+                {"at": at, "outcome": outcome, "done": int(done), "id": callback_id},
+            )
             found = cur.rowcount == 1
             db.commit()
         finally:
@@ -281,8 +292,13 @@ class CallLog:
         return found
 
     # -- retention (PIPL) ---------------------------------------------------------------------
-    def purge(self, now: float, keep_calls_days: int = KEEP_CALLS_DAYS, keep_numbers_days: int = KEEP_NUMBERS_DAYS,
-              dry_run: bool = False) -> dict[str, int]:
+    def purge(
+        self,
+        now: float,
+        keep_calls_days: int = KEEP_CALLS_DAYS,
+        keep_numbers_days: int = KEEP_NUMBERS_DAYS,
+        dry_run: bool = False,
+    ) -> dict[str, int]:
         """Apply the retention rules in one transaction; how many of each were (or would be) affected.
 
         - A full caller number is erased (`caller_number` = '') once its callback entry is done,
@@ -303,14 +319,24 @@ class CallLog:
         calls_before = now - keep_calls_days * 86400.0
         old_calls = "SELECT call_id FROM calls WHERE started_at < :calls"
         statements = (
-            ("numbers_erased", ("UPDATE callbacks SET caller_number = '' WHERE caller_number != ''"
-                                " AND (status = 'done' OR last_missed_at < :numbers)")),
+            (
+                "numbers_erased",
+                (
+                    "UPDATE callbacks SET caller_number = '' WHERE caller_number != ''"
+                    " AND (status = 'done' OR last_missed_at < :numbers)"
+                ),
+            ),
             ("steps_deleted", f"DELETE FROM call_steps WHERE call_id IN ({old_calls})"),
             ("callback_calls_deleted", f"DELETE FROM callback_calls WHERE call_id IN ({old_calls})"),
             ("calls_deleted", "DELETE FROM calls WHERE started_at < :calls"),
             ("tickets_deleted", "DELETE FROM tickets WHERE status = 'closed' AND created_at < :calls"),
-            ("callbacks_deleted", ("DELETE FROM callbacks WHERE status = 'done' AND last_missed_at < :calls"
-                                   " AND id NOT IN (SELECT callback_id FROM callback_calls)")),
+            (
+                "callbacks_deleted",
+                (
+                    "DELETE FROM callbacks WHERE status = 'done' AND last_missed_at < :calls"
+                    " AND id NOT IN (SELECT callback_id FROM callback_calls)"
+                ),
+            ),
         )
         params = {"numbers": numbers_before, "calls": calls_before}
         counts: dict[str, int] = {}
@@ -330,8 +356,13 @@ class CallLog:
                 self._after_purge(db)
         finally:
             db.close()
-        log.info("calllog_purged", dry_run=dry_run, keep_calls_days=keep_calls_days,
-                 keep_numbers_days=keep_numbers_days, **counts)
+        log.info(
+            "calllog_purged",
+            dry_run=dry_run,
+            keep_calls_days=keep_calls_days,
+            keep_numbers_days=keep_numbers_days,
+            **counts,
+        )
         return counts
 
     # -- reads (CLI, tests, reports) --------------------------------------------------------
@@ -341,8 +372,7 @@ class CallLog:
         return self._query(sql, params)
 
     def steps(self, call_id: str) -> list[dict[str, Any]]:
-        rows = self._query("SELECT seq, at, name, detail FROM call_steps WHERE call_id = ? ORDER BY seq",
-                           (call_id,))
+        rows = self._query("SELECT seq, at, name, detail FROM call_steps WHERE call_id = ? ORDER BY seq", (call_id,))
         return [{**r, "detail": json.loads(r["detail"])} for r in rows]
 
     def tickets(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
@@ -357,8 +387,9 @@ class CallLog:
 
     def overdue(self, now: float) -> list[dict[str, Any]]:
         """Open tickets whose deadline (Unix seconds) is before `now`, most overdue first."""
-        return self._query("SELECT * FROM tickets WHERE status = 'open' AND deadline_at < ?"
-                           " ORDER BY deadline_at, ticket_id", (now,))
+        return self._query(
+            "SELECT * FROM tickets WHERE status = 'open' AND deadline_at < ? ORDER BY deadline_at, ticket_id", (now,)
+        )
 
     def callbacks(self, status: str | None = "open") -> list[dict[str, Any]]:
         """The callback list, longest waiting first; status "open", "done" or None for all.
@@ -370,8 +401,9 @@ class CallLog:
 
     def callback_calls(self, callback_id: int) -> list[dict[str, Any]]:
         """The missed calls behind one callback entry, oldest first."""
-        return self._query("SELECT call_id, reason, at FROM callback_calls WHERE callback_id = ? ORDER BY at, call_id",
-                           (callback_id,))
+        return self._query(
+            "SELECT call_id, reason, at FROM callback_calls WHERE callback_id = ? ORDER BY at, call_id", (callback_id,)
+        )
 
     def report_steps(self, start: float, end: float, names: tuple[str, ...]) -> list[dict[str, Any]]:
         """Steps named `names` of the calls that started in [start, end), by call and order.
@@ -382,7 +414,8 @@ class CallLog:
         return self._query(
             "SELECT s.call_id, s.seq, s.at, s.name, s.detail FROM call_steps s JOIN calls c ON c.call_id = s.call_id"
             f" WHERE c.started_at >= ? AND c.started_at < ? AND s.name IN ({marks}) ORDER BY s.call_id, s.seq",
-            (start, end, *names))
+            (start, end, *names),
+        )
 
     def _query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         db = self._open()
@@ -444,11 +477,14 @@ class CallLog:
                 self._hold([])  # last chance for writes held in memory to reach the disk
                 if self._held:
                     self.lost_total += len(self._held)
-                    log.error("calllog_records_lost", records=len(self._held), total=self.lost_total,
-                              why="stopped while neither the database nor the journal could take them")
+                    log.error(
+                        "calllog_records_lost",
+                        records=len(self._held),
+                        total=self.lost_total,
+                        why="stopped while neither the database nor the journal could take them",
+                    )
                     self._held = []
-                log.warning("calllog_closed_with_journal", journal=str(self.journal_path),
-                            pending=self._pending_file)
+                log.warning("calllog_closed_with_journal", journal=str(self.journal_path), pending=self._pending_file)
         finally:
             self._drop_connection()
 
@@ -474,8 +510,12 @@ class CallLog:
             self._episode_started, self._episode_replayed = time.monotonic(), 0
             self._next_retry = time.monotonic() + self.retry_seconds
             self._last_retry_error = self._describe(error)
-            log.warning("calllog_journaling_started", reason=self._last_retry_error, records=len(batch) - done,
-                        journal=str(self.journal_path))
+            log.warning(
+                "calllog_journaling_started",
+                reason=self._last_retry_error,
+                records=len(batch) - done,
+                journal=str(self.journal_path),
+            )
             self._hold(batch[done:])
 
     def _apply(self, writes: list[Write], attempts: int) -> tuple[int, BaseException | None]:
@@ -558,15 +598,24 @@ class CallLog:
         except OSError as exc:
             if not self._memory_episode:
                 self._memory_episode = True
-                log.error("calllog_journal_unwritable", journal=str(self.journal_path), error=self._describe(exc),
-                          held=len(pending), limit=self.memory_limit)
+                log.error(
+                    "calllog_journal_unwritable",
+                    journal=str(self.journal_path),
+                    error=self._describe(exc),
+                    held=len(pending),
+                    limit=self.memory_limit,
+                )
             room = max(self.memory_limit - len(self._held), 0)
             self._held.extend(writes[:room])
             lost = len(writes) - min(room, len(writes))
             if lost:
                 self.lost_total += lost
-                log.error("calllog_records_lost", records=lost, total=self.lost_total,
-                          why="memory bound reached while neither the database nor the journal could take them")
+                log.error(
+                    "calllog_records_lost",
+                    records=lost,
+                    total=self.lost_total,
+                    why="memory bound reached while neither the database nor the journal could take them",
+                )
             return
         self._pending_file += len(pending)
         if self._held:
@@ -635,8 +684,11 @@ class CallLog:
             return exc  # all committed: the next retry reads nothing and clears again
         self._offset, self._pending_file = 0, 0
         if self._episode_replayed:
-            log.info("calllog_journal_replayed", records=self._episode_replayed,
-                     seconds=round(time.monotonic() - self._episode_started, 1))
+            log.info(
+                "calllog_journal_replayed",
+                records=self._episode_replayed,
+                seconds=round(time.monotonic() - self._episode_started, 1),
+            )
         self._backlog, self._episode_replayed, self._last_retry_error = False, 0, ""
         self._memory_episode = False
         return None
@@ -650,4 +702,3 @@ class CallLog:
             if mark.count:
                 log.info("calls_interrupted", calls=mark.count)
         return error
-

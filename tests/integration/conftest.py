@@ -4,9 +4,9 @@
   takes — and stopped by pid at the end. Anything of a running demo hotline is stopped first:
   two controllers on one Stasis app would fight over every call.
 - `start_controller` (per test): `hotline run` as a real subprocess with the test's own call log
-  (bench.lab.ControllerProcess, the benchmark's controller too).
+  (lab.processes.ControllerProcess, the benchmark's controller too).
 - `phones`: SIPp UAS processes playing department lines (:5080) and operator seats (:5090)
-  (ivr.sipp.phone.Phone, the benchmark's and the soak's phones too).
+  (lab.sipp.phone.Phone, the benchmark's and the soak's phones too).
 - after every test, Asterisk must hold zero channels and zero bridges.
 
 Tests poll for conditions (`until`) instead of sleeping.
@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 
-from bench.lab import ControllerProcess
 from ivr.calllog.sqlite import SqliteCallLog
-from ivr.sipp.phone import Phone
+from lab.processes import ControllerProcess
+from lab.sipp.phone import Phone
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("HOTLINE_STATE", REPO / "var"))
@@ -41,8 +41,11 @@ HOTLINECTL = str(REPO / "hotlinectl")
 OFFICE_HOURS = "2026-11-24T10:00:00"
 AFTER_HOURS = "2026-11-24T20:00:00"
 PARTNER_SECRET = "partner-secret-for-tests"
-PARTNER_SECRET_ENVS = ("HOTLINE_PARTNER_SECRET_MARKET", "HOTLINE_PARTNER_SECRET_HEALTH",
-                       "HOTLINE_PARTNER_SECRET_SERVICES")
+PARTNER_SECRET_ENVS = (
+    "HOTLINE_PARTNER_SECRET_MARKET",
+    "HOTLINE_PARTNER_SECRET_HEALTH",
+    "HOTLINE_PARTNER_SECRET_SERVICES",
+)
 WEBHOOK_PORT = 8099
 DEPARTMENTS_PORT = 5080
 OPERATORS_PORT = 5090
@@ -82,8 +85,15 @@ class Ari:
 
 
 def ctl(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HOTLINECTL, *args], cwd=REPO, text=True, capture_output=True, check=False,
-                          timeout=timeout, env={**os.environ, "HOTLINE_STATE": str(STATE)})
+    return subprocess.run(
+        [HOTLINECTL, *args],
+        cwd=REPO,
+        text=True,
+        capture_output=True,
+        check=False,
+        timeout=timeout,
+        env={**os.environ, "HOTLINE_STATE": str(STATE)},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -124,7 +134,7 @@ def phones(tmp_path: Path) -> Iterator[Callable[..., Phone]]:
 
 
 class Controller:
-    """A test's `hotline run` (bench.lab.ControllerProcess), its log and its call log."""
+    """A test's `hotline run` (lab.processes.ControllerProcess), its log and its call log."""
 
     def __init__(self, process: ControllerProcess) -> None:
         self.process = process
@@ -149,9 +159,11 @@ class Controller:
 
     def finished_calls(self, n: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:
         """Wait until `n` calls are complete in the call log; return them in arrival order."""
+
         def done() -> list[dict[str, Any]]:
             rows = [r for r in self.calllog.calls() if r["outcome"] != "in_progress"]
             return rows if len(rows) >= n else []
+
         return list(until(done, timeout=timeout, what=f"{n} finished call(s) in the call log"))
 
     def stop(self) -> int:
@@ -164,13 +176,20 @@ class Controller:
 def start_controller(asterisk: Ari, tmp_path: Path) -> Iterator[Callable[..., Controller]]:
     running: list[Controller] = []
 
-    def start(routes: Path = REPO / "routes.yaml", clock: str = OFFICE_HOURS,
-              env: dict[str, str] | None = None) -> Controller:
+    def start(
+        routes: Path = REPO / "routes.yaml", clock: str = OFFICE_HOURS, env: dict[str, str] | None = None
+    ) -> Controller:
         """Start `hotline run`; `env` adds or overrides environment variables (e.g. ARI_URL)."""
         # A test's controllers share its call log; each writes a log of its own.
-        process = ControllerProcess(tmp_path, routes=routes, calllog=tmp_path / "calllog.sqlite3",
-                                    log_path=tmp_path / f"controller-{len(running) + 1}.log",
-                                    key_file=STATE / "caller-hash.key", clock=clock, partner_secret=PARTNER_SECRET)
+        process = ControllerProcess(
+            tmp_path,
+            routes=routes,
+            calllog=tmp_path / "calllog.sqlite3",
+            log_path=tmp_path / f"controller-{len(running) + 1}.log",
+            key_file=STATE / "caller-hash.key",
+            clock=clock,
+            partner_secret=PARTNER_SECRET,
+        )
         process.start(env, timeout=20)
         controller = Controller(process)
         running.append(controller)
@@ -197,22 +216,33 @@ def partner_webhook() -> Iterator[Partner]:
     import http.server
     import threading
 
-    from ivr.webhook import verify
+    from ivr.handoff.webhook import verify
 
     partner = Partner()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            ok = verify(PARTNER_SECRET.encode(), int(self.headers.get("X-Hotline-Timestamp", "0")), body,
-                        self.headers.get("X-Hotline-Signature", ""), now=time.time())
-            partner.received.append({"path": self.path, "verified": ok, "body": json.loads(body),
-                                     "delivery": self.headers.get("X-Hotline-Delivery")})
+            ok = verify(
+                PARTNER_SECRET.encode(),
+                int(self.headers.get("X-Hotline-Timestamp", "0")),
+                body,
+                self.headers.get("X-Hotline-Signature", ""),
+                now=time.time(),
+            )
+            partner.received.append(
+                {
+                    "path": self.path,
+                    "verified": ok,
+                    "body": json.loads(body),
+                    "delivery": self.headers.get("X-Hotline-Delivery"),
+                }
+            )
             self.send_response(200 if ok else 401)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", WEBHOOK_PORT), Handler)

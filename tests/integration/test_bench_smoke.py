@@ -16,8 +16,17 @@ from .conftest import Ari
 
 
 def test_one_benchmark_run_measures_both_flows_and_writes_the_ab_table(asterisk: Ari, tmp_path: Path) -> None:
-    opts = Options(window=12, rates_a=[6], rates_b=[6], rates_sipp=[6], calibrate=True, checks=False, max_minutes=4,
-                   out=tmp_path, manage_asterisk=False)
+    opts = Options(
+        window=12,
+        rates_a=[6],
+        rates_b=[6],
+        rates_sipp=[6],
+        calibrate=True,
+        checks=False,
+        max_minutes=4,
+        out=tmp_path,
+        manage_asterisk=False,
+    )
     report = run(opts)
 
     calibration, a, b = report["calibration"], report["A"], report["B"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.citizen import place_call
+from lab.citizen import place_call
 from tests.integration.conftest import (
     AFTER_HOURS,
     ASTERISK_LOGS,
@@ -40,7 +40,8 @@ def short_ring_routes(tmp_path: Path) -> Path:
 
 
 def test_citizen_picks_public_security_and_is_bridged_to_its_number(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT, talk_ms=2000)
     controller = start_controller()
 
@@ -67,7 +68,8 @@ def test_citizen_picks_public_security_and_is_bridged_to_its_number(
 
 
 def test_a_busy_department_overflows_to_the_operators(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT, "phone_busy.xml")
     operators = phones(SEAT_PORTS[0], talk_ms=1500)
     controller = start_controller()
@@ -83,7 +85,8 @@ def test_a_busy_department_overflows_to_the_operators(
 
 
 def test_an_unanswered_department_overflows_after_its_ring_time(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+) -> None:
     department = phones(DEPARTMENTS_PORT, "phone_noanswer.xml")
     operators = phones(SEAT_PORTS[0], talk_ms=1500)
     controller = start_controller(short_ring_routes(tmp_path))
@@ -99,7 +102,8 @@ def test_an_unanswered_department_overflows_after_its_ring_time(
 
 
 def test_three_invalid_keys_end_with_a_polite_goodbye(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT)
     controller = start_controller()
 
@@ -109,12 +113,17 @@ def test_three_invalid_keys_end_with_a_polite_goodbye(
     assert department.invites() == []
     (row,) = controller.finished_calls()
     assert (row["decision"], row["reason"], row["outcome"], row["keys"]) == (
-        "hangup", "too_many_invalid_keys", "goodbye", "878")
+        "hangup",
+        "too_many_invalid_keys",
+        "goodbye",
+        "878",
+    )
     assert row["hangup_by"] == "system"
 
 
 def test_a_dual_track_number_dialled_directly_reaches_its_unit(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT, talk_ms=1500)
     controller = start_controller()
 
@@ -128,7 +137,8 @@ def test_a_dual_track_number_dialled_directly_reaches_its_unit(
 
 
 def test_the_caller_hanging_up_mid_menu_is_logged_as_abandoned(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     phones(DEPARTMENTS_PORT)
     controller = start_controller()
 
@@ -162,7 +172,8 @@ def test_numbers_outside_the_dialplan_are_refused(asterisk: object) -> None:
 
 
 def test_the_same_dual_track_unit_is_reachable_through_the_12345_menu(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT, talk_ms=1500)
     controller = start_controller()
 
@@ -172,12 +183,18 @@ def test_the_same_dual_track_unit_is_reachable_through_the_12345_menu(
     assert [u.split("@")[0] for u in department.invites()] == ["sip:12355"]
     (row,) = controller.finished_calls()
     assert (row["entry"], row["track"], row["menu_path"], row["mode"], row["unit"]) == (
-        "12345", "menu", "main/culture", "transfer", "团市委")
+        "12345",
+        "menu",
+        "main/culture",
+        "transfer",
+        "团市委",
+    )
     assert row["outcome"] == "connected"
 
 
 def test_zero_reaches_the_operators_at_once(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT)
     operators = phones(SEAT_PORTS[0], talk_ms=1500)
     controller = start_controller()
@@ -192,7 +209,8 @@ def test_zero_reaches_the_operators_at_once(
 
 
 def test_a_citizen_types_an_old_department_number_after_9(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT, talk_ms=1500)
     controller = start_controller()
 
@@ -201,11 +219,17 @@ def test_a_citizen_types_an_old_department_number_after_9(
     assert call.succeeded, call.stderr
     assert [u.split("@")[0] for u in department.invites()] == ["sip:3022782"]
     (row,) = controller.finished_calls()
-    assert (row["reason"], row["unit"], row["mode"], row["outcome"]) == ("number_entry", "市发改委", "merge", "connected")
+    assert (row["reason"], row["unit"], row["mode"], row["outcome"]) == (
+        "number_entry",
+        "市发改委",
+        "merge",
+        "connected",
+    )
 
 
 def test_a_typed_number_outside_routes_yaml_is_never_dialled(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT)
     operators = phones(SEAT_PORTS[0])
     partners = phones(PARTNERS_PORT)
@@ -220,7 +244,8 @@ def test_a_typed_number_outside_routes_yaml_is_never_dialled(
 
 
 def test_an_interconnect_line_is_handed_to_its_partner_platform_with_a_signed_webhook(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone], partner_webhook: Partner) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], partner_webhook: Partner
+) -> None:
     partner = phones(PARTNERS_PORT, talk_ms=1500)
     controller = start_controller()
 
@@ -230,17 +255,26 @@ def test_an_interconnect_line_is_handed_to_its_partner_platform_with_a_signed_we
     assert [u.split("@")[0] for u in partner.invites()] == ["sip:12315"]
     (row,) = controller.finished_calls()
     assert (row["decision"], row["mode"], row["unit"], row["outcome"]) == (
-        "handoff", "interconnect", "市工商质监局", "connected")
+        "handoff",
+        "interconnect",
+        "市工商质监局",
+        "connected",
+    )
     (hook,) = until(lambda: partner_webhook.received, what="the partner's webhook")
     assert hook["verified"] and hook["path"] == "/hotline/handoff"
     assert {k: hook["body"][k] for k in ("call_id", "entry", "caller_masked", "number", "ticket_id")} == {
-        "call_id": row["call_id"], "entry": "12315", "caller_masked": "139****5678", "number": "12315",
-        "ticket_id": row["ticket_id"]}
+        "call_id": row["call_id"],
+        "entry": "12315",
+        "caller_masked": "139****5678",
+        "number": "12315",
+        "ticket_id": row["ticket_id"],
+    }
     assert CITIZEN not in json.dumps(hook["body"])
 
 
 def test_a_partner_platform_that_does_not_answer_falls_back_to_the_operators(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone], partner_webhook: Partner) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], partner_webhook: Partner
+) -> None:
     phones(PARTNERS_PORT, "phone_busy.xml")
     operators = phones(SEAT_PORTS[0], talk_ms=1500)
     controller = start_controller()
@@ -254,7 +288,8 @@ def test_a_partner_platform_that_does_not_answer_falls_back_to_the_operators(
 
 
 def test_a_department_after_hours_takes_a_message_that_becomes_a_callback(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT)
     controller = start_controller(clock=AFTER_HOURS)
 
@@ -265,7 +300,11 @@ def test_a_department_after_hours_takes_a_message_that_becomes_a_callback(
     assert department.invites() == []
     (row,) = controller.finished_calls()
     assert (row["decision"], row["reason"], row["outcome"], row["unit"]) == (
-        "message", "after_hours", "message", "市公安局")
+        "message",
+        "after_hours",
+        "message",
+        "市公安局",
+    )
     message = next(s for s in controller.calllog.steps(row["call_id"]) if s["name"] == "message")
     assert message["detail"]["state"] == "done" and message["detail"]["seconds"] >= 3
     (ticket,) = controller.calllog.tickets()
@@ -275,11 +314,17 @@ def test_a_department_after_hours_takes_a_message_that_becomes_a_callback(
 
 
 def test_a_busy_line_overflows_down_its_chain_before_the_operators(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+) -> None:
     department = phones(DEPARTMENTS_PORT, "phone_busy.xml")
     backup = phones(PARTNERS_PORT, talk_ms=1500)  # the overflow target sits on another trunk
-    text = (REPO / "routes.yaml").read_text(encoding="utf-8").replace(
-        "    ring_seconds: 20\n", '    ring_seconds: 20\n    overflow: [{number: "3372099", trunk: partners}]\n', 1)
+    text = (
+        (REPO / "routes.yaml")
+        .read_text(encoding="utf-8")
+        .replace(
+            "    ring_seconds: 20\n", '    ring_seconds: 20\n    overflow: [{number: "3372099", trunk: partners}]\n', 1
+        )
+    )
     (tmp_path / "routes.yaml").write_text(text, encoding="utf-8")
     controller = start_controller(tmp_path / "routes.yaml")
 
@@ -290,14 +335,22 @@ def test_a_busy_line_overflows_down_its_chain_before_the_operators(
     assert [u.split("@")[0] for u in backup.invites()] == ["sip:3372099"]
     (row,) = controller.finished_calls()
     assert (row["dial_status"], row["overflowed"], row["outcome"], row["operator_status"]) == (
-        "ANSWER", 1, "connected", "")
-    dials = [(s["detail"]["leg"], s["detail"]["status"]) for s in controller.calllog.steps(row["call_id"])
-             if s["name"] == "dial"]
+        "ANSWER",
+        1,
+        "connected",
+        "",
+    )
+    dials = [
+        (s["detail"]["leg"], s["detail"]["status"])
+        for s in controller.calllog.steps(row["call_id"])
+        if s["name"] == "dial"
+    ]
     assert dials == [("department", "BUSY"), ("overflow", "ANSWER")]
 
 
 def test_after_a_department_call_the_citizen_rates_the_service(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     phones(DEPARTMENTS_PORT, talk_ms=1500)
     controller = start_controller()
 
@@ -310,21 +363,31 @@ def test_after_a_department_call_the_citizen_rates_the_service(
     assert (ticket["ticket_id"], ticket["satisfaction"], ticket["kind"]) == (row["ticket_id"], 2, "merge")
 
 
-@pytest.mark.parametrize("scenario, trunk, status", [
-    ("phone_congested.xml", "departments", "CONGESTION"),  # the unit's exchange answers 503
-    ("phone_answer.xml", "nowhere", "TRUNK_DOWN"),         # the trunk itself cannot be used
-])
+@pytest.mark.parametrize(
+    "scenario, trunk, status",
+    [
+        ("phone_congested.xml", "departments", "CONGESTION"),  # the unit's exchange answers 503
+        ("phone_answer.xml", "nowhere", "TRUNK_DOWN"),  # the trunk itself cannot be used
+    ],
+)
 def test_congestion_and_a_dead_trunk_are_told_apart_and_overflow_to_the_operators(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path,
-        scenario: str, trunk: str, status: str) -> None:
+    start_controller: Callable[..., Controller],
+    phones: Callable[..., Phone],
+    tmp_path: Path,
+    scenario: str,
+    trunk: str,
+    status: str,
+) -> None:
     phones(DEPARTMENTS_PORT, scenario)
     operators = phones(SEAT_PORTS[0], talk_ms=1500)
     text = (REPO / "routes.yaml").read_text(encoding="utf-8")
-    text = text.replace("  departments:\n    endpoint: departments",
-                        "  departments:\n    endpoint: departments\n  nowhere:\n    endpoint: no-such-trunk", 1)
+    text = text.replace(
+        "  departments:\n    endpoint: departments",
+        "  departments:\n    endpoint: departments\n  nowhere:\n    endpoint: no-such-trunk",
+        1,
+    )
     gongan = 'number: "3372000"\n    mode: merge\n    effective: 2016-07-31\n    trunk: departments'
-    (tmp_path / "routes.yaml").write_text(text.replace(gongan, gongan.replace("departments", trunk)),
-                                          encoding="utf-8")
+    (tmp_path / "routes.yaml").write_text(text.replace(gongan, gongan.replace("departments", trunk)), encoding="utf-8")
     controller = start_controller(tmp_path / "routes.yaml")
 
     call = place_call("12345", "1", caller=CITIZEN, talk_ms=20000)

@@ -29,8 +29,8 @@ from psycopg import sql
 
 from ivr import privacy
 from ivr.calllog import CallLog, open_calllog
-from ivr.citizen import CallRun, place_call
 from ivr.timekeeping import LOCAL_TZ
+from lab.citizen import CallRun, place_call
 from tests.integration.conftest import OFFICE_HOURS, PARTNER_SECRET, PARTNER_SECRET_ENVS, REPO, STATE, until
 
 pytestmark = pytest.mark.integration
@@ -61,8 +61,12 @@ class Cluster:
 
     def dispatcher(self) -> dict[str, str]:
         """The dispatcher's view: node SIP URI -> flags (AP active, IP inactive, ...)."""
-        out = subprocess.run(["kamcmd", "-s", "unix:/run/hotline-cluster/kamailio/ctl.sock", "dispatcher.list"],
-                             capture_output=True, text=True, timeout=5).stdout
+        out = subprocess.run(
+            ["kamcmd", "-s", "unix:/run/hotline-cluster/kamailio/ctl.sock", "dispatcher.list"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout
         return dict(re.findall(r"URI: (\S+)\s+FLAGS: (\S+)", out))
 
     def node_flags(self, node: str) -> str:
@@ -89,8 +93,12 @@ class Cluster:
 def drop_databases_of_earlier_tests(server: str, keep: str) -> None:
     """The cluster's PostgreSQL outlives a test (clusterctl stop keeps its data): drop what earlier tests left."""
     with psycopg.connect(f"{server}/postgres", autocommit=True) as db:
-        names = [row[0] for row in db.execute(
-            "SELECT datname FROM pg_database WHERE datname ~ '^t[0-9]+$' AND datname <> %s", (keep,))]
+        names = [
+            row[0]
+            for row in db.execute(
+                "SELECT datname FROM pg_database WHERE datname ~ '^t[0-9]+$' AND datname <> %s", (keep,)
+            )
+        ]
         for name in names:
             db.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
@@ -99,9 +107,14 @@ def drop_databases_of_earlier_tests(server: str, keep: str) -> None:
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     # The cluster's own PostgreSQL holds the shared call log; each test gets a database of its own.
     database = f"t{time.time_ns()}"
-    env = {**os.environ, "HOTLINE_STATE": str(STATE), "HOTLINE_CLUSTER_DB": database,
-           "HOTLINE_CLOCK_START": OFFICE_HOURS, "HOTLINE_SHUTDOWN_GRACE": "5",
-           **{name: PARTNER_SECRET for name in PARTNER_SECRET_ENVS}}
+    env = {
+        **os.environ,
+        "HOTLINE_STATE": str(STATE),
+        "HOTLINE_CLUSTER_DB": database,
+        "HOTLINE_CLOCK_START": OFFICE_HOURS,
+        "HOTLINE_SHUTDOWN_GRACE": "5",
+        **{name: PARTNER_SECRET for name in PARTNER_SECRET_ENVS},
+    }
     env.pop("HOTLINE_CALLLOG", None)
     clusterctl("stop", env)  # a cluster left running would not use this test's call log
     started = clusterctl("start", env)
@@ -149,8 +162,16 @@ class Citizen:
 
 def call(n: int, to: str, keys: str, talk_ms: int) -> Citizen:
     citizen = Citizen(caller=f"1391234{n:04d}", placed_at=time.monotonic())
-    citizen.run = place_call(to, keys, caller=citizen.caller, talk_ms=talk_ms, target=ENTRY, via_proxy=True,
-                             local_port=CITIZEN_PORTS + n % 40, timeout_s=60)
+    citizen.run = place_call(
+        to,
+        keys,
+        caller=citizen.caller,
+        talk_ms=talk_ms,
+        target=ENTRY,
+        via_proxy=True,
+        local_port=CITIZEN_PORTS + n % 40,
+        timeout_s=60,
+    )
     citizen.ended_at = time.monotonic()
     return citizen
 
@@ -160,7 +181,8 @@ def node_of(row: dict[str, Any]) -> str:
 
 
 def test_calls_to_the_entry_point_are_spread_over_both_nodes_and_every_one_reaches_its_department(
-        cluster: Cluster) -> None:
+    cluster: Cluster,
+) -> None:
     calls = [("12345", "1"), ("12310", "")] * 12
     with ThreadPoolExecutor(6) as pool:
         citizens = [f.result() for f in [pool.submit(call, n, to, keys, 9000) for n, (to, keys) in enumerate(calls)]]
@@ -174,8 +196,11 @@ def test_calls_to_the_entry_point_are_spread_over_both_nodes_and_every_one_reach
     until(lambda: cluster.department_invites() >= len(calls), timeout=10, what="the departments phone's INVITEs")
     assert cluster.department_invites() == len(calls)
     # One finished row per call, written by the node that answered it.
-    until(lambda: all(r["outcome"] != "in_progress" for r in cluster.calllog.calls()), timeout=15,
-          what="every call to finish in the call log")
+    until(
+        lambda: all(r["outcome"] != "in_progress" for r in cluster.calllog.calls()),
+        timeout=15,
+        what="every call to finish in the call log",
+    )
     for c in citizens:
         rows = cluster.row_of(c.caller)
         assert len(rows) == 1, (c.caller, rows)
@@ -197,7 +222,8 @@ def test_the_cluster_runs_beside_the_lab_without_a_process_or_mount_in_the_labs_
     root = os.path.realpath(os.environ.get("HOTLINE_CACHE", "/var/cache/hotline12345") + "/sid-root")
     ours = {name: cluster.pid(name) for name in ("node1-asterisk", "node2-asterisk")}
     assert {name: os.readlink(f"/proc/{pid}/root") for name, pid in ours.items()} == {
-        name: f"/run/hotline-cluster/{name.split('-')[0]}-root" for name in ours}
+        name: f"/run/hotline-cluster/{name.split('-')[0]}-root" for name in ours
+    }
     with open("/proc/self/mountinfo") as mounts:
         assert not [m for m in mounts if "/run/hotline-cluster" in m.split()[4]]
     assert all(os.readlink(f"/proc/{pid}/root") != root for pid in ours.values())
@@ -212,13 +238,31 @@ def test_the_assessment_report_over_the_shared_call_log_counts_each_call_once(cl
         citizens = [f.result() for f in [pool.submit(call, n, to, keys, 9000) for n, (to, keys) in enumerate(calls)]]
     assert all(c.succeeded for c in citizens)
     assert {c.answered_by() for c in citizens} == set(NODES)  # both nodes wrote to the log
-    until(lambda: len(cluster.calllog.calls("outcome != 'in_progress'")) == len(calls), timeout=15,
-          what="every call to finish in the call log")
+    until(
+        lambda: len(cluster.calllog.calls("outcome != 'in_progress'")) == len(calls),
+        timeout=15,
+        what="every call to finish in the call log",
+    )
 
     today = dt.datetime.now(LOCAL_TZ).date()
-    out = subprocess.run([str(REPO / ".venv" / "bin" / "hotline"), "report", "--from", str(today - dt.timedelta(days=1)),
-                          "--to", str(today + dt.timedelta(days=1)), "--calllog", cluster.env["HOTLINE_CALLLOG"],
-                          "--format", "json"], capture_output=True, text=True, check=True, cwd=REPO)
+    out = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "hotline"),
+            "report",
+            "--from",
+            str(today - dt.timedelta(days=1)),
+            "--to",
+            str(today + dt.timedelta(days=1)),
+            "--calllog",
+            cluster.env["HOTLINE_CALLLOG"],
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
     report = json.loads(out.stdout)
     assert report["centre"]["calls"] == len(calls)
     units = {(u["unit"], u["mode"]): u for u in report["units"]}
@@ -227,13 +271,28 @@ def test_the_assessment_report_over_the_shared_call_log_counts_each_call_once(cl
 
 
 def test_the_entry_point_takes_only_hotline_numbers_and_a_node_takes_calls_only_from_it(cluster: Cluster) -> None:
-    not_ours = place_call("99999", "", caller="13912340000", talk_ms=1000, target=ENTRY, via_proxy=True,
-                          local_port=CITIZEN_PORTS, timeout_s=10)
+    not_ours = place_call(
+        "99999",
+        "",
+        caller="13912340000",
+        talk_ms=1000,
+        target=ENTRY,
+        via_proxy=True,
+        local_port=CITIZEN_PORTS,
+        timeout_s=10,
+    )
     assert not not_ours.succeeded
     assert "SIP/2.0 404 Not Found" in (not_ours.workdir / "messages.log").read_text()
     # Straight to a node, around the dispatcher: the node identifies no carrier at that address.
-    bypass = place_call("12310", "", caller="13912340001", talk_ms=1000, target="127.0.0.1:5161",
-                        local_port=CITIZEN_PORTS + 1, timeout_s=10)
+    bypass = place_call(
+        "12310",
+        "",
+        caller="13912340001",
+        talk_ms=1000,
+        target="127.0.0.1:5161",
+        local_port=CITIZEN_PORTS + 1,
+        timeout_s=10,
+    )
     assert not bypass.succeeded
     assert "SIP/2.0 200" not in (bypass.workdir / "messages.log").read_text()
     assert cluster.calllog.calls() == []
@@ -241,7 +300,8 @@ def test_the_entry_point_takes_only_hotline_numbers_and_a_node_takes_calls_only_
 
 
 def test_a_node_killed_under_load_is_taken_out_within_seconds_and_only_its_calls_in_flight_are_lost(
-        cluster: Cluster) -> None:
+    cluster: Cluster,
+) -> None:
     marks: list[float] = []
     total, pace_s, kill_after = 36, 0.5, 10
     futures: list[Future[Citizen]] = []
@@ -255,9 +315,13 @@ def test_a_node_killed_under_load_is_taken_out_within_seconds_and_only_its_calls
                 os.kill(cluster.pid("node2-asterisk"), signal.SIGKILL)
                 os.kill(cluster.pid("node2-controller"), signal.SIGKILL)
                 killed_at = time.monotonic()
-                taken_out = pool.submit(until, lambda: cluster.node_flags("node2").startswith("I"),
-                                        timeout=DETECTION_BOUND_S + 5, interval=0.05,
-                                        what="the dispatcher to take node2 out")
+                taken_out = pool.submit(
+                    until,
+                    lambda: cluster.node_flags("node2").startswith("I"),
+                    timeout=DETECTION_BOUND_S + 5,
+                    interval=0.05,
+                    what="the dispatcher to take node2 out",
+                )
                 taken_out.add_done_callback(lambda _: marks.append(time.monotonic()))
             time.sleep(pace_s)
         citizens = [f.result() for f in futures]
@@ -270,11 +334,13 @@ def test_a_node_killed_under_load_is_taken_out_within_seconds_and_only_its_calls
     after = [c for c in citizens if c.placed_at >= out_at]
     on_node2_at_kill = [c for c in before if c.answered_by() == "node2" and c.ended_at > killed_at]
     setup_lost = [c for c in citizens if c.answered_by() is None]
-    print(f"\ncluster failover: node2 out of rotation {detection_s:.1f} s after kill -9 "
-          f"(bound {DETECTION_BOUND_S} s); calls placed before/during/after detection: "
-          f"{len(before)}/{len(window)}/{len(after)}; in flight on node2 and lost: {len(on_node2_at_kill)}; "
-          f"lost in set-up: {len(setup_lost)}; window calls' set-up time: "
-          f"{[round(c.ended_at - c.placed_at - 6, 1) for c in window]} s over talk time")
+    print(
+        f"\ncluster failover: node2 out of rotation {detection_s:.1f} s after kill -9 "
+        f"(bound {DETECTION_BOUND_S} s); calls placed before/during/after detection: "
+        f"{len(before)}/{len(window)}/{len(after)}; in flight on node2 and lost: {len(on_node2_at_kill)}; "
+        f"lost in set-up: {len(setup_lost)}; window calls' set-up time: "
+        f"{[round(c.ended_at - c.placed_at - 6, 1) for c in window]} s over talk time"
+    )
 
     assert detection_s <= DETECTION_BOUND_S + OBSERVATION_SLACK_S
     assert after, "the load must go on past the detection"
@@ -290,8 +356,14 @@ def test_a_node_killed_under_load_is_taken_out_within_seconds_and_only_its_calls
     # No record lost: every call that reached a node has exactly one row, from that node. The
     # rows of the calls node2 carried stay in_progress: their controller died with them (a
     # controller opening the log marks such rows interrupted).
-    until(lambda: len(cluster.calllog.calls("outcome != 'in_progress'")) >= len(citizens) - len(on_node2_at_kill)
-          - len(setup_lost), timeout=15, what="the survivors' calls to finish in the call log")
+    until(
+        lambda: (
+            len(cluster.calllog.calls("outcome != 'in_progress'"))
+            >= len(citizens) - len(on_node2_at_kill) - len(setup_lost)
+        ),
+        timeout=15,
+        what="the survivors' calls to finish in the call log",
+    )
     reached = [c for c in citizens if c.answered_by() is not None]
     for c in reached:
         rows = cluster.row_of(c.caller)

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bench.faults import EventsProxy
-from ivr.citizen import place_call
+from lab.citizen import place_call
 from tests.integration.conftest import (
     DEPARTMENTS_PORT,
     SEAT_PORTS,
@@ -58,7 +58,8 @@ def metric(name: str) -> float:
 
 
 def test_a_dropped_events_socket_is_reconnected_and_the_caller_in_the_menu_is_still_routed(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone], proxy: EventsProxy) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], proxy: EventsProxy
+) -> None:
     department = phones(DEPARTMENTS_PORT, talk_ms=1500)
     controller = start_controller(env={"ARI_URL": f"http://127.0.0.1:{PROXY_PORT}/ari"})
 
@@ -68,8 +69,11 @@ def test_a_dropped_events_socket_is_reconnected_and_the_caller_in_the_menu_is_st
         until(lambda: "call_arrived" in controller.log(), what="the call to reach the controller")
         time.sleep(1.0)
         proxy.drop_events(gap_seconds=3.0)
-        until(lambda: controller.log().count("event='resynced'") >= 2, timeout=15,
-              what="the controller to reconnect and resync")
+        until(
+            lambda: controller.log().count("event='resynced'") >= 2,
+            timeout=15,
+            what="the controller to reconnect and resync",
+        )
         assert call.result().succeeded
 
     assert proxy.dropped == 1 and proxy.refused >= 1  # the first retries met the gap: backoff worked
@@ -84,7 +88,8 @@ def test_a_dropped_events_socket_is_reconnected_and_the_caller_in_the_menu_is_st
 
 
 def test_a_department_hanging_up_during_the_gap_is_noticed_at_resync_not_when_the_caller_gives_up(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone], proxy: EventsProxy) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], proxy: EventsProxy
+) -> None:
     """The department's hang-up event is sent while no WebSocket is connected, so it is lost;
     the resync asks Asterisk and finds the department's channel gone."""
     department = phones(DEPARTMENTS_PORT, talk_ms=2000)
@@ -95,8 +100,11 @@ def test_a_department_hanging_up_during_the_gap_is_noticed_at_resync_not_when_th
         call = pool.submit(place_call, "12345", "1", caller=CITIZEN, talk_ms=30000)
         until(lambda: "status='ANSWER'" in controller.log(), timeout=30, what="the department to answer")
         proxy.drop_events(gap_seconds=5.0)  # the department hangs up 2 s into the call: in the gap
-        until(lambda: controller.log().count("event='resynced'") >= 2, timeout=20,
-              what="the controller to reconnect and resync")
+        until(
+            lambda: controller.log().count("event='resynced'") >= 2,
+            timeout=20,
+            what="the controller to reconnect and resync",
+        )
         (row,) = controller.finished_calls(timeout=30)
         assert call.result().succeeded
 
@@ -109,8 +117,8 @@ def test_a_department_hanging_up_during_the_gap_is_noticed_at_resync_not_when_th
 
 
 def test_a_department_leg_whose_create_timed_out_yet_went_through_is_hung_up_at_once(
-        asterisk: Ari, start_controller: Callable[..., Controller], phones: Callable[..., Phone],
-        proxy: EventsProxy) -> None:
+    asterisk: Ari, start_controller: Callable[..., Controller], phones: Callable[..., Phone], proxy: EventsProxy
+) -> None:
     """An overloaded Asterisk can answer POST /channels/create after the controller's 5 s request
     timeout and still make the channel. The call has moved on by then (overflow to the operators);
     when the late leg enters the app it is hung up at once: never dialled, not left in Asterisk
@@ -124,8 +132,11 @@ def test_a_department_leg_whose_create_timed_out_yet_went_through_is_hung_up_at_
         call = pool.submit(place_call, "12345", "1", caller=CITIZEN, talk_ms=40000, timeout_s=60)
         until(lambda: "dial_create_failed" in controller.log(), timeout=30, what="the create to time out")
         until(lambda: "stray_leg_hung_up" in controller.log(), timeout=15, what="the late leg to be hung up")
-        until(lambda: not [c for c in asterisk.channels() if c["id"].endswith("-out1")], timeout=10,
-              what="the late leg to be gone")
+        until(
+            lambda: not [c for c in asterisk.channels() if c["id"].endswith("-out1")],
+            timeout=10,
+            what="the late leg to be gone",
+        )
         assert not call.done(), "the stray must go while the call is still up, not at its end"
         assert call.result().succeeded
 
@@ -134,19 +145,25 @@ def test_a_department_leg_whose_create_timed_out_yet_went_through_is_hung_up_at_
     assert sum(len(seat.invites()) for seat in seats) == 1
     (row,) = controller.finished_calls()
     assert (row["unit"], row["overflowed"], row["outcome"]) == ("市公安局", 1, "operator")
-    until(lambda: not asterisk.channels() and not asterisk.bridges(), timeout=10,
-          what="no channel or bridge left behind")
+    until(
+        lambda: not asterisk.channels() and not asterisk.bridges(), timeout=10, what="no channel or bridge left behind"
+    )
 
 
 def test_asterisk_restarting_under_load_is_survived_and_new_calls_are_taken_when_it_is_back(
-        asterisk: Ari, start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    asterisk: Ari, start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT, talk_ms=20000)
     controller = start_controller()
 
     with ThreadPoolExecutor(4) as pool:
         # Four callers talking to the department (long calls), taken down by the restart.
-        calls = [pool.submit(place_call, "12345", "1", caller=f"1391234{i:04d}", talk_ms=25000,
-                             local_port=5071 + i, timeout_s=40) for i in range(4)]
+        calls = [
+            pool.submit(
+                place_call, "12345", "1", caller=f"1391234{i:04d}", talk_ms=25000, local_port=5071 + i, timeout_s=40
+            )
+            for i in range(4)
+        ]
         until(lambda: controller.log().count("status='ANSWER'") >= 4, timeout=40, what="four bridged calls")
         stopped = ctl("stop-asterisk")
         assert stopped.returncode == 0, stopped.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.citizen import place_call
+from lab.citizen import place_call
 from tests.integration.conftest import DEPARTMENTS_PORT, OPERATORS_PORT, SEAT_PORTS, Ari, Controller, Phone, until
 from tests.integration.test_calls import short_ring_routes
 
@@ -19,7 +19,8 @@ CITIZEN = "13912345678"
 
 
 def test_a_controller_killed_mid_call_releases_its_callers_to_the_duty_line_when_it_returns(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     duty_line = phones(OPERATORS_PORT, talk_ms=1000)
     first = start_controller()
 
@@ -44,7 +45,8 @@ def test_a_controller_killed_mid_call_releases_its_callers_to_the_duty_line_when
 
 
 def test_sigterm_hands_callers_in_the_menu_to_the_duty_line_and_flushes_their_records(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     duty_line = phones(OPERATORS_PORT, talk_ms=1000)
     controller = start_controller()
 
@@ -62,18 +64,25 @@ def test_sigterm_hands_callers_in_the_menu_to_the_duty_line_and_flushes_their_re
 
 
 def test_an_unreachable_department_overflows_every_caller_within_its_ring_time_and_leaves_no_dial_behind(
-        asterisk: Ari, start_controller: Callable[..., Controller], phones: Callable[..., Phone],
-        tmp_path: Path) -> None:
+    asterisk: Ari, start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+) -> None:
     """Nothing listens on the department trunk (a dead switch): each caller is offered to the
     operators once the 5 s ring time is up, and no outbound attempt is left pending."""
     seats = [phones(port, talk_ms=1000) for port in SEAT_PORTS]
     controller = start_controller(routes=short_ring_routes(tmp_path))
 
     with ThreadPoolExecutor(3) as pool:
-        calls = [pool.submit(place_call, "12345", "1", caller=f"1391234{i:04d}", talk_ms=20000,
-                             local_port=5071 + i, timeout_s=60) for i in range(3)]
-        until(lambda: controller.log().count("event='dial_result'") >= 3, timeout=30,
-              what="the three department attempts to end")
+        calls = [
+            pool.submit(
+                place_call, "12345", "1", caller=f"1391234{i:04d}", talk_ms=20000, local_port=5071 + i, timeout_s=60
+            )
+            for i in range(3)
+        ]
+        until(
+            lambda: controller.log().count("event='dial_result'") >= 3,
+            timeout=30,
+            what="the three department attempts to end",
+        )
         # Every attempt has ended: not one channel towards the department trunk is left.
         assert not [c for c in asterisk.channels() if c["name"].startswith("PJSIP/departments-")]
         assert all(c.result().succeeded for c in calls)
@@ -91,5 +100,8 @@ def test_an_unreachable_department_overflows_every_caller_within_its_ring_time_a
     # not CANCEL yet). Take them here, so they reach no phone of the next test.
     sink = phones(DEPARTMENTS_PORT, talk_ms=100)
     until(lambda: len(sink.invites()) >= 3, timeout=40, what="the dead trunk's INVITEs to come back")
-    until(lambda: sink.messages().count("CANCEL sip:") + sink.messages().count("BYE sip:") >= 3, timeout=15,
-          what="Asterisk to end the three INVITE transactions")
+    until(
+        lambda: sink.messages().count("CANCEL sip:") + sink.messages().count("BYE sip:") >= 3,
+        timeout=15,
+        what="Asterisk to end the three INVITE transactions",
+    )

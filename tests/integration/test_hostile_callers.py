@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from ivr import routes
-from ivr.citizen import CallRun, place_call
-from ivr.menu import MAX_KEYS_KEPT, decide
+from ivr.routing import routes
+from ivr.routing.menu import MAX_KEYS_KEPT, decide
+from lab.citizen import CallRun, place_call
 from tests.integration.conftest import (
     DEPARTMENTS_PORT,
     OFFICE_HOURS,
@@ -46,8 +46,10 @@ def masked(n: int) -> str:
 def call_in_parallel(calls: list[tuple[int, str, dict[str, Any]]]) -> dict[int, CallRun]:
     """Place each (n, keys, options) call from citizen(n) at once; wait for them all."""
     with ThreadPoolExecutor(len(calls)) as pool:
-        futures = {n: pool.submit(place_call, "12345", keys, caller=citizen(n), local_port=FIRST_PORT + n, **options)
-                   for n, keys, options in calls}
+        futures = {
+            n: pool.submit(place_call, "12345", keys, caller=citizen(n), local_port=FIRST_PORT + n, **options)
+            for n, keys, options in calls
+        }
         return {n: f.result() for n, f in futures.items()}
 
 
@@ -60,38 +62,54 @@ def steps(controller: Controller, row: dict[str, Any], name: str) -> list[dict[s
 
 
 def test_a_dtmf_flood_ends_the_way_the_menu_rules_say_and_the_controller_takes_the_next_call(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT, talk_ms=1000)
     controller = start_controller()
     table = routes.load(REPO / "routes.yaml")
     mixed = "".join(random.Random(12345).choice("*#78") for _ in range(100)) + "1"
 
-    runs = call_in_parallel([
-        # 120 stars over the intro (barge-in), then 1: every star repeats the menu, 1 routes.
-        (1, "[" + "*" * 120 + "]1", {"first_key_ms": 300, "talk_ms": 8000}),
-        # 100 invalid keys: the third ends the call, the rest land on the goodbye.
-        (2, "[" + "8" * 100 + "]", {"first_key_ms": 300, "talk_ms": 15000}),
-        # stars, hashes and invalid keys in a seeded mix, whatever the menu makes of them.
-        (3, f"[{mixed}]", {"first_key_ms": 300, "talk_ms": 8000}),
-    ])
+    runs = call_in_parallel(
+        [
+            # 120 stars over the intro (barge-in), then 1: every star repeats the menu, 1 routes.
+            (1, "[" + "*" * 120 + "]1", {"first_key_ms": 300, "talk_ms": 8000}),
+            # 100 invalid keys: the third ends the call, the rest land on the goodbye.
+            (2, "[" + "8" * 100 + "]", {"first_key_ms": 300, "talk_ms": 15000}),
+            # stars, hashes and invalid keys in a seeded mix, whatever the menu makes of them.
+            (3, f"[{mixed}]", {"first_key_ms": 300, "talk_ms": 8000}),
+        ]
+    )
 
     assert all(run.succeeded for run in runs.values()), {n: r.stderr[-500:] for n, r in runs.items()}
     rows = rows_by_caller(controller, 3)
     stars = rows[masked(1)]
     assert (stars["decision"], stars["reason"], stars["unit"], stars["menu_path"]) == (
-        "dial", "menu_choice", "市公安局", "main")
+        "dial",
+        "menu_choice",
+        "市公安局",
+        "main",
+    )
     assert stars["keys"] == "*" * MAX_KEYS_KEPT + "+89"  # 121 keys: the first 32 and a count
     assert len(steps(controller, stars, "key")) == 121  # not one key of the flood was lost
     assert stars["outcome"] == "connected"
 
     invalid = rows[masked(2)]
     assert (invalid["decision"], invalid["reason"], invalid["keys"], invalid["outcome"], invalid["hangup_by"]) == (
-        "hangup", "too_many_invalid_keys", "888", "goodbye", "system")
+        "hangup",
+        "too_many_invalid_keys",
+        "888",
+        "goodbye",
+        "system",
+    )
 
     expected = decide(table, "12345", mixed, dt.datetime.fromisoformat(OFFICE_HOURS))
     mixed_row = rows[masked(3)]
     assert (mixed_row["decision"], mixed_row["reason"], mixed_row["keys"], mixed_row["menu_path"]) == (
-        expected.action, expected.reason, expected.keys, "/".join(expected.menu_path))
+        expected.action,
+        expected.reason,
+        expected.keys,
+        "/".join(expected.menu_path),
+    )
 
     routed = [r for r in (stars, mixed_row) if r["decision"] == "dial"]
     # Only the chosen route's number is dialled, once per routed call.
@@ -105,37 +123,51 @@ def test_a_dtmf_flood_ends_the_way_the_menu_rules_say_and_the_controller_takes_t
 
 
 def test_a_100_digit_number_after_9_is_refused_once_then_the_caller_types_the_right_one(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT, talk_ms=1000)
     controller = start_controller()
     hundred = "".join(str(d % 10) for d in range(1, 101))
 
-    run = place_call("12345", f"9[{hundred}#]3022782#", caller=citizen(5), local_port=FIRST_PORT + 5,
-                     first_key_ms=300, gap_ms=1500, talk_ms=8000)
+    run = place_call(
+        "12345",
+        f"9[{hundred}#]3022782#",
+        caller=citizen(5),
+        local_port=FIRST_PORT + 5,
+        first_key_ms=300,
+        gap_ms=1500,
+        talk_ms=8000,
+    )
 
     assert run.succeeded, run.stderr
     assert [u.split("@")[0] for u in department.invites()] == ["sip:3022782"]  # never the 100 digits
     (row,) = controller.finished_calls()
     assert (row["reason"], row["target_number"], row["outcome"]) == ("number_entry", "3022782", "connected")
-    assert row["keys"] == "9" + hundred[:MAX_KEYS_KEPT - 1] + "+78"  # 110 keys, bounded in the log
+    assert row["keys"] == "9" + hundred[: MAX_KEYS_KEPT - 1] + "+78"  # 110 keys, bounded in the log
     invalid = [s for s in steps(controller, row, "menu") if s["detail"].get("notice") == "invalid"]
     assert len(invalid) == 1  # one number typed too long is one wrong number
     assert hundred not in controller.log()
 
 
 def test_keys_pressed_during_prompts_route_as_if_pressed_after_them(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT, talk_ms=1000)
     controller = start_controller()
 
     # 2 over the intro, 3 over the social menu's prompt: 民政局 (main/social, option 3).
-    run = place_call("12345", "23", caller=citizen(6), local_port=FIRST_PORT + 6, first_key_ms=500,
-                     gap_ms=400, talk_ms=8000)
+    run = place_call(
+        "12345", "23", caller=citizen(6), local_port=FIRST_PORT + 6, first_key_ms=500, gap_ms=400, talk_ms=8000
+    )
 
     assert run.succeeded, run.stderr
     (row,) = controller.finished_calls()
-    assert (row["keys"], row["menu_path"], row["reason"], row["route_id"]) == ("23", "main/social", "menu_choice",
-                                                                               "minzheng")
+    assert (row["keys"], row["menu_path"], row["reason"], row["route_id"]) == (
+        "23",
+        "main/social",
+        "menu_choice",
+        "minzheng",
+    )
     assert len(department.invites()) == 1
     answered, decided = (steps(controller, row, name)[0]["at"] for name in ("answered", "decided"))
     # The intro alone lasts ~5 s and the main menu ~20 s more: only barge-in decides this soon.
@@ -162,11 +194,19 @@ HANGUPS = [
     Hangup("typing a number after 9", "930", 1500, "abandoned", "caller", "in_menu", ("key",), gap_ms=300),
     Hangup("while the department rings", "32", 6000, "abandoned", "caller", "during_transfer", ("ticket",)),
     Hangup("while bridged, before the department", "1", 5000, "connected", "caller", None, ("dial",)),
-    Hangup("never: the department hangs up first", "1", 40000, "connected", "callee", None,
-           ("callee_hangup", "survey")),
+    Hangup(
+        "never: the department hangs up first", "1", 40000, "connected", "callee", None, ("callee_hangup", "survey")
+    ),
     Hangup("during the survey", "1", 15000, "connected", "callee", None, ("callee_hangup", "caller_hangup")),
-    Hangup("while recording an after-hours message", "31" + "," * 14 + "~", 500, "message", "caller",
-           "message:after_hours", ("message", "ticket")),
+    Hangup(
+        "while recording an after-hours message",
+        "31" + "," * 14 + "~",
+        500,
+        "message",
+        "caller",
+        "message:after_hours",
+        ("message", "ticket"),
+    ),
 ]
 QUEUE_WAITER = 20  # citizen number of the caller who hangs up in the operators' queue
 
@@ -174,7 +214,9 @@ QUEUE_WAITER = 20  # citizen number of the caller who hangs up in the operators'
 def hangup_routes(tmp_path: Path) -> Path:
     """routes.yaml with 住建委 (3-1) closed all day and 交通局 (3-2) on the partners trunk (no answer)."""
     text = (REPO / "routes.yaml").read_text(encoding="utf-8")
-    text = text.replace("  round-the-clock:\n", '  closed-in-the-lab:\n    workdays: "22:00-23:00"\n  round-the-clock:\n', 1)
+    text = text.replace(
+        "  round-the-clock:\n", '  closed-in-the-lab:\n    workdays: "22:00-23:00"\n  round-the-clock:\n', 1
+    )
     zhujian = 'number: "3022620"\n    mode: merge\n    effective: 2016-07-31\n    trunk: departments\n'
     jiaotong = "  - id: jiaotong\n"
     assert zhujian in text and jiaotong in text
@@ -187,28 +229,42 @@ def hangup_routes(tmp_path: Path) -> Path:
 
 
 def test_a_caller_hanging_up_at_any_step_leaves_a_complete_row_and_missed_calls_are_called_back(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+) -> None:
     department = phones(DEPARTMENTS_PORT, talk_ms=8000)
     ringing = phones(PARTNERS_PORT, "phone_noanswer.xml")
     seats = [phones(port, talk_ms=25000) for port in SEAT_PORTS]
     controller = start_controller(hangup_routes(tmp_path))
 
     with ThreadPoolExecutor(len(HANGUPS) + 3) as pool:
-        runs = {n: pool.submit(place_call, "12345", case.keys, caller=citizen(n), local_port=FIRST_PORT + n,
-                               talk_ms=case.talk_ms, gap_ms=case.gap_ms)
-                for n, case in enumerate(HANGUPS)}
+        runs = {
+            n: pool.submit(
+                place_call,
+                "12345",
+                case.keys,
+                caller=citizen(n),
+                local_port=FIRST_PORT + n,
+                talk_ms=case.talk_ms,
+                gap_ms=case.gap_ms,
+            )
+            for n, case in enumerate(HANGUPS)
+        }
         # Both operators busy with a caller each; a third caller waits in the queue, then gives up.
         for n in (10, 11):
-            runs[n] = pool.submit(place_call, "12345", "0", caller=citizen(n), local_port=FIRST_PORT + n,
-                                  talk_ms=35000)
-        until(lambda: controller.log().count("event='dial_result'") >= 2 and
-              sum(len(s.invites()) for s in seats) == 2, timeout=20, what="both operators to be talking")
-        runs[QUEUE_WAITER] = pool.submit(place_call, "12345", "0", caller=citizen(QUEUE_WAITER),
-                                         local_port=FIRST_PORT + QUEUE_WAITER, talk_ms=8000)
+            runs[n] = pool.submit(place_call, "12345", "0", caller=citizen(n), local_port=FIRST_PORT + n, talk_ms=35000)
+        until(
+            lambda: controller.log().count("event='dial_result'") >= 2 and sum(len(s.invites()) for s in seats) == 2,
+            timeout=20,
+            what="both operators to be talking",
+        )
+        runs[QUEUE_WAITER] = pool.submit(
+            place_call, "12345", "0", caller=citizen(QUEUE_WAITER), local_port=FIRST_PORT + QUEUE_WAITER, talk_ms=8000
+        )
         results = {n: f.result() for n, f in runs.items()}
 
-    assert all(r.succeeded for r in results.values()), {n: r.stderr[-300:] for n, r in results.items() if
-                                                        not r.succeeded}
+    assert all(r.succeeded for r in results.values()), {
+        n: r.stderr[-300:] for n, r in results.items() if not r.succeeded
+    }
     rows = rows_by_caller(controller, len(runs))
     problems = []
     for n, case in enumerate(HANGUPS):

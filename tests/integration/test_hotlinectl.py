@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import lab
+from lab import processes as lab
 from tests.integration.conftest import HOTLINECTL, REPO, STATE, Ari, ctl, until
 
 pytestmark = pytest.mark.integration
@@ -21,8 +21,15 @@ def test_asterisk_does_not_keep_the_callers_descriptors(asterisk: Ari, tmp_path:
     held = tmp_path / "callers.lock"
     assert ctl("stop-asterisk").returncode == 0
     with held.open("w") as lock:
-        started = subprocess.run([HOTLINECTL, "start-asterisk"], cwd=REPO, text=True, capture_output=True,
-                                 timeout=120, pass_fds=(lock.fileno(),), env={**os.environ, "HOTLINE_STATE": str(STATE)})
+        started = subprocess.run(
+            [HOTLINECTL, "start-asterisk"],
+            cwd=REPO,
+            text=True,
+            capture_output=True,
+            timeout=120,
+            pass_fds=(lock.fileno(),),
+            env={**os.environ, "HOTLINE_STATE": str(STATE)},
+        )
     assert started.returncode == 0, started.stderr
     until(lambda: asterisk.get("/asterisk/info") is not None, timeout=30, what="ARI after the restart")
 
@@ -38,7 +45,8 @@ def test_asterisk_does_not_keep_the_callers_descriptors(asterisk: Ari, tmp_path:
 
 
 def test_a_second_state_dir_is_told_whose_asterisk_holds_the_lab_and_leaves_it_running(
-        asterisk: Ari, tmp_path: Path) -> None:
+    asterisk: Ari, tmp_path: Path
+) -> None:
     # Two checkouts on one machine (or a soak and a suite) share the Asterisk root and its ports.
     # Starting a second Asterisk would die with "already running on /run/hotline/asterisk.ctl";
     # hotlinectl says which process is in the way and how to stop it instead.
@@ -47,8 +55,14 @@ def test_a_second_state_dir_is_told_whose_asterisk_holds_the_lab_and_leaves_it_r
     (other / "ari-password").write_text((STATE / "ari-password").read_text())
     running = lab.asterisk_pid()
 
-    started = subprocess.run([HOTLINECTL, "start-asterisk"], cwd=REPO, text=True, capture_output=True,
-                             timeout=120, env={**os.environ, "HOTLINE_STATE": str(other)})
+    started = subprocess.run(
+        [HOTLINECTL, "start-asterisk"],
+        cwd=REPO,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "HOTLINE_STATE": str(other)},
+    )
 
     assert started.returncode != 0
     assert f"pid {running}" in started.stderr and "stop-asterisk" in started.stderr, started.stderr

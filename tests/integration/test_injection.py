@@ -1,6 +1,6 @@
 """Hostile SIP input: odd numbers, poisoned caller-IDs, keys the menu lacks, a REFER from a department.
 
-More than a thousand INVITEs are sent with SIPp (ivr/sipp/fuzz_citizen.xml, driven by an
+More than a thousand INVITEs are sent with SIPp (lab/sipp/fuzz_citizen.xml, driven by an
 injection file) in bounded batches at 50 calls/s to 127.0.0.1:5060. Each case says what must
 happen to it:
 
@@ -25,10 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from ivr import privacy, routes
-from ivr.citizen import place_call
-from ivr.menu import decide
-from ivr.sipp.phone import SCENARIOS
+from ivr import privacy
+from ivr.routing import routes
+from ivr.routing.menu import decide
+from lab.citizen import place_call
+from lab.sipp.phone import SCENARIOS
 from tests.integration.conftest import (
     DEPARTMENTS_PORT,
     OFFICE_HOURS,
@@ -145,8 +146,11 @@ class Batch:
 BATCHES = [
     Batch("numbers", NUMBERS),
     # ';' inside the user part: "12345;user=phone" is not the number 12345.
-    Batch("user-semicolon", [("12345", REJECT, NOT_FOUND), ("1234", REJECT, NOT_FOUND),
-                             ("", REJECT, UNPARSABLE)], ruri_tail=";user=phone"),
+    Batch(
+        "user-semicolon",
+        [("12345", REJECT, NOT_FOUND), ("1234", REJECT, NOT_FOUND), ("", REJECT, UNPARSABLE)],
+        ruri_tail=";user=phone",
+    ),
     # a URI parameter after the host: the number is 12345, the parameter is ignored.
     Batch("uri-param", [("12345", REACH, {"200"}), ("99999", REJECT, NOT_FOUND)], uri_params=";user=phone"),
     # ';' in the caller's user part.
@@ -170,8 +174,15 @@ def cases_of(batch: Batch) -> list[Case]:
     for n, (number, expect, codes) in enumerate(batch.numbers):
         for m, caller in enumerate(CALLERS):
             if not caller.legal:  # refused for the caller-ID if not already for the number
-                out.append(Case(f"{batch.name}-{n}-{m}", number, caller, REJECT,
-                                UNPARSABLE | (codes if expect == REJECT else set())))
+                out.append(
+                    Case(
+                        f"{batch.name}-{n}-{m}",
+                        number,
+                        caller,
+                        REJECT,
+                        UNPARSABLE | (codes if expect == REJECT else set()),
+                    )
+                )
             else:
                 out.append(Case(f"{batch.name}-{n}-{m}", number, caller, expect, codes))
     return out
@@ -184,16 +195,52 @@ def run_batch(batch: Batch, cases: list[Case], workdir: Path, port: int) -> dict
     csv = workdir / "cases.csv"
     csv.write_bytes("\n".join(rows).encode("utf-8") + b"\n")
     results = workdir / "results.log"
-    cmd = ["sipp", "127.0.0.1:5060", "-sf", str(SCENARIOS / "fuzz_citizen.xml"), "-inf", str(csv),
-           "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1", "-mp", str(6000 + (port - 5070) * 10),
-           "-m", str(len(cases)), "-r", "50", "-l", "100", "-nostdin", "-timeout", "120s",
-           "-set", "ruri_tail", batch.ruri_tail, "-set", "uri_params", batch.uri_params,
-           "-set", "from_tail", batch.from_tail,
-           "-trace_logs", "-log_file", str(results), "-trace_err", "-error_file", str(workdir / "errors.log")]
+    cmd = [
+        "sipp",
+        "127.0.0.1:5060",
+        "-sf",
+        str(SCENARIOS / "fuzz_citizen.xml"),
+        "-inf",
+        str(csv),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(6000 + (port - 5070) * 10),
+        "-m",
+        str(len(cases)),
+        "-r",
+        "50",
+        "-l",
+        "100",
+        "-nostdin",
+        "-timeout",
+        "120s",
+        "-set",
+        "ruri_tail",
+        batch.ruri_tail,
+        "-set",
+        "uri_params",
+        batch.uri_params,
+        "-set",
+        "from_tail",
+        batch.from_tail,
+        "-trace_logs",
+        "-log_file",
+        str(results),
+        "-trace_err",
+        "-error_file",
+        str(workdir / "errors.log"),
+    ]
     run = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=180, check=False)
     found = re.findall(r"case=(\S+) result=(\S+)", results.read_text(errors="replace") if results.exists() else "")
     errors = workdir / "errors.log"
-    assert found, f"sipp ran no case of {batch.name}: {run.stderr[-500:]} {errors.read_text()[-500:] if errors.exists() else ''}"
+    assert found, (
+        f"sipp ran no case of {batch.name}: {run.stderr[-500:]} {errors.read_text()[-500:] if errors.exists() else ''}"
+    )
     return dict(found)
 
 
@@ -206,12 +253,12 @@ def calls_processed() -> int:
 
 def trunk_phones(phones: Callable[..., Phone]) -> dict[int, Phone]:
     """A phone behind every trunk Asterisk could originate on: departments, operators, seats, partners."""
-    return {port: phones(port, talk_ms=1000) for port in (DEPARTMENTS_PORT, OPERATORS_PORT, *SEAT_PORTS,
-                                                          PARTNERS_PORT)}
+    return {port: phones(port, talk_ms=1000) for port in (DEPARTMENTS_PORT, OPERATORS_PORT, *SEAT_PORTS, PARTNERS_PORT)}
 
 
 def test_a_thousand_hostile_invites_are_refused_or_answered_and_nothing_else_is_originated(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+) -> None:
     behind = trunk_phones(phones)
     controller = start_controller()
     processed_before = calls_processed()
@@ -224,8 +271,12 @@ def test_a_thousand_hostile_invites_are_refused_or_answered_and_nothing_else_is_
         results |= run_batch(batch, cases, tmp_path / f"fuzz-{batch.name}", port=5300 + n)
     assert len(all_cases) >= 1000
 
-    wrong = [f"{c.id} {c.number!r} from {c.caller.user[:40]!r}: expected {c.expect} {sorted(c.codes)}, "
-             f"got {results.get(c.id, 'no result')}" for c in all_cases if results.get(c.id, "no result") not in c.codes]
+    wrong = [
+        f"{c.id} {c.number!r} from {c.caller.user[:40]!r}: expected {c.expect} {sorted(c.codes)}, "
+        f"got {results.get(c.id, 'no result')}"
+        for c in all_cases
+        if results.get(c.id, "no result") not in c.codes
+    ]
     assert not wrong, f"{len(wrong)} cases:\n" + "\n".join(wrong[:40])
 
     reached = [c for c in all_cases if results.get(c.id) == "200"]
@@ -263,22 +314,38 @@ ODD_KEYS = ["ABC", "D71", "2791", "9B*88", "9123A*88", "7878", "6C#C1", "9302278
 
 
 def test_keys_the_menu_does_not_offer_are_invalid_and_only_chosen_routes_are_dialled(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     behind = trunk_phones(phones)
     controller = start_controller()
     table = routes.load(REPO / "routes.yaml")
     expected = {keys: decide(table, "12345", keys, dt.datetime.fromisoformat(OFFICE_HOURS)) for keys in ODD_KEYS}
 
     with ThreadPoolExecutor(len(ODD_KEYS)) as pool:
-        runs = [pool.submit(place_call, "12345", keys, caller=f"1390000{n:04d}", local_port=5320 + n,
-                            first_key_ms=800, gap_ms=600, talk_ms=6000) for n, keys in enumerate(ODD_KEYS)]
+        runs = [
+            pool.submit(
+                place_call,
+                "12345",
+                keys,
+                caller=f"1390000{n:04d}",
+                local_port=5320 + n,
+                first_key_ms=800,
+                gap_ms=600,
+                talk_ms=6000,
+            )
+            for n, keys in enumerate(ODD_KEYS)
+        ]
         assert all(r.result().succeeded for r in runs), [r.result().stderr[-300:] for r in runs]
 
     rows = {r["caller_masked"]: r for r in controller.finished_calls(len(ODD_KEYS), timeout=60)}
     for n, keys in enumerate(ODD_KEYS):
         row, want = rows[f"139****{n:04d}"], expected[keys]
         assert (row["keys"], row["decision"], row["reason"], row["route_id"]) == (
-            want.keys, want.action, want.reason, want.route.id if want.route else ""), keys
+            want.keys,
+            want.action,
+            want.reason,
+            want.route.id if want.route else "",
+        ), keys
     dialled = sorted(f"sip:{d.route.dial}" for d in expected.values() if d.action == "dial" and d.route)
     assert dialled  # the set holds both refusals and routes
     assert sorted(u.split("@")[0] for u in behind[DEPARTMENTS_PORT].invites()) == dialled
@@ -286,7 +353,8 @@ def test_keys_the_menu_does_not_offer_are_invalid_and_only_chosen_routes_are_dia
 
 
 def test_a_department_cannot_transfer_the_citizen_with_refer(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT, "phone_refer.xml", talk_ms=3000)
     duty_line = phones(OPERATORS_PORT)
     controller = start_controller()

@@ -8,14 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ivr.citizen import place_call
+from lab.citizen import place_call
 from tests.integration.conftest import SEAT_PORTS, Controller, Phone, until
 
 pytestmark = pytest.mark.integration
 
 
 def test_callers_queue_for_two_seats_hear_their_turn_and_an_abandoned_wait_is_logged(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     seat1 = phones(SEAT_PORTS[0], talk_ms=4000)
     seat2 = phones(SEAT_PORTS[1], talk_ms=12000)
     controller = start_controller()
@@ -23,10 +24,14 @@ def test_callers_queue_for_two_seats_hear_their_turn_and_an_abandoned_wait_is_lo
     with ThreadPoolExecutor(4) as pool:
         calls = []
         # Four citizens press 0, a moment apart so they queue in this order.
-        for n, (caller, talk_ms) in enumerate([("13900000001", 30000), ("13900000002", 30000),
-                                               ("13900000003", 30000), ("13900000004", 7000)]):
-            calls.append(pool.submit(place_call, "12345", "0", caller=caller, first_key_ms=1000,
-                                     local_port=5071 + n, talk_ms=talk_ms))
+        for n, (caller, talk_ms) in enumerate(
+            [("13900000001", 30000), ("13900000002", 30000), ("13900000003", 30000), ("13900000004", 7000)]
+        ):
+            calls.append(
+                pool.submit(
+                    place_call, "12345", "0", caller=caller, first_key_ms=1000, local_port=5071 + n, talk_ms=talk_ms
+                )
+            )
             until(lambda n=n: controller.log().count("call_arrived") > n, what=f"caller {n + 1} to arrive")
             time.sleep(0.3)
         assert all(c.result().succeeded for c in calls), [c.result().stderr for c in calls]
@@ -42,8 +47,9 @@ def test_callers_queue_for_two_seats_hear_their_turn_and_an_abandoned_wait_is_lo
     assert heard == [{"position": 1}]
     # The fourth hung up while waiting: abandoned in the queue, and on the callback list.
     assert fourth["outcome"] == "abandoned"
-    assert any(s["name"] == "queue_left" and s["detail"].get("abandoned")
-               for s in controller.calllog.steps(fourth["call_id"]))
+    assert any(
+        s["name"] == "queue_left" and s["detail"].get("abandoned") for s in controller.calllog.steps(fourth["call_id"])
+    )
     (callback,) = controller.calllog.callbacks()
     assert callback["caller_masked"] == "139****0004"
     assert [c["reason"] for c in controller.calllog.callback_calls(callback["id"])] == ["in_queue"]

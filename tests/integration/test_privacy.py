@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.citizen import place_call
+from lab.citizen import place_call
 from tests.integration.conftest import (
     ASTERISK_LOGS,
     DEPARTMENTS_PORT,
@@ -38,13 +38,18 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 
-CALLERS = {"connected": "13912340001", "abandoned": "13912340002", "operator": "13912340003",
-           "handed_off": "13912340004"}
+CALLERS = {
+    "connected": "13912340001",
+    "abandoned": "13912340002",
+    "operator": "13912340003",
+    "handed_off": "13912340004",
+}
 
 
 def hotline(*args: str) -> str:
-    done = subprocess.run([str(REPO / ".venv/bin/hotline"), *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [str(REPO / ".venv/bin/hotline"), *args], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout + done.stderr
 
@@ -54,8 +59,8 @@ def leaks(text: str) -> list[str]:
 
 
 def test_no_artifact_of_a_run_holds_a_full_caller_number_except_the_protected_callback_list(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone], partner_webhook: Partner,
-        tmp_path: Path) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], partner_webhook: Partner, tmp_path: Path
+) -> None:
     phones(DEPARTMENTS_PORT, talk_ms=1000)
     phones(PARTNERS_PORT, talk_ms=1000)
     for port in SEAT_PORTS:
@@ -63,11 +68,17 @@ def test_no_artifact_of_a_run_holds_a_full_caller_number_except_the_protected_ca
     controller = start_controller()
     logs_before = {p: p.stat().st_size for p in ASTERISK_LOGS.glob("*") if p.is_file()}
 
-    flows = [("12345", "1", CALLERS["connected"], 8000), ("12345", "", CALLERS["abandoned"], 2000),
-             ("12345", "0", CALLERS["operator"], 8000), ("12315", "", CALLERS["handed_off"], 6000)]
+    flows = [
+        ("12345", "1", CALLERS["connected"], 8000),
+        ("12345", "", CALLERS["abandoned"], 2000),
+        ("12345", "0", CALLERS["operator"], 8000),
+        ("12315", "", CALLERS["handed_off"], 6000),
+    ]
     with ThreadPoolExecutor(len(flows)) as pool:
-        runs = [pool.submit(place_call, to, keys, caller=caller, talk_ms=talk, local_port=5071 + i)
-                for i, (to, keys, caller, talk) in enumerate(flows)]
+        runs = [
+            pool.submit(place_call, to, keys, caller=caller, talk_ms=talk, local_port=5071 + i)
+            for i, (to, keys, caller, talk) in enumerate(flows)
+        ]
         assert all(r.result().succeeded for r in runs)
     rows = controller.finished_calls(len(flows), timeout=30)
     assert {r["outcome"] for r in rows} >= {"connected", "abandoned", "operator"}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.citizen import place_call
+from lab.citizen import place_call
 from tests.integration.conftest import DEPARTMENTS_PORT, REPO, Controller, Phone, until
 
 pytestmark = pytest.mark.integration
@@ -18,7 +18,8 @@ CITIZEN = "13912345678"
 
 
 def test_a_broken_file_is_refused_and_a_good_one_applies_to_new_calls_only(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+) -> None:
     shipped = (REPO / "routes.yaml").read_text(encoding="utf-8")
     routes = tmp_path / "routes.yaml"
     routes.write_text(shipped, encoding="utf-8")
@@ -51,7 +52,8 @@ def test_a_broken_file_is_refused_and_a_good_one_applies_to_new_calls_only(
 
 
 def test_an_edited_file_is_picked_up_without_a_signal(
-        start_controller: Callable[..., Controller], tmp_path: Path) -> None:
+    start_controller: Callable[..., Controller], tmp_path: Path
+) -> None:
     routes = tmp_path / "routes.yaml"
     routes.write_text((REPO / "routes.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     controller = start_controller(routes)

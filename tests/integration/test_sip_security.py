@@ -98,21 +98,28 @@ class SecurityLog:
 
     def events(self, remote: str) -> Counter[str]:
         """SecurityEvent names raised by requests from `remote`."""
-        pattern = re.compile(r'SecurityEvent="(\w+)".*RemoteAddress="IPV4/\w+/' + re.escape(remote) + '/')
+        pattern = re.compile(r'SecurityEvent="(\w+)".*RemoteAddress="IPV4/\w+/' + re.escape(remote) + "/")
         return Counter(m[1] for m in map(pattern.search, self.text().splitlines()) if m)
 
     def accounts(self, remote: str, event: str) -> Counter[str]:
         """AccountIDs (the user part a request claimed) of `event`s from `remote`."""
-        pattern = re.compile(rf'SecurityEvent="{event}".*AccountID="([^"]*)"'
-                             rf'.*RemoteAddress="IPV4/\w+/{re.escape(remote)}/')
+        pattern = re.compile(
+            rf'SecurityEvent="{event}".*AccountID="([^"]*)"'
+            rf'.*RemoteAddress="IPV4/\w+/{re.escape(remote)}/'
+        )
         return Counter(m[1] for m in map(pattern.search, self.text().splitlines()) if m)
 
     def fail2ban_matches(self, workdir: Path) -> tuple[int, str]:
         """How many lines Debian's fail2ban `asterisk` filter matches, and for which host(s)."""
         sample = workdir / "security.log"
         sample.write_text(self.text())
-        run = subprocess.run(["fail2ban-regex", "--print-all-matched", str(sample), FAIL2BAN_FILTER],
-                             capture_output=True, text=True, timeout=60, check=True)
+        run = subprocess.run(
+            ["fail2ban-regex", "--print-all-matched", str(sample), FAIL2BAN_FILTER],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         found = re.search(r"^Lines: \d+ lines, \d+ ignored, (\d+) matched", run.stdout, re.M)
         assert found, run.stdout
         return int(found[1]), run.stdout
@@ -127,8 +134,9 @@ def security_log(asterisk: Ari) -> SecurityLog:
 def calls_total() -> float:
     with urllib.request.urlopen("http://127.0.0.1:9345/metrics", timeout=5) as resp:
         families = text_string_to_metric_families(resp.read().decode())
-        return sum(s.value for f in families if f.name == "hotline_calls" for s in f.samples
-                   if s.name == "hotline_calls_total")
+        return sum(
+            s.value for f in families if f.name == "hotline_calls" for s in f.samples if s.name == "hotline_calls_total"
+        )
 
 
 @pytest.fixture
@@ -152,10 +160,37 @@ def invite(number: str, source: str, port: int, workdir: Path) -> str:
     """One INVITE to `number` from `source`; the final response's status line."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "invite.xml").write_text(ONE_INVITE)
-    subprocess.run(["sipp", "127.0.0.1:5060", "-sf", "invite.xml", "-s", number, "-i", source, "-p", str(port),
-                    "-mi", source, "-mp", str(6000 + (port - 5000) * 10), "-m", "1", "-nostdin", "-timeout", "15s",
-                    "-trace_msg", "-message_file", "messages.log"],
-                   cwd=workdir, capture_output=True, text=True, timeout=30, check=False)
+    subprocess.run(
+        [
+            "sipp",
+            "127.0.0.1:5060",
+            "-sf",
+            "invite.xml",
+            "-s",
+            number,
+            "-i",
+            source,
+            "-p",
+            str(port),
+            "-mi",
+            source,
+            "-mp",
+            str(6000 + (port - 5000) * 10),
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "15s",
+            "-trace_msg",
+            "-message_file",
+            "messages.log",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     statuses = re.findall(r"^SIP/2.0 ([1-6]\d\d .*)$", (workdir / "messages.log").read_text(), re.M)
     finals = [s.strip() for s in statuses if not s.startswith("1")]
     assert finals, (workdir / "messages.log").read_text()
@@ -163,13 +198,15 @@ def invite(number: str, source: str, port: int, workdir: Path) -> str:
 
 
 def test_a_sip_scanner_from_an_unknown_address_is_refused_logged_and_fail2ban_sees_it(
-        quiet_controller: tuple[Controller, float], security_log: SecurityLog, tmp_path: Path) -> None:
+    quiet_controller: tuple[Controller, float], security_log: SecurityLog, tmp_path: Path
+) -> None:
     svmap = sipvicious("svmap", "-p5060", "127.0.0.1", home=tmp_path)
     svwar = sipvicious("svwar", "--force", "-e", "12340-12350", "--maximumtime", "30", "127.0.0.1", home=tmp_path)
     wordlist = tmp_path / "passwords.txt"
     wordlist.write_text("\n".join(["1234", "12345", "password", "asterisk", "hotline"]) + "\n")
-    svcrack = sipvicious("svcrack", "-u", "12345", "-d", str(wordlist), "--maximumtime", "30", "127.0.0.1",
-                         home=tmp_path)
+    svcrack = sipvicious(
+        "svcrack", "-u", "12345", "-d", str(wordlist), "--maximumtime", "30", "127.0.0.1", home=tmp_path
+    )
 
     # The scanner learns nothing: Asterisk answers every stranger's request the same way (401, a
     # challenge no password can meet), so svwar cannot tell extensions apart -- it gives up after
@@ -184,8 +221,10 @@ def test_a_sip_scanner_from_an_unknown_address_is_refused_logged_and_fail2ban_se
     accounts = security_log.accounts(STRANGER, "InvalidAccountID")
     failures = sum(events[name] for name in FAILURES)
     matched, report = security_log.fail2ban_matches(tmp_path)
-    print(f"\nsecurity events from {STRANGER}: {dict(events)}; refused accounts {dict(accounts)}; "
-          f"failures {failures}; fail2ban matched {matched}")
+    print(
+        f"\nsecurity events from {STRANGER}: {dict(events)}; refused accounts {dict(accounts)}; "
+        f"failures {failures}; fail2ban matched {matched}"
+    )
     # Every probe was refused and logged: svmap's OPTIONS, svwar's REGISTER for 12340, and each of
     # svcrack's guesses as a failed challenge response.
     assert {"12340", "12345"} <= set(accounts), accounts
@@ -196,7 +235,8 @@ def test_a_sip_scanner_from_an_unknown_address_is_refused_logged_and_fail2ban_se
 
 
 def test_an_invite_to_12345_from_an_unknown_address_is_challenged_and_never_answered(
-        quiet_controller: tuple[Controller, float], security_log: SecurityLog, tmp_path: Path) -> None:
+    quiet_controller: tuple[Controller, float], security_log: SecurityLog, tmp_path: Path
+) -> None:
     status = invite("12345", STRANGER, 5380, tmp_path / "stranger")
     assert status.split()[0] in ("401", "403"), status
     events = security_log.events(STRANGER)
@@ -207,7 +247,8 @@ def test_an_invite_to_12345_from_an_unknown_address_is_challenged_and_never_answ
 
 
 def test_the_carrier_dialling_numbers_the_hotline_does_not_have_gets_404(
-        quiet_controller: tuple[Controller, float], security_log: SecurityLog, tmp_path: Path) -> None:
+    quiet_controller: tuple[Controller, float], security_log: SecurityLog, tmp_path: Path
+) -> None:
     """8000 (the duty line) and 3372000 (a merge line) are dialled BY the hotline, never dialled in;
     1234 is a prefix of 12345 (no overlap dialling: 404, not 484)."""
     numbers = ["12399", "1234", "123456", "8000", "3372000", "110"]

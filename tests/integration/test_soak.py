@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_short_soak_with_faults_and_a_scanner_loses_no_record_and_leaks_nothing(
-        asterisk: Ari, tmp_path: Path) -> None:
+    asterisk: Ari, tmp_path: Path
+) -> None:
     run = soak.Soak(calls=600, rate=5.0, faults=True, scanner=True, workdir=tmp_path / "soak", max_seconds=600)
     result = soak.run(run)
     print(result)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.citizen import place_call
+from lab.citizen import place_call
 from tests.integration.conftest import DEPARTMENTS_PORT, Controller, Phone, until
 
 pytestmark = pytest.mark.integration
@@ -18,7 +18,8 @@ CALLS = 6
 
 
 def test_calls_route_while_the_call_log_is_locked_and_every_record_lands_once_it_is_free(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
     department = phones(DEPARTMENTS_PORT, talk_ms=2000)
     controller = start_controller()
     journal = Path(f"{controller.calllog.path}.journal")  # the default: beside the call log
@@ -27,13 +28,18 @@ def test_calls_route_while_the_call_log_is_locked_and_every_record_lands_once_it
     holder.execute("BEGIN EXCLUSIVE")  # e.g. a backup or a stuck report holding the write lock
     try:
         with ThreadPoolExecutor(3) as pool:
-            runs = [pool.submit(place_call, "12345", "1", caller=f"1390000{n:04d}", local_port=5071 + n,
-                                talk_ms=15000) for n in range(CALLS)]
+            runs = [
+                pool.submit(place_call, "12345", "1", caller=f"1390000{n:04d}", local_port=5071 + n, talk_ms=15000)
+                for n in range(CALLS)
+            ]
             assert all(r.result().succeeded for r in runs), [r.result().stderr for r in runs]
         assert [uri.split("@")[0] for uri in department.invites()] == ["sip:3372000"] * CALLS
         until(lambda: "calllog_journaling_started" in controller.log(), timeout=15, what="the log to journal")
-        until(lambda: journal.exists() and journal.read_bytes().count(b'"kind":"call"') >= 2 * CALLS,
-              timeout=20, what="every call's writes in the journal")
+        until(
+            lambda: journal.exists() and journal.read_bytes().count(b'"kind":"call"') >= 2 * CALLS,
+            timeout=20,
+            what="every call's writes in the journal",
+        )
         assert controller.calllog.calls() == []  # readable while locked: the database has none of them
     finally:
         holder.execute("ROLLBACK")

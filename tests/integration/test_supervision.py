@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
-from ivr.citizen import place_call
 from ivr.timekeeping import LOCAL_TZ
+from lab.citizen import place_call
 from tests.integration.conftest import DEPARTMENTS_PORT, REPO, SEAT_PORTS, Controller, Phone, until
 
 pytestmark = pytest.mark.integration
@@ -55,11 +55,18 @@ def dashboard_exprs() -> list[str]:
         for panel in items:
             yield panel
             yield from panels(panel.get("panels", []))
+
     data = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     exprs = [t["expr"] for p in panels(data["panels"]) for t in p.get("targets", []) if t.get("expr")]
     # Grafana's variables, as Grafana would fill them for "all units" and a short interval.
-    return [e.replace("$__rate_interval", "1m").replace("$__interval", "15s").replace("$__range", "5m")
-             .replace('"$unit"', '".*"').replace("$unit", ".*") for e in exprs]
+    return [
+        e.replace("$__rate_interval", "1m")
+        .replace("$__interval", "15s")
+        .replace("$__range", "5m")
+        .replace('"$unit"', '".*"')
+        .replace("$unit", ".*")
+        for e in exprs
+    ]
 
 
 def rule_exprs() -> list[tuple[str, str]]:
@@ -72,15 +79,26 @@ def prometheus(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     binary = shutil.which("prometheus")
     assert binary, "prometheus is not installed: ./hotlinectl setup installs it"
     config = tmp_path / "prometheus.yml"
-    config.write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(RULES)],
-        "scrape_configs": [{"job_name": "hotline", "static_configs": [{"targets": ["127.0.0.1:9345"]}]}],
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(RULES)],
+                "scrape_configs": [{"job_name": "hotline", "static_configs": [{"targets": ["127.0.0.1:9345"]}]}],
+            }
+        )
+    )
     with (tmp_path / "prometheus.log").open("w") as log:
-        proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                 f"--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}"],
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         until(lambda: _ready(), timeout=30, what="prometheus to be ready")
         yield proc
@@ -98,8 +116,8 @@ def _ready() -> bool:
 
 
 def test_every_dashboard_and_rule_expression_returns_data_that_agrees_with_the_call_log(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone],
-        prometheus: subprocess.Popen[bytes]) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], prometheus: subprocess.Popen[bytes]
+) -> None:
     phones(DEPARTMENTS_PORT, talk_ms=1000)
     phones(SEAT_PORTS[0], talk_ms=1000)
     phones(SEAT_PORTS[1], talk_ms=1000)
@@ -108,16 +126,33 @@ def test_every_dashboard_and_rule_expression_returns_data_that_agrees_with_the_c
 
     # A short mixed load: departments by menu, a dual-track line dialled directly, operators, a
     # satisfaction rating, and a caller who gives up in the menu.
-    calls = [("12345", "1" + "," * 8 + "1"), ("12345", "21"), ("12310", ""), ("12345", "0"),
-             ("12345", "1"), ("12345", "")]
+    calls = [
+        ("12345", "1" + "," * 8 + "1"),
+        ("12345", "21"),
+        ("12310", ""),
+        ("12345", "0"),
+        ("12345", "1"),
+        ("12345", ""),
+    ]
     with ThreadPoolExecutor(3) as pool:
-        runs = [pool.submit(place_call, to, keys, caller=f"1390000{n:04d}", local_port=5071 + n,
-                            talk_ms=2500 if keys == "" else 15000)
-                for n, (to, keys) in enumerate(calls)]
+        runs = [
+            pool.submit(
+                place_call,
+                to,
+                keys,
+                caller=f"1390000{n:04d}",
+                local_port=5071 + n,
+                talk_ms=2500 if keys == "" else 15000,
+            )
+            for n, (to, keys) in enumerate(calls)
+        ]
         assert all(r.result().succeeded for r in runs)
     rows = controller.finished_calls(len(calls), timeout=60)
-    until(lambda: value("sum(hotline_calls_total)") == len(rows), timeout=30,
-          what="prometheus to have scraped every finished call")
+    until(
+        lambda: value("sum(hotline_calls_total)") == len(rows),
+        timeout=30,
+        what="prometheus to have scraped every finished call",
+    )
     time.sleep(3)  # a few more scrapes and rule evaluations over the finished load
 
     # The figures agree with the call log.
@@ -142,23 +177,33 @@ def test_every_dashboard_and_rule_expression_returns_data_that_agrees_with_the_c
 
 
 def test_the_assessment_report_of_real_calls_counts_what_the_call_log_holds(
-        start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path) -> None:
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+) -> None:
     phones(DEPARTMENTS_PORT, talk_ms=1000)
     controller = start_controller()
     with ThreadPoolExecutor(2) as pool:
-        runs = [pool.submit(place_call, to, keys, caller=f"1390000{n:04d}", local_port=5071 + n, talk_ms=15000)
-                for n, (to, keys) in enumerate([("12345", "1"), ("12310", "")])]
+        runs = [
+            pool.submit(place_call, to, keys, caller=f"1390000{n:04d}", local_port=5071 + n, talk_ms=15000)
+            for n, (to, keys) in enumerate([("12345", "1"), ("12310", "")])
+        ]
         assert all(r.result().succeeded for r in runs)
     controller.finished_calls(2)
     # Call records carry real timestamps (the simulated clock only steers decisions): report on
     # the local days around now.
     today = dt.datetime.now(LOCAL_TZ).date()
     hotline = str(REPO / ".venv" / "bin" / "hotline")
-    common = ["--from", str(today - dt.timedelta(days=1)), "--to", str(today + dt.timedelta(days=1)),
-              "--calllog", controller.env["HOTLINE_CALLLOG"]]
+    common = [
+        "--from",
+        str(today - dt.timedelta(days=1)),
+        "--to",
+        str(today + dt.timedelta(days=1)),
+        "--calllog",
+        controller.env["HOTLINE_CALLLOG"],
+    ]
 
-    out = subprocess.run([hotline, "report", *common, "--format", "json"], capture_output=True, text=True,
-                         check=True, cwd=REPO)
+    out = subprocess.run(
+        [hotline, "report", *common, "--format", "json"], capture_output=True, text=True, check=True, cwd=REPO
+    )
     report = json.loads(out.stdout)
     rows = {(u["unit"], u["mode"]): u for u in report["units"]}
     assert rows[("市公安局", "merge")]["total"]["routed"] == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ivr.app import Admission
+from ivr.controller.app import Admission
 
 
 class Clock:

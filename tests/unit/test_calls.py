@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from ivr import calls
 from ivr.ari import events as ev
-from ivr.calls import Call
+from ivr.call import ari_call as calls
+from ivr.call.ari_call import Call
 from ivr.errors import AriConflict, AriError
 
 ENDPOINT = "PJSIP/3372000@departments"
@@ -24,8 +24,9 @@ class SlowStasisAri:
     """Records requests. A created channel enters Stasis `delay` s after the create (None: at
     once), its StasisStart event `event_lag` s after that; or it dies (`fate`) or never comes."""
 
-    def __init__(self, delay: float | None = 0.05, event_lag: float = 0.0, fate: str = "stasis",
-                 cause: int = 0) -> None:
+    def __init__(
+        self, delay: float | None = 0.05, event_lag: float = 0.0, fate: str = "stasis", cause: int = 0
+    ) -> None:
         self.delay, self.event_lag, self.fate, self.cause = delay, event_lag, fate, cause
         self.requests: list[tuple[str, str]] = []
         self.in_stasis: set[str] = set()
@@ -37,8 +38,9 @@ class SlowStasisAri:
         self.events_sent.append(raw["type"])
         self.call.queue.put_nowait(ev.parse(raw))
 
-    async def create_channel(self, channel_id: str, endpoint: str, app_args: str, originator: str,
-                             variables: Any = None) -> None:
+    async def create_channel(
+        self, channel_id: str, endpoint: str, app_args: str, originator: str, variables: Any = None
+    ) -> None:
         self.requests.append(("create", channel_id))
         loop = asyncio.get_running_loop()
         if self.fate == "stasis":
@@ -47,20 +49,25 @@ class SlowStasisAri:
             else:
                 loop.call_later(self.delay, self._enter, channel_id)
         elif self.fate == "destroyed":
-            loop.call_later(self.delay or 0.0, self._deliver, {"type": "ChannelDestroyed", "channel": {"id": channel_id},
-                                                               "cause": self.cause})
+            loop.call_later(
+                self.delay or 0.0,
+                self._deliver,
+                {"type": "ChannelDestroyed", "channel": {"id": channel_id}, "cause": self.cause},
+            )
 
     def _enter(self, channel_id: str) -> None:
         self.in_stasis.add(channel_id)
         asyncio.get_running_loop().call_later(
-            self.event_lag, self._deliver, {"type": "StasisStart", "channel": {"id": channel_id}, "args": ["dialed"]})
+            self.event_lag, self._deliver, {"type": "StasisStart", "channel": {"id": channel_id}, "args": ["dialed"]}
+        )
 
     async def dial(self, channel: str, caller: str, timeout: int) -> None:
         self.requests.append(("dial", channel))
         if channel not in self.in_stasis:
             raise AriConflict(f"POST /channels/{channel}/dial: 409 Channel not in Stasis application", status=409)
-        asyncio.get_running_loop().call_soon(self._deliver, {"type": "Dial", "peer": {"id": channel},
-                                                             "dialstatus": "ANSWER"})
+        asyncio.get_running_loop().call_soon(
+            self._deliver, {"type": "Dial", "peer": {"id": channel}, "dialstatus": "ANSWER"}
+        )
 
     async def hangup(self, channel: str, reason: str = "normal") -> None:
         self.requests.append(("hangup", channel))
@@ -119,9 +126,11 @@ async def test_a_channel_that_never_enters_stasis_is_hung_up(monkeypatch: pytest
 async def test_the_caller_hanging_up_while_the_channel_is_created_ends_the_call() -> None:
     ari = SlowStasisAri(delay=0.5)
     call = make_call(ari)
-    asyncio.get_running_loop().call_later(0.05, call.queue.put_nowait,
-                                          ev.parse({"type": "ChannelHangupRequest", "channel": {"id": "caller-chan"},
-                                                    "cause": 16}))
+    asyncio.get_running_loop().call_later(
+        0.05,
+        call.queue.put_nowait,
+        ev.parse({"type": "ChannelHangupRequest", "channel": {"id": "caller-chan"}, "cause": 16}),
+    )
     with pytest.raises(calls.CallEnded):
         await call.dial(ENDPOINT, 20, caller_id="12345", label="gongan")
     assert [kind for kind, _ in ari.requests] == ["create", "dial", "hangup"]
@@ -130,8 +139,9 @@ async def test_the_caller_hanging_up_while_the_channel_is_created_ends_the_call(
 class TimedOutCreateAri(SlowStasisAri):
     """POST /channels/create times out on our side, but Asterisk creates the channel anyway."""
 
-    async def create_channel(self, channel_id: str, endpoint: str, app_args: str, originator: str,
-                             variables: Any = None) -> None:
+    async def create_channel(
+        self, channel_id: str, endpoint: str, app_args: str, originator: str, variables: Any = None
+    ) -> None:
         await super().create_channel(channel_id, endpoint, app_args, originator, variables)
         raise AriError("POST /channels/create: TimeoutError: ")
 

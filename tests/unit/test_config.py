@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.config import MIN_PASSWORD_LENGTH, Settings
 from ivr.errors import ConfigError
+from ivr.settings import MIN_PASSWORD_LENGTH, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 STRONG = "k3Jq9vXz2LmPq8RtYw4N"
@@ -25,16 +25,21 @@ def settings(state: Path, **env: str) -> Settings:
     return Settings.from_env({"HOTLINE_STATE": str(state), **env})
 
 
-@pytest.mark.parametrize("password", ["asterisk", "hotline", "secret", "password", "changeme", "admin", "1234",
-                                      "123456", "Asterisk", "PASSWORD"])
+@pytest.mark.parametrize(
+    "password",
+    ["asterisk", "hotline", "secret", "password", "changeme", "admin", "1234", "123456", "Asterisk", "PASSWORD"],
+)
 def test_a_well_known_default_ari_password_is_refused_naming_the_variable(state: Path, password: str) -> None:
     with pytest.raises(ConfigError, match=r"^ARI_PASSWORD: the ARI password is a well-known default"):
         settings(state, ARI_PASSWORD=password)
 
 
 def test_a_short_ari_password_is_refused_with_the_minimum_length(state: Path) -> None:
-    with pytest.raises(ConfigError, match=rf"^ARI_PASSWORD: the ARI password has 11 characters, at least "
-                                          rf"{MIN_PASSWORD_LENGTH}"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"^ARI_PASSWORD: the ARI password has 11 characters, at least "
+        rf"{MIN_PASSWORD_LENGTH}",
+    ):
         settings(state, ARI_PASSWORD="x7#kQ2!pLm9")
 
 
@@ -61,12 +66,15 @@ def test_a_strong_password_is_accepted(state: Path) -> None:
 def test_the_password_hotlinectl_setup_generates_is_accepted(tmp_path: Path) -> None:
     """Run hotlinectl's own setup_secrets (lifted out of the script) and load what it wrote."""
     script = (REPO / "hotlinectl").read_text()
-    body = script[script.index("setup_secrets() {"):]
-    body = body[:body.index("\n}\n") + 3]
+    body = script[script.index("setup_secrets() {") :]
+    body = body[: body.index("\n}\n") + 3]
     run = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", f'say() {{ :; }}\n{body}\nsetup_secrets'],
+        ["bash", "-euo", "pipefail", "-c", f"say() {{ :; }}\n{body}\nsetup_secrets"],
         env={**os.environ, "PW_FILE": str(tmp_path / "ari-password"), "KEY_FILE": str(tmp_path / "caller-hash.key")},
-        capture_output=True, text=True, check=False)
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     password = (tmp_path / "ari-password").read_text()
     assert password.isalnum()  # base64 with /+= dropped: about 23 characters

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ivr import routes
 from ivr.cli import main
-from ivr.dialplan import entry_problems, pattern_matches, reaches_stasis, read_conf, read_dialplan
+from ivr.routing import routes
+from ivr.routing.dialplan import entry_problems, pattern_matches, reaches_stasis, read_conf, read_dialplan
 
 REPO = Path(__file__).resolve().parents[2]
 EXTENSIONS = REPO / "dialplan" / "extensions.conf"
@@ -43,25 +43,33 @@ def test_a_short_number_missing_from_the_dialplan_is_named_at_its_route_in_route
     conf = checkout / "dialplan" / "extensions.conf"
     drop_exten(conf, "12315")
     table = routes.load(checkout / "routes.yaml")
-    line = next(n for n, text in enumerate((checkout / "routes.yaml").read_text().splitlines(), 1)
-                if text.strip() == "- id: gongshang-12315")
+    line = next(
+        n
+        for n, text in enumerate((checkout / "routes.yaml").read_text().splitlines(), 1)
+        if text.strip() == "- id: gongshang-12315"
+    )
     assert [str(p) for p in entry_problems(table, conf)] == [
         f"{checkout / 'routes.yaml'}:{line}: routes[gongshang-12315]: interconnect number 12315 is not sent to "
-        f"Stasis by {conf} [from-carrier]: callers dialling it directly get 404"]
+        f"Stasis by {conf} [from-carrier]: callers dialling it directly get 404"
+    ]
 
 
 def test_a_missing_hotline_number_is_named_at_hotline_number(checkout: Path) -> None:
     conf = checkout / "dialplan" / "extensions.conf"
     drop_exten(conf, "12345")
     (problem,) = entry_problems(routes.load(checkout / "routes.yaml"), conf)
-    assert (problem.line, problem.message.split(":")[0]) == (11, "hotline number 12345 is not sent to Stasis by "
-                                                                 f"{conf} [from-carrier]")
+    assert (problem.line, problem.message.split(":")[0]) == (
+        11,
+        f"hotline number 12345 is not sent to Stasis by {conf} [from-carrier]",
+    )
 
 
 def test_an_extension_that_exists_but_never_enters_stasis_is_a_problem(tmp_path: Path) -> None:
     conf = tmp_path / "extensions.conf"
-    conf.write_text("[from-carrier]\nexten => 12345,1,Goto(entry,s,1)\nexten => 12310,1,Hangup()\n"
-                    "[entry]\nexten => s,1,Stasis(hotline,${EXTEN})\n")
+    conf.write_text(
+        "[from-carrier]\nexten => 12345,1,Goto(entry,s,1)\nexten => 12310,1,Hangup()\n"
+        "[entry]\nexten => s,1,Stasis(hotline,${EXTEN})\n"
+    )
     contexts = read_dialplan(conf)
     assert reaches_stasis(contexts, "from-carrier", "12345")
     assert not reaches_stasis(contexts, "from-carrier", "12310")
@@ -76,17 +84,29 @@ def test_numbers_reached_through_an_include_or_a_pattern_count(tmp_path: Path) -
     assert not reaches_stasis(contexts, "from-carrier", "1231")
 
 
-@pytest.mark.parametrize("pattern, number, matches", [
-    ("_X.", "1", False), ("_X.", "12", True), ("_X!", "1", True), ("_.", "9", True), ("_NXX", "199", False),
-    ("_ZX", "10", True), ("_[1-3]X", "45", False), ("_[13]X", "35", True), ("_123XX", "12345", True),
-])
+@pytest.mark.parametrize(
+    "pattern, number, matches",
+    [
+        ("_X.", "1", False),
+        ("_X.", "12", True),
+        ("_X!", "1", True),
+        ("_.", "9", True),
+        ("_NXX", "199", False),
+        ("_ZX", "10", True),
+        ("_[1-3]X", "45", False),
+        ("_[13]X", "35", True),
+        ("_123XX", "12345", True),
+    ],
+)
 def test_extension_patterns_follow_asterisk(pattern: str, number: str, matches: bool) -> None:
     assert pattern_matches(pattern, number) is matches
 
 
 def test_conf_reader_follows_includes_and_templates(tmp_path: Path) -> None:
-    (tmp_path / "main.conf").write_text("[hardened](!)\nallow_transfer = no ; why\n[carrier](hardened)\n"
-                                        "type = endpoint\n#include more.conf\n#tryinclude absent.conf\n")
+    (tmp_path / "main.conf").write_text(
+        "[hardened](!)\nallow_transfer = no ; why\n[carrier](hardened)\n"
+        "type = endpoint\n#include more.conf\n#tryinclude absent.conf\n"
+    )
     (tmp_path / "more.conf").write_text("[extra]\nkey => value\\;not a comment\n")
     by_name = {s.name: s for s in read_conf(tmp_path / "main.conf")}
     assert by_name["hardened"].is_template

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from ivr import routes
 from ivr.cli import main
-from ivr.diff import Diff, LostFallback, compare, lost_after_hours
-from ivr.menu import decide
+from ivr.routing import routes
+from ivr.routing.diff import Diff, LostFallback, compare, lost_after_hours
+from ivr.routing.menu import decide
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = (ROOT / "routes.yaml").read_text(encoding="utf-8")
@@ -62,12 +62,14 @@ def keys(changes: tuple[object, ...]) -> list[str]:
 def run(tmp_path: Path, new_text: str, *args: str) -> tuple[int, str, str]:
     (tmp_path / "old.yaml").write_text(SHIPPED, encoding="utf-8")
     (tmp_path / "new.yaml").write_text(new_text, encoding="utf-8")
-    result = CliRunner().invoke(main, ["diff", str(tmp_path / "old.yaml"), str(tmp_path / "new.yaml"),
-                                       "--at", AT.isoformat(), *args])
+    result = CliRunner().invoke(
+        main, ["diff", str(tmp_path / "old.yaml"), str(tmp_path / "new.yaml"), "--at", AT.isoformat(), *args]
+    )
     return result.exit_code, result.stdout, result.stderr
 
 
 # --- what counts as a change -----------------------------------------------------------------
+
 
 def test_identical_tables_change_nothing() -> None:
     d = diff(SHIPPED)
@@ -85,7 +87,9 @@ def test_swapping_two_menu_keys_redirects_both_paths_and_nothing_else_moves() ->
     d = diff(new)
     assert keys(d.paths_redirected) == ["61", "62"]
     assert [(c.old_route.id, c.new_route.id) for c in d.paths_redirected] == [  # type: ignore[union-attr]
-        ("jiaoti", "tuanshiwei-12355"), ("tuanshiwei-12355", "jiaoti")]
+        ("jiaoti", "tuanshiwei-12355"),
+        ("tuanshiwei-12355", "jiaoti"),
+    ]
     assert not (d.paths_added or d.paths_removed or d.routes_added or d.routes_removed or d.routes_changed)
     assert not d.units_unreachable
     assert [p.menu for p in d.prompts_changed] == ["culture"]  # the prompt says the new order
@@ -123,8 +127,11 @@ def test_removing_a_dual_track_route_loses_its_direct_dial_entry_too() -> None:
 
 
 def test_a_new_route_with_a_key_adds_its_path_its_number_and_its_direct_dial() -> None:
-    new = with_route(SHIPPED, '{id: jiaotong-12328, unit: 市交通运输局, line_name: 交通运输服务监督, '
-                              'number: "12328", mode: transfer, effective: 2016-08-31, trunk: departments}')
+    new = with_route(
+        SHIPPED,
+        "{id: jiaotong-12328, unit: 市交通运输局, line_name: 交通运输服务监督, "
+        'number: "12328", mode: transfer, effective: 2016-08-31, trunk: departments}',
+    )
     new = with_main_key(new, "7", "{route: jiaotong-12328}")
     d = diff(new)
     assert [r.id for r in d.routes_added] == ["jiaotong-12328"]
@@ -144,7 +151,8 @@ def test_a_second_key_to_an_existing_route_is_an_added_path() -> None:
 def test_changing_a_number_is_a_field_change_and_redirects_its_paths() -> None:
     d = diff(in_route(SHIPPED, "gongan", 'number: "3372000"', 'number: "3372001"'))
     assert [(c.id, [(f.name, f.old, f.new) for f in c.fields]) for c in d.routes_changed] == [
-        ("gongan", [("number", "3372000", "3372001"), ("dial", "3372000", "3372001")])]
+        ("gongan", [("number", "3372000", "3372001"), ("dial", "3372000", "3372001")])
+    ]
     assert keys(d.paths_redirected) == ["1"]
     assert keys(d.paths_removed) == ["93372000#"]  # callers who type the old number reach nobody
     assert keys(d.paths_added) == ["93372001#"]
@@ -161,7 +169,8 @@ def test_ring_seconds_alone_changes_no_path_but_is_still_a_change() -> None:
     d = diff(in_route(SHIPPED, "gongan", "ring_seconds: 20", "ring_seconds: 30"))
     assert not (d.paths_added or d.paths_removed or d.paths_redirected)
     assert [(c.id, c.fields[0].name, c.fields[0].old, c.fields[0].new) for c in d.routes_changed] == [
-        ("gongan", "ring_seconds", "20", "30")]
+        ("gongan", "ring_seconds", "20", "30")
+    ]
     assert d.changed
 
 
@@ -222,15 +231,22 @@ def test_a_relabelled_route_changes_the_menu_prompt() -> None:
 def test_a_new_operators_number_is_a_setting_change() -> None:
     d = diff(edit(SHIPPED, 'number: "8000"', 'number: "8001"'))
     assert [(s.name, s.old, s.new) for s in d.settings_changed] == [
-        ("operators.dial", "PJSIP/8000@operators", "PJSIP/8001@operators")]
+        ("operators.dial", "PJSIP/8000@operators", "PJSIP/8001@operators")
+    ]
 
 
 # --- after-hours fallback: office-hours routes take messages; dropping their hours loses that ---
 
+
 def test_a_route_whose_hours_are_dropped_has_lost_its_after_hours_fallback() -> None:
     old = routes.parse(SHIPPED)
-    new = routes.parse(SHIPPED.replace('    ring_seconds: 20\n    label: 公安局', '    ring_seconds: 20\n    label: 公安局\n'
-                                       '    hours: round-the-clock', 1))
+    new = routes.parse(
+        SHIPPED.replace(
+            "    ring_seconds: 20\n    label: 公安局",
+            "    ring_seconds: 20\n    label: 公安局\n    hours: round-the-clock",
+            1,
+        )
+    )
     assert lost_after_hours(old, new) == [LostFallback("市公安局", "gongan")]
     assert lost_after_hours(new, old) == []
 
@@ -248,6 +264,7 @@ def test_a_lost_fallback_is_printed_among_the_dangerous_lines() -> None:
 
 # --- the command -------------------------------------------------------------------------------
 
+
 def test_cli_identical_files_exit_0(tmp_path: Path) -> None:
     code, out, err = run(tmp_path, SHIPPED)
     assert (code, err) == (0, "")
@@ -260,15 +277,20 @@ def test_cli_prints_sections_and_exits_3_on_changes(tmp_path: Path) -> None:
     code, out, _ = run(tmp_path, new)
     lines = out.splitlines()
     assert code == 3
-    assert lines.index("units:") < lines.index("! unreachable: 市人防办") < lines.index("key paths after dialling 12345:")
+    assert (
+        lines.index("units:") < lines.index("! unreachable: 市人防办") < lines.index("key paths after dialling 12345:")
+    )
     assert "- 36  市人防办 2626973 (merge); now operator (no_input)" in lines
     assert "~ 61  市教体局 3033010 -> 市编办 12310" in lines
     assert "- renfang  市人防办 2626973 (merge)" in lines
 
 
 def test_cli_added_route_line_names_unit_line_number_and_mode(tmp_path: Path) -> None:
-    new = with_route(SHIPPED, '{id: jiaotong-12328, unit: 市交通运输局, line_name: 交通运输服务监督, '
-                              'number: "12328", mode: transfer, effective: 2016-08-31, trunk: departments}')
+    new = with_route(
+        SHIPPED,
+        "{id: jiaotong-12328, unit: 市交通运输局, line_name: 交通运输服务监督, "
+        'number: "12328", mode: transfer, effective: 2016-08-31, trunk: departments}',
+    )
     code, out, _ = run(tmp_path, with_main_key(new, "7", "{route: jiaotong-12328}"))
     assert code == 3
     assert "+ 7  市交通运输局 交通运输服务监督 12328 (transfer)" in out.splitlines()
@@ -279,9 +301,21 @@ def test_cli_json_is_one_object_with_every_section(tmp_path: Path) -> None:
     code, out, _ = run(tmp_path, edit(SHIPPED, '"1": {route: jiaoti}', '"1": {route: bianban-12310}'), "--json")
     assert code == 3
     report = json.loads(out)
-    assert {"units_unreachable", "lost_after_hours", "paths_added", "paths_removed", "paths_redirected",
-            "direct_added", "direct_removed", "direct_redirected", "routes_added", "routes_removed",
-            "routes_changed", "prompts_changed", "settings_changed"} <= report.keys()
+    assert {
+        "units_unreachable",
+        "lost_after_hours",
+        "paths_added",
+        "paths_removed",
+        "paths_redirected",
+        "direct_added",
+        "direct_removed",
+        "direct_redirected",
+        "routes_added",
+        "routes_removed",
+        "routes_changed",
+        "prompts_changed",
+        "settings_changed",
+    } <= report.keys()
     assert report["changed"] is True and report["at"] == AT.isoformat()
     [moved] = report["paths_redirected"]
     assert (moved["keys"], moved["old"]["route"]["id"], moved["new"]["route"]["number"]) == ("61", "jiaoti", "12310")

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 import structlog.testing
 
-from ivr import hours
-from ivr.hours import Hours, TimeRange, calendar_covers, is_workday, parse_ranges
+from ivr.routing import hours
+from ivr.routing.hours import Hours, TimeRange, calendar_covers, is_workday, parse_ranges
 
 D = dt.date
 T = dt.time
@@ -122,7 +122,7 @@ def test_beyond_the_calendar_a_warning_is_logged_once_per_year(fresh_warnings: N
 
 def test_importing_the_module_and_calendar_package_raises_no_warning() -> None:
     proc = subprocess.run(
-        [sys.executable, "-W", "error", "-X", "dev", "-c", "import ivr.hours"],
+        [sys.executable, "-W", "error", "-X", "dev", "-c", "import ivr.routing.hours"],
         check=False,
         capture_output=True,
         text=True,
@@ -185,9 +185,7 @@ def test_make_up_weekend_workday_is_open_in_workday_hours(day: str) -> None:
     assert WEEKEND_DESK.is_open(at(f"{day}T15:00"))
 
 
-@pytest.mark.parametrize(
-    "when", ["2026-02-17T03:00", "2026-11-28T23:59:59", "2026-11-24T12:30", "2030-01-01T00:00"]
-)
+@pytest.mark.parametrize("when", ["2026-02-17T03:00", "2026-11-28T23:59:59", "2026-11-24T12:30", "2030-01-01T00:00"])
 def test_always_open_line_is_open_at_any_time_including_holidays(when: str) -> None:
     assert OPERATORS.is_open(at(when))
     assert OPERATORS.next_open(at(when)) == at(when)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr import routes
-from ivr.menu import Ask, Decision, Navigator, decide, prompt_text, reachable
+from ivr.routing import routes
+from ivr.routing.menu import Ask, Decision, Navigator, decide, prompt_text, reachable
 
 TABLE = routes.load(Path(__file__).resolve().parents[2] / "routes.yaml")
 NOW = dt.datetime(2026, 11, 25, 10, 0)
@@ -52,13 +52,16 @@ def test_every_one_of_the_50_lines_is_reachable_once_all_batches_are_live() -> N
         assert decide(TABLE, "12345", keys, dt.datetime(2019, 1, 1, 9, 0)).route == route
 
 
-@pytest.mark.parametrize("day, live", [
-    (dt.datetime(2016, 7, 30, 9), 0),    # before the first batch
-    (dt.datetime(2016, 7, 31, 9), 31),   # merge batch live
-    (dt.datetime(2016, 8, 31, 9), 38),   # + dual-track batch
-    (dt.datetime(2018, 12, 30, 9), 38),
-    (dt.datetime(2018, 12, 31, 9), 50),  # + interconnect batch
-])
+@pytest.mark.parametrize(
+    "day, live",
+    [
+        (dt.datetime(2016, 7, 30, 9), 0),  # before the first batch
+        (dt.datetime(2016, 7, 31, 9), 31),  # merge batch live
+        (dt.datetime(2016, 8, 31, 9), 38),  # + dual-track batch
+        (dt.datetime(2018, 12, 30, 9), 38),
+        (dt.datetime(2018, 12, 31, 9), 50),  # + interconnect batch
+    ],
+)
 def test_batches_go_live_on_their_dates(day: dt.datetime, live: int) -> None:
     assert len(reachable(TABLE, day)) == live
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ivr import routes
 from ivr.metrics import Metrics
+from ivr.routing import routes
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = (ROOT / "routes.yaml").read_text(encoding="utf-8")
@@ -65,8 +65,11 @@ def test_every_unit_has_its_series_from_the_start_so_a_quiet_unit_shows_zero() -
     m.set_routes(TABLE)
     got = samples(m)
     units = {r.unit for r in TABLE.routes.values()}
-    answered = {dict(k[1])["unit"] for k, v in got.items()
-                if k[0] == "hotline_routed_calls_total" and dict(k[1])["result"] == "answered" and v == 0}
+    answered = {
+        dict(k[1])["unit"]
+        for k, v in got.items()
+        if k[0] == "hotline_routed_calls_total" and dict(k[1])["result"] == "answered" and v == 0
+    }
     overdue = {dict(k[1])["unit"] for k in got if k[0] == "hotline_tickets_overdue"}
     assert answered == units == overdue
     assert got[("hotline_webhook_deliveries_total", (("partner", "market-regulation"), ("result", "gave_up")))] == 0

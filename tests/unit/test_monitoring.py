@@ -46,14 +46,18 @@ DASHBOARD_DS_NAMES = {"Prometheus"}
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("promtool")
     if exe is None:
-        pytest.fail("promtool is not installed (it comes with Debian's `prometheus` package): "
-                    "run `./hotlinectl setup`, which installs it", pytrace=False)
+        pytest.fail(
+            "promtool is not installed (it comes with Debian's `prometheus` package): "
+            "run `./hotlinectl setup`, which installs it",
+            pytrace=False,
+        )
     return subprocess.run([exe, *args], cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
 
 
 def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, (
-        f"{' '.join(result.args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+        f"{' '.join(result.args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+    )
 
 
 def test_promtool_check_config() -> None:
@@ -83,8 +87,10 @@ def test_rule_unit_tests_evaluate_recording_rules_before_the_alerts_that_read_th
 
 
 BREAKAGES = {
-    "unbalanced parenthesis": ("sum by (unit) (rate(hotline_routed_calls_total[15m]))",
-                               "sum by (unit) (rate(hotline_routed_calls_total[15m])"),
+    "unbalanced parenthesis": (
+        "sum by (unit) (rate(hotline_routed_calls_total[15m]))",
+        "sum by (unit) (rate(hotline_routed_calls_total[15m])",
+    ),
     "bad for duration": ("for: 5m", "for: 5 minutes"),
     "broken annotation template": ("{{ $labels.unit }} answers only", "{{ $labels.unit answers only"),
 }
@@ -105,11 +111,14 @@ def test_promtool_check_rules_rejects_a_broken_copy(breakage: str, tmp_path: Pat
 
 def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
     """Grafana's PromQL goes through Prometheus' own parser too, as recording rules in a scratch file."""
-    rules = [{"record": f"dashboard:query_{n}:check", "expr": expr}
-             for n, (_where, expr) in enumerate(dashboard_queries(grafana_substituted=True))]
+    rules = [
+        {"record": f"dashboard:query_{n}:check", "expr": expr}
+        for n, (_where, expr) in enumerate(dashboard_queries(grafana_substituted=True))
+    ]
     scratch = tmp_path / "dashboard_rules.yml"
-    scratch.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, allow_unicode=True),
-                       encoding="utf-8")
+    scratch.write_text(
+        yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, allow_unicode=True), encoding="utf-8"
+    )
     assert_ok(promtool("check", "rules", str(scratch)))
 
 
@@ -130,7 +139,7 @@ def exported() -> dict[str, Series]:
     """Series name -> Series, from `Metrics().registry.collect()`, labels including job/instance."""
     metrics = Metrics()
 
-    class CallLog:  # the controller always watches its call log (ivr.app)
+    class CallLog:  # the controller always watches its call log (ivr.controller.app)
         journal_pending = journaled_total = replayed_total = lost_total = failed_writes = 0
 
     metrics.watch_calllog(CallLog())
@@ -164,7 +173,7 @@ def metric_names() -> set[str]:
 
 
 # Label values a matcher may name. From the code where the code has the list; the rest are the
-# literals the call flow passes (ivr/session.py, ivr/app.py) — a guard against typos in rules.
+# literals the call flow passes (ivr/call/session.py, ivr/controller/app.py) — a guard against typos in rules.
 LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
     ("hotline_calls_total", "outcome"): frozenset(OUTCOMES),
     ("hotline_routed_calls_total", "result"): frozenset(DIAL_RESULTS.values()) | {"failed"},
@@ -179,7 +188,7 @@ LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
 
 
 def test_label_values_known_to_the_checks_are_metrics() -> None:
-    for (metric, label) in LABEL_VALUES:
+    for metric, label in LABEL_VALUES:
         assert metric in metric_names(), metric
         series = next(s for s in exported().values() if s.metric == metric)
         assert label in series.labels, (metric, label)
@@ -190,24 +199,76 @@ def test_label_values_known_to_the_checks_are_metrics() -> None:
 # (sub)expression carries, so that `by (...)`, matchers, `on (...)`, `$labels.x` in an alert's
 # annotations and `{{x}}` in a panel's legend can be checked against the metrics.
 # ---------------------------------------------------------------------------------------------
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<space>\s+)
   | (?P<duration>(?:\d+(?:ms|[smhdwy]))+(?![\w.]))
   | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<string>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`)
   | (?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)
   | (?P<op>==|!=|>=|<=|=~|!~|[-+*/%^<>=(){}\[\],:@])
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
-PRECEDENCE = {"or": 1, "and": 2, "unless": 2, "==": 3, "!=": 3, ">": 3, "<": 3, ">=": 3, "<=": 3,
-              "+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "atan2": 5, "^": 6}
+PRECEDENCE = {
+    "or": 1,
+    "and": 2,
+    "unless": 2,
+    "==": 3,
+    "!=": 3,
+    ">": 3,
+    "<": 3,
+    ">=": 3,
+    "<=": 3,
+    "+": 4,
+    "-": 4,
+    "*": 5,
+    "/": 5,
+    "%": 5,
+    "atan2": 5,
+    "^": 6,
+}
 SET_OPERATORS = {"and", "or", "unless"}
 AGGREGATIONS = {"sum", "min", "max", "avg", "count", "stddev", "stdvar", "group", "topk", "bottomk", "quantile"}
-RANGE_FUNCTIONS = {"rate", "increase", "irate", "delta", "idelta", "deriv", "resets", "changes", "avg_over_time",
-                   "min_over_time", "max_over_time", "sum_over_time", "count_over_time", "last_over_time",
-                   "present_over_time", "stddev_over_time", "stdvar_over_time", "quantile_over_time"}
-SAME_LABELS_FUNCTIONS = {"abs", "ceil", "floor", "exp", "ln", "log2", "log10", "sqrt", "sgn", "round", "clamp",
-                         "clamp_min", "clamp_max", "sort", "sort_desc", "timestamp"}
+RANGE_FUNCTIONS = {
+    "rate",
+    "increase",
+    "irate",
+    "delta",
+    "idelta",
+    "deriv",
+    "resets",
+    "changes",
+    "avg_over_time",
+    "min_over_time",
+    "max_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "last_over_time",
+    "present_over_time",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "quantile_over_time",
+}
+SAME_LABELS_FUNCTIONS = {
+    "abs",
+    "ceil",
+    "floor",
+    "exp",
+    "ln",
+    "log2",
+    "log10",
+    "sqrt",
+    "sgn",
+    "round",
+    "clamp",
+    "clamp_min",
+    "clamp_max",
+    "sort",
+    "sort_desc",
+    "timestamp",
+}
 
 
 @dataclass(frozen=True)
@@ -237,7 +298,7 @@ class Reader:
         while at < len(self.expr):
             m = _TOKEN.match(self.expr, at)
             if m is None:
-                raise PromQLError(f"cannot read {self.expr[at:at + 20]!r}")
+                raise PromQLError(f"cannot read {self.expr[at : at + 20]!r}")
             at = m.end()
             if m.lastgroup != "space":
                 self.tokens.append((m.lastgroup or "", m.group()))
@@ -401,8 +462,10 @@ class Reader:
             how, labels = grouping
             missing = labels - arg.labels
             if missing:
-                self.problems.append(f"{name} {how} ({', '.join(sorted(labels))}): {sorted(missing)} not on its "
-                                     f"argument (which has {sorted(arg.labels)})")
+                self.problems.append(
+                    f"{name} {how} ({', '.join(sorted(labels))}): {sorted(missing)} not on its "
+                    f"argument (which has {sorted(arg.labels)})"
+                )
             out = labels if how == "by" else arg.labels - labels
         return Value("vector", arg.labels if name in ("topk", "bottomk") else out)
 
@@ -443,8 +506,14 @@ class Reader:
             return Value("scalar")
         raise PromQLError(f"function {name}() is not known to test_monitoring.py")
 
-    def combine(self, op: str, lhs: Value, rhs: Value,
-                matching: tuple[str, frozenset[str]] | None, group: tuple[str, frozenset[str]] | None) -> Value:
+    def combine(
+        self,
+        op: str,
+        lhs: Value,
+        rhs: Value,
+        matching: tuple[str, frozenset[str]] | None,
+        group: tuple[str, frozenset[str]] | None,
+    ) -> Value:
         if lhs.kind == "scalar" and rhs.kind == "scalar" and op not in SET_OPERATORS:
             return Value("scalar")
         if {lhs.kind, rhs.kind} - {"scalar", "vector"} or (op in SET_OPERATORS and "scalar" in (lhs.kind, rhs.kind)):
@@ -457,16 +526,23 @@ class Reader:
             if how == "on":
                 for side, v in (("left", lhs), ("right", rhs)):
                     if labels - v.labels:
-                        self.problems.append(f"'{op} on ({', '.join(sorted(labels))})': the {side} side has no "
-                                             f"{sorted(labels - v.labels)} (it has {sorted(v.labels)})")
-            left, right = (labels & lhs.labels, labels & rhs.labels) if how == "on" else (
-                lhs.labels - labels, rhs.labels - labels)
+                        self.problems.append(
+                            f"'{op} on ({', '.join(sorted(labels))})': the {side} side has no "
+                            f"{sorted(labels - v.labels)} (it has {sorted(v.labels)})"
+                        )
+            left, right = (
+                (labels & lhs.labels, labels & rhs.labels)
+                if how == "on"
+                else (lhs.labels - labels, rhs.labels - labels)
+            )
         else:
             how, labels, left, right = "", frozenset(), lhs.labels, rhs.labels
         if op in SET_OPERATORS:
             if op != "or" and how != "on" and left != right:
-                self.problems.append(f"'{op}' matches on all labels but the sides differ: {sorted(left)} vs "
-                                     f"{sorted(right)}; say on (...)")
+                self.problems.append(
+                    f"'{op}' matches on all labels but the sides differ: {sorted(left)} vs "
+                    f"{sorted(right)}; say on (...)"
+                )
             return Value("vector", lhs.labels & rhs.labels if op == "or" else lhs.labels)
         if group is not None:
             side, extra = group
@@ -475,8 +551,10 @@ class Reader:
                 self.problems.append(f"{side}({', '.join(sorted(extra))}): not on the other side")
             return Value("vector", many.labels | extra)
         if how != "on" and left != right:
-            self.problems.append(f"'{op}' matches on all labels but the sides differ: {sorted(left)} vs "
-                                 f"{sorted(right)}; say on (...) or ignoring (...)")
+            self.problems.append(
+                f"'{op}' matches on all labels but the sides differ: {sorted(left)} vs "
+                f"{sorted(right)}; say on (...) or ignoring (...)"
+            )
         return Value("vector", labels if how == "on" else left)
 
 
@@ -505,6 +583,7 @@ def schema_with(recorded: dict[str, Series]) -> Callable[[str], Series | None]:
         if name == "up":
             return Series("up", TARGET_LABELS)
         return recorded.get(name) or exported().get(name)
+
     return schema
 
 
@@ -559,6 +638,7 @@ def substitute(expr: str) -> str:
         name = m.group(1) or m.group(2)
         assert name in GRAFANA_VARIABLES, f"dashboard variable ${name} unknown to test_monitoring.py: {expr}"
         return GRAFANA_VARIABLES[name]
+
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
 
 
@@ -568,8 +648,9 @@ def dashboard_queries(grafana_substituted: bool = False) -> list[tuple[str, str]
     for panel in all_panels(load_dashboard()):
         for target in panel.get("targets", []):
             expr = target.get("expr", "")
-            out.append((f"panel {panel['title']!r} {target.get('refId')}", substitute(expr) if grafana_substituted
-                        else expr))
+            out.append(
+                (f"panel {panel['title']!r} {target.get('refId')}", substitute(expr) if grafana_substituted else expr)
+            )
     return out
 
 
@@ -595,7 +676,9 @@ def referenced_names(text: str) -> set[str]:
 def test_every_metric_in_the_rules_is_exported() -> None:
     used = set().union(*(referenced_names(rule["expr"]) for rule in rules()))
     assert used, "no hotline_* metric found in alerts.yml"
-    assert used <= metric_names(), f"alerts.yml uses metrics ivr.metrics does not export: {sorted(used - metric_names())}"
+    assert used <= metric_names(), (
+        f"alerts.yml uses metrics ivr.metrics does not export: {sorted(used - metric_names())}"
+    )
 
 
 def test_every_metric_in_the_dashboard_is_exported() -> None:
@@ -604,7 +687,9 @@ def test_every_metric_in_the_dashboard_is_exported() -> None:
     texts += [variable_query(v) for v in dashboard["templating"]["list"] if v["type"] == "query"]
     used = set().union(*(referenced_names(t) for t in texts))
     assert used, "no hotline_* metric found in the dashboard"
-    assert used <= metric_names(), f"the dashboard uses metrics ivr.metrics does not export: {sorted(used - metric_names())}"
+    assert used <= metric_names(), (
+        f"the dashboard uses metrics ivr.metrics does not export: {sorted(used - metric_names())}"
+    )
 
 
 def test_rules_use_only_labels_the_metrics_have() -> None:
@@ -635,20 +720,27 @@ def test_dashboard_uses_only_labels_the_metrics_have() -> None:
     assert not problems, "the dashboard does not fit ivr.metrics:\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize(("expr", "problem"), [
-    ("rate(hotline_call_total[5m])", "unknown metric hotline_call_total"),
-    ('hotline_calls_total{result="answered"}', "hotline_calls_total has no label 'result'"),
-    ("sum by (unit) (rate(hotline_calls_total[5m]))", "['unit'] not on its argument"),
-    ('hotline_routed_calls_total{result="noanswer"}', "'noanswer' is not one of"),
-    ('hotline_calls_total{outcome=~"connected|operators"}', "'operators' is not one of"),
-    ("histogram_quantile(0.9, sum by (unit) (rate(hotline_answer_seconds_bucket[5m])))", "without `le`"),
-    ("histogram_quantile(0.9, rate(hotline_answer_seconds[5m]))", "unknown metric hotline_answer_seconds"),
-    ("sum by (unit) (rate(hotline_messages_total[5m])) / sum(rate(hotline_messages_total[5m]))",
-     "the sides differ"),
-    ("hotline:unit_answer_ratio:rate15m < 0.8 and on (kind) hotline:unit_routed_attempts:increase15m >= 5",
-     "has no ['kind']"),
-    ("hotline:unit_answer_ratio:rate1h", "unknown metric hotline:unit_answer_ratio:rate1h"),
-])
+@pytest.mark.parametrize(
+    ("expr", "problem"),
+    [
+        ("rate(hotline_call_total[5m])", "unknown metric hotline_call_total"),
+        ('hotline_calls_total{result="answered"}', "hotline_calls_total has no label 'result'"),
+        ("sum by (unit) (rate(hotline_calls_total[5m]))", "['unit'] not on its argument"),
+        ('hotline_routed_calls_total{result="noanswer"}', "'noanswer' is not one of"),
+        ('hotline_calls_total{outcome=~"connected|operators"}', "'operators' is not one of"),
+        ("histogram_quantile(0.9, sum by (unit) (rate(hotline_answer_seconds_bucket[5m])))", "without `le`"),
+        ("histogram_quantile(0.9, rate(hotline_answer_seconds[5m]))", "unknown metric hotline_answer_seconds"),
+        (
+            "sum by (unit) (rate(hotline_messages_total[5m])) / sum(rate(hotline_messages_total[5m]))",
+            "the sides differ",
+        ),
+        (
+            "hotline:unit_answer_ratio:rate15m < 0.8 and on (kind) hotline:unit_routed_attempts:increase15m >= 5",
+            "has no ['kind']",
+        ),
+        ("hotline:unit_answer_ratio:rate1h", "unknown metric hotline:unit_answer_ratio:rate1h"),
+    ],
+)
 def test_the_label_check_catches(expr: str, problem: str) -> None:
     """The static checks are real: each of these mistakes is reported."""
     _value, reader = read_expr(expr, schema_with(check_rules().recorded))
@@ -672,10 +764,18 @@ def test_every_recording_rule_is_shown_or_alerted_on() -> None:
 # ---------------------------------------------------------------------------------------------
 # Rules and their tests: shape
 # ---------------------------------------------------------------------------------------------
-EXPECTED_ALERTS = {"HotlineUnitAnswerRateLow", "HotlineQueueWaitLong", "HotlineControllerDown",
-                   "HotlineAriDisconnected", "HotlineRoutesReloadRefused", "HotlineTicketsOverdue",
-                   "HotlineConnectionRateLow", "HotlineWebhookFailing", "HotlineCallLogJournaling",
-                   "HotlineCallLogRecordsLost"}
+EXPECTED_ALERTS = {
+    "HotlineUnitAnswerRateLow",
+    "HotlineQueueWaitLong",
+    "HotlineControllerDown",
+    "HotlineAriDisconnected",
+    "HotlineRoutesReloadRefused",
+    "HotlineTicketsOverdue",
+    "HotlineConnectionRateLow",
+    "HotlineWebhookFailing",
+    "HotlineCallLogJournaling",
+    "HotlineCallLogRecordsLost",
+}
 
 
 def test_alerts_have_for_severity_and_annotations() -> None:
@@ -771,7 +871,8 @@ def test_dashboard_shape() -> None:
     titled(centre_panels, "time to a human")
     queue = next(p for p in centre_panels if "queue" in p["title"].lower())
     assert {"hotline_operator_queue_length", "hotline:queue_wait_seconds_p90:rate15m"} <= {
-        m for t in queue["targets"] for m in read_expr(t["expr"], schema_with(check_rules().recorded))[1].metrics}
+        m for t in queue["targets"] for m in read_expr(t["expr"], schema_with(check_rules().recorded))[1].metrics
+    }
 
     row, unit_panels = unit_rows[0]
     assert "$unit" in row["title"]
@@ -781,8 +882,11 @@ def test_dashboard_shape() -> None:
         for target in panel["targets"]:
             assert 'unit=~"$unit"' in target["expr"], f"{panel['title']}: not filtered to the row's unit"
     satisfaction = next(p for p in unit_panels if "satisfaction" in p["title"].lower())
-    shown = {m for t in satisfaction["targets"]
-             for m in read_expr(substitute(t["expr"]), schema_with(check_rules().recorded))[1].metrics}
+    shown = {
+        m
+        for t in satisfaction["targets"]
+        for m in read_expr(substitute(t["expr"]), schema_with(check_rules().recorded))[1].metrics
+    }
     assert shown == {"hotline:unit_survey_satisfied_ratio:rate1h", "hotline:unit_survey_score_avg:rate1h"}
 
 
@@ -795,11 +899,13 @@ def test_every_panel_has_a_datasource_and_a_query() -> None:
             assert not panel.get("targets"), f"row {panel['title']!r} has queries"
             continue
         ds = panel.get("datasource")
-        assert (ds.get("uid") in DASHBOARD_DS_UIDS if isinstance(ds, dict) else ds in DASHBOARD_DS_NAMES), \
+        assert ds.get("uid") in DASHBOARD_DS_UIDS if isinstance(ds, dict) else ds in DASHBOARD_DS_NAMES, (
             f"panel {panel['title']!r}: datasource {ds!r}"
+        )
         targets = panel.get("targets") or []
-        assert targets and all(str(t.get("expr", "")).strip() for t in targets), \
+        assert targets and all(str(t.get("expr", "")).strip() for t in targets), (
             f"panel {panel['title']!r}: a target without a query"
+        )
         for target in targets:
             assert target.get("datasource", ds) == ds, f"panel {panel['title']!r}: target on another datasource"
         assert len({t["refId"] for t in targets}) == len(targets), panel["title"]

@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from ivr.operators import Counters, QueueFull, QueueTimeout, Seat, SeatPool, Turn
+from ivr.operators.queue import Counters, QueueFull, QueueTimeout, Seat, SeatPool, Turn
 
 S1 = Seat("seat-1", "PJSIP/8001@operator-1")
 S2 = Seat("seat-2", "PJSIP/8002@operator-2")
@@ -77,6 +77,7 @@ async def stack() -> AsyncIterator[AsyncExitStack]:
 
 # -- order ----------------------------------------------------------------------------------------
 
+
 async def test_callers_are_offered_a_seat_in_the_order_they_joined(clock: FakeClock, stack: AsyncExitStack) -> None:
     pool = pool_of(clock, S1)
     first = await busy_with(pool, stack, "x")
@@ -116,7 +117,8 @@ async def test_callers_on_one_seat_are_served_one_after_another_in_join_order(cl
 
 
 async def test_the_longest_idle_seat_is_offered_first_ties_by_seat_order(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     pool = pool_of(clock, S1, S2, S3)
     x, y, z = [await busy_with(pool, stack, cid) for cid in "xyz"]
     assert (x.seat, y.seat, z.seat) == (S1, S2, S3)  # all idle since the start: configured order
@@ -136,6 +138,7 @@ async def test_the_longest_idle_seat_is_offered_first_ties_by_seat_order(
 
 # -- positions ------------------------------------------------------------------------------------
 
+
 async def test_positions_move_up_as_callers_ahead_are_served_or_leave(clock: FakeClock, stack: AsyncExitStack) -> None:
     pool = pool_of(clock, S1)
     x = await busy_with(pool, stack, "x")
@@ -154,7 +157,8 @@ async def test_positions_move_up_as_callers_ahead_are_served_or_leave(clock: Fak
 
 
 async def test_changed_wakes_on_a_new_position_and_on_an_offer_and_misses_nothing(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     pool = pool_of(clock, S1)
     x = await busy_with(pool, stack, "x")
     a = await stack.enter_async_context(pool.wait_turn("a"))
@@ -178,8 +182,10 @@ async def test_changed_wakes_on_a_new_position_and_on_an_offer_and_misses_nothin
 
 # -- no answer and penalty ------------------------------------------------------------------------
 
+
 async def test_after_no_answer_the_caller_stays_first_and_the_other_seat_is_offered(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     pool = pool_of(clock, S1, S2, penalty_s=10)
     a = await stack.enter_async_context(pool.wait_turn("a"))
     assert await a.offered() == S1
@@ -192,7 +198,8 @@ async def test_after_no_answer_the_caller_stays_first_and_the_other_seat_is_offe
 
 
 async def test_a_caller_whose_seat_did_not_answer_keeps_first_place_over_later_callers(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     pool = pool_of(clock, S1, S2)
     x = await busy_with(pool, stack, "x")  # on seat-1
     a = await stack.enter_async_context(pool.wait_turn("a"))
@@ -207,7 +214,8 @@ async def test_a_caller_whose_seat_did_not_answer_keeps_first_place_over_later_c
 
 
 async def test_a_seat_on_penalty_is_offered_only_when_no_other_seat_is_idle(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     pool = pool_of(clock, S1, S2, penalty_s=10)
     a = await stack.enter_async_context(pool.wait_turn("a"))
     a.no_answer(await a.offered())  # seat-1 on penalty until T0+10; a now rings seat-2
@@ -234,8 +242,10 @@ async def test_a_seat_on_penalty_is_offered_only_when_no_other_seat_is_idle(
 
 # -- leaving ----------------------------------------------------------------------------------------
 
+
 async def test_a_caller_who_hangs_up_while_waiting_is_counted_as_abandoned(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     pool = pool_of(clock, S1)
     await busy_with(pool, stack, "x")
     a = await stack.enter_async_context(pool.wait_turn("a"))
@@ -255,7 +265,8 @@ async def test_a_caller_who_hangs_up_while_waiting_is_counted_as_abandoned(
 
 
 async def test_position_of_the_others_is_updated_when_someone_ahead_abandons(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     pool = pool_of(clock, S1)
     await busy_with(pool, stack, "x")
     a = await stack.enter_async_context(pool.wait_turn("a"))
@@ -270,7 +281,8 @@ async def test_position_of_the_others_is_updated_when_someone_ahead_abandons(
 
 
 async def test_hanging_up_while_the_seat_rings_frees_it_for_the_next_caller(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     pool = pool_of(clock, S1)
     await clock.advance(5)
     async with pool.wait_turn("a") as a:
@@ -299,6 +311,7 @@ async def test_leaving_after_being_connected_frees_the_seat_and_is_not_abandonme
 
 
 # -- limits -----------------------------------------------------------------------------------------
+
 
 async def test_offered_raises_queue_timeout_after_max_wait(clock: FakeClock, stack: AsyncExitStack) -> None:
     pool = pool_of(clock, S1)
@@ -329,7 +342,8 @@ async def test_the_time_out_wakes_a_caller_waiting_on_changed(clock: FakeClock, 
 
 
 async def test_a_seat_offered_before_max_wait_is_kept_and_ringing_is_not_cut_short(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     pool = pool_of(clock, S1, S2)
     x = await busy_with(pool, stack, "x")
     y = await busy_with(pool, stack, "y")
@@ -347,7 +361,8 @@ async def test_a_seat_offered_before_max_wait_is_kept_and_ringing_is_not_cut_sho
 
 
 async def test_past_max_wait_a_caller_whose_seat_did_not_answer_times_out_if_none_is_left(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     pool = pool_of(clock, S1, S2)
     a = await stack.enter_async_context(pool.wait_turn("a"))
     b = await stack.enter_async_context(pool.wait_turn("b", max_wait_s=10))
@@ -389,8 +404,10 @@ async def test_a_call_id_cannot_be_in_the_line_twice(clock: FakeClock, stack: As
 
 # -- cancellation -----------------------------------------------------------------------------------
 
+
 async def test_a_task_cancelled_inside_offered_leaves_the_pool_consistent(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     pool = pool_of(clock, S1)
     x = await busy_with(pool, stack, "x")
     b_turns: list[Turn] = []
@@ -444,7 +461,8 @@ async def test_a_task_cancelled_with_a_seat_reserved_frees_it(clock: FakeClock, 
 
 
 async def test_cancelling_offered_inside_the_block_keeps_the_place_and_the_seat(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     """A call flow may wrap offered() in a timeout to replay the position prompt; nothing is lost."""
     pool = pool_of(clock, S1)
     x = await busy_with(pool, stack, "x")
@@ -462,6 +480,7 @@ async def test_cancelling_offered_inside_the_block_keeps_the_place_and_the_seat(
 
 # -- seats at runtime -------------------------------------------------------------------------------
 
+
 async def test_a_removed_seat_finishes_its_call_but_gets_no_new_offers(clock: FakeClock, stack: AsyncExitStack) -> None:
     pool = pool_of(clock, S1, S2)
     x = await busy_with(pool, stack, "x")  # on seat-1
@@ -478,7 +497,8 @@ async def test_a_removed_seat_finishes_its_call_but_gets_no_new_offers(clock: Fa
 
 
 async def test_a_removed_idle_seat_goes_at_once_and_an_added_seat_serves_the_line(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     pool = pool_of(clock, S1)
     pool.set_seats([])
     a = await stack.enter_async_context(pool.wait_turn("a"))
@@ -487,7 +507,9 @@ async def test_a_removed_idle_seat_goes_at_once_and_an_added_seat_serves_the_lin
     pool.set_seats([S2, S3])
     assert a.seat == S2
     assert [(s.name, s.state, s.idle_since) for s in pool.snapshot().seats] == [
-        ("seat-2", "reserved", None), ("seat-3", "idle", T0 + 4)]
+        ("seat-2", "reserved", None),
+        ("seat-3", "idle", T0 + 4),
+    ]
 
 
 async def test_a_seat_removed_while_ringing_rings_out_and_goes(clock: FakeClock, stack: AsyncExitStack) -> None:
@@ -519,6 +541,7 @@ def test_seat_names_must_be_unique(clock: FakeClock) -> None:
 
 
 # -- concurrency and observation ---------------------------------------------------------------------
+
 
 async def test_two_callers_and_two_seats_are_served_at_the_same_time(clock: FakeClock) -> None:
     pool = pool_of(clock, S1, S2)
@@ -568,7 +591,11 @@ async def test_the_snapshot_shows_the_line_every_seat_and_the_counters(clock: Fa
     assert snap.at == T0 + 2
     assert (snap.waiting, snap.queue) == (3, ("r", "p", "w"))
     assert [(s.name, s.state, s.call_id) for s in snap.seats] == [
-        ("seat-1", "busy", "x"), ("seat-2", "reserved", "r"), ("seat-3", "reserved", "w"), ("seat-4", "reserved", "p")]
+        ("seat-1", "busy", "x"),
+        ("seat-2", "reserved", "r"),
+        ("seat-3", "reserved", "w"),
+        ("seat-4", "reserved", "p"),
+    ]
     assert snap.counters == Counters(offered=6, answered=1, no_answer=1, abandoned=1)
 
     r.no_answer(S2)  # penalty, but it is the only idle seat: reserved for r again at once
@@ -578,7 +605,10 @@ async def test_the_snapshot_shows_the_line_every_seat_and_the_counters(clock: Fa
     snap = pool.snapshot()
     views = {s.name: s for s in snap.seats}
     assert (views["seat-2"].state, views["seat-2"].idle_since, views["seat-2"].penalty_until) == (
-        "penalty", T0, T0 + 12)
+        "penalty",
+        T0,
+        T0 + 12,
+    )
     assert (views["seat-5"].state, views["seat-5"].call_id) == ("reserved", "r")
     assert views["seat-1"].idle_since is None and views["seat-1"].penalty_until is None
     await clock.advance(10)
@@ -586,7 +616,8 @@ async def test_the_snapshot_shows_the_line_every_seat_and_the_counters(clock: Fa
 
 
 async def test_waited_seconds_runs_while_waiting_and_stops_when_connected(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     pool = pool_of(clock, S1)
     x = await busy_with(pool, stack, "x")
     a = await stack.enter_async_context(pool.wait_turn("a"))
@@ -600,7 +631,8 @@ async def test_waited_seconds_runs_while_waiting_and_stops_when_connected(
 
 
 async def test_only_the_seat_reserved_for_a_caller_can_be_answered_or_released(
-        clock: FakeClock, stack: AsyncExitStack) -> None:
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
     pool = pool_of(clock, S1, S2)
     a = await stack.enter_async_context(pool.wait_turn("a"))
     assert a.seat == S1

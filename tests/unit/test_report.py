@@ -3,7 +3,7 @@
 The log below is written through the real SqliteCallLog (calls with their steps, tickets,
 the callback list) with fixed local (Asia/Shanghai) times. The period is Mon 2026-11-02 ..
 Tue 2026-11-03, judged at 2026-11-03 20:00 (AS_OF). Every expected figure is worked out by
-hand in the comments next to it, from the definitions in ivr/report.py.
+hand in the comments next to it, from the definitions in ivr/report/figures.py.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from ivr import report
 from ivr.calllog.records import CallRecord, Step
 from ivr.calllog.sqlite import SqliteCallLog
 from ivr.cli import main
-from ivr.report import CentreFigures, DayFigures, Figures, Spread
-from ivr.routes import RouteTable, load
+from ivr.report import figures as report
+from ivr.report.figures import CentreFigures, DayFigures, Figures, Spread
+from ivr.routing.routes import RouteTable, load
 from ivr.tickets import DeadlinePolicy, new_ticket, to_epoch
 
 ROUTES_YAML = Path(__file__).resolve().parents[2] / "routes.yaml"
@@ -57,15 +57,36 @@ def dial(offset: float, leg: str, status: str, ring: float) -> tuple[float, str,
     return (offset, "dial", {"leg": leg, "number": "x", "status": status, "cause": 16, "ring_seconds": ring})
 
 
-def put(log: SqliteCallLog, call_id: str, start: str, *, route: tuple[str, str, str] | None = None,
-        entry: str = "12345", track: str = "menu", decision: str = "dial", answered: float | None = 2.0,
-        human: float | None = None, outcome: str = "connected", dial_status: str = "", overflowed: bool = False,
-        operator_status: str = "", satisfaction: int | None = None,
-        steps: tuple[tuple[float, str, dict[str, Any]], ...] = (), ended: float = 60.0) -> None:
+def put(
+    log: SqliteCallLog,
+    call_id: str,
+    start: str,
+    *,
+    route: tuple[str, str, str] | None = None,
+    entry: str = "12345",
+    track: str = "menu",
+    decision: str = "dial",
+    answered: float | None = 2.0,
+    human: float | None = None,
+    outcome: str = "connected",
+    dial_status: str = "",
+    overflowed: bool = False,
+    operator_status: str = "",
+    satisfaction: int | None = None,
+    steps: tuple[tuple[float, str, dict[str, Any]], ...] = (),
+    ended: float = 60.0,
+) -> None:
     """One finished call; times are offsets in seconds from its arrival at `start` (local)."""
     t0 = at(start)
-    rec = CallRecord(call_id=call_id, channel_id=f"ch-{call_id}", entry=entry, caller_masked="138****0000",
-                     caller_hash=f"h-{call_id}", routes_version="test", started_at=t0)
+    rec = CallRecord(
+        call_id=call_id,
+        channel_id=f"ch-{call_id}",
+        entry=entry,
+        caller_masked="138****0000",
+        caller_hash=f"h-{call_id}",
+        routes_version="test",
+        started_at=t0,
+    )
     rec.answered_at = None if answered is None else t0 + answered
     rec.track, rec.decision, rec.outcome = track, decision, outcome
     if route is not None:
@@ -81,8 +102,14 @@ def put(log: SqliteCallLog, call_id: str, start: str, *, route: tuple[str, str, 
 POLICY = DeadlinePolicy(default_workdays=1)  # due the next workday, same time
 
 
-def ticket(log: SqliteCallLog, call_id: str, created: str, route: tuple[str, str, str] | None,
-           closed: str | None = None, kind: str = "") -> None:
+def ticket(
+    log: SqliteCallLog,
+    call_id: str,
+    created: str,
+    route: tuple[str, str, str] | None,
+    closed: str | None = None,
+    kind: str = "",
+) -> None:
     rid, unit, mode = route or ("", "", "")
     t = new_ticket(call_id, kind or mode, unit, mode, rid, dt.datetime.fromisoformat(created), POLICY)
     log.ticket_opened(t)
@@ -95,56 +122,204 @@ def write_known_log(path: Path) -> None:
     log.start()
     # ---- Mon 2026-11-02 ------------------------------------------------------------------------------
     # 市公安局 (merge): dial start = step at - ring_seconds; c1 answered after 6 s, c2 after 10 s.
-    put(log, "c1", "2026-11-02T09:00:00", route=GONGAN, answered=3, dial_status="ANSWER", human=12,
-        satisfaction=1, steps=(dial(12, "department", "ANSWER", 6),))
-    put(log, "c2", "2026-11-02T09:10:00", route=GONGAN, answered=20, dial_status="ANSWER", human=30,
-        satisfaction=2, steps=(dial(30, "department", "ANSWER", 10),))
+    put(
+        log,
+        "c1",
+        "2026-11-02T09:00:00",
+        route=GONGAN,
+        answered=3,
+        dial_status="ANSWER",
+        human=12,
+        satisfaction=1,
+        steps=(dial(12, "department", "ANSWER", 6),),
+    )
+    put(
+        log,
+        "c2",
+        "2026-11-02T09:10:00",
+        route=GONGAN,
+        answered=20,
+        dial_status="ANSWER",
+        human=30,
+        satisfaction=2,
+        steps=(dial(30, "department", "ANSWER", 10),),
+    )
     # c3: no answer, overflow to the operators' queue, caller gives up while waiting.
-    put(log, "c3", "2026-11-02T09:20:00", route=GONGAN, dial_status="NOANSWER", overflowed=True,
-        outcome="abandoned", steps=(dial(25, "department", "NOANSWER", 20), (26, "queue_joined", {"position": 1}),
-                                    (40, "queue_left", {"waited_seconds": 14.0, "abandoned": True})))
+    put(
+        log,
+        "c3",
+        "2026-11-02T09:20:00",
+        route=GONGAN,
+        dial_status="NOANSWER",
+        overflowed=True,
+        outcome="abandoned",
+        steps=(
+            dial(25, "department", "NOANSWER", 20),
+            (26, "queue_joined", {"position": 1}),
+            (40, "queue_left", {"waited_seconds": 14.0, "abandoned": True}),
+        ),
+    )
     # c4: busy, an operator takes it (not the unit's answer).
-    put(log, "c4", "2026-11-02T09:30:00", route=GONGAN, dial_status="BUSY", overflowed=True,
-        operator_status="ANSWER", human=20, outcome="operator",
-        steps=(dial(8, "department", "BUSY", 1), (9, "queue_joined", {"position": 1}),
-               dial(20, "operators", "ANSWER", 3), (20, "queue_left", {"waited_seconds": 11.0, "seat": "seat-1"})))
+    put(
+        log,
+        "c4",
+        "2026-11-02T09:30:00",
+        route=GONGAN,
+        dial_status="BUSY",
+        overflowed=True,
+        operator_status="ANSWER",
+        human=20,
+        outcome="operator",
+        steps=(
+            dial(8, "department", "BUSY", 1),
+            (9, "queue_joined", {"position": 1}),
+            dial(20, "operators", "ANSWER", 3),
+            (20, "queue_left", {"waited_seconds": 11.0, "seat": "seat-1"}),
+        ),
+    )
     # c5: the line does not answer, its overflow line does: 37 - (30 - 20) = 27 s from the department dial.
-    put(log, "c5", "2026-11-02T09:40:00", route=GONGAN, dial_status="ANSWER", overflowed=True, human=37,
-        satisfaction=3, steps=(dial(30, "department", "NOANSWER", 20), dial(37, "overflow", "ANSWER", 5)))
+    put(
+        log,
+        "c5",
+        "2026-11-02T09:40:00",
+        route=GONGAN,
+        dial_status="ANSWER",
+        overflowed=True,
+        human=37,
+        satisfaction=3,
+        steps=(dial(30, "department", "NOANSWER", 20), dial(37, "overflow", "ANSWER", 5)),
+    )
     # c6: after hours: a message for 市公安局, not a routed call.
-    put(log, "c6", "2026-11-02T20:00:00", route=GONGAN, decision="message", outcome="message",
-        steps=((40, "message", {"recording": "m", "state": "done", "seconds": 20}),))
+    put(
+        log,
+        "c6",
+        "2026-11-02T20:00:00",
+        route=GONGAN,
+        decision="message",
+        outcome="message",
+        steps=((40, "message", {"recording": "m", "state": "done", "seconds": 20}),),
+    )
     # 市旅发委 12301 (dual-track), dialled directly.
-    put(log, "d1", "2026-11-02T10:00:00", route=LVYOU, entry="12301", track="direct", answered=1,
-        dial_status="ANSWER", human=9, satisfaction=1, steps=(dial(9, "department", "ANSWER", 4),))
-    put(log, "d2", "2026-11-02T10:10:00", route=LVYOU, entry="12301", track="direct", answered=1,
-        dial_status="NOANSWER", overflowed=True, operator_status="NOANSWER", outcome="message",
-        steps=(dial(30, "department", "NOANSWER", 25), dial(52, "operators", "NOANSWER", 20),
-               (80, "message", {"recording": "m", "state": "done", "seconds": 10})))
+    put(
+        log,
+        "d1",
+        "2026-11-02T10:00:00",
+        route=LVYOU,
+        entry="12301",
+        track="direct",
+        answered=1,
+        dial_status="ANSWER",
+        human=9,
+        satisfaction=1,
+        steps=(dial(9, "department", "ANSWER", 4),),
+    )
+    put(
+        log,
+        "d2",
+        "2026-11-02T10:10:00",
+        route=LVYOU,
+        entry="12301",
+        track="direct",
+        answered=1,
+        dial_status="NOANSWER",
+        overflowed=True,
+        operator_status="NOANSWER",
+        outcome="message",
+        steps=(
+            dial(30, "department", "NOANSWER", 25),
+            dial(52, "operators", "NOANSWER", 20),
+            (80, "message", {"recording": "m", "state": "done", "seconds": 10}),
+        ),
+    )
     # Calls that never reach a unit.
-    put(log, "o1", "2026-11-02T11:00:00", decision="operator", answered=1, operator_status="ANSWER", human=30,
-        outcome="operator", steps=((2, "queue_joined", {"position": 1}), dial(30, "operators", "ANSWER", 5),
-                                   (30, "queue_left", {"waited_seconds": 28.0, "seat": "seat-2"})))
+    put(
+        log,
+        "o1",
+        "2026-11-02T11:00:00",
+        decision="operator",
+        answered=1,
+        operator_status="ANSWER",
+        human=30,
+        outcome="operator",
+        steps=(
+            (2, "queue_joined", {"position": 1}),
+            dial(30, "operators", "ANSWER", 5),
+            (30, "queue_left", {"waited_seconds": 28.0, "seat": "seat-2"}),
+        ),
+    )
     put(log, "g1", "2026-11-02T11:30:00", decision="hangup", answered=1, outcome="goodbye")
     put(log, "a1", "2026-11-02T15:00:00", decision="", outcome="abandoned")
     put(log, "x1", "2026-11-02T15:30:00", decision="", answered=None, outcome="failed")
     # ---- Tue 2026-11-03 ------------------------------------------------------------------------------
-    put(log, "m1", "2026-11-03T08:00:00", route=LVYOU, dial_status="ANSWER", human=20, satisfaction=1,
-        steps=(dial(20, "department", "ANSWER", 8),))
-    put(log, "lvf", "2026-11-03T09:00:00", route=LVFAWEI, dial_status="ANSWER", human=15,
-        steps=(dial(15, "department", "ANSWER", 5),))
-    put(log, "mz", "2026-11-03T09:05:00", route=MINZHENG, dial_status="ANSWER", human=15,
-        steps=(dial(15, "department", "ANSWER", 5),))
-    put(log, "rs", "2026-11-03T09:10:00", route=LAODONG, decision="handoff", dial_status="ANSWER", human=20,
-        steps=(dial(20, "department", "ANSWER", 9),))
-    put(log, "m2", "2026-11-03T23:59:00", route=LVYOU, dial_status="ANSWER", human=25, ended=40,
-        steps=(dial(25, "department", "ANSWER", 12),))  # 23:59 on the last day: in
+    put(
+        log,
+        "m1",
+        "2026-11-03T08:00:00",
+        route=LVYOU,
+        dial_status="ANSWER",
+        human=20,
+        satisfaction=1,
+        steps=(dial(20, "department", "ANSWER", 8),),
+    )
+    put(
+        log,
+        "lvf",
+        "2026-11-03T09:00:00",
+        route=LVFAWEI,
+        dial_status="ANSWER",
+        human=15,
+        steps=(dial(15, "department", "ANSWER", 5),),
+    )
+    put(
+        log,
+        "mz",
+        "2026-11-03T09:05:00",
+        route=MINZHENG,
+        dial_status="ANSWER",
+        human=15,
+        steps=(dial(15, "department", "ANSWER", 5),),
+    )
+    put(
+        log,
+        "rs",
+        "2026-11-03T09:10:00",
+        route=LAODONG,
+        decision="handoff",
+        dial_status="ANSWER",
+        human=20,
+        steps=(dial(20, "department", "ANSWER", 9),),
+    )
+    put(
+        log,
+        "m2",
+        "2026-11-03T23:59:00",
+        route=LVYOU,
+        dial_status="ANSWER",
+        human=25,
+        ended=40,
+        steps=(dial(25, "department", "ANSWER", 12),),
+    )  # 23:59 on the last day: in
     # ---- outside the period: they would change 市公安局's figures if they were counted ------------------
     for call_id, start in (("early", "2026-11-01T23:59:59"), ("late", "2026-11-04T00:00:00")):
-        put(log, call_id, start, route=GONGAN, dial_status="ANSWER", human=3, satisfaction=1,
-            steps=(dial(3, "department", "ANSWER", 1),))
-    put(log, "m0", "2026-10-30T10:00:00", route=LVYOU, dial_status="ANSWER", human=5,
-        steps=(dial(5, "department", "ANSWER", 3),))
+        put(
+            log,
+            call_id,
+            start,
+            route=GONGAN,
+            dial_status="ANSWER",
+            human=3,
+            satisfaction=1,
+            steps=(dial(3, "department", "ANSWER", 1),),
+        )
+    put(
+        log,
+        "m0",
+        "2026-10-30T10:00:00",
+        route=LVYOU,
+        dial_status="ANSWER",
+        human=5,
+        steps=(dial(5, "department", "ANSWER", 3),),
+    )
 
     # ---- tickets (one workday each); due in the period = deadline on Nov 2 or 3 ----------------------------
     # Opened in time order, as a controller would (ticket numbers are handed out per day, going forward).
@@ -159,18 +334,31 @@ def write_known_log(path: Path) -> None:
     ticket(log, "c2", "2026-11-03T09:00", GONGAN, closed="2026-11-03T10:00")  # due 11-04: outside
 
     # ---- the callback list ------------------------------------------------------------------------------------
-    for caller, call_id, missed_at in (("A", "a1", "2026-11-02T15:00"), ("B", "cbB", "2026-11-02T16:00"),
-                                       ("C", "cbC", "2026-11-03T10:00"), ("D", "cbD", "2026-11-03T19:50"),
-                                       ("E", "cbE", "2026-11-01T12:00"), ("F", "cbF", "2026-11-02T17:00")):
-        log.missed_call(call_id, f"1380000000{ord(caller) % 10}", f"hash-{caller}", "138****0000",
-                        reason="in_menu", at=at(missed_at))
+    for caller, call_id, missed_at in (
+        ("A", "a1", "2026-11-02T15:00"),
+        ("B", "cbB", "2026-11-02T16:00"),
+        ("C", "cbC", "2026-11-03T10:00"),
+        ("D", "cbD", "2026-11-03T19:50"),
+        ("E", "cbE", "2026-11-01T12:00"),
+        ("F", "cbF", "2026-11-02T17:00"),
+    ):
+        log.missed_call(
+            call_id,
+            f"1380000000{ord(caller) % 10}",
+            f"hash-{caller}",
+            "138****0000",
+            reason="in_menu",
+            at=at(missed_at),
+        )
     log.close()  # flush: the attempts below need the entries' ids
     ids = {row["caller_hash"]: row["id"] for row in log.callbacks(None)}
-    for caller, when, outcome, done in (("A", "2026-11-02T15:10", "reached", True),
-                                        ("B", "2026-11-02T16:45", "reached", True),
-                                        ("E", "2026-11-01T12:05", "reached", True),
-                                        ("F", "2026-11-02T17:05", "no_answer", False),
-                                        ("F", "2026-11-02T17:50", "reached", True)):
+    for caller, when, outcome, done in (
+        ("A", "2026-11-02T15:10", "reached", True),
+        ("B", "2026-11-02T16:45", "reached", True),
+        ("E", "2026-11-01T12:05", "reached", True),
+        ("F", "2026-11-02T17:05", "no_answer", False),
+        ("F", "2026-11-02T17:50", "reached", True),
+    ):
         assert log.callback_attempt(ids[f"hash-{caller}"], outcome, at(when), done)
 
 
@@ -202,25 +390,81 @@ def figures(**values: Any) -> Figures:
 # overflowed; c3 abandoned in the queue; c6 a message; rated 1, 2, 3 -> 2.0 and 1/3 satisfied;
 # tickets due and decided: g-t1 in time, g-t2 late, c1's open past its deadline -> 1/3.
 GONGAN_FIGURES = Figures(
-    routed=5, answered=3, answered_pct=60.0, answer_mean_s=14.33, answer_p90_s=27.0, no_answer=1, busy=1,
-    overflowed=3, abandoned_in_queue=1, messages=1, rated=3, satisfaction_avg=2.0, satisfied_pct=33.33,
-    tickets_due=3, tickets_within=1, within_deadline_pct=33.33)
+    routed=5,
+    answered=3,
+    answered_pct=60.0,
+    answer_mean_s=14.33,
+    answer_p90_s=27.0,
+    no_answer=1,
+    busy=1,
+    overflowed=3,
+    abandoned_in_queue=1,
+    messages=1,
+    rated=3,
+    satisfaction_avg=2.0,
+    satisfied_pct=33.33,
+    tickets_due=3,
+    tickets_within=1,
+    within_deadline_pct=33.33,
+)
 # 市旅发委 12301 direct: d1 answered in 4 s, d2 not (no answer, overflowed, a message); d1 rated 1;
 # d1's ticket closed in time.
 LVYOU_DIRECT = Figures(
-    routed=2, answered=1, answered_pct=50.0, answer_mean_s=4.0, answer_p90_s=4.0, no_answer=1, busy=0,
-    overflowed=1, abandoned_in_queue=0, messages=1, rated=1, satisfaction_avg=1.0, satisfied_pct=100.0,
-    tickets_due=1, tickets_within=1, within_deadline_pct=100.0)
+    routed=2,
+    answered=1,
+    answered_pct=50.0,
+    answer_mean_s=4.0,
+    answer_p90_s=4.0,
+    no_answer=1,
+    busy=0,
+    overflowed=1,
+    abandoned_in_queue=0,
+    messages=1,
+    rated=1,
+    satisfaction_avg=1.0,
+    satisfied_pct=100.0,
+    tickets_due=1,
+    tickets_within=1,
+    within_deadline_pct=100.0,
+)
 # via 12345: m1 in 8 s, m2 in 12 s (23:59 on the last day) -> mean 10, p90 = the 2nd of 2 = 12; m1 rated 1;
 # m0's ticket (call on Oct 30, via the menu) due Nov 2 and still open.
 LVYOU_VIA = Figures(
-    routed=2, answered=2, answered_pct=100.0, answer_mean_s=10.0, answer_p90_s=12.0, no_answer=0, busy=0,
-    overflowed=0, abandoned_in_queue=0, messages=0, rated=1, satisfaction_avg=1.0, satisfied_pct=100.0,
-    tickets_due=1, tickets_within=0, within_deadline_pct=0.0)
+    routed=2,
+    answered=2,
+    answered_pct=100.0,
+    answer_mean_s=10.0,
+    answer_p90_s=12.0,
+    no_answer=0,
+    busy=0,
+    overflowed=0,
+    abandoned_in_queue=0,
+    messages=0,
+    rated=1,
+    satisfaction_avg=1.0,
+    satisfied_pct=100.0,
+    tickets_due=1,
+    tickets_within=0,
+    within_deadline_pct=0.0,
+)
 LVYOU_TOTAL = Figures(
-    routed=4, answered=3, answered_pct=75.0, answer_mean_s=8.0, answer_p90_s=12.0, no_answer=1, busy=0,
-    overflowed=1, abandoned_in_queue=0, messages=1, rated=2, satisfaction_avg=1.0, satisfied_pct=100.0,
-    tickets_due=2, tickets_within=1, within_deadline_pct=50.0)
+    routed=4,
+    answered=3,
+    answered_pct=75.0,
+    answer_mean_s=8.0,
+    answer_p90_s=12.0,
+    no_answer=1,
+    busy=0,
+    overflowed=1,
+    abandoned_in_queue=0,
+    messages=1,
+    rated=2,
+    satisfaction_avg=1.0,
+    satisfied_pct=100.0,
+    tickets_due=2,
+    tickets_within=1,
+    within_deadline_pct=50.0,
+)
 
 
 def one_answered(seconds: float) -> Figures:
@@ -228,6 +472,7 @@ def one_answered(seconds: float) -> Figures:
 
 
 # -- the per-unit table ----------------------------------------------------------------------------------------
+
 
 def test_every_column_of_every_unit_with_calls(rep: report.Report) -> None:
     assert rep.unit("市公安局", "merge").total == GONGAN_FIGURES
@@ -272,31 +517,58 @@ def test_all_units_together(rep: report.Report) -> None:
     # times to answer 6 10 27 4 8 12 5 5 9 (sum 86, 9 calls): mean 9.56, p90 = the 9th of 9 = 27;
     # scores 1 2 3 1 1; unit tickets: 市公安局 1 of 3 + 市旅发委 1 of 2 (the operator's ticket has no unit).
     assert rep.total == Figures(
-        routed=12, answered=9, answered_pct=75.0, answer_mean_s=9.56, answer_p90_s=27.0, no_answer=2, busy=1,
-        overflowed=4, abandoned_in_queue=1, messages=2, rated=5, satisfaction_avg=1.6, satisfied_pct=60.0,
-        tickets_due=5, tickets_within=2, within_deadline_pct=40.0)
+        routed=12,
+        answered=9,
+        answered_pct=75.0,
+        answer_mean_s=9.56,
+        answer_p90_s=27.0,
+        no_answer=2,
+        busy=1,
+        overflowed=4,
+        abandoned_in_queue=1,
+        messages=2,
+        rated=5,
+        satisfaction_avg=1.6,
+        satisfied_pct=60.0,
+        tickets_due=5,
+        tickets_within=2,
+        within_deadline_pct=40.0,
+    )
 
 
 # -- centre indicators -----------------------------------------------------------------------------------------
 
+
 def test_centre_indicators(rep: report.Report) -> None:
     assert rep.centre == CentreFigures(
         calls=17,  # 12 on Nov 2, 5 on Nov 3
-        answered_15s=15, answered_15s_pct=88.24,  # all but c2 (20 s) and x1 (never answered): 15/17
-        ended=17, connected=13, connection_pct=76.47,  # not connected: c3, g1, a1, x1
-        connection_target_pct=95.0, days_with_calls=2, days_meeting_target=1,
+        answered_15s=15,
+        answered_15s_pct=88.24,  # all but c2 (20 s) and x1 (never answered): 15/17
+        ended=17,
+        connected=13,
+        connection_pct=76.47,  # not connected: c3, g1, a1, x1
+        connection_target_pct=95.0,
+        days_with_calls=2,
+        days_meeting_target=1,
         # to a human: 9 12 15 15 20 20 20 25 30 30 37 (233 / 11); p50 the 6th, p90 the 10th
         time_to_human=Spread(n=11, mean_s=21.18, p50_s=20.0, p90_s=30.0),
         # A called back in 10 min; B after 45; C never (its 30 min are over); F's latest try was 50 min
         # after (only the latest attempt's time is kept); D's 30 min still run at AS_OF; E is before the period
-        callback_minutes=30, callbacks_due=4, callbacks_within=1, callback_pct=25.0,
-        tickets_due=6, tickets_within=3, within_deadline_pct=50.0)  # the 5 unit tickets + the operator's
+        callback_minutes=30,
+        callbacks_due=4,
+        callbacks_within=1,
+        callback_pct=25.0,
+        tickets_due=6,
+        tickets_within=3,
+        within_deadline_pct=50.0,
+    )  # the 5 unit tickets + the operator's
 
 
 def test_connection_rate_per_day_against_the_95_percent_target(rep: report.Report) -> None:
     assert rep.days == (
         DayFigures(D1, calls=12, ended=12, connected=8, connection_pct=66.67, meets_target=False),
-        DayFigures(D2, calls=5, ended=5, connected=5, connection_pct=100.0, meets_target=True))
+        DayFigures(D2, calls=5, ended=5, connected=5, connection_pct=100.0, meets_target=True),
+    )
 
 
 def test_callback_minutes_is_the_window_judged(logfile: Path, table: RouteTable) -> None:
@@ -306,29 +578,44 @@ def test_callback_minutes_is_the_window_judged(logfile: Path, table: RouteTable)
     assert (hour.callback_minutes, hour.callbacks_due, hour.callbacks_within, hour.callback_pct) == (60, 4, 3, 75.0)
 
 
-def test_build_is_pure_and_filters_the_period_itself(logfile: Path, table: RouteTable,
-                                                     rep: report.Report) -> None:
+def test_build_is_pure_and_filters_the_period_itself(logfile: Path, table: RouteTable, rep: report.Report) -> None:
     log = SqliteCallLog(logfile)
     everything = report.CallLogRows(
-        calls=log.calls(), steps={c["call_id"]: log.steps(c["call_id"]) for c in log.calls()},
-        tickets=log.tickets(), callbacks=log.callbacks(None))
+        calls=log.calls(),
+        steps={c["call_id"]: log.steps(c["call_id"]) for c in log.calls()},
+        tickets=log.tickets(),
+        callbacks=log.callbacks(None),
+    )
     assert (len(everything.calls), len(everything.tickets), len(everything.callbacks)) == (20, 9, 6)
     assert report.build(everything, D1, D2, as_of=AS_OF, table=table) == rep
 
 
 # -- the period: local dates, inclusive -------------------------------------------------------------------------
 
+
 def test_the_period_is_inclusive_in_local_time(tmp_path: Path) -> None:
     assert report.window(D1, D2) == (
         dt.datetime(2026, 11, 1, 16, 0, tzinfo=dt.UTC).timestamp(),  # 11-02 00:00 in Shanghai
-        dt.datetime(2026, 11, 3, 16, 0, tzinfo=dt.UTC).timestamp())  # 11-04 00:00 in Shanghai
+        dt.datetime(2026, 11, 3, 16, 0, tzinfo=dt.UTC).timestamp(),
+    )  # 11-04 00:00 in Shanghai
     log = SqliteCallLog(tmp_path / "log.sqlite3")
     log.start()
-    for call_id, start in (("before", "2026-11-01T23:59:59"), ("first", "2026-11-02T00:00:00"),
-                           ("last-minute", "2026-11-03T23:59:00"), ("last-second", "2026-11-03T23:59:59"),
-                           ("next-day", "2026-11-04T00:00:00")):
-        put(log, call_id, start, route=GONGAN, dial_status="ANSWER", human=5,
-            steps=(dial(5, "department", "ANSWER", 5),))
+    for call_id, start in (
+        ("before", "2026-11-01T23:59:59"),
+        ("first", "2026-11-02T00:00:00"),
+        ("last-minute", "2026-11-03T23:59:00"),
+        ("last-second", "2026-11-03T23:59:59"),
+        ("next-day", "2026-11-04T00:00:00"),
+    ):
+        put(
+            log,
+            call_id,
+            start,
+            route=GONGAN,
+            dial_status="ANSWER",
+            human=5,
+            steps=(dial(5, "department", "ANSWER", 5),),
+        )
     log.close()
     rows = report.load(log, D1, D2)
     assert sorted(c["call_id"] for c in rows.calls) == ["first", "last-minute", "last-second"]
@@ -354,6 +641,7 @@ def test_nearest_rank_percentiles() -> None:
 
 # -- the number ledger ------------------------------------------------------------------------------------------
 
+
 def test_the_ledger_lists_all_50_published_numbers(rep: report.Report, table: RouteTable) -> None:
     assert len(rep.ledger) == 50 == len(table.routes)
     assert [r.number for r in rep.ledger] == [r.number for r in table.routes.values()]
@@ -361,17 +649,28 @@ def test_the_ledger_lists_all_50_published_numbers(rep: report.Report, table: Ro
     assert all(r.live for r in rep.ledger)
     gongan = by_id["gongan"]
     assert (gongan.number, gongan.mode, gongan.effective, gongan.dial, gongan.menu_keys, gongan.direct_dial) == (
-        "3372000", "merge", dt.date(2016, 7, 31), "PJSIP/3372000@departments", "1", False)
+        "3372000",
+        "merge",
+        dt.date(2016, 7, 31),
+        "PJSIP/3372000@departments",
+        "1",
+        False,
+    )
     lvyou = by_id["lvyou-12301"]
     assert (lvyou.mode, lvyou.direct_dial, lvyou.menu_keys, lvyou.line_name) == ("transfer", True, "63", "旅游服务")
     laodong = by_id["laodong-12333"]
     assert (laodong.partner, laodong.menu_keys, laodong.dial, laodong.direct_dial) == (
-        "public-services", "22", "PJSIP/12333@partners", True)
+        "public-services",
+        "22",
+        "PJSIP/12333@partners",
+        True,
+    )
     assert by_id["fagaiwei"].menu_keys == "93022782#"  # not in the menu tree: number entry
     assert sum(r.mode == "merge" for r in rep.ledger) == 31 and sum(r.mode == "transfer" for r in rep.ledger) == 7
 
 
 # -- CSV and JSON carry the same numbers -----------------------------------------------------------------------------
+
 
 def csv_sections(data: bytes) -> dict[str, list[dict[str, str]]]:
     """{section title: rows as {key: cell}}; headers are "中文 key"."""
@@ -399,8 +698,13 @@ def test_csv_round_trip(rep: report.Report) -> None:
     assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel reads the Chinese correctly
     assert "市公安局" in data.decode("utf-8-sig") and b"\r\n" in data
     sections = csv_sections(data)
-    assert list(sections) == ["中心指标 Centre indicators", "各单位考核 Per-unit assessment", "每日趋势 Daily trend",
-                              "号码台账 Number ledger", "指标口径 Definitions"]
+    assert list(sections) == [
+        "中心指标 Centre indicators",
+        "各单位考核 Per-unit assessment",
+        "每日趋势 Daily trend",
+        "号码台账 Number ledger",
+        "指标口径 Definitions",
+    ]
     (centre,) = sections["中心指标 Centre indicators"]
     assert centre == {k: cell(v) for k, v in report.centre_dict(rep.centre).items()}
     assert centre["answered_15s_pct"] == "88.24" and centre["time_to_human_p90_s"] == "30.0"
@@ -408,16 +712,37 @@ def test_csv_round_trip(rep: report.Report) -> None:
     expected = report.unit_records(rep)
     assert units[:-1] == [{k: cell(v) for k, v in r.items()} for r in expected]
     gongan = next(r for r in units if r["unit"] == "市公安局" and r["mode"] == "merge")
-    assert {k: gongan[k] for k in ("rank", "routed", "answered_pct", "answer_mean_s", "answer_p90_s",
-                                   "satisfied_pct", "within_deadline_pct")} == {
-        "rank": "5", "routed": "5", "answered_pct": "60.0", "answer_mean_s": "14.33", "answer_p90_s": "27.0",
-        "satisfied_pct": "33.33", "within_deadline_pct": "33.33"}
-    lvyou = [(r["track"], r["routed"], r["answered_pct"]) for r in units if r["unit"] == "市旅发委"
-             and r["mode"] == "transfer"]
+    assert {
+        k: gongan[k]
+        for k in (
+            "rank",
+            "routed",
+            "answered_pct",
+            "answer_mean_s",
+            "answer_p90_s",
+            "satisfied_pct",
+            "within_deadline_pct",
+        )
+    } == {
+        "rank": "5",
+        "routed": "5",
+        "answered_pct": "60.0",
+        "answer_mean_s": "14.33",
+        "answer_p90_s": "27.0",
+        "satisfied_pct": "33.33",
+        "within_deadline_pct": "33.33",
+    }
+    lvyou = [
+        (r["track"], r["routed"], r["answered_pct"])
+        for r in units
+        if r["unit"] == "市旅发委" and r["mode"] == "transfer"
+    ]
     assert lvyou == [("total", "4", "75.0"), ("direct", "2", "50.0"), ("via_12345", "2", "100.0")]
     assert units[-1]["unit"] == "全部单位 all units" and units[-1]["routed"] == "12"
     assert [(d["day"], d["connection_pct"], d["meets_target"]) for d in sections["每日趋势 Daily trend"]] == [
-        ("2026-11-02", "66.67", "no"), ("2026-11-03", "100.0", "yes")]
+        ("2026-11-02", "66.67", "no"),
+        ("2026-11-03", "100.0", "yes"),
+    ]
     ledger = sections["号码台账 Number ledger"]
     assert len(ledger) == 50 and ledger[0]["number"] == "3022782"
     assert {d["key"] for d in sections["指标口径 Definitions"]} == set(report.DEFINITIONS)
@@ -434,9 +759,16 @@ def test_json_round_trip(rep: report.Report) -> None:
     assert units[("市公安局", "merge")]["rank"] == 5 and units[("市公安局", "merge")]["direct"] is None
     lvyou = units[("市旅发委", "transfer")]
     assert (lvyou["total"], lvyou["direct"], lvyou["via_12345"]) == tuple(
-        dataclasses.asdict(f) for f in (LVYOU_TOTAL, LVYOU_DIRECT, LVYOU_VIA))
-    assert data["days"][1] == {"day": "2026-11-03", "calls": 5, "ended": 5, "connected": 5,
-                               "connection_pct": 100.0, "meets_target": True}
+        dataclasses.asdict(f) for f in (LVYOU_TOTAL, LVYOU_DIRECT, LVYOU_VIA)
+    )
+    assert data["days"][1] == {
+        "day": "2026-11-03",
+        "calls": 5,
+        "ended": 5,
+        "connected": 5,
+        "connection_pct": 100.0,
+        "meets_target": True,
+    }
     assert len(data["ledger"]) == 50 and data["ledger"][5]["route_id"] == "gongan"
     assert data["ledger"][5]["effective"] == "2016-07-31"
     assert set(data["definitions"]) == set(report.DEFINITIONS)
@@ -444,14 +776,15 @@ def test_json_round_trip(rep: report.Report) -> None:
 
 # -- HTML: one self-contained page that a browser renders ------------------------------------------------------------
 
+
 def png_rows(data: bytes) -> tuple[int, int, int, list[bytes]]:
     """Decode an 8-bit RGB/RGBA, non-interlaced PNG (what Chromium writes): width, height, bpp, pixel rows."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat = 8, []
     width = height = colour = 0
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
         pos += 12 + length
         if kind == b"IHDR":
             width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
@@ -464,12 +797,12 @@ def png_rows(data: bytes) -> tuple[int, int, int, list[bytes]]:
     prev, rows = bytes(stride), []
     for y in range(height):
         start = y * (stride + 1)
-        kind_, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        kind_, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         if kind_ == 1:  # Sub
             for i in range(bpp, stride):
                 line[i] = (line[i] + line[i - bpp]) & 255
         elif kind_ == 2:  # Up
-            line = bytearray([(a + b) & 255 for a, b in zip(line, prev)])
+            line = bytearray([(a + b) & 255 for a, b in zip(line, prev, strict=False)])
         elif kind_ == 3:  # Average
             for i in range(stride):
                 line[i] = (line[i] + (((line[i - bpp] if i >= bpp else 0) + prev[i]) >> 1)) & 255
@@ -501,16 +834,32 @@ def test_the_html_renders_in_headless_chromium(rep: report.Report, tmp_path: Pat
     page, shot = tmp_path / "report.html", tmp_path / "shot.png"
     page.write_bytes(report.render_html(rep))
     result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)}, check=False)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1280,2000",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(tmp_path)},
+        check=False,
+    )
     assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
     width, height, bpp, rows = png_rows(shot.read_bytes())
     assert (width, height) == (1280, 2000)
     colours: set[tuple[int, ...]] = set()
     for row in rows:
-        colours.update(zip(row[0::bpp], row[1::bpp], row[2::bpp]))
+        colours.update(zip(row[0::bpp], row[1::bpp], row[2::bpp], strict=False))
     not_white = sum(len(row) - row.count(255) for row in rows) / (width * height * bpp)
     assert len(colours) > 50 and not_white > 0.01, (len(colours), not_white)
     # The charts themselves were drawn (not, say, a browser error page): their fill colours are on screen.
@@ -519,6 +868,7 @@ def test_the_html_renders_in_headless_chromium(rep: report.Report, tmp_path: Pat
 
 
 # -- the command line --------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def runner() -> Iterator[CliRunner]:

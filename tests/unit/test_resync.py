@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ivr.app import bounded_gather
+from ivr.controller.app import bounded_gather
 
 
 def test_repairs_run_concurrently_up_to_the_limit_and_all_finish() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ivr import routes
 from ivr.errors import RoutesError
-from ivr.routes import Mode
+from ivr.routing import routes
+from ivr.routing.routes import Mode
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,8 +50,11 @@ def test_shipped_entries_are_exactly_the_numbers_the_dialplan_sends_to_stasis() 
     """Every entry the table serves must be routable into Stasis by extensions.conf."""
     table = routes.load(ROOT / "routes.yaml")
     conf = (ROOT / "dialplan" / "extensions.conf").read_text()
-    in_dialplan = {line.split("=>", 1)[1].split(",", 1)[0].strip()
-                   for line in conf.splitlines() if line.strip().startswith("exten") and "from-carrier" not in line}
+    in_dialplan = {
+        line.split("=>", 1)[1].split(",", 1)[0].strip()
+        for line in conf.splitlines()
+        if line.strip().startswith("exten") and "from-carrier" not in line
+    }
     assert table.entries <= in_dialplan
 
 
@@ -78,16 +81,19 @@ def test_every_problem_is_reported_with_its_line_not_only_the_first() -> None:
     assert "r.yaml:15: menus.main.2: unknown route 'nowhere'" in found
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (("effective: 2016-07-31", "effective: 2016-13-01"), "r.yaml:8: routes[0].effective must be a date"),
-    (("mode: merge", "mode: merged"), "r.yaml:8: routes[0].mode must be one of merge, transfer, interconnect"),
-    (("trunk: departments}", "trunk: nope}"), "r.yaml:8: routes[0].trunk: unknown trunk 'nope'"),
-    (('"1": {route: gongan}', '"0": {route: gongan}'), "r.yaml:14: menus.main: key '0' is not allowed"),
-    (('number: "12310"', 'number: "3372000"'), "r.yaml:9: number 3372000 is already used"),
-    (('number: "12310"', 'number: "123100"'), "r.yaml:9: a transfer route's number is a 5-digit short number"),
-    (("version: 1", "version: 2"), "r.yaml:1: version must be between 1 and 1"),
-    (("  main:", "  first:"), "r.yaml:12: menus: a menu named 'main' is required"),
-])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (("effective: 2016-07-31", "effective: 2016-13-01"), "r.yaml:8: routes[0].effective must be a date"),
+        (("mode: merge", "mode: merged"), "r.yaml:8: routes[0].mode must be one of merge, transfer, interconnect"),
+        (("trunk: departments}", "trunk: nope}"), "r.yaml:8: routes[0].trunk: unknown trunk 'nope'"),
+        (('"1": {route: gongan}', '"0": {route: gongan}'), "r.yaml:14: menus.main: key '0' is not allowed"),
+        (('number: "12310"', 'number: "3372000"'), "r.yaml:9: number 3372000 is already used"),
+        (('number: "12310"', 'number: "123100"'), "r.yaml:9: a transfer route's number is a 5-digit short number"),
+        (("version: 1", "version: 2"), "r.yaml:1: version must be between 1 and 1"),
+        (("  main:", "  first:"), "r.yaml:12: menus: a menu named 'main' is required"),
+    ],
+)
 def test_mistakes_name_file_line_and_what_is_wrong(edit: tuple[str, str], expected: str) -> None:
     found = problems(GOOD.replace(*edit, 1))
     assert any(p.startswith(expected) for p in found), found
@@ -103,11 +109,14 @@ def test_unknown_keys_are_refused_so_typos_do_not_pass_silently() -> None:
     assert any("r.yaml:6: operators: unknown key 'ringseconds'" in p for p in found)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("", "r.yaml:1: file is empty"),
-    ("routes: [\n", "r.yaml:2: not valid YAML"),
-    ("- a\n- b\n", "r.yaml:1: (top level) must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "r.yaml:1: file is empty"),
+        ("routes: [\n", "r.yaml:2: not valid YAML"),
+        ("- a\n- b\n", "r.yaml:1: (top level) must be a mapping"),
+    ],
+)
 def test_broken_files_are_refused_with_a_location(text: str, expected: str) -> None:
     assert problems(text)[0].startswith(expected)
 

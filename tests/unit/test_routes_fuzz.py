@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ivr import routes
 from ivr.errors import RoutesError
+from ivr.routing import routes
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = (ROOT / "routes.yaml").read_text(encoding="utf-8")
@@ -32,8 +32,13 @@ YAML_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 
 # To hunt for new bugs rather than replay the fixed set: HOTLINE_FUZZ_EXPLORE=5000 (random, unbounded by CI).
 EXPLORE = int(os.environ.get("HOTLINE_FUZZ_EXPLORE", "0"))
-FUZZ = settings(max_examples=EXPLORE or 300, deadline=None, derandomize=not EXPLORE, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=EXPLORE or 300,
+    deadline=None,
+    derandomize=not EXPLORE,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def outcome(text: str, filename: str = "routes.yaml") -> routes.RouteTable | RoutesError:
@@ -59,13 +64,56 @@ def assert_refused_cleanly_or_loaded(result: routes.RouteTable | RoutesError, fi
 
 scalar_replacements = st.one_of(
     st.text(max_size=12),
-    st.integers(-10**20, 10**20).map(str),
+    st.integers(-(10**20), 10**20).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.sampled_from(["~", "null", "", "[]", "{}", "[1, 2]", "{a: 1}", "- x", "yes", "no", "true", ".inf", "0x1F",
-                     "0o17", "1_000", "2016-02-30", "2016-13-01", "9999-12-31", "0001-01-01", "2016-07-31T25:00",
-                     "!!binary aGk=", "!!python/object:os.system", "&a x", "*a", "*nowhere", "<<: *a", "'", '"',
-                     "|", ">", "%", "@", "`", "\t", "? x", "!!set {a}", "!!omap [a: 1]", "!!timestamp x",
-                     "!!int x", "!!float x", "!!bool x", "!!null x", "!!str", "!foo bar"]),
+    st.sampled_from(
+        [
+            "~",
+            "null",
+            "",
+            "[]",
+            "{}",
+            "[1, 2]",
+            "{a: 1}",
+            "- x",
+            "yes",
+            "no",
+            "true",
+            ".inf",
+            "0x1F",
+            "0o17",
+            "1_000",
+            "2016-02-30",
+            "2016-13-01",
+            "9999-12-31",
+            "0001-01-01",
+            "2016-07-31T25:00",
+            "!!binary aGk=",
+            "!!python/object:os.system",
+            "&a x",
+            "*a",
+            "*nowhere",
+            "<<: *a",
+            "'",
+            '"',
+            "|",
+            ">",
+            "%",
+            "@",
+            "`",
+            "\t",
+            "? x",
+            "!!set {a}",
+            "!!omap [a: 1]",
+            "!!timestamp x",
+            "!!int x",
+            "!!float x",
+            "!!bool x",
+            "!!null x",
+            "!!str",
+            "!foo bar",
+        ]
+    ),
 )
 
 
@@ -77,8 +125,11 @@ def mutated_shipped(draw: st.DrawFn) -> str:
         if not lines:
             break
         i = draw(st.integers(0, len(lines) - 1))
-        kind = draw(st.sampled_from(["delete", "duplicate", "swap", "indent", "dedent", "scalar", "truncate",
-                                     "tab", "unicode", "key"]))
+        kind = draw(
+            st.sampled_from(
+                ["delete", "duplicate", "swap", "indent", "dedent", "scalar", "truncate", "tab", "unicode", "key"]
+            )
+        )
         line = lines[i]
         if kind == "delete":
             del lines[i]
@@ -95,7 +146,7 @@ def mutated_shipped(draw: st.DrawFn) -> str:
             key, _, _ = line.partition(":")
             lines[i] = f"{key}: {draw(scalar_replacements)}\n"
         elif kind == "truncate":
-            lines = lines[:i] + [line[:draw(st.integers(0, len(line)))]]
+            lines = lines[:i] + [line[: draw(st.integers(0, len(line)))]]
         elif kind == "tab":
             cut = draw(st.integers(0, len(line)))
             lines[i] = line[:cut] + "\t" + line[cut:]
@@ -104,23 +155,39 @@ def mutated_shipped(draw: st.DrawFn) -> str:
             lines[i] = line[:cut] + draw(st.text(min_size=1, max_size=4)) + line[cut:]
         elif kind == "key" and ":" in line:
             _, _, value = line.partition(":")
-            indent = line[:len(line) - len(line.lstrip(" "))]
+            indent = line[: len(line) - len(line.lstrip(" "))]
             lines[i] = f"{indent}{draw(st.text(min_size=1, max_size=8))}:{value}"
     return "".join(lines)
 
 
 identifiers = st.sampled_from(["a", "main", "departments", "gongan", "12345", "8000", "office", "x-y", "市公安局"])
-leaves = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**8), st.text(max_size=8), identifiers,
-                   st.dates().map(str))
+leaves = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 10**8), st.text(max_size=8), identifiers, st.dates().map(str)
+)
 documents = st.recursive(
     leaves,
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(st.one_of(identifiers, st.sampled_from(sorted(routes._ROUTE_KEYS))),
-                                               children, max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.one_of(identifiers, st.sampled_from(sorted(routes._ROUTE_KEYS))), children, max_size=4),
+    ),
     max_leaves=20,
 )
-top_keys = st.sampled_from(["version", "hotline", "trunks", "operators", "menu_policy", "hours", "default_hours",
-                            "partners", "deadlines", "routes", "menus", "extra"])
+top_keys = st.sampled_from(
+    [
+        "version",
+        "hotline",
+        "trunks",
+        "operators",
+        "menu_policy",
+        "hours",
+        "default_hours",
+        "partners",
+        "deadlines",
+        "routes",
+        "menus",
+        "extra",
+    ]
+)
 
 
 def to_yaml(value: object, indent: int = 0) -> str:
@@ -139,8 +206,12 @@ def to_yaml(value: object, indent: int = 0) -> str:
     if isinstance(value, list):
         if not value:
             return pad + "[]\n"
-        return "".join(f"{pad}-\n{to_yaml(item, indent + 2)}" if isinstance(item, dict | list) and item
-                       else f"{pad}- {to_yaml(item).strip()}\n" for item in value)
+        return "".join(
+            f"{pad}-\n{to_yaml(item, indent + 2)}"
+            if isinstance(item, dict | list) and item
+            else f"{pad}- {to_yaml(item).strip()}\n"
+            for item in value
+        )
     if value is None:
         return pad + "null\n"
     if isinstance(value, bool):
@@ -152,6 +223,7 @@ generated_documents = st.dictionaries(top_keys, documents, max_size=8).map(to_ya
 
 
 # -- properties -----------------------------------------------------------------------------------
+
 
 @FUZZ
 @given(mutated_shipped())
@@ -185,9 +257,9 @@ def test_any_unicode_text_is_refused_as_file_line_message(text: str) -> None:
 @given(st.binary(max_size=300), st.integers(0, len(SHIPPED.encode())))
 @example(b"\xff\xfe\x00v", 0)
 @example(b"\xc3", 10_000)
-def test_bytes_in_the_file_that_are_not_utf8_are_refused_with_a_location(tmp_path_factory: pytest.TempPathFactory,
-                                                                          junk: bytes,
-                                                                          at: int) -> None:
+def test_bytes_in_the_file_that_are_not_utf8_are_refused_with_a_location(
+    tmp_path_factory: pytest.TempPathFactory, junk: bytes, at: int
+) -> None:
     raw = SHIPPED.encode()
     data = raw[:at] + junk + raw[at:]
     path = tmp_path_factory.mktemp("fuzz") / "routes.yaml"
@@ -238,28 +310,50 @@ def test_the_example_table_loads() -> None:
 
 def test_a_key_written_twice_is_refused_at_its_second_line() -> None:
     assert problems(GOOD.replace("    mode: merge\n", "    mode: merge\n    mode: transfer\n")) == [
-        "r.yaml:13: routes[0]: duplicate key 'mode' (first at line 12)"]
+        "r.yaml:13: routes[0]: duplicate key 'mode' (first at line 12)"
+    ]
 
 
 def test_one_number_on_two_routes_is_refused_at_the_second() -> None:
     twice = GOOD.replace('number: "12310"', 'number: "3372000"').replace("mode: transfer", "mode: merge")
-    assert problems(twice) == ["r.yaml:16: number 3372000 is already used by the route at line 9",
-                               "r.yaml:21: menus.main.2: unknown route 'bianban'"]
+    assert problems(twice) == [
+        "r.yaml:16: number 3372000 is already used by the route at line 9",
+        "r.yaml:21: menus.main.2: unknown route 'bianban'",
+    ]
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (("{route: gongan}", "{route: gonan}"), "r.yaml:20: menus.main.1: unknown route 'gonan'"),
-    (("by_unit: {市公安局: 3}", "by_unit: {市公按局: 3}"),
-     "r.yaml:7: deadlines.by_unit: '市公按局' is not the unit of any route"),
-    (('trunk: departments}]', 'trunk: department}]'),
-     "r.yaml:15: routes[0].overflow[0].trunk: unknown trunk 'department' (defined: departments, operators)"),
-])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (("{route: gongan}", "{route: gonan}"), "r.yaml:20: menus.main.1: unknown route 'gonan'"),
+        (
+            ("by_unit: {市公安局: 3}", "by_unit: {市公按局: 3}"),
+            "r.yaml:7: deadlines.by_unit: '市公按局' is not the unit of any route",
+        ),
+        (
+            ("trunk: departments}]", "trunk: department}]"),
+            "r.yaml:15: routes[0].overflow[0].trunk: unknown trunk 'department' (defined: departments, operators)",
+        ),
+    ],
+)
 def test_names_that_refer_to_nothing_are_refused_where_they_are_written(edit: tuple[str, str], expected: str) -> None:
     assert expected in problems(GOOD.replace(*edit)), problems(GOOD.replace(*edit))
 
 
-@pytest.mark.parametrize("written", ["2016-02-30", "2016-13-01", "2016-7-31", "20160731", "2016-W30-7",
-                                     "2016-07-31T10:00:00", "31.07.2016", "''", "next monday"])
+@pytest.mark.parametrize(
+    "written",
+    [
+        "2016-02-30",
+        "2016-13-01",
+        "2016-7-31",
+        "20160731",
+        "2016-W30-7",
+        "2016-07-31T10:00:00",
+        "31.07.2016",
+        "''",
+        "next monday",
+    ],
+)
 def test_a_batch_date_that_is_not_exactly_a_calendar_day_is_refused(written: str) -> None:
     found = problems(GOOD.replace("effective: 2016-07-31", f"effective: {written}"))
     assert any(p.startswith("r.yaml:13: routes[0].effective must be a date like 2016-07-31, got") for p in found), found

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.config import Settings
-from ivr.dialplan import CARRIER_CONTEXT, Context, Section, read_conf, read_dialplan, reachable_contexts
+from ivr.routing.dialplan import CARRIER_CONTEXT, Context, Section, reachable_contexts, read_conf, read_dialplan
+from ivr.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DIALPLAN = REPO / "dialplan"
@@ -49,6 +49,7 @@ def where(section: Section) -> str:
 
 
 # -- ARI / HTTP / AMI -----------------------------------------------------------------------------
+
 
 def test_http_and_therefore_ari_listen_on_loopback_only_and_never_over_tls() -> None:
     general = only("http.conf", "general")
@@ -84,18 +85,28 @@ def run_install_config(tmp_path: Path) -> Path:
     Ownership is not what is checked here (and needs root), so chown is a no-op.
     """
     script = (REPO / "hotlinectl").read_text()
-    body = script[script.index("install_config() {"):]
-    body = body[:body.index("\n}\n") + 3]
+    body = script[script.index("install_config() {") :]
+    body = body[: body.index("\n}\n") + 3]
     root = tmp_path / "root"
     for d in ("var/lib/asterisk", "var/log/asterisk", "var/spool/asterisk", "usr/share/asterisk/sounds"):
         (root / d).mkdir(parents=True)
     password = "Gen3ratedByTheTestNotSetup"
     (tmp_path / "ari-password").write_text(password)
     stubs = 'say() { :; }; warn() { :; }; chown() { :; }; root_ids() { echo "0 0"; }'
-    run = subprocess.run(["bash", "-euo", "pipefail", "-c", f"{stubs}\n{body}\ninstall_config"], cwd=REPO,
-                         env={**os.environ, "ROOT": str(root), "PW_FILE": str(tmp_path / "ari-password"),
-                              "ARI_USER": "hotline", "HOTLINE_STATE": str(tmp_path)},
-                         capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", f"{stubs}\n{body}\ninstall_config"],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "ROOT": str(root),
+            "PW_FILE": str(tmp_path / "ari-password"),
+            "ARI_USER": "hotline",
+            "HOTLINE_STATE": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     return root / "etc" / "hotline"
 
@@ -109,14 +120,16 @@ def test_the_generated_ari_user_has_a_sha512_crypt_hash_of_the_password_and_no_p
     hashed = user.get("password") or ""
     assert hashed.startswith("$6$"), hashed
     salt = "$".join(hashed.split("$")[2:-1])  # "rounds=N$salt" or "salt"
-    again = subprocess.run(["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password,
-                           capture_output=True, text=True, check=True).stdout.strip()
+    again = subprocess.run(
+        ["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert again == hashed, "the hash does not verify the password: ARI would refuse the controller"
     for path in etc.iterdir():
         assert password not in path.read_text(errors="replace"), f"{path} holds the plaintext password"
 
 
 # -- SIP ------------------------------------------------------------------------------------------
+
 
 def test_sip_identifies_callers_by_source_address_only_and_has_no_anonymous_endpoint() -> None:
     assert only("pjsip.conf", "global").get("endpoint_identifier_order") == "ip"
@@ -169,18 +182,22 @@ def test_contexts_untrusted_callers_reach_answer_exact_numbers_only() -> None:
 @pytest.mark.parametrize("pattern", ["_X.", "_.", "_!", "_X!", "_[0-9].", "_1XXXX."])
 def test_a_catch_all_pattern_is_found_even_behind_a_goto_and_an_include(tmp_path: Path, pattern: str) -> None:
     conf = tmp_path / "extensions.conf"
-    conf.write_text(f"[{CARRIER_CONTEXT}]\nexten => 12345,1,Goto(extra,s,1)\n[extra]\n"
-                    f"exten => s,1,Hangup()\ninclude => wide\n[wide]\nexten => {pattern},1,Dial(PJSIP/${{EXTEN}})\n"
-                    f"[unreached]\nexten => _X.,1,Hangup()\n")
+    conf.write_text(
+        f"[{CARRIER_CONTEXT}]\nexten => 12345,1,Goto(extra,s,1)\n[extra]\n"
+        f"exten => s,1,Hangup()\ninclude => wide\n[wide]\nexten => {pattern},1,Dial(PJSIP/${{EXTEN}})\n"
+        f"[unreached]\nexten => _X.,1,Hangup()\n"
+    )
     assert catch_alls(read_dialplan(conf), {CARRIER_CONTEXT}) == [f"extensions.conf:7 [wide] {pattern}"]
 
 
 # -- logging and the controller -------------------------------------------------------------------
 
+
 def test_security_events_have_their_own_log_channel_and_module() -> None:
     channels = only("logger.conf", "logfiles")
-    assert any("security" in [level.strip() for level in option.value.split(",")] for option in channels.own), \
-        where(channels)
+    assert any("security" in [level.strip() for level in option.value.split(",")] for option in channels.own), where(
+        channels
+    )
     assert "res_security_log.so" not in only("modules.conf", "modules").values("noload")
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ivr import routes
 from ivr.cli import main
+from ivr.routing import routes
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = routes.load(ROOT / "routes.yaml")
@@ -43,7 +43,10 @@ def test_menu_lists_all_50_lines_after_the_last_batch_and_each_keys_path_is_what
     for destination in listed:
         (decision,) = cli("simulate", "--dialed", "12345", "--keys", destination["keys"], "--at", "2019-01-02T10:00")
         assert (decision["number"], decision["unit"], decision["mode"]) == (
-            destination["number"], destination["unit"], destination["mode"])
+            destination["number"],
+            destination["unit"],
+            destination["mode"],
+        )
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.number)
@@ -77,8 +80,9 @@ def test_office_hours_follow_the_official_calendar() -> None:
 
 
 def test_simulate_refuses_keys_that_are_not_keys() -> None:
-    result = CliRunner().invoke(main, ["simulate", "--dialed", "12345", "--keys", "1;2",
-                                       "--routes", str(ROOT / "routes.yaml")])
+    result = CliRunner().invoke(
+        main, ["simulate", "--dialed", "12345", "--keys", "1;2", "--routes", str(ROOT / "routes.yaml")]
+    )
     assert result.exit_code == 2 and "keys are 0-9, * and #" in result.output
 
 
@@ -86,7 +90,8 @@ def test_check_passes_on_the_shipped_file_and_fails_with_file_line_on_a_broken_o
     ok = CliRunner().invoke(main, ["check", str(ROOT / "routes.yaml")])
     assert ok.exit_code == 0 and "50 routes" in ok.output
     broken = tmp_path / "routes.yaml"
-    broken.write_text((ROOT / "routes.yaml").read_text(encoding="utf-8").replace('"3372000"', '"33720x0"'),
-                      encoding="utf-8")
+    broken.write_text(
+        (ROOT / "routes.yaml").read_text(encoding="utf-8").replace('"3372000"', '"33720x0"'), encoding="utf-8"
+    )
     bad = CliRunner().invoke(main, ["check", str(broken)])
     assert bad.exit_code == 1 and f"{broken}:" in bad.output and "is not a phone number" in bad.output

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ivr.hours import is_workday
+from ivr.routing.hours import is_workday
 from ivr.tickets import TICKET_ID_RE, DeadlinePolicy, from_epoch, new_ticket, to_epoch
 
 D = dt.date
@@ -75,17 +75,20 @@ def test_the_deadline_follows_the_policy() -> None:
     assert policy.deadline("transfer", "市住建局", created) == at("2026-10-13T10:00")  # 8, 9, 10, 12, 13
 
 
-@pytest.mark.parametrize("bad", [
-    {"default_workdays": 0},
-    {"default_workdays": -1},
-    {"default_workdays": True},
-    {"default_workdays": 2.5},
-    {"by_mode": {"merg": 3}},
-    {"by_mode": {"merge": 0}},
-    {"by_unit": {"市公安局": "3"}},
-    {"by_unit": {"": 3}},
-    {"by_unit": {"市公安局": 10_000}},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"default_workdays": 0},
+        {"default_workdays": -1},
+        {"default_workdays": True},
+        {"default_workdays": 2.5},
+        {"by_mode": {"merg": 3}},
+        {"by_mode": {"merge": 0}},
+        {"by_unit": {"市公安局": "3"}},
+        {"by_unit": {"": 3}},
+        {"by_unit": {"市公安局": 10_000}},
+    ],
+)
 def test_a_wrong_policy_is_refused_naming_the_key(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="deadlines"):
         DeadlinePolicy(**bad)  # type: ignore[arg-type]
@@ -130,7 +133,13 @@ def test_a_new_ticket_carries_its_call_and_its_deadline_in_unix_seconds(utc_mach
     policy = DeadlinePolicy(default_workdays=3)
     t = new_ticket("call-1", "merge", "市住建局", "merge", "zjj", at("2026-09-30T10:00"), policy)
     assert (t.call_id, t.kind, t.unit, t.mode, t.route_id, t.status) == (
-        "call-1", "merge", "市住建局", "merge", "zjj", "open")
+        "call-1",
+        "merge",
+        "市住建局",
+        "merge",
+        "zjj",
+        "open",
+    )
     assert t.created_at == dt.datetime(2026, 9, 30, 2, 0, tzinfo=dt.UTC).timestamp()  # 10:00 in UTC+8
     assert t.deadline_at == dt.datetime(2026, 10, 10, 2, 0, tzinfo=dt.UTC).timestamp()
     assert from_epoch(t.deadline_at) == at("2026-10-10T10:00")
@@ -145,8 +154,7 @@ def test_ticket_ids_are_well_formed_and_carry_the_local_date() -> None:
 
 def test_ticket_ids_are_unique_even_for_a_burst_in_one_second() -> None:
     created = at("2026-12-01T09:00:00")
-    ids = [new_ticket(f"c{i}", "merge", "u", "merge", "r", created, DeadlinePolicy()).ticket_id
-           for i in range(1000)]
+    ids = [new_ticket(f"c{i}", "merge", "u", "merge", "r", created, DeadlinePolicy()).ticket_id for i in range(1000)]
     assert len(set(ids)) == 1000  # 1000 > 128 a second: the burst borrows later numbers
     assert all(TICKET_ID_RE.fullmatch(i) for i in ids)
     # later in the day: still unique, and after the burst
@@ -176,8 +184,11 @@ def test_two_cluster_nodes_opening_tickets_in_the_same_second_never_issue_the_sa
     """Each node numbers its own tickets; the node id keeps them apart in the shared database."""
     at = dt.datetime(2026, 11, 24, 10, 0, 0)
     policy = DeadlinePolicy()
-    ids = [new_ticket(f"c{n}", "dial", "u", "merge", "r", at, policy, node=node).ticket_id
-           for n in range(50) for node in ("node1", "node2")]
+    ids = [
+        new_ticket(f"c{n}", "dial", "u", "merge", "r", at, policy, node=node).ticket_id
+        for n in range(50)
+        for node in ("node1", "node2")
+    ]
     assert len(set(ids)) == len(ids)
     assert all(TICKET_ID_RE.fullmatch(i) for i in ids)
     assert ids[0].startswith("12345-20261124-node1-") and ids[1].startswith("12345-20261124-node2-")

@@ -19,17 +19,25 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from ivr.webhook import Handoff, WebhookSender, WebhookTarget, sign, verify
+from ivr.handoff.webhook import Handoff, WebhookSender, WebhookTarget, sign, verify
 
 SECRET = b"partner-12315-secret"
 CST = timezone(timedelta(hours=8))
 
 
 def handoff(call_id: str = "c1") -> Handoff:
-    return Handoff(call_id=call_id, entry="12345", caller_masked="138****1234", menu_path="main/consumer",
-                   ticket_id="T20250101-0001", route_id="scjg-12315", unit="市市场监督管理局",
-                   line_name="12315消费者投诉举报", number="12315",
-                   time=datetime(2025, 1, 1, 9, 30, 0, tzinfo=CST))
+    return Handoff(
+        call_id=call_id,
+        entry="12345",
+        caller_masked="138****1234",
+        menu_path="main/consumer",
+        ticket_id="T20250101-0001",
+        route_id="scjg-12315",
+        unit="市市场监督管理局",
+        line_name="12315消费者投诉举报",
+        number="12315",
+        time=datetime(2025, 1, 1, 9, 30, 0, tzinfo=CST),
+    )
 
 
 @dataclass
@@ -55,8 +63,13 @@ class FakePartner:
 
     async def hook(self, request: web.Request) -> web.Response:
         body = await request.read()
-        sig_ok = verify(SECRET, int(request.headers["X-Hotline-Timestamp"]), body,
-                        request.headers["X-Hotline-Signature"], now=time.time())
+        sig_ok = verify(
+            SECRET,
+            int(request.headers["X-Hotline-Timestamp"]),
+            body,
+            request.headers["X-Hotline-Signature"],
+            now=time.time(),
+        )
         self.deliveries.append(Delivery(dict(request.headers), body, sig_ok))
         self.events.append("partner received")
         await self.gate.wait()
@@ -118,11 +131,23 @@ def closed_port() -> int:
 
 # -- the payload ---------------------------------------------------------------------------------
 
+
 def test_the_body_has_every_field_in_a_stable_order_with_chinese_as_utf8() -> None:
     body = handoff().to_json()
     data = json.loads(body.decode("utf-8"))
-    assert list(data) == ["call_id", "entry", "caller_masked", "menu_path", "ticket_id", "route_id",
-                          "unit", "line_name", "number", "time", "event"]
+    assert list(data) == [
+        "call_id",
+        "entry",
+        "caller_masked",
+        "menu_path",
+        "ticket_id",
+        "route_id",
+        "unit",
+        "line_name",
+        "number",
+        "time",
+        "event",
+    ]
     assert data["event"] == "handoff"
     assert data["time"] == "2025-01-01T09:30:00+08:00"
     assert "市市场监督管理局".encode() in body  # not \u escapes
@@ -131,9 +156,18 @@ def test_the_body_has_every_field_in_a_stable_order_with_chinese_as_utf8() -> No
 
 def test_a_handoff_time_without_a_timezone_is_refused() -> None:
     with pytest.raises(ValueError):
-        Handoff(call_id="c1", entry="12345", caller_masked="138****1234", menu_path="main",
-                ticket_id="T1", route_id="r", unit="u", line_name="l", number="12315",
-                time=datetime(2025, 1, 1, 9, 30))
+        Handoff(
+            call_id="c1",
+            entry="12345",
+            caller_masked="138****1234",
+            menu_path="main",
+            ticket_id="T1",
+            route_id="r",
+            unit="u",
+            line_name="l",
+            number="12315",
+            time=datetime(2025, 1, 1, 9, 30),
+        )
 
 
 def test_the_partner_secret_never_appears_in_a_targets_repr() -> None:
@@ -141,6 +175,7 @@ def test_the_partner_secret_never_appears_in_a_targets_repr() -> None:
 
 
 # -- signatures ----------------------------------------------------------------------------------
+
 
 def test_verify_accepts_our_signature_and_rejects_tampering_wrong_secrets_and_stale_timestamps() -> None:
     now = 1_700_000_000
@@ -161,8 +196,10 @@ def test_verify_accepts_our_signature_and_rejects_tampering_wrong_secrets_and_st
 
 # -- delivery ------------------------------------------------------------------------------------
 
+
 async def test_a_handoff_is_delivered_once_signed_with_the_partners_secret(
-        partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]) -> None:
+    partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]
+) -> None:
     fake, url = partner
     sender, outcomes = make_sender()
     sender.start()
@@ -180,7 +217,8 @@ async def test_a_handoff_is_delivered_once_signed_with_the_partners_secret(
 
 
 async def test_server_errors_are_retried_with_the_same_delivery_id_until_delivered(
-        partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]) -> None:
+    partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]
+) -> None:
     fake, url = partner
     fake.statuses = [500, 500, 200]
     sender, outcomes = make_sender()
@@ -194,7 +232,8 @@ async def test_server_errors_are_retried_with_the_same_delivery_id_until_deliver
 
 
 async def test_too_many_requests_is_retried(
-        partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]) -> None:
+    partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]
+) -> None:
     fake, url = partner
     fake.statuses = [429, 200]
     sender, outcomes = make_sender()
@@ -205,7 +244,8 @@ async def test_too_many_requests_is_retried(
 
 
 async def test_a_client_error_is_rejected_without_retrying(
-        partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]) -> None:
+    partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]
+) -> None:
     fake, url = partner
     fake.statuses = [400, 200]
     sender, outcomes = make_sender()
@@ -219,7 +259,8 @@ async def test_a_client_error_is_rejected_without_retrying(
 
 
 async def test_an_unreachable_partner_is_given_up_after_max_attempts(
-        make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]) -> None:
+    make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]],
+) -> None:
     sender, outcomes = make_sender(max_attempts=3)
     sender.start()
     sender.submit(target(f"http://127.0.0.1:{closed_port()}/hook"), handoff())
@@ -229,7 +270,8 @@ async def test_an_unreachable_partner_is_given_up_after_max_attempts(
 
 
 async def test_a_partner_slower_than_the_timeout_counts_as_a_failed_attempt(
-        partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]) -> None:
+    partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]
+) -> None:
     fake, url = partner
     fake.gate.clear()
     sender, outcomes = make_sender(max_attempts=2)
@@ -241,7 +283,8 @@ async def test_a_partner_slower_than_the_timeout_counts_as_a_failed_attempt(
 
 
 async def test_submit_returns_before_a_slow_partner_answers(
-        partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]) -> None:
+    partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]
+) -> None:
     fake, url = partner
     fake.gate.clear()  # the partner takes the request and sits on it
     sender, outcomes = make_sender(workers=1)
@@ -258,7 +301,8 @@ async def test_submit_returns_before_a_slow_partner_answers(
 
 
 async def test_a_full_queue_drops_loudly_and_reports_it(
-        make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]) -> None:
+    make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]],
+) -> None:
     sender, outcomes = make_sender(queue_size=1)  # not started: nothing drains the queue
     sender.submit(target("http://127.0.0.1:9/hook"), handoff("c1"))
     sender.submit(target("http://127.0.0.1:9/hook"), handoff("c2"))
@@ -267,7 +311,8 @@ async def test_a_full_queue_drops_loudly_and_reports_it(
 
 
 async def test_a_failing_result_callback_does_not_stop_later_deliveries(
-        partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]) -> None:
+    partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]
+) -> None:
     _, url = partner
     seen: list[str] = []
 
@@ -285,8 +330,10 @@ async def test_a_failing_result_callback_does_not_stop_later_deliveries(
 
 # -- shutdown ------------------------------------------------------------------------------------
 
+
 async def test_close_flushes_pending_deliveries(
-        partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]) -> None:
+    partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]
+) -> None:
     fake, url = partner
     sender, outcomes = make_sender(workers=2)
     sender.start()
@@ -298,7 +345,8 @@ async def test_close_flushes_pending_deliveries(
 
 
 async def test_close_reports_what_it_could_not_deliver_in_time_as_dropped(
-        partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]) -> None:
+    partner: tuple[FakePartner, str], make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]
+) -> None:
     fake, url = partner
     fake.gate.clear()
     sender, outcomes = make_sender(workers=1)
@@ -312,7 +360,8 @@ async def test_close_reports_what_it_could_not_deliver_in_time_as_dropped(
 
 
 async def test_a_handoff_submitted_after_close_is_reported_dropped_not_lost(
-        make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]]) -> None:
+    make_sender: Callable[..., tuple[WebhookSender, list[Outcome]]],
+) -> None:
     sender, outcomes = make_sender()
     sender.start()
     await sender.close(timeout=1)

@@ -55,9 +55,20 @@ class FakeAri:
         await ws.prepare(request)
         self.ws_connections += 1
         n = self.ws_connections
-        await ws.send_str(json.dumps({"type": "StasisStart", "args": ["12345"],
-                                      "channel": {"id": f"c{n}", "caller": {"number": "13800000000"},
-                                                  "dialplan": {"exten": "12345"}, "state": "Ring"}}))
+        await ws.send_str(
+            json.dumps(
+                {
+                    "type": "StasisStart",
+                    "args": ["12345"],
+                    "channel": {
+                        "id": f"c{n}",
+                        "caller": {"number": "13800000000"},
+                        "dialplan": {"exten": "12345"},
+                        "state": "Ring",
+                    },
+                }
+            )
+        )
         await ws.send_str(json.dumps({"type": "ChannelDtmfReceived", "digit": "1", "channel": {"id": f"c{n}"}}))
         if n == 1 and self.close_after_first:
             await ws.close()  # as Asterisk does when it restarts
@@ -124,7 +135,11 @@ async def test_events_arrive_typed_and_in_order_and_a_closed_socket_is_reconnect
                 break
     assert server.ws_connections == 2
     assert [(n, type(e).__name__) for n, e in seen] == [
-        (1, "StasisStart"), (1, "ChannelDtmfReceived"), (2, "StasisStart"), (2, "ChannelDtmfReceived")]
+        (1, "StasisStart"),
+        (1, "ChannelDtmfReceived"),
+        (2, "StasisStart"),
+        (2, "ChannelDtmfReceived"),
+    ]
     first = seen[0][1]
     assert isinstance(first, StasisStart) and first.args == ("12345",) and first.channel == "c1"
 

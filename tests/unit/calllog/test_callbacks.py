@@ -35,13 +35,26 @@ def missed(log: CallLog, call_id: str, number: str, at: float, reason: str = "in
 
 
 def record(call_id: str = "c1") -> CallRecord:
-    return CallRecord(call_id=call_id, channel_id="1.1", entry="12345", caller_masked="138****5678",
-                      caller_hash="h", routes_version="v1")
+    return CallRecord(
+        call_id=call_id,
+        channel_id="1.1",
+        entry="12345",
+        caller_masked="138****5678",
+        caller_hash="h",
+        routes_version="v1",
+    )
 
 
 def ticket(call_id: str = "c1", created: str = "2026-09-30T10:00", kind: str = "merge") -> Ticket:
-    return new_ticket(call_id, kind, "市住建局", "merge", "zjj", dt.datetime.fromisoformat(created),
-                      DeadlinePolicy(default_workdays=3))
+    return new_ticket(
+        call_id,
+        kind,
+        "市住建局",
+        "merge",
+        "zjj",
+        dt.datetime.fromisoformat(created),
+        DeadlinePolicy(default_workdays=3),
+    )
 
 
 @pytest.fixture
@@ -88,16 +101,22 @@ def execute(target: str, *statements: str) -> None:
 def refuse_tickets_of(target: str, call_id: str) -> None:
     """A trigger that makes the database refuse one call's ticket: a write that can never succeed."""
     if is_url(target):
-        execute(target, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
-                        " $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
-                f"CREATE TRIGGER refuse BEFORE INSERT ON tickets FOR EACH ROW WHEN (NEW.call_id = '{call_id}')"
-                " EXECUTE FUNCTION refuse()")
+        execute(
+            target,
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+            f"CREATE TRIGGER refuse BEFORE INSERT ON tickets FOR EACH ROW WHEN (NEW.call_id = '{call_id}')"
+            " EXECUTE FUNCTION refuse()",
+        )
     else:
-        execute(target, f"CREATE TRIGGER refuse BEFORE INSERT ON tickets WHEN NEW.call_id = '{call_id}'"
-                        " BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        execute(
+            target,
+            f"CREATE TRIGGER refuse BEFORE INSERT ON tickets WHEN NEW.call_id = '{call_id}'"
+            " BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
 
 
 # -- the callback list ----------------------------------------------------------------------------
+
 
 def test_two_missed_calls_from_one_caller_are_one_entry_with_both_calls(log: CallLog) -> None:
     missed(log, "c1", ALICE, 1000.0, reason="in_menu")
@@ -109,7 +128,9 @@ def test_two_missed_calls_from_one_caller_are_one_entry_with_both_calls(log: Cal
     assert (alice["first_missed_at"], alice["last_missed_at"]) == (1000.0, 1060.0)
     assert (alice["status"], alice["attempts"], alice["caller_number"]) == ("open", 0, ALICE)
     assert [(c["call_id"], c["reason"]) for c in log.callback_calls(alice["id"])] == [
-        ("c1", "in_menu"), ("c2", "during_transfer")]
+        ("c1", "in_menu"),
+        ("c2", "during_transfer"),
+    ]
     assert bob["missed_count"] == 1 and [c["call_id"] for c in log.callback_calls(bob["id"])] == ["c3"]
 
 
@@ -135,7 +156,11 @@ def test_attempts_are_counted_and_done_closes_the_entry(log: CallLog) -> None:
     assert log.callback_attempt(entry["id"], "no_answer", 2000.0, done=False)
     (entry,) = log.callbacks()
     assert (entry["attempts"], entry["outcome"], entry["last_attempt_at"], entry["status"]) == (
-        1, "no_answer", 2000.0, "open")
+        1,
+        "no_answer",
+        2000.0,
+        "open",
+    )
     assert entry["done_at"] is None
     assert log.callback_attempt(entry["id"], "reached", 3000.0, done=True)
     assert log.callbacks() == []
@@ -180,11 +205,15 @@ def test_the_database_allows_one_open_entry_per_caller(log: CallLog, target: str
     missed(log, "c1", ALICE, 1000.0)
     log.close()
     with pytest.raises((sqlite3.IntegrityError, psycopg.errors.UniqueViolation)):
-        execute(target, "INSERT INTO callbacks (caller_hash, caller_masked, caller_number, first_missed_at,"
-                        f" last_missed_at) VALUES ('{caller_hash(ALICE, KEY)}', 'x', 'x', 1, 1)")
+        execute(
+            target,
+            "INSERT INTO callbacks (caller_hash, caller_masked, caller_number, first_missed_at,"
+            f" last_missed_at) VALUES ('{caller_hash(ALICE, KEY)}', 'x', 'x', 1, 1)",
+        )
 
 
 # -- tickets ---------------------------------------------------------------------------------------
+
 
 def test_tickets_round_trip_with_survey_and_close(log: CallLog) -> None:
     t = ticket("c1")
@@ -195,11 +224,26 @@ def test_tickets_round_trip_with_survey_and_close(log: CallLog) -> None:
     log.ticket_opened(other)
     log.close()
     first, second = log.tickets()
-    assert first == {"ticket_id": t.ticket_id, "call_id": "c1", "kind": "merge", "unit": "市住建局", "mode": "merge",
-                     "route_id": "zjj", "created_at": t.created_at, "deadline_at": t.deadline_at,
-                     "status": "closed", "closed_at": t.created_at + 3600, "satisfaction": 2, "note": "已答复"}
+    assert first == {
+        "ticket_id": t.ticket_id,
+        "call_id": "c1",
+        "kind": "merge",
+        "unit": "市住建局",
+        "mode": "merge",
+        "route_id": "zjj",
+        "created_at": t.created_at,
+        "deadline_at": t.deadline_at,
+        "status": "closed",
+        "closed_at": t.created_at + 3600,
+        "satisfaction": 2,
+        "note": "已答复",
+    }
     assert (second["ticket_id"], second["kind"], second["status"], second["satisfaction"]) == (
-        other.ticket_id, "message", "open", None)
+        other.ticket_id,
+        "message",
+        "open",
+        None,
+    )
     assert log.tickets("status = ?", ("open",)) == [second]
 
 
@@ -231,8 +275,7 @@ def test_overdue_lists_open_tickets_past_their_deadline(log: CallLog) -> None:
     assert {r["call_id"] for r in log.overdue(fresh.deadline_at + 1)} == {"late", "fresh"}
 
 
-def test_a_ticket_id_taken_by_another_call_does_not_overwrite_it_nor_stop_the_writer(
-        log: CallLog) -> None:
+def test_a_ticket_id_taken_by_another_call_does_not_overwrite_it_nor_stop_the_writer(log: CallLog) -> None:
     t = ticket("c1")
     log.ticket_opened(t)
     log.ticket_opened(Ticket(t.ticket_id, "c2", "merge", "u", "merge", "r", 1.0, 2.0))
@@ -245,6 +288,7 @@ def test_a_ticket_id_taken_by_another_call_does_not_overwrite_it_nor_stop_the_wr
 
 
 # -- the shared writer -----------------------------------------------------------------------------
+
 
 def test_call_writes_are_unaffected_and_carry_the_ticket(log: CallLog) -> None:
     rec = record()
@@ -296,6 +340,7 @@ def test_writes_from_many_threads_and_tasks_all_land(log: CallLog) -> None:
             await asyncio.sleep(0)
             log.call_finished(record(f"a{i}"))
             missed(log, f"a{i}", ALICE, 5000.0 + i)
+
         await asyncio.gather(*(one(i) for i in range(200)))
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
@@ -314,6 +359,7 @@ def test_writes_from_many_threads_and_tasks_all_land(log: CallLog) -> None:
 
 
 # -- the file --------------------------------------------------------------------------------------
+
 
 def test_the_file_and_its_wal_files_are_readable_by_their_owner_only(sqlite_log: SqliteCallLog, path: Path) -> None:
     log = sqlite_log
@@ -395,9 +441,11 @@ def make_v1(path: Path) -> None:
     db.execute("PRAGMA journal_mode = WAL")
     db.executescript(V1_SCHEMA)
     db.execute("PRAGMA user_version = 1")
-    db.execute("INSERT INTO calls (call_id, channel_id, entry, caller_masked, caller_hash, routes_version,"
-                " started_at, ended_at, outcome) VALUES ('old', '1.1', '12345', '138****5678', 'h', 'v1', 1, 2,"
-                " 'connected')")
+    db.execute(
+        "INSERT INTO calls (call_id, channel_id, entry, caller_masked, caller_hash, routes_version,"
+        " started_at, ended_at, outcome) VALUES ('old', '1.1', '12345', '138****5678', 'h', 'v1', 1, 2,"
+        " 'connected')"
+    )
     db.execute("INSERT INTO call_steps (call_id, seq, at, name) VALUES ('old', 0, 1, 'answered')")
     db.commit()
     db.close()
@@ -442,7 +490,8 @@ def test_a_version_1_file_is_upgraded_in_place(path: Path, tmp_path: Path) -> No
     SqliteCallLog(fresh).migrate()
     assert set(schema(path)) == set(schema(fresh))
     assert {k: v for k, v in schema(path).items() if k != "calls"} == {
-        k: v for k, v in schema(fresh).items() if k != "calls"}
+        k: v for k, v in schema(fresh).items() if k != "calls"
+    }
 
 
 def test_upgrading_is_idempotent_and_survives_a_downgraded_version(path: Path) -> None:
@@ -460,6 +509,7 @@ def test_upgrading_is_idempotent_and_survives_a_downgraded_version(path: Path) -
 
 
 # -- the CLI ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def filled(target: str, tmp_path: Path) -> str:
@@ -498,8 +548,7 @@ def test_cli_mark_records_an_attempt_and_reached_closes_by_default(filled: str) 
     assert busy.exit_code == 0, busy.output
     listed = runner.invoke(main, ["callbacks", "list", "--calllog", filled])
     assert "attempts 1  busy" in listed.output
-    reached = runner.invoke(main, ["callbacks", "mark", str(alice["id"]), "--outcome", "reached",
-                                   "--calllog", filled])
+    reached = runner.invoke(main, ["callbacks", "mark", str(alice["id"]), "--outcome", "reached", "--calllog", filled])
     assert reached.exit_code == 0 and "done" in reached.output
     assert len(open_calllog(filled).callbacks()) == 1
     everything = runner.invoke(main, ["callbacks", "list", "--all", "--calllog", filled])
@@ -508,8 +557,9 @@ def test_cli_mark_records_an_attempt_and_reached_closes_by_default(filled: str) 
 
 def test_cli_mark_not_done_keeps_the_entry_open(filled: str) -> None:
     (alice, _) = open_calllog(filled).callbacks()
-    result = CliRunner().invoke(main, ["callbacks", "mark", str(alice["id"]), "--outcome", "reached", "--not-done",
-                                       "--calllog", filled])
+    result = CliRunner().invoke(
+        main, ["callbacks", "mark", str(alice["id"]), "--outcome", "reached", "--not-done", "--calllog", filled]
+    )
     assert result.exit_code == 0
     assert len(open_calllog(filled).callbacks()) == 2
 

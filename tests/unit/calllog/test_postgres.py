@@ -20,12 +20,12 @@ import pytest
 import structlog
 from click.testing import CliRunner
 
-from ivr import report
 from ivr.calllog import open_calllog, shown
 from ivr.calllog.postgres import PostgresCallLog
 from ivr.calllog.sqlite import SqliteCallLog
 from ivr.cli import main
-from ivr.routes import load
+from ivr.report import figures as report
+from ivr.routing.routes import load
 from tests.pg import PASSWORD, PostgresServer, running_server
 from tests.unit import test_report
 from tests.unit.calllog.workload import (
@@ -65,36 +65,56 @@ SQLITE_TYPES = {"TEXT": {"text"}, "REAL": {"double precision"}, "INTEGER": {"int
 
 
 def sqlite_columns(path: Path, table: str) -> list[tuple[str, str, bool, str | None]]:
-    return [(c["name"], c["type"], bool(c["notnull"] or c["pk"]), c["dflt_value"])
-            for c in query(path, f"PRAGMA table_info({table})")]
+    return [
+        (c["name"], c["type"], bool(c["notnull"] or c["pk"]), c["dflt_value"])
+        for c in query(path, f"PRAGMA table_info({table})")
+    ]
 
 
 def pg_columns(url: str, table: str) -> list[tuple[str, str, bool, str | None]]:
-    found = query(url, "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns"
-                       " WHERE table_name = ? ORDER BY ordinal_position", (table,))
-    return [(c["column_name"], c["data_type"], c["is_nullable"] == "NO",
-             None if c["column_default"] is None else c["column_default"].removesuffix("::text"))
-            for c in found]
+    found = query(
+        url,
+        "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns"
+        " WHERE table_name = ? ORDER BY ordinal_position",
+        (table,),
+    )
+    return [
+        (
+            c["column_name"],
+            c["data_type"],
+            c["is_nullable"] == "NO",
+            None if c["column_default"] is None else c["column_default"].removesuffix("::text"),
+        )
+        for c in found
+    ]
 
 
-def test_a_new_database_has_the_sqlite_schema_column_for_column_and_index_for_index(
-        url: str, tmp_path: Path) -> None:
+def test_a_new_database_has_the_sqlite_schema_column_for_column_and_index_for_index(url: str, tmp_path: Path) -> None:
     sqlite = tmp_path / "calllog.sqlite3"
     assert SqliteCallLog(sqlite).migrate() == open_calllog(url).migrate() == 2
     tables = ("calls", "call_steps", "tickets", "callbacks", "callback_calls")
     for table in tables:
         lite, pg = sqlite_columns(sqlite, table), pg_columns(url, table)
         assert [c[0] for c in pg] == [c[0] for c in lite], table
-        for (name, lite_type, lite_notnull, lite_default), (_, pg_type, pg_notnull, pg_default) in zip(lite, pg):
+        for (name, lite_type, lite_notnull, lite_default), (_, pg_type, pg_notnull, pg_default) in zip(
+            lite, pg, strict=False
+        ):
             assert pg_type in SQLITE_TYPES[lite_type], (table, name, pg_type)
             assert pg_notnull == lite_notnull, (table, name)
             if (table, name) != ("callbacks", "id"):  # an identity column: no default expression
                 assert pg_default == lite_default, (table, name)
-    lite_indexes = {r["name"]: r["sql"] for r in query(
-        sqlite, "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
-    pg_indexes = {r["indexname"]: r["indexdef"] for r in query(
-        url, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
-             " AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_key'")}
+    lite_indexes = {
+        r["name"]: r["sql"]
+        for r in query(sqlite, "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+    }
+    pg_indexes = {
+        r["indexname"]: r["indexdef"]
+        for r in query(
+            url,
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+            " AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_key'",
+        )
+    }
     assert set(pg_indexes) == set(lite_indexes)
     for name, sql in lite_indexes.items():
         assert ("UNIQUE" in sql) == ("UNIQUE" in pg_indexes[name]), name
@@ -114,8 +134,16 @@ print(open_calllog(url).migrate(), flush=True)
 
 def test_controllers_starting_at_once_on_an_empty_database_create_the_schema_once(url: str, tmp_path: Path) -> None:
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", MIGRATE, url, str(go)], cwd=REPO, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE, url, str(go)],
+            cwd=REPO,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
     try:
         time.sleep(1.0)  # every process imported and waiting: they all start together
         go.touch()
@@ -151,13 +179,21 @@ print("counters", json.dumps({"written": log.written, "journaled": log.journaled
 
 
 def test_two_controllers_writing_one_database_at_once_lose_nothing_and_keep_one_open_entry_per_caller(
-        url: str, tmp_path: Path) -> None:
+    url: str, tmp_path: Path
+) -> None:
     open_calllog(url).migrate()
     go = tmp_path / "go"
     nodes = {"a": 1_790_000_000.0, "b": 1_790_000_000.5}  # their calls interleave in time
-    procs = {name: subprocess.Popen([sys.executable, "-c", WRITER, url, str(tmp_path / f"{name}.journal"), name,
-                                     str(start), str(go)], cwd=REPO, text=True, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE) for name, start in nodes.items()}
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", WRITER, url, str(tmp_path / f"{name}.journal"), name, str(start), str(go)],
+            cwd=REPO,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for name, start in nodes.items()
+    }
     try:
         time.sleep(1.0)
         go.touch()
@@ -178,7 +214,8 @@ def test_two_controllers_writing_one_database_at_once_lose_nothing_and_keep_one_
 
     assert sorted(r["call_id"] for r in query(url, "SELECT call_id FROM calls")) == sorted(expected.calls)
     assert {r["call_id"] for r in query(url, "SELECT call_id FROM calls WHERE outcome = 'connected'")} == set(
-        expected.calls)
+        expected.calls
+    )
     assert rows(url, "call_steps") == 2 * len(expected.calls)
     tickets = query(url, "SELECT ticket_id, satisfaction, status FROM tickets")
     assert sorted(t["ticket_id"] for t in tickets) == sorted(expected.tickets)
@@ -195,8 +232,10 @@ def test_two_controllers_writing_one_database_at_once_lose_nothing_and_keep_one_
 
 # -- outages: the journal on PostgreSQL --------------------------------------------------------------------
 
+
 def test_a_server_stopped_mid_traffic_journals_the_writes_and_they_land_exactly_once_when_it_is_back(
-        own_server: PostgresServer, tmp_path: Path) -> None:
+    own_server: PostgresServer, tmp_path: Path
+) -> None:
     url = own_server.database()
     log = fast(url, tmp_path / "calllog.journal")
     bursts: list[Written] = []
@@ -225,8 +264,10 @@ def test_a_server_stopped_mid_traffic_journals_the_writes_and_they_land_exactly_
         written = Written()
         for burst in bursts:
             written += burst
-        wait_for(lambda: not log.journaling and log.written == written.writes,
-                 what="the journal replayed and everything committed")
+        wait_for(
+            lambda: not log.journaling and log.written == written.writes,
+            what="the journal replayed and everything committed",
+        )
         log.close()
 
     assert_all_in(url, written)
@@ -240,7 +281,8 @@ def test_a_server_stopped_mid_traffic_journals_the_writes_and_they_land_exactly_
 
 
 def test_a_read_only_database_journals_the_writes_and_they_land_when_it_is_writable_again(
-        url: str, tmp_path: Path) -> None:
+    url: str, tmp_path: Path
+) -> None:
     log = fast(url, tmp_path / "calllog.journal")
     log.start()
     written = traffic(log, "before", 10, start=1_790_000_000.0)
@@ -249,8 +291,10 @@ def test_a_read_only_database_journals_the_writes_and_they_land_when_it_is_writa
     with psycopg.connect(url, autocommit=True) as admin:
         # A standby, or an operator freezing the database: every transaction is read-only.
         admin.execute(f"ALTER DATABASE {dbname} SET default_transaction_read_only = on")
-        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                      " WHERE datname = current_database() AND pid != pg_backend_pid()")
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid != pg_backend_pid()"
+        )
     with structlog.testing.capture_logs() as events:
         during = traffic(log, "during", 20, start=1_790_100_000.0)
         wait_for(lambda: log.journal_pending == during.writes, what="the writes journaled")
@@ -267,32 +311,39 @@ def test_a_read_only_database_journals_the_writes_and_they_land_when_it_is_writa
     assert (log.lost_total, log.failed_writes) == (0, 0)
 
 
-@pytest.mark.parametrize(("error", "storage", "busy"), [
-    (psycopg.OperationalError("connection failed: Connection refused"), True, False),  # no server
-    (psycopg.InterfaceError("the connection is closed"), True, False),
-    (psycopg.errors.AdminShutdown("terminating connection"), True, False),  # stopped mid-batch
-    (psycopg.errors.CannotConnectNow("the database system is starting up"), True, False),
-    (psycopg.errors.ReadOnlySqlTransaction("read-only transaction"), True, False),
-    (psycopg.errors.DiskFull("could not extend file"), True, False),
-    (psycopg.errors.TooManyConnections("too many clients"), True, False),
-    (psycopg.errors.IoError("could not read block"), True, False),
-    (psycopg.errors.DeadlockDetected("deadlock detected"), True, True),  # another controller's batch
-    (psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"), True, True),
-    (psycopg.errors.UniqueViolation("duplicate key"), False, False),  # the write itself: dropped alone
-    (psycopg.errors.CheckViolation("violates check constraint"), False, False),
-    (psycopg.errors.UndefinedTable("relation does not exist"), False, False),
-], ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v))
+@pytest.mark.parametrize(
+    ("error", "storage", "busy"),
+    [
+        (psycopg.OperationalError("connection failed: Connection refused"), True, False),  # no server
+        (psycopg.InterfaceError("the connection is closed"), True, False),
+        (psycopg.errors.AdminShutdown("terminating connection"), True, False),  # stopped mid-batch
+        (psycopg.errors.CannotConnectNow("the database system is starting up"), True, False),
+        (psycopg.errors.ReadOnlySqlTransaction("read-only transaction"), True, False),
+        (psycopg.errors.DiskFull("could not extend file"), True, False),
+        (psycopg.errors.TooManyConnections("too many clients"), True, False),
+        (psycopg.errors.IoError("could not read block"), True, False),
+        (psycopg.errors.DeadlockDetected("deadlock detected"), True, True),  # another controller's batch
+        (psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"), True, True),
+        (psycopg.errors.UniqueViolation("duplicate key"), False, False),  # the write itself: dropped alone
+        (psycopg.errors.CheckViolation("violates check constraint"), False, False),
+        (psycopg.errors.UndefinedTable("relation does not exist"), False, False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
+)
 def test_which_server_errors_journal_the_batch_and_which_drop_one_write(
-        error: Exception, storage: bool, busy: bool) -> None:
+    error: Exception, storage: bool, busy: bool
+) -> None:
     log = PostgresCallLog("postgresql://u:secret@127.0.0.1/db", "unused.journal")
     assert (log._storage(error), log._busy(error)) == (storage, busy)
 
 
 def test_the_url_is_shown_without_its_password() -> None:
     assert shown("postgresql://hotline:s3cret@db.example:5433/calllog?sslmode=require") == (
-        "postgresql://hotline@db.example:5433/calllog")
+        "postgresql://hotline@db.example:5433/calllog"
+    )
     assert shown("postgres://hotline@/calllog?host=/run/postgresql&port=5432&password=s3cret") == (
-        "postgresql://hotline@/calllog?host=/run/postgresql&port=5432")
+        "postgresql://hotline@/calllog?host=/run/postgresql&port=5432"
+    )
     assert "s3cret" not in repr(open_calllog("postgresql://hotline:s3cret@127.0.0.1/calllog"))
 
 
@@ -306,8 +357,10 @@ def test_cli_without_a_reachable_server_exits_2_and_does_not_show_the_password()
 
 # -- the report ---------------------------------------------------------------------------------------------
 
+
 def test_the_report_over_a_database_gives_the_figures_it_gives_over_a_file_with_the_same_calls(
-        url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """test_report's known log, written once through each backend, makes the same report."""
     sqlite = tmp_path / "calllog.sqlite3"
     test_report.write_known_log(sqlite)
@@ -330,13 +383,13 @@ def test_the_report_over_a_database_gives_the_figures_it_gives_over_a_file_with_
     assert report.render_json(from_db) == report.render_json(from_file)
 
     runner = CliRunner()
-    args = ["report", "--from", str(d1), "--to", str(d2), "--format", "json",
-            "--routes", str(test_report.ROUTES_YAML)]
+    args = ["report", "--from", str(d1), "--to", str(d2), "--format", "json", "--routes", str(test_report.ROUTES_YAML)]
     by_url, by_file = (runner.invoke(main, [*args, "--calllog", target]) for target in (url, str(sqlite)))
     assert by_url.exit_code == by_file.exit_code == 0, by_url.output
     drop = ("as_of", "generated_at")  # the CLI reports as of now: the two runs differ there only
     assert {k: v for k, v in json.loads(by_url.stdout).items() if k not in drop} == {
-        k: v for k, v in json.loads(by_file.stdout).items() if k not in drop}
+        k: v for k, v in json.loads(by_file.stdout).items() if k not in drop
+    }
 
 
 def test_no_server_is_left_running_by_the_harness() -> None:

@@ -79,10 +79,17 @@ def file_bytes(path: str) -> bytes:
 
 def dump(path: str) -> list[str]:
     if is_url(path):
-        return [repr(row) for table, key in (("calls", "call_id"), ("call_steps", "call_id, seq"),
-                                             ("tickets", "ticket_id"), ("callbacks", "id"),
-                                             ("callback_calls", "call_id"))
-                for row in query(path, f"SELECT * FROM {table} ORDER BY {key}")]
+        return [
+            repr(row)
+            for table, key in (
+                ("calls", "call_id"),
+                ("call_steps", "call_id, seq"),
+                ("tickets", "ticket_id"),
+                ("callbacks", "id"),
+                ("callback_calls", "call_id"),
+            )
+            for row in query(path, f"SELECT * FROM {table} ORDER BY {key}")
+        ]
     db = sqlite3.connect(path)
     try:
         return list(db.iterdump())
@@ -96,8 +103,14 @@ def test_a_purge_erases_numbers_no_longer_needed_and_records_past_three_years(pa
 
     counts = open_calllog(path).purge(NOW)
 
-    assert counts == {"numbers_erased": 3, "steps_deleted": 6, "callback_calls_deleted": 3, "calls_deleted": 3,
-                      "tickets_deleted": 1, "callbacks_deleted": 1}
+    assert counts == {
+        "numbers_erased": 3,
+        "steps_deleted": 6,
+        "callback_calls_deleted": 3,
+        "calls_deleted": 3,
+        "tickets_deleted": 1,
+        "callbacks_deleted": 1,
+    }
     if not is_url(path):
         data = file_bytes(path)
         assert not [n for n in (DONE_CALLER, IDLE_CALLER, OLD_CALLER) if n.encode() in data]
@@ -146,9 +159,15 @@ def test_cli_purge_prints_the_counts_and_dry_run_keeps_everything(path: str) -> 
     before = dump(path)
     dry = CliRunner().invoke(main, ["purge", "--calllog", path, "--dry-run", "--keep-calls-days", "0"])
     assert dry.exit_code == 0, dry.output
-    assert json.loads(dry.stdout) == {"dry_run": True, "numbers_erased": 3, "steps_deleted": 12,
-                                      "callback_calls_deleted": 6, "calls_deleted": 6, "tickets_deleted": 2,
-                                      "callbacks_deleted": 2}
+    assert json.loads(dry.stdout) == {
+        "dry_run": True,
+        "numbers_erased": 3,
+        "steps_deleted": 12,
+        "callback_calls_deleted": 6,
+        "calls_deleted": 6,
+        "tickets_deleted": 2,
+        "callbacks_deleted": 2,
+    }
     assert dump(path) == before
     real = CliRunner().invoke(main, ["purge", "--calllog", path])
     assert real.exit_code == 0, real.output

@@ -11,8 +11,14 @@ from ivr.calllog.sqlite import SqliteCallLog
 
 
 def record(call_id: str = "c1") -> CallRecord:
-    return CallRecord(call_id=call_id, channel_id="1.1", entry="12345", caller_masked="138****1234",
-                      caller_hash="h", routes_version="v1")
+    return CallRecord(
+        call_id=call_id,
+        channel_id="1.1",
+        entry="12345",
+        caller_masked="138****1234",
+        caller_hash="h",
+        routes_version="v1",
+    )
 
 
 def opened(target: str, tmp_path: Path) -> CallLog:
@@ -43,8 +49,7 @@ def test_the_log_is_in_wal_mode(tmp_path: Path) -> None:
     assert mode == "wal"
 
 
-def test_calls_left_in_progress_by_a_dead_controller_are_marked_interrupted(
-        target: str, tmp_path: Path) -> None:
+def test_calls_left_in_progress_by_a_dead_controller_are_marked_interrupted(target: str, tmp_path: Path) -> None:
     first = opened(target, tmp_path)
     first.start()
     first.call_started(record("dead"))
@@ -57,7 +62,8 @@ def test_calls_left_in_progress_by_a_dead_controller_are_marked_interrupted(
 
 
 def test_a_cluster_node_marks_only_its_own_calls_interrupted_the_others_may_be_live(
-        target: str, tmp_path: Path) -> None:
+    target: str, tmp_path: Path
+) -> None:
     first = opened(target, tmp_path)
     first.start()
     for call_id, channel in (("mine", "node1-1764061200.12"), ("theirs", "node2-1764061200.7")):
@@ -69,8 +75,7 @@ def test_a_cluster_node_marks_only_its_own_calls_interrupted_the_others_may_be_l
     restarted.channel_prefix = "node1-"
     assert restarted.start() == 1
     restarted.close()
-    assert {r["call_id"]: r["outcome"] for r in restarted.calls()} == {"mine": "interrupted",
-                                                                       "theirs": "in_progress"}
+    assert {r["call_id"]: r["outcome"] for r in restarted.calls()} == {"mine": "interrupted", "theirs": "in_progress"}
 
 
 def test_many_calls_queued_at_once_are_all_written(target: str, tmp_path: Path) -> None:

@@ -69,7 +69,8 @@ def release(db: sqlite3.Connection) -> None:
 
 
 def test_a_database_locked_past_the_retries_journals_the_writes_and_replays_them_in_order_when_free(
-        tmp_path: Path, locked: Callable[[Path], sqlite3.Connection]) -> None:
+    tmp_path: Path, locked: Callable[[Path], sqlite3.Connection]
+) -> None:
     path = tmp_path / "calllog.sqlite3"
     log = fast(path)
     log.start()
@@ -90,7 +91,11 @@ def test_a_database_locked_past_the_retries_journals_the_writes_and_replays_them
     assert_all_in(path, written)
     assert log.journal_path.stat().st_size == 0 and log.journal_pending == 0
     assert (log.journaled_total, log.replayed_total, log.lost_total, log.failed_writes) == (
-        during.writes, during.writes, 0, 0)
+        during.writes,
+        during.writes,
+        0,
+        0,
+    )
     started = [e for e in events if e["event"] == "calllog_journaling_started"]
     assert len(started) == 1 and "locked" in started[0]["reason"]
     assert [e["records"] for e in events if e["event"] == "calllog_journal_replayed"] == [during.writes]
@@ -99,7 +104,8 @@ def test_a_database_locked_past_the_retries_journals_the_writes_and_replays_them
 
 @pytest.mark.parametrize("journal_on", ["another_disk", "the_same_full_disk"])
 def test_a_full_disk_journals_the_writes_and_they_land_once_space_is_freed(
-        tmp_path: Path, tmpfs: Callable[..., Disk], journal_on: str) -> None:
+    tmp_path: Path, tmpfs: Callable[..., Disk], journal_on: str
+) -> None:
     disk = tmpfs("db", size="3m")
     path = disk.path / "calllog.sqlite3"
     # Beside the database the journal is full too: the writes wait in memory instead.
@@ -110,8 +116,10 @@ def test_a_full_disk_journals_the_writes_and_they_land_once_space_is_freed(
 
     disk.fill()
     during = traffic(log, "during", 150)
-    wait_for(lambda: log.journal_pending > 0 and log.written + log.journal_pending == written.writes + during.writes,
-             what="the database to refuse writes and every write to be kept")
+    wait_for(
+        lambda: log.journal_pending > 0 and log.written + log.journal_pending == written.writes + during.writes,
+        what="the database to refuse writes and every write to be kept",
+    )
     assert log.failed_batches >= 1
     if journal_on == "another_disk":
         assert log.journal_held == 0 and journal_lines(log) == log.journal_pending
@@ -129,7 +137,8 @@ def test_a_full_disk_journals_the_writes_and_they_land_once_space_is_freed(
 
 
 def test_when_the_journal_cannot_be_written_either_writes_wait_in_memory_and_keep_their_order(
-        tmp_path: Path, tmpfs: Callable[..., Disk], locked: Callable[[Path], sqlite3.Connection]) -> None:
+    tmp_path: Path, tmpfs: Callable[..., Disk], locked: Callable[[Path], sqlite3.Connection]
+) -> None:
     path = tmp_path / "calllog.sqlite3"
     journal_disk = tmpfs("journal", size="1m")
     log = fast(path, journal_disk.path / "calllog.journal")
@@ -152,7 +161,8 @@ def test_when_the_journal_cannot_be_written_either_writes_wait_in_memory_and_kee
 
 
 def test_writes_past_the_memory_bound_are_counted_and_logged_as_lost(
-        tmp_path: Path, tmpfs: Callable[..., Disk], locked: Callable[[Path], sqlite3.Connection]) -> None:
+    tmp_path: Path, tmpfs: Callable[..., Disk], locked: Callable[[Path], sqlite3.Connection]
+) -> None:
     path = tmp_path / "calllog.sqlite3"
     journal_disk = tmpfs("journal", size="1m")
     log = fast(path, journal_disk.path / "calllog.journal", memory_limit=50)
@@ -172,7 +182,8 @@ def test_writes_past_the_memory_bound_are_counted_and_logged_as_lost(
 
 
 def test_a_database_on_a_read_only_disk_does_not_stop_the_log_and_its_writes_land_when_writable(
-        tmp_path: Path, tmpfs: Callable[..., Disk]) -> None:
+    tmp_path: Path, tmpfs: Callable[..., Disk]
+) -> None:
     disk = tmpfs("db")
     path = disk.path / "calllog.sqlite3"
     first = fast(path)
@@ -211,14 +222,20 @@ time.sleep(120)
 
 
 def test_a_journal_left_by_a_killed_writer_is_replayed_at_start_before_its_calls_are_marked_interrupted(
-        tmp_path: Path, locked: Callable[[Path], sqlite3.Connection]) -> None:
+    tmp_path: Path, locked: Callable[[Path], sqlite3.Connection]
+) -> None:
     path = tmp_path / "calllog.sqlite3"
     setup = SqliteCallLog(path)
     setup.start()
     setup.close()
     holder = locked(path)
-    child = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path)], cwd=REPO, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(path)],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     journaled = 0
     try:
         assert child.stdout is not None
@@ -246,7 +263,8 @@ def test_a_journal_left_by_a_killed_writer_is_replayed_at_start_before_its_calls
 
 
 def test_replaying_a_journal_a_second_time_changes_nothing(
-        tmp_path: Path, locked: Callable[[Path], sqlite3.Connection]) -> None:
+    tmp_path: Path, locked: Callable[[Path], sqlite3.Connection]
+) -> None:
     """A kill between the replay's commit and the journal's emptying replays it all again."""
     path = tmp_path / "calllog.sqlite3"
     log = fast(path)
@@ -271,7 +289,8 @@ def test_replaying_a_journal_a_second_time_changes_nothing(
 
 
 def test_a_clean_stop_during_an_outage_leaves_every_write_in_the_journal_for_the_next_start(
-        tmp_path: Path, locked: Callable[[Path], sqlite3.Connection]) -> None:
+    tmp_path: Path, locked: Callable[[Path], sqlite3.Connection]
+) -> None:
     path = tmp_path / "calllog.sqlite3"
     log = fast(path)
     log.start()
@@ -288,13 +307,16 @@ def test_a_clean_stop_during_an_outage_leaves_every_write_in_the_journal_for_the
 
 
 def test_a_journaled_write_that_can_never_succeed_is_dropped_alone_not_kept_forever(
-        tmp_path: Path, locked: Callable[[Path], sqlite3.Connection]) -> None:
+    tmp_path: Path, locked: Callable[[Path], sqlite3.Connection]
+) -> None:
     path = tmp_path / "calllog.sqlite3"
     log = fast(path)
     log.start()
     db = sqlite3.connect(path)
-    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON tickets WHEN NEW.call_id = 'bad'"
-               " BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON tickets WHEN NEW.call_id = 'bad'"
+        " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
     db.commit()
     db.close()
     holder = locked(path)

@@ -34,15 +34,17 @@ def restart(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def open_tickets(log: CallLog, n: int, node: str = "") -> list[str]:
-    opened = [new_ticket(f"c{node}{i}", "merge", "u", "merge", "r", MORNING, DeadlinePolicy(), node=node)
-              for i in range(n)]
+    opened = [
+        new_ticket(f"c{node}{i}", "merge", "u", "merge", "r", MORNING, DeadlinePolicy(), node=node) for i in range(n)
+    ]
     for t in opened:
         log.ticket_opened(t)
     return [t.ticket_id for t in opened]
 
 
 def test_after_a_restart_with_the_clock_set_back_no_number_is_given_twice(
-        log: CallLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    log: CallLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
     restart(monkeypatch)
     before = open_tickets(log, 300)  # a burst: numbers run ahead of the clock
     log.close()  # flushed
@@ -59,7 +61,8 @@ def test_after_a_restart_with_the_clock_set_back_no_number_is_given_twice(
 
 
 def test_each_issuer_resumes_after_its_own_last_number_not_another_nodes(
-        log: CallLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    log: CallLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
     restart(monkeypatch)
     node1 = open_tickets(log, 3, node="node1")
     node2 = open_tickets(log, 200, node="node2")

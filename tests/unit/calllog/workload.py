@@ -23,8 +23,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ivr.calllog import CallLog, is_url
+from ivr.calllog.commands import to_pyformat
 from ivr.calllog.records import CallRecord, Step
-from ivr.calllog.writes import to_pyformat
 from ivr.privacy import caller_hash, mask
 from ivr.tickets import Ticket
 
@@ -56,8 +56,13 @@ class Written:
     @property
     def writes(self) -> int:
         calls = len(self.calls) * 2 - len(self.unfinished)
-        return (calls + len(self.tickets) + len(self.surveys) + len(self.closed)
-                + sum(len(ids) for ids in self.missed.values()))
+        return (
+            calls
+            + len(self.tickets)
+            + len(self.surveys)
+            + len(self.closed)
+            + sum(len(ids) for ids in self.missed.values())
+        )
 
 
 def traffic(log: CallLog, prefix: str, n: int, start: float = 1_790_000_000.0) -> Written:
@@ -66,14 +71,21 @@ def traffic(log: CallLog, prefix: str, n: int, start: float = 1_790_000_000.0) -
     for i in range(n):
         call_id = f"{prefix}-{i:04d}"
         at = start + i
-        rec = CallRecord(call_id=call_id, channel_id=f"1.{i}", entry="12345", caller_masked=mask(CALLERS[i % 2]),
-                         caller_hash=caller_hash(CALLERS[i % 2], KEY), routes_version="v1", started_at=at)
+        rec = CallRecord(
+            call_id=call_id,
+            channel_id=f"1.{i}",
+            entry="12345",
+            caller_masked=mask(CALLERS[i % 2]),
+            caller_hash=caller_hash(CALLERS[i % 2], KEY),
+            routes_version="v1",
+            started_at=at,
+        )
         log.call_started(rec)
         ticket_id = f"12345-{prefix}-{i:04d}"
         log.ticket_opened(Ticket(ticket_id, call_id, "merge", "市公安局", "merge", "gaj", at + 1, at + 86400 * 3))
         rec.answered_at, rec.keys, rec.menu_path, rec.unit, rec.mode = at + 0.5, "1", "main", "市公安局", "merge"
         rec.steps.append(Step(at + 0.5, "answered", {}))
-        rec.steps.append(Step(at + 2, "dial", {"target": "3372000", "status": "ANSWER", "note": "接通\n\"ok\""}))
+        rec.steps.append(Step(at + 2, "dial", {"target": "3372000", "status": "ANSWER", "note": '接通\n"ok"'}))
         rec.dial_status, rec.outcome, rec.hangup_by, rec.talk_seconds = "ANSWER", "connected", "callee", 2.5 + i
         rec.ticket_id, rec.ended_at = ticket_id, at + 30.125
         log.call_finished(rec)
@@ -94,8 +106,17 @@ def traffic(log: CallLog, prefix: str, n: int, start: float = 1_790_000_000.0) -
 
 def unfinished_call(log: CallLog, call_id: str, at: float = 1_790_100_000.0) -> Written:
     """A call that arrived and never ended (its controller died)."""
-    log.call_started(CallRecord(call_id=call_id, channel_id="9.9", entry="12345", caller_masked="138****5678",
-                                caller_hash="h", routes_version="v1", started_at=at))
+    log.call_started(
+        CallRecord(
+            call_id=call_id,
+            channel_id="9.9",
+            entry="12345",
+            caller_masked="138****5678",
+            caller_hash="h",
+            routes_version="v1",
+            started_at=at,
+        )
+    )
     return Written(calls=[call_id], unfinished=[call_id])
 
 
@@ -129,10 +150,15 @@ def assert_all_in(target: str | Path, written: Written) -> None:
             assert r["outcome"] == "interrupted" and r["ended_at"] is not None, r
             continue
         assert (r["outcome"], r["unit"], r["dial_status"], r["hangup_by"]) == (
-            "connected", "市公安局", "ANSWER", "callee"), r
+            "connected",
+            "市公安局",
+            "ANSWER",
+            "callee",
+        ), r
         assert r["ended_at"] == r["started_at"] + 30.125 and r["ticket_id"].endswith(r["call_id"][-4:])
-        steps = query(target, "SELECT seq, name, detail FROM call_steps WHERE call_id = ? ORDER BY seq",
-                      (r["call_id"],))
+        steps = query(
+            target, "SELECT seq, name, detail FROM call_steps WHERE call_id = ? ORDER BY seq", (r["call_id"],)
+        )
         assert [(s["seq"], s["name"]) for s in steps] == [(0, "answered"), (1, "dial")]
         assert '接通\\n\\"ok\\"' in steps[1]["detail"]
     assert rows(target, "call_steps") == 2 * (len(written.calls) - len(written.unfinished))
@@ -148,9 +174,14 @@ def assert_all_in(target: str | Path, written: Written) -> None:
     assert sorted(e["caller_number"] for e in entries) == sorted(written.missed)
     for e in entries:
         ids = written.missed[e["caller_number"]]
-        linked = [c["call_id"] for c in query(
-            target, f"SELECT call_id FROM callback_calls WHERE callback_id = ? ORDER BY {order['callback_calls']}",
-            (e["id"],))]
+        linked = [
+            c["call_id"]
+            for c in query(
+                target,
+                f"SELECT call_id FROM callback_calls WHERE callback_id = ? ORDER BY {order['callback_calls']}",
+                (e["id"],),
+            )
+        ]
         assert linked == ids and e["missed_count"] == len(ids), (e, linked)
     assert rows(target, "callback_calls") == sum(len(ids) for ids in written.missed.values())
 

@@ -1,30 +1,30 @@
 """Controller settings: read once from the environment (and CLI flags), validated, frozen.
 
-    ARI_URL            http://127.0.0.1:8088/ari
-    ARI_USER           hotline
-    ARI_PASSWORD       the ARI password, or
-    ARI_PASSWORD_FILE  a file holding it (what `hotlinectl setup` generates: var/ari-password)
-    ARI_APP            hotline (the Stasis application name in dialplan/extensions.conf)
-    HOTLINE_STATE      ./var — call log, keys, rendered prompts
-    HOTLINE_CALLLOG    $HOTLINE_STATE/calllog.sqlite3 — an SQLite file, or a PostgreSQL URL
-                       (postgresql://user:password@host:5432/dbname; shared by a cluster's controllers)
-    HOTLINE_JOURNAL    where call-log writes wait while the database cannot take them: a local file,
-                       $HOTLINE_CALLLOG.journal for SQLite, $HOTLINE_STATE/calllog.journal for PostgreSQL
-    HOTLINE_CALLER_KEY_FILE  $HOTLINE_STATE/caller-hash.key (key of the callers' keyed hash)
-    HOTLINE_SHUTDOWN_GRACE   30 (seconds calls in progress get to finish on SIGTERM)
-    HOTLINE_LOG_FORMAT kv | json
-    HOTLINE_METRICS_ADDR 127.0.0.1:9345 — where /metrics is served (loopback by default)
-    HOTLINE_CLOCK_START  e.g. 2026-11-24T10:00 — run the clock from this local time (tests, drills)
-    HOTLINE_NODE       this controller's id in a cluster sharing one call log (e.g. node1), equal to
-                       its Asterisk's systemname: part of every ticket number, so nodes never issue the
-                       same one, and at start only this node's calls left in progress are marked
-                       interrupted; empty for one node
-    HOTLINE_MAX_CALL_RATE  new calls per second taken (0 = no limit); beyond it a call is refused at
-                       once, unanswered (the carrier gets 503) — set it to ~80 % of the maximum
-                       BENCHMARKS.md measures: at the maximum, the refusals' own cost can tip
-                       Asterisk into overload and the admitted callers wait
-    HOTLINE_TEST_MODE  1: accept a weak ARI password (normally refused: a known default or < 12 characters)
-    <partner secret_env> the HMAC secret of each partner platform named in routes.yaml
+ARI_URL            http://127.0.0.1:8088/ari
+ARI_USER           hotline
+ARI_PASSWORD       the ARI password, or
+ARI_PASSWORD_FILE  a file holding it (what `hotlinectl setup` generates: var/ari-password)
+ARI_APP            hotline (the Stasis application name in dialplan/extensions.conf)
+HOTLINE_STATE      ./var — call log, keys, rendered prompts
+HOTLINE_CALLLOG    $HOTLINE_STATE/calllog.sqlite3 — an SQLite file, or a PostgreSQL URL
+                   (postgresql://user:password@host:5432/dbname; shared by a cluster's controllers)
+HOTLINE_JOURNAL    where call-log writes wait while the database cannot take them: a local file,
+                   $HOTLINE_CALLLOG.journal for SQLite, $HOTLINE_STATE/calllog.journal for PostgreSQL
+HOTLINE_CALLER_KEY_FILE  $HOTLINE_STATE/caller-hash.key (key of the callers' keyed hash)
+HOTLINE_SHUTDOWN_GRACE   30 (seconds calls in progress get to finish on SIGTERM)
+HOTLINE_LOG_FORMAT kv | json
+HOTLINE_METRICS_ADDR 127.0.0.1:9345 — where /metrics is served (loopback by default)
+HOTLINE_CLOCK_START  e.g. 2026-11-24T10:00 — run the clock from this local time (tests, drills)
+HOTLINE_NODE       this controller's id in a cluster sharing one call log (e.g. node1), equal to
+                   its Asterisk's systemname: part of every ticket number, so nodes never issue the
+                   same one, and at start only this node's calls left in progress are marked
+                   interrupted; empty for one node
+HOTLINE_MAX_CALL_RATE  new calls per second taken (0 = no limit); beyond it a call is refused at
+                   once, unanswered (the carrier gets 503) — set it to ~80 % of the maximum
+                   BENCHMARKS.md measures: at the maximum, the refusals' own cost can tip
+                   Asterisk into overload and the admitted callers wait
+HOTLINE_TEST_MODE  1: accept a weak ARI password (normally refused: a known default or < 12 characters)
+<partner secret_env> the HMAC secret of each partner platform named in routes.yaml
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from pathlib import Path
 from ivr.ari.client import AriSettings
 from ivr.calllog import default_journal, is_url
 from ivr.errors import ConfigError
-from ivr.routes import RouteTable
+from ivr.routing.routes import RouteTable
 from ivr.tickets import NODE_ID_RE
 
 
@@ -79,20 +79,28 @@ class Settings:
         if not password:
             raise ConfigError("ARI password is empty")
         if env.get("HOTLINE_TEST_MODE") != "1":
-            _refuse_weak_password(password, "ARI_PASSWORD" if "ARI_PASSWORD" in env else
-                                  f"ARI_PASSWORD_FILE ({env.get('ARI_PASSWORD_FILE', str(state / 'ari-password'))})")
+            _refuse_weak_password(
+                password,
+                "ARI_PASSWORD"
+                if "ARI_PASSWORD" in env
+                else f"ARI_PASSWORD_FILE ({env.get('ARI_PASSWORD_FILE', str(state / 'ari-password'))})",
+            )
         key_file = env.get("HOTLINE_CALLER_KEY_FILE", str(state / "caller-hash.key"))
         key = _read_secret(key_file, "caller-hash key (set HOTLINE_CALLER_KEY_FILE)").encode()
         try:
             grace = float(env.get("HOTLINE_SHUTDOWN_GRACE", "30"))
         except ValueError:
-            raise ConfigError(f"HOTLINE_SHUTDOWN_GRACE must be a number of seconds, got {env['HOTLINE_SHUTDOWN_GRACE']!r}") from None
+            raise ConfigError(
+                f"HOTLINE_SHUTDOWN_GRACE must be a number of seconds, got {env['HOTLINE_SHUTDOWN_GRACE']!r}"
+            ) from None
         clock_start = None
         if env.get("HOTLINE_CLOCK_START"):
             try:
                 clock_start = dt.datetime.fromisoformat(env["HOTLINE_CLOCK_START"])
             except ValueError:
-                raise ConfigError(f"HOTLINE_CLOCK_START must be an ISO date-time, got {env['HOTLINE_CLOCK_START']!r}") from None
+                raise ConfigError(
+                    f"HOTLINE_CLOCK_START must be an ISO date-time, got {env['HOTLINE_CLOCK_START']!r}"
+                ) from None
         host, _, port = env.get("HOTLINE_METRICS_ADDR", "127.0.0.1:9345").rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"HOTLINE_METRICS_ADDR must be HOST:PORT, got {env.get('HOTLINE_METRICS_ADDR')!r}")
@@ -102,8 +110,9 @@ class Settings:
         try:
             max_call_rate = float(env.get("HOTLINE_MAX_CALL_RATE") or 0)
         except ValueError:
-            raise ConfigError("HOTLINE_MAX_CALL_RATE must be calls per second (0 = no limit), "
-                              f"got {env['HOTLINE_MAX_CALL_RATE']!r}") from None
+            raise ConfigError(
+                f"HOTLINE_MAX_CALL_RATE must be calls per second (0 = no limit), got {env['HOTLINE_MAX_CALL_RATE']!r}"
+            ) from None
         if max_call_rate < 0:
             raise ConfigError(f"HOTLINE_MAX_CALL_RATE must not be negative, got {max_call_rate}")
         fmt = env.get("HOTLINE_LOG_FORMAT", "kv")
@@ -121,7 +130,8 @@ class Settings:
             routes_path=Path(routes),
             calllog_path=calllog,
             caller_hash_key=key,
-            journal_path=Path(env["HOTLINE_JOURNAL"]) if env.get("HOTLINE_JOURNAL")
+            journal_path=Path(env["HOTLINE_JOURNAL"])
+            if env.get("HOTLINE_JOURNAL")
             else default_journal(calllog, state),
             shutdown_grace_seconds=grace,
             log_format=fmt,
@@ -136,22 +146,53 @@ class Settings:
 
 # Passwords from Asterisk samples, tutorials and our own docs: the first a scanner tries. ARI is full
 # control over every call, so a guessable password is refused even on loopback.
-WEAK_PASSWORDS = frozenset({
-    "asterisk", "hotline", "hotline12345", "12345", "secret", "password", "passw0rd", "changeme", "change-me",
-    "admin", "administrator", "root", "ari", "ari-password", "test", "testing", "default", "guest", "letmein",
-    "qwerty", "1234", "123456", "12345678", "123456789", "1234567890", "000000", "111111", "abc123",
-})
+WEAK_PASSWORDS = frozenset(
+    {
+        "asterisk",
+        "hotline",
+        "hotline12345",
+        "12345",
+        "secret",
+        "password",
+        "passw0rd",
+        "changeme",
+        "change-me",
+        "admin",
+        "administrator",
+        "root",
+        "ari",
+        "ari-password",
+        "test",
+        "testing",
+        "default",
+        "guest",
+        "letmein",
+        "qwerty",
+        "1234",
+        "123456",
+        "12345678",
+        "123456789",
+        "1234567890",
+        "000000",
+        "111111",
+        "abc123",
+    }
+)
 MIN_PASSWORD_LENGTH = 12  # `./hotlinectl setup` generates 24 base64 characters (fewer after dropping /+=)
 
 
 def _refuse_weak_password(password: str, variable: str) -> None:
     """Refuse default/guessable ARI credentials at start-up (HOTLINE_TEST_MODE=1 skips this)."""
     if password.lower() in WEAK_PASSWORDS:
-        raise ConfigError(f"{variable}: the ARI password is a well-known default — generate one with "
-                          "`./hotlinectl setup` (or set HOTLINE_TEST_MODE=1 in a test lab)")
+        raise ConfigError(
+            f"{variable}: the ARI password is a well-known default — generate one with "
+            "`./hotlinectl setup` (or set HOTLINE_TEST_MODE=1 in a test lab)"
+        )
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ConfigError(f"{variable}: the ARI password has {len(password)} characters, at least "
-                          f"{MIN_PASSWORD_LENGTH} are required — generate one with `./hotlinectl setup`")
+        raise ConfigError(
+            f"{variable}: the ARI password has {len(password)} characters, at least "
+            f"{MIN_PASSWORD_LENGTH} are required — generate one with `./hotlinectl setup`"
+        )
 
 
 def _read_secret(path: str, what: str) -> str:

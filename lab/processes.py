@@ -23,14 +23,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ivr.sipp.phone import stop_process
+from lab.sipp.phone import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("HOTLINE_STATE", REPO / "var"))
 LAB_LOCK = Path("/tmp/hotline-lab.lock")
 OFFICE_HOURS = "2026-11-24T10:00"  # a Tuesday morning: the departments are open
-PARTNER_SECRET_ENVS = ("HOTLINE_PARTNER_SECRET_MARKET", "HOTLINE_PARTNER_SECRET_HEALTH",
-                       "HOTLINE_PARTNER_SECRET_SERVICES")
+PARTNER_SECRET_ENVS = (
+    "HOTLINE_PARTNER_SECRET_MARKET",
+    "HOTLINE_PARTNER_SECRET_HEALTH",
+    "HOTLINE_PARTNER_SECRET_SERVICES",
+)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -48,8 +51,15 @@ def lab_lock(wait: bool = True) -> Iterator[None]:
 
 
 def hotlinectl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(REPO / "hotlinectl"), *args], cwd=REPO, text=True, capture_output=True,
-                          timeout=timeout, check=False, env={**os.environ, "HOTLINE_STATE": str(STATE)})
+    return subprocess.run(
+        [str(REPO / "hotlinectl"), *args],
+        cwd=REPO,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "HOTLINE_STATE": str(STATE)},
+    )
 
 
 def restart_asterisk() -> int:
@@ -105,9 +115,17 @@ class ControllerProcess:
     since this start (a restarted controller appends to the same log).
     """
 
-    def __init__(self, workdir: Path, *, routes: Path = REPO / "routes.yaml", calllog: Path | None = None,
-                 log_path: Path | None = None, key_file: Path | None = None, clock: str = OFFICE_HOURS,
-                 partner_secret: str = "bench-partner-secret") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        routes: Path = REPO / "routes.yaml",
+        calllog: Path | None = None,
+        log_path: Path | None = None,
+        key_file: Path | None = None,
+        clock: str = OFFICE_HOURS,
+        partner_secret: str = "bench-partner-secret",
+    ) -> None:
         self.workdir = workdir
         self.routes = routes
         self.calllog = calllog or workdir / "calllog.sqlite3"
@@ -132,16 +150,28 @@ class ControllerProcess:
         if self.own_key and not self.key_file.exists():
             self.key_file.write_text(secrets.token_hex(32))
             self.key_file.chmod(0o600)
-        self.env = {**os.environ, "ARI_PASSWORD_FILE": str(STATE / "ari-password"),
-                    "HOTLINE_CALLER_KEY_FILE": str(self.key_file), "HOTLINE_CALLLOG": str(self.calllog),
-                    "HOTLINE_SHUTDOWN_GRACE": "5", "HOTLINE_STATE": str(STATE), "HOTLINE_CLOCK_START": self.clock,
-                    **{name: self.partner_secret for name in PARTNER_SECRET_ENVS}, **(extra_env or {})}
+        self.env = {
+            **os.environ,
+            "ARI_PASSWORD_FILE": str(STATE / "ari-password"),
+            "HOTLINE_CALLER_KEY_FILE": str(self.key_file),
+            "HOTLINE_CALLLOG": str(self.calllog),
+            "HOTLINE_SHUTDOWN_GRACE": "5",
+            "HOTLINE_STATE": str(STATE),
+            "HOTLINE_CLOCK_START": self.clock,
+            **{name: self.partner_secret for name in PARTNER_SECRET_ENVS},
+            **(extra_env or {}),
+        }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
             since = log.tell()
-            self.proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "hotline"), "run", "--routes", str(self.routes)],
-                                         cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [str(REPO / ".venv" / "bin" / "hotline"), "run", "--routes", str(self.routes)],
+                cwd=REPO,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if b"event='resynced'" in self._log_bytes(since):
@@ -150,8 +180,10 @@ class ControllerProcess:
                 break
             time.sleep(0.1)
         code = self.stop()
-        raise RuntimeError(f"controller did not connect to ARI (waited up to {timeout:g}s, exit {code}):\n"
-                           f"{self._log_bytes(since)[-3000:].decode(errors='replace')}")
+        raise RuntimeError(
+            f"controller did not connect to ARI (waited up to {timeout:g}s, exit {code}):\n"
+            f"{self._log_bytes(since)[-3000:].decode(errors='replace')}"
+        )
 
     def _log_bytes(self, since: int = 0) -> bytes:
         try:
@@ -196,7 +228,9 @@ class ControllerProcess:
             rows = db.execute(
                 "SELECT c.caller_hash, c.target_answered_at, c.talk_seconds, s.at FROM calls c"
                 " JOIN call_steps s ON s.call_id = c.call_id AND s.name = 'caller_hangup'"
-                " WHERE c.started_at >= ? AND c.talk_seconds > 0", (since,)).fetchall()
+                " WHERE c.started_at >= ? AND c.talk_seconds > 0",
+                (since,),
+            ).fetchall()
         finally:
             db.close()
         return {h: {"answered": float(a or 0), "bridged": float(at) - float(talk)} for h, a, talk, at in rows}
@@ -216,15 +250,20 @@ def cpu_ticks(pid: int) -> int:
 
 def cpu_sampler(pids: dict[str, int]) -> Callable[[], Callable[[], dict[str, float]]]:
     """start() -> stop(); stop() gives each process's mean CPU % (100 = one core) since start()."""
+
     def start() -> Callable[[], dict[str, float]]:
         t0 = time.monotonic()
         before = {name: _ticks(pid) for name, pid in pids.items()}
 
         def stop() -> dict[str, float]:
             wall = time.monotonic() - t0
-            return {name: round((_ticks(pid) - before[name]) / CLK_TCK / wall * 100, 1) if wall else 0.0
-                    for name, pid in pids.items()}
+            return {
+                name: round((_ticks(pid) - before[name]) / CLK_TCK / wall * 100, 1) if wall else 0.0
+                for name, pid in pids.items()
+            }
+
         return stop
+
     return start
 
 

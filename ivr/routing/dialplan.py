@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.errors import Problem
-from ivr.routes import Mode, RouteTable
+from ivr.routing.routes import Mode, RouteTable
 
 CARRIER_CONTEXT = "from-carrier"
 
@@ -107,8 +107,15 @@ def _read_into(path: Path, sections: list[Section], depth: int) -> None:
         head = _SECTION.match(line)
         if head:
             flags = [f.strip() for f in (head["flags"] or "").split(",") if f.strip()]
-            sections.append(Section(head["name"].strip(), str(path), number, is_template="!" in flags,
-                                    templates=tuple(f for f in flags if f not in ("!", "+"))))
+            sections.append(
+                Section(
+                    head["name"].strip(),
+                    str(path),
+                    number,
+                    is_template="!" in flags,
+                    templates=tuple(f for f in flags if f not in ("!", "+")),
+                )
+            )
             continue
         option = _OPTION.match(line)
         if option and sections:
@@ -118,10 +125,11 @@ def _read_into(path: Path, sections: list[Section], depth: int) -> None:
 def _strip_comment(line: str) -> str:
     """Cut at the first `;` that is not escaped as `\\;`."""
     match = re.search(r"(?<!\\);", line)
-    return line[:match.start()] if match else line
+    return line[: match.start()] if match else line
 
 
 # -- extensions.conf --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Step:
@@ -170,7 +178,8 @@ def read_dialplan(path: str | Path) -> dict[str, Context]:
                 app_call = ",".join(parts[1:])
             app, _, args = app_call.partition("(")
             context.extensions.setdefault(current, []).append(
-                Step(app.strip(), tuple(a.strip() for a in _split_args(args.rsplit(")", 1)[0])), option.line))
+                Step(app.strip(), tuple(a.strip() for a in _split_args(args.rsplit(")", 1)[0])), option.line)
+            )
     return contexts
 
 
@@ -213,7 +222,7 @@ def pattern_regex(pattern: str) -> str:
         elif char == "[":
             end = body.find("]", i)
             end = len(body) if end < 0 else end
-            out += "[" + body[i + 1:end].replace("\\", "\\\\") + "]"
+            out += "[" + body[i + 1 : end].replace("\\", "\\\\") + "]"
             i = end
         else:
             out += re.escape(char)
@@ -291,14 +300,23 @@ def entry_problems(table: RouteTable, extensions_conf: str | Path, context: str 
     where = f"{extensions_conf} [{context}]"
     problems = []
     if not reaches_stasis(contexts, context, table.hotline_number):
-        problems.append(Problem(table.source, table.hotline_line or 1,
-                                f"hotline number {table.hotline_number} is not sent to Stasis by {where}: "
-                                "callers dialling it get 404"))
+        problems.append(
+            Problem(
+                table.source,
+                table.hotline_line or 1,
+                f"hotline number {table.hotline_number} is not sent to Stasis by {where}: callers dialling it get 404",
+            )
+        )
     for route in table.routes.values():
         if route.mode is Mode.MERGE:
             continue  # reached through the 12345 menu only, never dialled in
         if not reaches_stasis(contexts, context, route.number):
-            problems.append(Problem(table.source, table.route_lines.get(route.id, 1),
-                                    f"routes[{route.id}]: {route.mode} number {route.number} is not sent to Stasis "
-                                    f"by {where}: callers dialling it directly get 404"))
+            problems.append(
+                Problem(
+                    table.source,
+                    table.route_lines.get(route.id, 1),
+                    f"routes[{route.id}]: {route.mode} number {route.number} is not sent to Stasis "
+                    f"by {where}: callers dialling it directly get 404",
+                )
+            )
     return problems

@@ -45,7 +45,7 @@ import structlog
 
 from ivr.errors import HotlineError
 
-log = structlog.get_logger("ivr.operators")
+log = structlog.get_logger("ivr.operators.queue")
 
 SeatState = Literal["idle", "reserved", "busy", "penalty"]
 _CounterName = Literal["offered", "answered", "no_answer", "abandoned", "timed_out", "rejected"]
@@ -223,9 +223,15 @@ class Turn:
 class SeatPool:
     """The operator seats and the one line of callers waiting for them."""
 
-    def __init__(self, seats: Iterable[Seat], *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 max_queue: int = 50, penalty_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        seats: Iterable[Seat],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_queue: int = 50,
+        penalty_s: float = 10.0,
+    ) -> None:
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
         self.max_queue = max_queue
@@ -268,7 +274,8 @@ class SeatPool:
         self._dispatch()
         if turn._deadline is not None:
             turn._timer = asyncio.get_running_loop().create_task(
-                self._expire_at(turn, turn._deadline), name=f"operator-queue-timeout-{call_id}")
+                self._expire_at(turn, turn._deadline), name=f"operator-queue-timeout-{call_id}"
+            )
         return turn
 
     def _leave(self, turn: Turn) -> None:
@@ -281,8 +288,12 @@ class SeatPool:
             turn._left_at = now
             turn._abandoned = True
             self._count("abandoned")
-            log.info("operator_queue_abandoned", call_id=turn.call_id, waited_s=turn.waited_seconds,
-                     ringing=turn._seat is not None)
+            log.info(
+                "operator_queue_abandoned",
+                call_id=turn.call_id,
+                waited_s=turn.waited_seconds,
+                ringing=turn._seat is not None,
+            )
             self._out_of_line(turn)
         if turn._seat is not None:
             self._free(turn._seat.name, now)
@@ -297,8 +308,7 @@ class SeatPool:
 
     def _expire_if_due(self, turn: Turn) -> None:
         """Past max_wait and no seat to ring: out of the line; offered() raises QueueTimeout."""
-        if (turn._deadline is None or not turn.waiting or turn._seat is not None
-                or self._clock() < turn._deadline):
+        if turn._deadline is None or not turn.waiting or turn._seat is not None or self._clock() < turn._deadline:
             return
         turn._left_at = self._clock()
         turn._timed_out = True
@@ -394,8 +404,13 @@ class SeatPool:
             slot.holder, slot.penalty_until = turn, None
             turn._seat = slot.seat
             self._count("offered")
-            log.info("operator_seat_offered", call_id=turn.call_id, seat=slot.seat.name,
-                     position=turn.position, waited_s=turn.waited_seconds)
+            log.info(
+                "operator_seat_offered",
+                call_id=turn.call_id,
+                seat=slot.seat.name,
+                position=turn.position,
+                waited_s=turn.waited_seconds,
+            )
             turn._notify()
 
     def _out_of_line(self, turn: Turn) -> None:
@@ -424,11 +439,21 @@ class SeatPool:
                 state = "busy" if slot.busy else "reserved"
             else:
                 state = "penalty" if slot.penalized(now) else "idle"
-            views.append(SeatView(
-                name=slot.seat.name, dial_string=slot.seat.dial_string, state=state,
-                idle_since=slot.idle_since if slot.holder is None else None,
-                penalty_until=slot.penalty_until if state == "penalty" else None,
-                call_id=slot.holder.call_id if slot.holder is not None else None,
-                retiring=slot.retiring))
-        return PoolSnapshot(at=now, waiting=len(self._queue), queue=tuple(t.call_id for t in self._queue),
-                            seats=tuple(views), counters=self.counters)
+            views.append(
+                SeatView(
+                    name=slot.seat.name,
+                    dial_string=slot.seat.dial_string,
+                    state=state,
+                    idle_since=slot.idle_since if slot.holder is None else None,
+                    penalty_until=slot.penalty_until if state == "penalty" else None,
+                    call_id=slot.holder.call_id if slot.holder is not None else None,
+                    retiring=slot.retiring,
+                )
+            )
+        return PoolSnapshot(
+            at=now,
+            waiting=len(self._queue),
+            queue=tuple(t.call_id for t in self._queue),
+            seats=tuple(views),
+            counters=self.counters,
+        )

@@ -1,7 +1,7 @@
 """One citizen's call, top to bottom: answer, menu, route, dial, bridge, log.
 
 `handle_call` is the whole story of a call in one coroutine. The decisions come from
-ivr.menu.Navigator (the same code `hotline simulate` runs); this module only performs them.
+ivr.routing.menu.Navigator (the same code `hotline simulate` runs); this module only performs them.
 The record is written when the call arrives and, whatever happens, in `finally` when it ends.
 """
 
@@ -15,20 +15,20 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from ivr.call.ari_call import Call, DialResult
 from ivr.calllog import CallLog
 from ivr.calllog.records import CallRecord
-from ivr.calls import Call, DialResult
 from ivr.errors import AriError, CallEnded
-from ivr.menu import Ask, Decision, Navigator
+from ivr.handoff.webhook import Handoff, WebhookSender, WebhookTarget
 from ivr.metrics import Metrics
-from ivr.operators import QueueFull, QueueTimeout, SeatPool
+from ivr.operators.queue import QueueFull, QueueTimeout, SeatPool
 from ivr.prompts import Prompts
-from ivr.routes import Route, RouteTable
+from ivr.routing.menu import Ask, Decision, Navigator
+from ivr.routing.routes import Route, RouteTable
 from ivr.tickets import DeadlinePolicy, new_ticket
 from ivr.timekeeping import LOCAL_TZ
-from ivr.webhook import Handoff, WebhookSender, WebhookTarget
 
-log = structlog.get_logger("ivr.session")
+log = structlog.get_logger("ivr.call.session")
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,19 @@ async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Se
         route = decision.route
         if route is not None:
             record.route_id, record.unit, record.mode, record.target_number = (
-                route.id, route.unit, route.mode.value, route.number)
+                route.id,
+                route.unit,
+                route.mode.value,
+                route.number,
+            )
         record.step("decided", action=decision.action, reason=decision.reason, route=route.id if route else "")
-        log.info("call_decided", action=decision.action, reason=decision.reason,
-                 route=route.id if route else "", keys=decision.keys)
+        log.info(
+            "call_decided",
+            action=decision.action,
+            reason=decision.reason,
+            route=route.id if route else "",
+            keys=decision.keys,
+        )
 
         if decision.action == "hangup":
             await call.play([svc.prompts.sound("goodbye-invalid")])
@@ -84,8 +93,9 @@ async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Se
             await call.play([svc.prompts.sound("connecting")])
             result: DialResult | None = None
             for n, target in enumerate(route.targets):
-                result = await call.dial(target.dial_string, target.ring_seconds, caller_id=record.entry,
-                                         label=route.unit)
+                result = await call.dial(
+                    target.dial_string, target.ring_seconds, caller_id=record.entry, label=route.unit
+                )
                 _note_dial(record, result, "department" if n == 0 else "overflow", target.number)
                 svc.metrics.call_routed(route.unit, route.mode.value, result.status, _rang(result))
                 if result.ok:
@@ -96,8 +106,9 @@ async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Se
                 record.overflowed = True
                 svc.metrics.overflow_step(route.unit, "overflow" if n + 1 < len(route.targets) else "operators")
             assert result is not None
-            await call.play([svc.prompts.sound("dept-busy" if result.status in ("BUSY", "CONGESTION")
-                                               else "dept-noanswer")])
+            await call.play(
+                [svc.prompts.sound("dept-busy" if result.status in ("BUSY", "CONGESTION") else "dept-noanswer")]
+            )
         else:
             await call.play([svc.prompts.sound("to-operator")])
 
@@ -114,8 +125,14 @@ async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Se
         if record.outcome == "in_progress":
             # Hung up before reaching anyone: a missed call, to be called back (漏接回拨).
             record.outcome = "abandoned"
-            svc.calllog.missed_call(record.call_id, call.caller_number, record.caller_hash, record.caller_masked,
-                                    reason=_missed_reason(record), at=time.time())
+            svc.calllog.missed_call(
+                record.call_id,
+                call.caller_number,
+                record.caller_hash,
+                record.caller_masked,
+                reason=_missed_reason(record),
+                at=time.time(),
+            )
         record.step("caller_hangup", cause=ended.cause)
     except asyncio.CancelledError:
         # Shutdown: the controller released the caller to the dialplan fallback (or the grace
@@ -153,8 +170,9 @@ async def reach_operator(call: Call, record: CallRecord, table: RouteTable, svc:
     """
     operators = table.operators
     if svc.seats is None or not operators.seats:
-        result = await call.dial(operators.dial_string, operators.ring_seconds, caller_id=record.entry,
-                                 label="operators")
+        result = await call.dial(
+            operators.dial_string, operators.ring_seconds, caller_id=record.entry, label="operators"
+        )
         _note_dial(record, result, "operators", operators.number)
         if not result.ok:
             return False
@@ -175,8 +193,9 @@ async def reach_operator(call: Call, record: CallRecord, table: RouteTable, svc:
                             continue  # the position may have moved while the prompt played
                         await call.play_until(svc.prompts.hold_media, call.wait(turn.changed(), 30))
                     seat = await turn.offered()
-                    result = await call.dial(seat.dial_string, operators.ring_seconds, caller_id=record.entry,
-                                             label=seat.name)
+                    result = await call.dial(
+                        seat.dial_string, operators.ring_seconds, caller_id=record.entry, label=seat.name
+                    )
                     _note_dial(record, result, "operators", seat.name)
                     if result.ok:
                         turn.connected(seat)
@@ -228,8 +247,14 @@ async def take_message(call: Call, record: CallRecord, svc: Services, kind: str)
     record.outcome = "message"
     svc.metrics.message_taken(record.unit, after_hours=record.reason == "after_hours")
     _open_ticket(record, svc, kind=kind)
-    svc.calllog.missed_call(record.call_id, call.caller_number, record.caller_hash, record.caller_masked,
-                            reason=f"message:{record.reason}", at=time.time())
+    svc.calllog.missed_call(
+        record.call_id,
+        call.caller_number,
+        record.caller_hash,
+        record.caller_masked,
+        reason=f"message:{record.reason}",
+        at=time.time(),
+    )
     if not call.caller_up:
         record.hangup_by, record.hangup_cause = "caller", call.hangup_cause
         return
@@ -255,8 +280,9 @@ async def survey(call: Call, record: CallRecord, svc: Services) -> None:
 def _open_ticket(record: CallRecord, svc: Services, kind: str) -> None:
     if record.ticket_id:
         return
-    ticket = new_ticket(record.call_id, kind, record.unit, record.mode, record.route_id, svc.clock(), svc.deadlines,
-                        node=svc.node)
+    ticket = new_ticket(
+        record.call_id, kind, record.unit, record.mode, record.route_id, svc.clock(), svc.deadlines, node=svc.node
+    )
     record.ticket_id = ticket.ticket_id
     svc.calllog.ticket_opened(ticket)
     record.step("ticket", ticket_id=ticket.ticket_id, kind=kind)
@@ -272,10 +298,18 @@ def _notify_partner(record: CallRecord, route: Route, svc: Services) -> None:
         record.step("webhook", partner=partner.name, result="no_secret")
         log.error("webhook_secret_missing", partner=partner.name, env=partner.secret_env)
         return
-    handoff = Handoff(call_id=record.call_id, entry=record.entry, caller_masked=record.caller_masked,
-                      menu_path=record.menu_path, ticket_id=record.ticket_id, route_id=route.id, unit=route.unit,
-                      line_name=route.line_name, number=route.number,
-                      time=svc.clock().replace(tzinfo=LOCAL_TZ))
+    handoff = Handoff(
+        call_id=record.call_id,
+        entry=record.entry,
+        caller_masked=record.caller_masked,
+        menu_path=record.menu_path,
+        ticket_id=record.ticket_id,
+        route_id=route.id,
+        unit=route.unit,
+        line_name=route.line_name,
+        number=route.number,
+        time=svc.clock().replace(tzinfo=LOCAL_TZ),
+    )
     svc.webhooks.submit(WebhookTarget(partner.name, partner.webhook, secret), handoff)
     record.step("webhook", partner=partner.name, result="submitted")
 
@@ -324,6 +358,12 @@ def _note_dial(record: CallRecord, result: DialResult, leg: str, number: str) ->
         record.dial_status, record.dial_cause = result.status, result.cause or None
     if result.ok:
         record.target_answered_at = result.answered
-    record.step("dial", leg=leg, number=number, status=result.status, cause=result.cause,
-                ring_seconds=round((result.answered or time.time()) - result.started, 3))
+    record.step(
+        "dial",
+        leg=leg,
+        number=number,
+        status=result.status,
+        cause=result.cause,
+        ring_seconds=round((result.answered or time.time()) - result.started, 3),
+    )
     log.info("dial_result", leg=leg, status=result.status, cause=result.cause)

@@ -6,7 +6,7 @@ waits for the beep of the after-hours message, speaks, and ends the message with
 brackets are pressed as one fast burst, `burst_gap_ms` apart: "[" + "*" * 100 + "]1" floods the
 menu with a hundred stars, then picks 1.
 
-Used by `hotline call` and by the end-to-end tests. The SIPp scenario is generated per call
+Used by `python -m lab call` and by the end-to-end tests. The SIPp scenario is generated per call
 because each key is a separate pcap (SIPp's play_pcap_audio takes a literal file name).
 The citizen hangs up after `talk_ms`; if Asterisk hangs up first (goodbye, department hung
 up) its BYE is answered and the call still counts as successful.
@@ -23,8 +23,11 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 PCAP_DIR = Path("/usr/share/sip-tester")
-PCAP_NAMES = {**{str(d): f"dtmf_2833_{d}.pcap" for d in range(10)}, "*": "dtmf_2833_star.pcap",
-              "#": "dtmf_2833_pound.pcap"}
+PCAP_NAMES = {
+    **{str(d): f"dtmf_2833_{d}.pcap" for d in range(10)},
+    "*": "dtmf_2833_star.pcap",
+    "#": "dtmf_2833_pound.pcap",
+}
 # RFC 4733 event codes. SIPp ships no pcap for A-D (keys no Chinese phone has, so no menu
 # option can use them): they are the '1' capture with its event code rewritten.
 EVENTS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11, "A": 12, "B": 13, "C": 14, "D": 15}
@@ -99,7 +102,7 @@ def _packets(key: str, index: int) -> list[tuple[int, int, bytearray]]:
         first_seq = seq if first_seq is None else first_seq
         struct.pack_into("!HI", data, rtp + 2, base_seq + (seq - first_seq) % 100, timestamp)
         data[rtp + 12] = EVENTS[key]
-        packets.append((sec, usec, data[frame:frame + incl]))
+        packets.append((sec, usec, data[frame : frame + incl]))
         offset = frame + incl
     return packets
 
@@ -162,8 +165,9 @@ def _tokens(keys: str) -> list[str]:
         elif ch in KEYS or ch in ",~":
             tokens.append(ch)
         else:
-            raise ValueError(f"keys may only contain 0-9, A-D, * and #, ',' (wait 1 s), '~' (speak) "
-                             f"and [bursts], got {ch!r}")
+            raise ValueError(
+                f"keys may only contain 0-9, A-D, * and #, ',' (wait 1 s), '~' (speak) and [bursts], got {ch!r}"
+            )
     if burst is not None:
         raise ValueError("a '[' burst is never closed")
     return tokens
@@ -173,8 +177,15 @@ SPEECH_PCAP = PCAP_DIR / "g711a.pcap"
 SPEECH_MS = 7100  # length of g711a.pcap
 
 
-def scenario(keys: str, caller: str = "13800138000", first_key_ms: int = 1500, gap_ms: int = 800,
-             talk_ms: int = 3000, pcaps: list[Path] | None = None, via_proxy: bool = False) -> str:
+def scenario(
+    keys: str,
+    caller: str = "13800138000",
+    first_key_ms: int = 1500,
+    gap_ms: int = 800,
+    talk_ms: int = 3000,
+    pcaps: list[Path] | None = None,
+    via_proxy: bool = False,
+) -> str:
     """SIPp UAC XML: call, wait, run the `keys` script, stay `talk_ms`, hang up.
 
     `pcaps` holds one file per key token (a burst is one token); by default the stock ones.
@@ -206,17 +217,23 @@ def scenario(keys: str, caller: str = "13800138000", first_key_ms: int = 1500, g
             pressed += 1
         previous = token
     invite = INVITE.format(caller=caller)
-    ack = IN_DIALOG.format(method="ACK", cseq=1, caller=caller).replace("[last_Via:]",
-                                                                       "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]")
-    bye = IN_DIALOG.format(method="BYE", cseq=2, caller=caller).replace("[last_Via:]",
-                                                                       "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]")
+    ack = IN_DIALOG.format(method="ACK", cseq=1, caller=caller).replace(
+        "[last_Via:]", "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]"
+    )
+    bye = IN_DIALOG.format(method="BYE", cseq=2, caller=caller).replace(
+        "[last_Via:]", "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]"
+    )
     if via_proxy:
-        ack = ack.replace("ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0", "ACK [next_url] SIP/2.0\n      [routes]")
-        bye = bye.replace("BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0", "BYE [next_url] SIP/2.0\n      [routes]")
+        ack = ack.replace(
+            "ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0", "ACK [next_url] SIP/2.0\n      [routes]"
+        )
+        bye = bye.replace(
+            "BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0", "BYE [next_url] SIP/2.0\n      [routes]"
+        )
     rrs = ' rrs="true"' if via_proxy else ""
     return f"""<?xml version="1.0" encoding="UTF-8" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="12345 citizen pressing {escape(keys) or 'nothing'}">
+<scenario name="12345 citizen pressing {escape(keys) or "nothing"}">
   <send retrans="500"><![CDATA[{invite}
     ]]></send>
   <recv response="100" optional="true"/>
@@ -257,10 +274,20 @@ def _burst_ms(burst: str) -> int:
     return len(burst) * BURST_GAP_MS
 
 
-def place_call(to: str, keys: str = "", *, caller: str = "13800138000", talk_ms: int = 3000,
-               first_key_ms: int = 1500, gap_ms: int = 800, target: str = "127.0.0.1:5060",
-               local_port: int = 5070, timeout_s: int = 120, workdir: Path | None = None,
-               via_proxy: bool = False) -> CallRun:
+def place_call(
+    to: str,
+    keys: str = "",
+    *,
+    caller: str = "13800138000",
+    talk_ms: int = 3000,
+    first_key_ms: int = 1500,
+    gap_ms: int = 800,
+    target: str = "127.0.0.1:5060",
+    local_port: int = 5070,
+    timeout_s: int = 120,
+    workdir: Path | None = None,
+    via_proxy: bool = False,
+) -> CallRun:
     """Place one call with SIPp and wait for it to end (bounded by `timeout_s`)."""
     if not to.isdigit():
         raise ValueError(f"the number to call must be digits, got {to!r}")
@@ -273,15 +300,44 @@ def place_call(to: str, keys: str = "", *, caller: str = "13800138000", talk_ms:
     for token in _tokens(keys):
         if token in ",~":
             continue
-        pcaps.append(dtmf_pcap(token, index, workdir) if len(token) == 1
-                     else dtmf_burst_pcap(token, index, workdir, BURST_GAP_MS))
+        pcaps.append(
+            dtmf_pcap(token, index, workdir)
+            if len(token) == 1
+            else dtmf_burst_pcap(token, index, workdir, BURST_GAP_MS)
+        )
         index += len(token)
     xml.write_text(scenario(keys, caller, first_key_ms, gap_ms, talk_ms, pcaps, via_proxy), encoding="utf-8")
     # Each citizen needs its own SIP and media ports so several can call at once.
     media_port = 6000 + (local_port - 5070) * 10
-    cmd = ["sipp", target, "-sf", str(xml), "-s", to, "-i", "127.0.0.1", "-p", str(local_port),
-           "-mi", "127.0.0.1", "-mp", str(media_port), "-m", "1", "-l", "1", "-nostdin", "-timeout", f"{timeout_s}s",
-           "-timeout_error", "-trace_err", "-error_file", str(workdir / "errors.log"),
-           "-trace_msg", "-message_file", str(workdir / "messages.log")]
+    cmd = [
+        "sipp",
+        target,
+        "-sf",
+        str(xml),
+        "-s",
+        to,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(local_port),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(media_port),
+        "-m",
+        "1",
+        "-l",
+        "1",
+        "-nostdin",
+        "-timeout",
+        f"{timeout_s}s",
+        "-timeout_error",
+        "-trace_err",
+        "-error_file",
+        str(workdir / "errors.log"),
+        "-trace_msg",
+        "-message_file",
+        str(workdir / "messages.log"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 15, cwd=workdir)
     return CallRun(proc.returncode, proc.returncode == 0, proc.stdout, proc.stderr, workdir)

@@ -54,7 +54,7 @@ __all__ = [
     "parse_ranges",
 ]
 
-log = structlog.get_logger("ivr.hours")
+log = structlog.get_logger("ivr.routing.hours")
 
 NEXT_OPEN_HORIZON = dt.timedelta(days=30)
 """``Hours.next_open`` looks this far ahead at most, then answers None."""

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from ivr.errors import RoutesError
-from ivr.hours import Hours, calendar_covers, calendar_source, parse_ranges
-from ivr.operators import Seat
+from ivr.operators.queue import Seat
+from ivr.routing.hours import Hours, calendar_covers, calendar_source, parse_ranges
+from ivr.routing.yamlsrc import Node, Source
 from ivr.tickets import POLICY_KINDS, DeadlinePolicy
-from ivr.yamlsrc import Node, Source
 
 # Published numbers in the notice are 5-digit short numbers or 7-digit local numbers; allow
 # 3..15 digits (E.164 max) so area-coded or extension numbers also fit. Digits only: no '+',
@@ -104,7 +104,7 @@ class Route:
 class Operators:
     """The 12345 centre's human operators: where '0', timeouts and failed transfers go.
 
-    With `seats`, callers wait in the controller's queue (ivr/operators.py) for the
+    With `seats`, callers wait in the controller's queue (ivr/operators/queue.py) for the
     longest-idle seat; without, the operators' group `number` is rung directly.
     """
 
@@ -201,7 +201,7 @@ def load(path: str | Path) -> RouteTable:
     except FileNotFoundError:
         raise RoutesError.single(str(path), 1, "file not found") from None
     except UnicodeDecodeError as exc:
-        line = exc.object[:exc.start].count(b"\n") + 1  # where the editor shows the bad byte
+        line = exc.object[: exc.start].count(b"\n") + 1  # where the editor shows the bad byte
         message = f"not UTF-8 text: byte 0x{exc.object[exc.start]:02x} ({exc.reason})"
         raise RoutesError.single(str(path), line, message) from None
     except OSError as exc:
@@ -212,8 +212,19 @@ def load(path: str | Path) -> RouteTable:
 def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
     src = Source(filename, text)
     top = src.root().mapping(
-        allowed={"version", "hotline", "trunks", "operators", "menu_policy", "hours", "default_hours", "partners",
-                 "deadlines", "routes", "menus"},
+        allowed={
+            "version",
+            "hotline",
+            "trunks",
+            "operators",
+            "menu_policy",
+            "hours",
+            "default_hours",
+            "partners",
+            "deadlines",
+            "routes",
+            "menus",
+        },
         required={"version", "hotline", "trunks", "operators", "routes", "menus"},
     )
     if top is None:
@@ -233,7 +244,9 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
     trunks: dict[str, Trunk] = {}
     for name, node in top["trunks"].items() if "trunks" in top else ():
         fields = node.mapping(allowed={"endpoint"}, required={"endpoint"}) or {}
-        endpoint = fields["endpoint"].string(ENDPOINT_PATTERN, "a PJSIP endpoint name") if "endpoint" in fields else None
+        endpoint = (
+            fields["endpoint"].string(ENDPOINT_PATTERN, "a PJSIP endpoint name") if "endpoint" in fields else None
+        )
         if endpoint:
             trunks[name] = Trunk(name, endpoint)
 
@@ -248,8 +261,12 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
 
     operators: Operators | None = None
     if "operators" in top:
-        fields = top["operators"].mapping(allowed={"number", "trunk", "ring_seconds", "seats", "max_wait_seconds"},
-                                          required={"number", "trunk"}) or {}
+        fields = (
+            top["operators"].mapping(
+                allowed={"number", "trunk", "ring_seconds", "seats", "max_wait_seconds"}, required={"number", "trunk"}
+            )
+            or {}
+        )
         number = fields["number"].string(NUMBER_PATTERN, "a phone number") if "number" in fields else None
         trunk = trunk_ref(fields["trunk"]) if "trunk" in fields else None
         ring = fields["ring_seconds"].integer(5, 120) if "ring_seconds" in fields else 30
@@ -258,7 +275,9 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
         for item in fields["seats"].sequence() or [] if "seats" in fields else []:
             sfields = item.mapping(allowed={"id", "endpoint"}, required={"id", "endpoint"}) or {}
             sid = sfields["id"].string(ID_PATTERN, "a seat id") if "id" in sfields else None
-            endpoint = sfields["endpoint"].string(ENDPOINT_PATTERN, "a PJSIP endpoint name") if "endpoint" in sfields else None
+            endpoint = (
+                sfields["endpoint"].string(ENDPOINT_PATTERN, "a PJSIP endpoint name") if "endpoint" in sfields else None
+            )
             if sid and any(seat.name == sid for seat in seats):
                 sfields["id"].problem(f"duplicate seat id '{sid}'")
             elif sid and endpoint:
@@ -268,11 +287,18 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
 
     policy = MenuPolicy(key_timeout_seconds=5, max_attempts=3)
     if "menu_policy" in top:
-        limits = {"key_timeout_seconds": (1, 30, 5), "max_attempts": (1, 5, 3), "max_depth": (1, 4, 2),
-                  "max_options": (1, 9, 6), "max_prompt_seconds": (5, 120, 25)}
+        limits = {
+            "key_timeout_seconds": (1, 30, 5),
+            "max_attempts": (1, 5, 3),
+            "max_depth": (1, 4, 2),
+            "max_options": (1, 9, 6),
+            "max_prompt_seconds": (5, 120, 25),
+        }
         fields = top["menu_policy"].mapping(allowed=limits.keys()) or {}
-        values = {name: (fields[name].integer(low, high) if name in fields else None) or default
-                  for name, (low, high, default) in limits.items()}
+        values = {
+            name: (fields[name].integer(low, high) if name in fields else None) or default
+            for name, (low, high, default) in limits.items()
+        }
         policy = MenuPolicy(**values)
 
     hours: dict[str, Hours] = {}
@@ -295,7 +321,11 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
     for name, node in top["partners"].items() if "partners" in top else ():
         fields = node.mapping(allowed={"webhook", "secret_env"}, required={"webhook", "secret_env"}) or {}
         url = fields["webhook"].string(r"https?://\S+", "an http(s) URL") if "webhook" in fields else None
-        env = fields["secret_env"].string(r"[A-Z][A-Z0-9_]*", "an environment variable name") if "secret_env" in fields else None
+        env = (
+            fields["secret_env"].string(r"[A-Z][A-Z0-9_]*", "an environment variable name")
+            if "secret_env" in fields
+            else None
+        )
         if url and env:
             partners[name] = Partner(name, url, env)
 
@@ -343,8 +373,21 @@ def _parse_deadlines(node: Node, units: set[str]) -> DeadlinePolicy:
     return DeadlinePolicy(default, tables["by_mode"], tables["by_unit"])
 
 
-_ROUTE_KEYS = {"id", "unit", "line_name", "number", "dial", "mode", "effective", "trunk", "ring_seconds", "label",
-               "hours", "overflow", "partner"}
+_ROUTE_KEYS = {
+    "id",
+    "unit",
+    "line_name",
+    "number",
+    "dial",
+    "mode",
+    "effective",
+    "trunk",
+    "ring_seconds",
+    "label",
+    "hours",
+    "overflow",
+    "partner",
+}
 
 _T = TypeVar("_T")
 
@@ -415,16 +458,25 @@ def _parse_routes(node: Node, refs: _Refs, route_lines: dict[str, int]) -> dict[
             seen_numbers[number] = item.line
         if mode and number:
             if mode == Mode.MERGE and len(number) < 7 or mode != Mode.MERGE and len(number) != 5:
-                fields["number"].problem(
-                    f"a {mode} route's number is {'a local number of 7+ digits' if mode == Mode.MERGE else 'a 5-digit short number'}, got {number}"
-                )
+                expected = "a local number of 7+ digits" if mode == Mode.MERGE else "a 5-digit short number"
+                fields["number"].problem(f"a {mode} route's number is {expected}, got {number}")
                 continue
         if not (rid and unit and number and dial and mode and effective and trunk and ring and line_name is not None):
             continue
         routes[rid] = Route(
-            id=rid, unit=unit, line_name=line_name, number=number, dial=dial, mode=Mode(mode), effective=effective,
-            trunk=trunk, ring_seconds=ring, label=label or line_name or unit,
-            hours=hours, overflow=overflow, partner=partner,
+            id=rid,
+            unit=unit,
+            line_name=line_name,
+            number=number,
+            dial=dial,
+            mode=Mode(mode),
+            effective=effective,
+            trunk=trunk,
+            ring_seconds=ring,
+            label=label or line_name or unit,
+            hours=hours,
+            overflow=overflow,
+            partner=partner,
         )
         route_lines[rid] = item.line
     return routes
@@ -441,7 +493,9 @@ def _parse_menus(node: Node, routes: dict[str, Route]) -> dict[str, Menu]:
         options: list[MenuOption] = []
         for key, onode in fields["options"].items() if "options" in fields else ():
             if key not in MENU_KEYS:
-                onode.problem(f"menus.{mid}: key '{key}' is not allowed; options use 1-9 ('0' is the operators, '*' repeats)")
+                onode.problem(
+                    f"menus.{mid}: key '{key}' is not allowed; options use 1-9 ('0' is the operators, '*' repeats)"
+                )
                 continue
             ofields = onode.mapping(allowed={"route", "menu", "number_entry", "label"}) or {}
             if sum(k in ofields for k in ("route", "menu", "number_entry")) != 1:
@@ -490,6 +544,7 @@ def _check_menu_cycles(node: Node, menus: dict[str, Menu]) -> None:
                 node.problem(f"menus: {' -> '.join((*path, option.menu_id))} is a loop")
                 return
             visit(option.menu_id, (*path, option.menu_id))
+
     if "main" in menus:
         visit("main", ("main",))
 
@@ -511,6 +566,7 @@ def warnings(table: RouteTable, today: dt.date | None = None) -> list[str]:
         for option in table.menus[mid].options:
             if option.menu_id:
                 walk(option.menu_id, level + 1)
+
     walk("main", 1)
     for mid, menu in table.menus.items():
         if mid not in depth:
@@ -524,14 +580,19 @@ def warnings(table: RouteTable, today: dt.date | None = None) -> list[str]:
         spoken = (menu.intro if mid == "main" else "") + "".join(o.spoken for o in menu.options)
         seconds = (len(spoken) + 16) / CHARS_PER_SECOND  # + the fixed "人工服务请按0，重听请按星号键"
         if seconds > policy.max_prompt_seconds:
-            out.append(f"{table.source}: menu '{mid}' prompt takes about {seconds:.0f} s to say "
-                       f"(max_prompt_seconds {policy.max_prompt_seconds})")
+            out.append(
+                f"{table.source}: menu '{mid}' prompt takes about {seconds:.0f} s to say "
+                f"(max_prompt_seconds {policy.max_prompt_seconds})"
+            )
     today = today or dt.date.today()
-    uncovered = next((today + dt.timedelta(days=d) for d in range(60)
-                      if not calendar_covers(today + dt.timedelta(days=d))), None)
+    uncovered = next(
+        (today + dt.timedelta(days=d) for d in range(60) if not calendar_covers(today + dt.timedelta(days=d))), None
+    )
     if uncovered is not None and any(r.hours is not None for r in table.routes.values()):
-        out.append(f"{table.source}: the holiday calendar ({calendar_source()}) has no data from {uncovered} on: "
-                   "business hours will treat Monday-Friday as workdays; upgrade chinese-calendar")
+        out.append(
+            f"{table.source}: the holiday calendar ({calendar_source()}) has no data from {uncovered} on: "
+            "business hours will treat Monday-Friday as workdays; upgrade chinese-calendar"
+        )
     in_menus = {o.route_id for m in table.menus.values() for o in m.options if o.route_id}
     has_number_entry = any(o.number_entry for m in table.menus.values() for o in m.options)
     for route in table.routes.values():

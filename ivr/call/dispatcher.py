@@ -13,14 +13,15 @@ from collections.abc import Callable
 import structlog
 
 from ivr.ari import events as ev
-from ivr.calls import Call
+from ivr.call.ari_call import Call
 
-log = structlog.get_logger("ivr.dispatcher")
+log = structlog.get_logger("ivr.call.dispatcher")
 
 
 class Dispatcher:
-    def __init__(self, on_new_call: Callable[[ev.StasisStart], None],
-                 on_orphan: Callable[[ev.StasisStart], None]) -> None:
+    def __init__(
+        self, on_new_call: Callable[[ev.StasisStart], None], on_orphan: Callable[[ev.StasisStart], None]
+    ) -> None:
         self._calls: dict[str, Call] = {}
         self._on_new_call = on_new_call
         self._on_orphan = on_orphan

@@ -30,7 +30,7 @@ from fractions import Fraction
 from typing import Any
 
 from ivr.calllog import CallLog
-from ivr.routes import Mode, RouteTable
+from ivr.routing.routes import Mode, RouteTable
 from ivr.tickets import from_epoch, to_epoch
 
 Row = Mapping[str, Any]
@@ -48,92 +48,144 @@ TRACK_NAMES = {"total": "合计 total", "direct": "直拨 direct", "via_12345": 
 DEFINITIONS: dict[str, tuple[str, str]] = {
     "period": (
         "统计周期 Period",
-        ("Local dates (Asia/Shanghai), both ends inclusive: from 00:00 of --from to 24:00 of --to. A call counts "
-         "on the local day it arrived (started_at); a ticket in the period whose deadline (deadline_at) falls in "
-         "it; a callback entry whose last missed call (last_missed_at) falls in it.")),
+        (
+            "Local dates (Asia/Shanghai), both ends inclusive: from 00:00 of --from to 24:00 of --to. A call counts "
+            "on the local day it arrived (started_at); a ticket in the period whose deadline (deadline_at) falls in "
+            "it; a callback entry whose last missed call (last_missed_at) falls in it."
+        ),
+    ),
     "routed": (
         "转办量 Calls routed",
-        ("Calls the controller put through to the unit's line (decision dial, or handoff for interconnect "
-         "lines), by the unit and mode of the route chosen when the call came in. After-hours calls that only "
-         "left a message are not routed (they count under messages).")),
+        (
+            "Calls the controller put through to the unit's line (decision dial, or handoff for interconnect "
+            "lines), by the unit and mode of the route chosen when the call came in. After-hours calls that only "
+            "left a message are not routed (they count under messages)."
+        ),
+    ),
     "answered": (
         "接通率 Answered %",
-        ("Routed calls the unit answered / calls routed. Answered: the unit's ring chain (its line, then its "
-         "overflow lines) ended in ANSWER (calls.dial_status, the result of the last department/overflow "
-         "leg). A call the 12345 operators took after the unit failed is not the unit's.")),
+        (
+            "Routed calls the unit answered / calls routed. Answered: the unit's ring chain (its line, then its "
+            "overflow lines) ended in ANSWER (calls.dial_status, the result of the last department/overflow "
+            "leg). A call the 12345 operators took after the unit failed is not the unit's."
+        ),
+    ),
     "time_to_answer": (
         "应答时长 Time to answer",
-        ("Seconds from the start of the department dial to the unit's answer, over answered calls: the dial "
-         "step's ring_seconds when the department line itself answered; target_answered_at - (department dial "
-         "step's at - its ring_seconds) when an overflow line answered. Mean, and p90 by nearest rank (the "
-         "ceil(0.9 n)-th smallest value).")),
+        (
+            "Seconds from the start of the department dial to the unit's answer, over answered calls: the dial "
+            "step's ring_seconds when the department line itself answered; target_answered_at - (department dial "
+            "step's at - its ring_seconds) when an overflow line answered. Mean, and p90 by nearest rank (the "
+            "ceil(0.9 n)-th smallest value)."
+        ),
+    ),
     "no_answer": ("未接 No answer", "Routed calls whose unit ring chain ended NOANSWER (calls.dial_status)."),
     "busy": ("占线 Busy", "Routed calls whose unit ring chain ended BUSY (calls.dial_status)."),
     "overflowed": (
         "溢出 Overflowed",
-        ("Routed calls whose department line failed, so the chain went on to an overflow line or the 12345 "
-         "operators (calls.overflowed).")),
+        (
+            "Routed calls whose department line failed, so the chain went on to an overflow line or the 12345 "
+            "operators (calls.overflowed)."
+        ),
+    ),
     "abandoned_in_queue": (
         "排队放弃 Abandoned in queue",
-        ("The unit's calls whose caller hung up while waiting for an operator after the unit failed "
-         "(a queue_left step with abandoned).")),
+        (
+            "The unit's calls whose caller hung up while waiting for an operator after the unit failed "
+            "(a queue_left step with abandoned)."
+        ),
+    ),
     "messages": (
         "留言 Messages",
-        ("The unit's calls that ended in a message (outcome message): after its hours, or when neither the "
-         "unit nor the operators answered.")),
+        (
+            "The unit's calls that ended in a message (outcome message): after its hours, or when neither the "
+            "unit nor the operators answered."
+        ),
+    ),
     "satisfaction": (
         "满意度 Satisfaction",
-        ("The post-call survey of the unit's calls (1 satisfied, 2 basically satisfied, 3 dissatisfied): the "
-         "average score (lower is better) and % satisfied = calls rated 1 / calls rated.")),
+        (
+            "The post-call survey of the unit's calls (1 satisfied, 2 basically satisfied, 3 dissatisfied): the "
+            "average score (lower is better) and % satisfied = calls rated 1 / calls rated."
+        ),
+    ),
     "within_deadline": (
         "按时办结率 Closed within deadline %",
-        ("Tickets whose deadline falls in the period: closed with closed_at <= deadline_at counts as within; "
-         "closed later, or still open with the deadline passed at the report time, counts as not within; an "
-         "open ticket not yet due at the report time is left out. A ticket counts for its unit and mode, and "
-         "on a dual-track row for the track of the call that opened it.")),
+        (
+            "Tickets whose deadline falls in the period: closed with closed_at <= deadline_at counts as within; "
+            "closed later, or still open with the deadline passed at the report time, counts as not within; an "
+            "open ticket not yet due at the report time is left out. A ticket counts for its unit and mode, and "
+            "on a dual-track row for the track of the call that opened it."
+        ),
+    ),
     "rank": (
         "排名 Rank",
-        ("Rows with calls routed, by answered % (higher first), ties by mean time to answer (shorter first, "
-         "none last). Rows equal on both share a rank (1, 1, 3). Rows with no calls routed are not ranked.")),
+        (
+            "Rows with calls routed, by answered % (higher first), ties by mean time to answer (shorter first, "
+            "none last). Rows equal on both share a rank (1, 1, 3). Rows with no calls routed are not ranked."
+        ),
+    ),
     "tracks": (
         "双号并行 Dual-track rows",
-        ("A transfer (dual-track) row is split by track: direct = its short number dialled directly; via "
-         "12345 = reached through the 12345 menu; total = both.")),
+        (
+            "A transfer (dual-track) row is split by track: direct = its short number dialled directly; via "
+            "12345 = reached through the 12345 menu; total = both."
+        ),
+    ),
     "answered_15s": (
         "15秒接听率 Answered within 15 s %",
-        ("Calls the controller answered within 15 s of arrival (answered_at - started_at <= 15 s) / all calls "
-         "that arrived in the period; a call never answered counts as not within.")),
+        (
+            "Calls the controller answered within 15 s of arrival (answered_at - started_at <= 15 s) / all calls "
+            "that arrived in the period; a call never answered counts as not within."
+        ),
+    ),
     "connection_rate": (
         "24小时接通率 Connection rate (24 h)",
-        ("Per local day, over all 24 hours, and for the whole period: calls ended connected (to the unit), "
-         "operator (to a 12345 operator) or message (a message taken, to be called back) / all ended calls "
-         "(every call not still in progress: goodbye, abandoned, failed, handed_off and interrupted count "
-         "against it). Target >= 95 % every day.")),
+        (
+            "Per local day, over all 24 hours, and for the whole period: calls ended connected (to the unit), "
+            "operator (to a 12345 operator) or message (a message taken, to be called back) / all ended calls "
+            "(every call not still in progress: goodbye, abandoned, failed, handed_off and interrupted count "
+            "against it). Target >= 95 % every day."
+        ),
+    ),
     "time_to_human": (
         "人工接通时长 Time to a human",
-        ("Seconds from arrival (started_at) to the first person answering, department or operator "
-         "(target_answered_at), over calls that reached one: mean, p50 and p90 by nearest rank.")),
+        (
+            "Seconds from arrival (started_at) to the first person answering, department or operator "
+            "(target_answered_at), over calls that reached one: mean, p50 and p90 by nearest rank."
+        ),
+    ),
     "callback": (
         "N分钟回拨率 Called back within N min %",
-        ("Callback-list entries (漏接回拨) whose last missed call falls in the period: within when a callback "
-         "attempt was made between last_missed_at and last_missed_at + N minutes. The call log keeps only the "
-         "latest attempt's time (last_attempt_at): exact for entries tried once; for entries tried several "
-         "times the latest try is the one judged (an early unanswered try followed by a late one counts as "
-         "late). Entries not yet called back whose N minutes are still running at the report time are left "
-         "out.")),
+        (
+            "Callback-list entries (漏接回拨) whose last missed call falls in the period: within when a callback "
+            "attempt was made between last_missed_at and last_missed_at + N minutes. The call log keeps only the "
+            "latest attempt's time (last_attempt_at): exact for entries tried once; for entries tried several "
+            "times the latest try is the one judged (an early unanswered try followed by a late one counts as "
+            "late). Entries not yet called back whose N minutes are still running at the report time are left "
+            "out."
+        ),
+    ),
     "centre_tickets": (
         "全部工单按时办结率 All tickets within deadline %",
-        ("The within-deadline rule above over every ticket due in the period: the units', the operators' "
-         "and messages'.")),
+        (
+            "The within-deadline rule above over every ticket due in the period: the units', the operators' "
+            "and messages'."
+        ),
+    ),
     "ledger": (
         "号码台账 Number ledger",
-        ("Every published number in routes.yaml: its mode, the date it went live, the dial string of its ring "
-         "chain (line, then overflow lines), the partner platform of an interconnect line, and the 12345 menu "
-         "keys that reach it at the report time (ivr.menu.reachable; 9<number># is number entry).")),
+        (
+            "Every published number in routes.yaml: its mode, the date it went live, the dial string of its ring "
+            "chain (line, then overflow lines), the partner platform of an interconnect line, and the 12345 menu "
+            "keys that reach it at the report time (ivr.routing.menu.reachable; 9<number># is number entry)."
+        ),
+    ),
 }
 
 
 # -- the report -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Figures:
@@ -247,6 +299,7 @@ class Report:
 
 # -- reading the call log -----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CallLogRows:
     """What a report is computed from, as the call log stores it (rows outside the period are ignored)."""
@@ -260,8 +313,10 @@ class CallLogRows:
 
 def window(start: dt.date, end: dt.date) -> tuple[float, float]:
     """[from, to) in Unix seconds: local midnight of `start` to local midnight after `end`."""
-    return (to_epoch(dt.datetime.combine(start, dt.time())),
-            to_epoch(dt.datetime.combine(end + dt.timedelta(days=1), dt.time())))
+    return (
+        to_epoch(dt.datetime.combine(start, dt.time())),
+        to_epoch(dt.datetime.combine(end + dt.timedelta(days=1), dt.time())),
+    )
 
 
 def load(log: CallLog, start: dt.date, end: dt.date) -> CallLogRows:
@@ -270,18 +325,27 @@ def load(log: CallLog, start: dt.date, end: dt.date) -> CallLogRows:
     calls = log.calls("started_at >= ? AND started_at < ?", (lo, hi))
     tickets = log.tickets("deadline_at >= ? AND deadline_at < ?", (lo, hi))
     # A ticket due in the period may belong to a call from before it: its track is needed too.
-    tracks = {r["call_id"]: r["track"] for r in log.calls(
-        "call_id IN (SELECT call_id FROM tickets WHERE deadline_at >= ? AND deadline_at < ?)", (lo, hi))}
-    callbacks = [{k: v for k, v in r.items() if k != "caller_number"}  # the report never shows numbers
-                 for r in log.callbacks(None) if lo <= r["last_missed_at"] < hi]
+    tracks = {
+        r["call_id"]: r["track"]
+        for r in log.calls(
+            "call_id IN (SELECT call_id FROM tickets WHERE deadline_at >= ? AND deadline_at < ?)", (lo, hi)
+        )
+    }
+    callbacks = [
+        {k: v for k, v in r.items() if k != "caller_number"}  # the report never shows numbers
+        for r in log.callbacks(None)
+        if lo <= r["last_missed_at"] < hi
+    ]
     steps: dict[str, list[dict[str, Any]]] = {}
     for s in log.report_steps(lo, hi, ("dial", "queue_left")):
-        steps.setdefault(s["call_id"], []).append({"seq": s["seq"], "at": s["at"], "name": s["name"],
-                                                   "detail": json.loads(s["detail"])})
+        steps.setdefault(s["call_id"], []).append(
+            {"seq": s["seq"], "at": s["at"], "name": s["name"], "detail": json.loads(s["detail"])}
+        )
     return CallLogRows(calls, steps, tickets, callbacks, tracks)
 
 
 # -- the computation ------------------------------------------------------------------------------------
+
 
 def _pct(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 2) if whole else None
@@ -334,15 +398,17 @@ def _callback_within(entry: Row, minutes: int, as_of: float) -> bool | None:
     return False if limit <= as_of else None
 
 
-def _figures(calls: Sequence[Row], tickets: Sequence[tuple[Row, bool]],
-             steps: Mapping[str, Sequence[Row]]) -> Figures:
+def _figures(calls: Sequence[Row], tickets: Sequence[tuple[Row, bool]], steps: Mapping[str, Sequence[Row]]) -> Figures:
     routed = [c for c in calls if c["decision"] in ROUTED_DECISIONS]
     answered = [c for c in routed if c["dial_status"] == "ANSWER"]
     times = [t for c in answered if (t := _time_to_answer(c, steps.get(c["call_id"], ()))) is not None]
     scores = [int(c["satisfaction"]) for c in calls if c["satisfaction"] in (1, 2, 3)]
     within = sum(1 for _, ok in tickets if ok)
-    abandoned = sum(1 for c in calls if any(s["name"] == "queue_left" and s["detail"].get("abandoned")
-                                            for s in steps.get(c["call_id"], ())))
+    abandoned = sum(
+        1
+        for c in calls
+        if any(s["name"] == "queue_left" and s["detail"].get("abandoned") for s in steps.get(c["call_id"], ()))
+    )
     return Figures(
         routed=len(routed),
         answered=len(answered),
@@ -375,8 +441,15 @@ def _ranks(rows: Sequence[tuple[tuple[str, str], Figures]]) -> dict[tuple[str, s
     return out
 
 
-def build(rows: CallLogRows, start: dt.date, end: dt.date, *, as_of: float, table: RouteTable | None = None,
-          callback_minutes: int = DEFAULT_CALLBACK_MINUTES) -> Report:
+def build(
+    rows: CallLogRows,
+    start: dt.date,
+    end: dt.date,
+    *,
+    as_of: float,
+    table: RouteTable | None = None,
+    callback_minutes: int = DEFAULT_CALLBACK_MINUTES,
+) -> Report:
     """The report for `start`..`end` (local dates, inclusive) as judged at `as_of` (Unix seconds)."""
     if end < start:
         raise ValueError(f"the period ends ({end}) before it starts ({start})")
@@ -385,15 +458,17 @@ def build(rows: CallLogRows, start: dt.date, end: dt.date, *, as_of: float, tabl
     lo, hi = window(start, end)
     calls = [c for c in rows.calls if lo <= c["started_at"] < hi]
     tracks = {**rows.tracks, **{c["call_id"]: c["track"] for c in rows.calls}}
-    tickets = [(t, ok) for t in rows.tickets if lo <= t["deadline_at"] < hi
-               if (ok := _ticket_within(t, as_of)) is not None]
+    tickets = [
+        (t, ok) for t in rows.tickets if lo <= t["deadline_at"] < hi if (ok := _ticket_within(t, as_of)) is not None
+    ]
 
     # One row per unit and mode: every pair in routes.yaml, then any the log has that the table lacks.
     keys: dict[tuple[str, str], None] = {}
     for route in table.routes.values() if table else ():
         keys.setdefault((route.unit, route.mode.value), None)
-    for k in sorted({(c["unit"], c["mode"]) for c in calls if c["unit"]}
-                    | {(t["unit"], t["mode"]) for t, _ in tickets if t["unit"]}):
+    for k in sorted(
+        {(c["unit"], c["mode"]) for c in calls if c["unit"]} | {(t["unit"], t["mode"]) for t, _ in tickets if t["unit"]}
+    ):
         keys.setdefault(k, None)
     unit_calls: dict[tuple[str, str], list[Row]] = {k: [] for k in keys}
     for c in calls:
@@ -411,9 +486,13 @@ def build(rows: CallLogRows, start: dt.date, end: dt.date, *, as_of: float, tabl
         direct = via = None
         if k[1] == Mode.TRANSFER.value:
             direct, via = (
-                _figures([c for c in unit_calls[k] if c["track"] == track],
-                         [(t, ok) for t, ok in unit_tickets[k] if tracks.get(t["call_id"]) == track], rows.steps)
-                for track in ("direct", "menu"))
+                _figures(
+                    [c for c in unit_calls[k] if c["track"] == track],
+                    [(t, ok) for t, ok in unit_tickets[k] if tracks.get(t["call_id"]) == track],
+                    rows.steps,
+                )
+                for track in ("direct", "menu")
+            )
         units.append(UnitRow(k[0], k[1], ranks.get(k), total, direct, via))
     order = {k: i for i, k in enumerate(keys)}
     units.sort(key=lambda r: (r.rank is None, r.rank or 0, order[(r.unit, r.mode)]))
@@ -422,11 +501,16 @@ def build(rows: CallLogRows, start: dt.date, end: dt.date, *, as_of: float, tabl
     days = _days(calls, start, end)
     ended = [c for c in calls if c["outcome"] != "in_progress"]
     connected = sum(1 for c in ended if c["outcome"] in CONNECTED_OUTCOMES)
-    in_15s = sum(1 for c in calls if c["answered_at"] is not None
-                 and c["answered_at"] - c["started_at"] <= ANSWER_WITHIN_SECONDS)
+    in_15s = sum(
+        1 for c in calls if c["answered_at"] is not None and c["answered_at"] - c["started_at"] <= ANSWER_WITHIN_SECONDS
+    )
     to_human = [c["target_answered_at"] - c["started_at"] for c in calls if c["target_answered_at"] is not None]
-    callbacks = [ok for e in rows.callbacks if lo <= e["last_missed_at"] < hi
-                 if (ok := _callback_within(e, callback_minutes, as_of)) is not None]
+    callbacks = [
+        ok
+        for e in rows.callbacks
+        if lo <= e["last_missed_at"] < hi
+        if (ok := _callback_within(e, callback_minutes, as_of)) is not None
+    ]
     tickets_within = sum(1 for _, ok in tickets if ok)
     centre = CentreFigures(
         calls=len(calls),
@@ -438,8 +522,7 @@ def build(rows: CallLogRows, start: dt.date, end: dt.date, *, as_of: float, tabl
         connection_target_pct=CONNECTION_TARGET_PCT,
         days_with_calls=sum(1 for d in days if d.ended),
         days_meeting_target=sum(1 for d in days if d.meets_target),
-        time_to_human=Spread(len(to_human), _mean(to_human), nearest_rank(to_human, 50),
-                             nearest_rank(to_human, 90)),
+        time_to_human=Spread(len(to_human), _mean(to_human), nearest_rank(to_human, 50), nearest_rank(to_human, 90)),
         callback_minutes=callback_minutes,
         callbacks_due=len(callbacks),
         callbacks_within=sum(callbacks),
@@ -449,9 +532,16 @@ def build(rows: CallLogRows, start: dt.date, end: dt.date, *, as_of: float, tabl
         within_deadline_pct=_pct(tickets_within, len(tickets)),
     )
     return Report(
-        start=start, end=end, as_of=as_of, generated_at=from_epoch(as_of).isoformat(timespec="seconds"),
-        routes_version=table.digest if table else "", centre=centre, units=tuple(units), total=everything,
-        days=days, ledger=ledger(table, from_epoch(as_of)) if table else (),
+        start=start,
+        end=end,
+        as_of=as_of,
+        generated_at=from_epoch(as_of).isoformat(timespec="seconds"),
+        routes_version=table.digest if table else "",
+        centre=centre,
+        units=tuple(units),
+        total=everything,
+        days=days,
+        ledger=ledger(table, from_epoch(as_of)) if table else (),
     )
 
 
@@ -466,49 +556,107 @@ def _days(calls: Sequence[Row], start: dt.date, end: dt.date) -> tuple[DayFigure
         ended = [c for c in todays if c["outcome"] != "in_progress"]
         connected = sum(1 for c in ended if c["outcome"] in CONNECTED_OUTCOMES)
         pct = _pct(connected, len(ended))
-        out.append(DayFigures(day, len(todays), len(ended), connected, pct,
-                              None if pct is None else 100 * connected >= CONNECTION_TARGET_PCT * len(ended)))
+        out.append(
+            DayFigures(
+                day,
+                len(todays),
+                len(ended),
+                connected,
+                pct,
+                None if pct is None else 100 * connected >= CONNECTION_TARGET_PCT * len(ended),
+            )
+        )
         day += dt.timedelta(days=1)
     return tuple(out)
 
 
 def ledger(table: RouteTable, at: dt.datetime) -> tuple[LedgerRow, ...]:
     """Every published number in routes.yaml, in file order, and where it goes at `at` (naive local)."""
-    from ivr.menu import reachable
+    from ivr.routing.menu import reachable
 
     keys = {route.id: k for k, route in reachable(table, at)}
     return tuple(
-        LedgerRow(number=r.number, unit=r.unit, line_name=r.line_name, mode=r.mode.value, effective=r.effective,
-                  live=r.live_at(at), direct_dial=table.direct_route(r.number) is r, route_id=r.id,
-                  dial=" -> ".join(t.dial_string for t in r.targets),
-                  partner=r.partner.name if r.partner else "", menu_keys=keys.get(r.id, ""))
-        for r in table.routes.values())
+        LedgerRow(
+            number=r.number,
+            unit=r.unit,
+            line_name=r.line_name,
+            mode=r.mode.value,
+            effective=r.effective,
+            live=r.live_at(at),
+            direct_dial=table.direct_route(r.number) is r,
+            route_id=r.id,
+            dial=" -> ".join(t.dial_string for t in r.targets),
+            partner=r.partner.name if r.partner else "",
+            menu_keys=keys.get(r.id, ""),
+        )
+        for r in table.routes.values()
+    )
 
 
 # -- rendering --------------------------------------------------------------------------------------------
 
 FIGURE_COLUMNS = (
-    ("routed", "转办量"), ("answered", "接通数"), ("answered_pct", "接通率%"), ("answer_mean_s", "平均应答秒"),
-    ("answer_p90_s", "P90应答秒"), ("no_answer", "未接"), ("busy", "占线"), ("overflowed", "溢出"),
-    ("abandoned_in_queue", "排队放弃"), ("messages", "留言"), ("rated", "评价数"), ("satisfaction_avg", "平均评分"),
-    ("satisfied_pct", "满意率%"), ("tickets_due", "到期工单"), ("tickets_within", "按时办结"),
+    ("routed", "转办量"),
+    ("answered", "接通数"),
+    ("answered_pct", "接通率%"),
+    ("answer_mean_s", "平均应答秒"),
+    ("answer_p90_s", "P90应答秒"),
+    ("no_answer", "未接"),
+    ("busy", "占线"),
+    ("overflowed", "溢出"),
+    ("abandoned_in_queue", "排队放弃"),
+    ("messages", "留言"),
+    ("rated", "评价数"),
+    ("satisfaction_avg", "平均评分"),
+    ("satisfied_pct", "满意率%"),
+    ("tickets_due", "到期工单"),
+    ("tickets_within", "按时办结"),
     ("within_deadline_pct", "按时办结率%"),
 )
 UNIT_COLUMNS = (("rank", "排名"), ("unit", "单位"), ("mode", "方式"), ("track", "渠道"), *FIGURE_COLUMNS)
 CENTRE_COLUMNS = (
-    ("calls", "来电量"), ("answered_15s", "15秒内接听"), ("answered_15s_pct", "15秒接听率%"), ("ended", "已结束来电"),
-    ("connected", "接通"), ("connection_pct", "24小时接通率%"), ("connection_target_pct", "接通率目标%"),
-    ("days_with_calls", "有来电天数"), ("days_meeting_target", "达标天数"), ("time_to_human_n", "人工接通数"),
-    ("time_to_human_mean_s", "人工接通平均秒"), ("time_to_human_p50_s", "人工接通P50秒"),
-    ("time_to_human_p90_s", "人工接通P90秒"), ("callback_minutes", "回拨时限分钟"), ("callbacks_due", "应回拨"),
-    ("callbacks_within", "按时回拨"), ("callback_pct", "按时回拨率%"), ("tickets_due", "到期工单"),
-    ("tickets_within", "按时办结"), ("within_deadline_pct", "按时办结率%"),
+    ("calls", "来电量"),
+    ("answered_15s", "15秒内接听"),
+    ("answered_15s_pct", "15秒接听率%"),
+    ("ended", "已结束来电"),
+    ("connected", "接通"),
+    ("connection_pct", "24小时接通率%"),
+    ("connection_target_pct", "接通率目标%"),
+    ("days_with_calls", "有来电天数"),
+    ("days_meeting_target", "达标天数"),
+    ("time_to_human_n", "人工接通数"),
+    ("time_to_human_mean_s", "人工接通平均秒"),
+    ("time_to_human_p50_s", "人工接通P50秒"),
+    ("time_to_human_p90_s", "人工接通P90秒"),
+    ("callback_minutes", "回拨时限分钟"),
+    ("callbacks_due", "应回拨"),
+    ("callbacks_within", "按时回拨"),
+    ("callback_pct", "按时回拨率%"),
+    ("tickets_due", "到期工单"),
+    ("tickets_within", "按时办结"),
+    ("within_deadline_pct", "按时办结率%"),
 )
-DAY_COLUMNS = (("day", "日期"), ("calls", "来电量"), ("ended", "已结束"), ("connected", "接通"),
-               ("connection_pct", "接通率%"), ("meets_target", "达标"))
-LEDGER_COLUMNS = (("number", "号码"), ("unit", "单位"), ("line_name", "热线名称"), ("mode", "方式"),
-                  ("effective", "生效日期"), ("live", "已生效"), ("direct_dial", "可直拨"), ("route_id", "路由"),
-                  ("dial", "呼叫字符串"), ("partner", "互联平台"), ("menu_keys", "12345按键"))
+DAY_COLUMNS = (
+    ("day", "日期"),
+    ("calls", "来电量"),
+    ("ended", "已结束"),
+    ("connected", "接通"),
+    ("connection_pct", "接通率%"),
+    ("meets_target", "达标"),
+)
+LEDGER_COLUMNS = (
+    ("number", "号码"),
+    ("unit", "单位"),
+    ("line_name", "热线名称"),
+    ("mode", "方式"),
+    ("effective", "生效日期"),
+    ("live", "已生效"),
+    ("direct_dial", "可直拨"),
+    ("route_id", "路由"),
+    ("dial", "呼叫字符串"),
+    ("partner", "互联平台"),
+    ("menu_keys", "12345按键"),
+)
 
 
 def centre_dict(centre: CentreFigures) -> dict[str, Any]:
@@ -521,8 +669,11 @@ def centre_dict(centre: CentreFigures) -> dict[str, Any]:
 
 def unit_records(report: Report) -> list[dict[str, Any]]:
     """The per-unit table flattened: one record per row and track, UNIT_COLUMNS' keys."""
-    return [{"rank": row.rank, "unit": row.unit, "mode": row.mode, "track": track, **dataclasses.asdict(fig)}
-            for row in report.units for track, fig in row.tracks()]
+    return [
+        {"rank": row.rank, "unit": row.unit, "mode": row.mode, "track": track, **dataclasses.asdict(fig)}
+        for row in report.units
+        for track, fig in row.tracks()
+    ]
 
 
 def as_dict(report: Report) -> dict[str, Any]:
@@ -565,18 +716,36 @@ def render_csv(report: Report) -> bytes:
         writer.writerows([_cell(r[key]) for key, _ in columns] for r in records)
         writer.writerow([])
 
-    writer.writerow([f"12345热线通报考核 Assessment report {report.start} - {report.end}",
-                     f"generated {report.generated_at}", f"routes {report.routes_version}"])
+    writer.writerow(
+        [
+            f"12345热线通报考核 Assessment report {report.start} - {report.end}",
+            f"generated {report.generated_at}",
+            f"routes {report.routes_version}",
+        ]
+    )
     writer.writerow([])
     section("中心指标 Centre indicators", CENTRE_COLUMNS, [centre_dict(report.centre)])
-    section("各单位考核 Per-unit assessment", UNIT_COLUMNS,
-            [*unit_records(report),
-             {"rank": None, "unit": "全部单位 all units", "mode": "", "track": "total",
-              **dataclasses.asdict(report.total)}])
+    section(
+        "各单位考核 Per-unit assessment",
+        UNIT_COLUMNS,
+        [
+            *unit_records(report),
+            {
+                "rank": None,
+                "unit": "全部单位 all units",
+                "mode": "",
+                "track": "total",
+                **dataclasses.asdict(report.total),
+            },
+        ],
+    )
     section("每日趋势 Daily trend", DAY_COLUMNS, [dataclasses.asdict(d) for d in report.days])
     section("号码台账 Number ledger", LEDGER_COLUMNS, [dataclasses.asdict(r) for r in report.ledger])
-    section("指标口径 Definitions", (("key", "指标"), ("title", "名称"), ("definition", "定义")),
-            [{"key": k, "title": t, "definition": d} for k, (t, d) in DEFINITIONS.items()])
+    section(
+        "指标口径 Definitions",
+        (("key", "指标"), ("title", "名称"), ("definition", "定义")),
+        [{"key": k, "title": t, "definition": d} for k, (t, d) in DEFINITIONS.items()],
+    )
     return out.getvalue().encode("utf-8-sig")
 
 
@@ -619,16 +788,24 @@ def _h2(zh: str, en: str) -> str:
 
 
 def _svg(width: int, height: int, label: str, body: Iterable[str]) -> str:
-    return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-            f'aria-label="{_e(label)}" font-size="12">{"".join(body)}</svg>')
+    return (
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{_e(label)}" font-size="12">{"".join(body)}</svg>'
+    )
 
 
 def _no_data_svg(label: str) -> str:
     return _svg(600, 40, label, ['<text x="10" y="25" fill="#52606d">无数据 No data</text>'])
 
 
-def _hbars(label: str, items: Sequence[tuple[str, float, float | None]], max_value: float,
-           fmt: Callable[[float], str], colour: str, marker_name: str = "") -> str:
+def _hbars(
+    label: str,
+    items: Sequence[tuple[str, float, float | None]],
+    max_value: float,
+    fmt: Callable[[float], str],
+    colour: str,
+    marker_name: str = "",
+) -> str:
     """Horizontal bars, one per item (name, value, optional marker drawn as a tick, e.g. p90)."""
     if not items:
         return _no_data_svg(label)
@@ -637,19 +814,25 @@ def _hbars(label: str, items: Sequence[tuple[str, float, float | None]], max_val
     body = []
     for i in range(5):
         x = left + plot * i / 4
-        body.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 8}" stroke="#e4e7eb"/>'
-                    f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle" fill="#7b8794">'
-                    f'{_e(fmt(max_value * i / 4))}</text>')
+        body.append(
+            f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 8}" stroke="#e4e7eb"/>'
+            f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle" fill="#7b8794">'
+            f"{_e(fmt(max_value * i / 4))}</text>"
+        )
     for i, (name, value, marker) in enumerate(items):
         y = top + i * row_h
         w = plot * value / max_value if max_value else 0.0
-        body.append(f'<text x="{left - 8}" y="{y + 16}" text-anchor="end">{_e(name)}</text>'
-                    f'<rect x="{left}" y="{y + 4}" width="{w:.1f}" height="{row_h - 8}" fill="{colour}"/>'
-                    f'<text x="{left + w + 6:.1f}" y="{y + 16}" fill="#323f4b">{_e(fmt(value))}</text>')
+        body.append(
+            f'<text x="{left - 8}" y="{y + 16}" text-anchor="end">{_e(name)}</text>'
+            f'<rect x="{left}" y="{y + 4}" width="{w:.1f}" height="{row_h - 8}" fill="{colour}"/>'
+            f'<text x="{left + w + 6:.1f}" y="{y + 16}" fill="#323f4b">{_e(fmt(value))}</text>'
+        )
         if marker is not None and max_value:
             mx = left + plot * min(marker, max_value) / max_value
-            body.append(f'<line x1="{mx:.1f}" y1="{y + 1}" x2="{mx:.1f}" y2="{y + row_h - 1}" stroke="#c0392b" '
-                        f'stroke-width="2"><title>{_e(marker_name)} {_e(fmt(marker))}</title></line>')
+            body.append(
+                f'<line x1="{mx:.1f}" y1="{y + 1}" x2="{mx:.1f}" y2="{y + row_h - 1}" stroke="#c0392b" '
+                f'stroke-width="2"><title>{_e(marker_name)} {_e(fmt(marker))}</title></line>'
+            )
     return _svg(width, height, label, body)
 
 
@@ -676,35 +859,50 @@ def _trend(days: Sequence[DayFigures]) -> str:
     body = []
     for i in range(5):
         y = top + plot_h * i / 4
-        body.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#e4e7eb"/>'
-                    f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#1f5fa8">'
-                    f'{top_calls * (4 - i) / 4:g}</text>'
-                    f'<text x="{width - right + 6}" y="{y + 4:.1f}" fill="#1e8449">{100 * (4 - i) // 4}%</text>')
+        body.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#e4e7eb"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#1f5fa8">'
+            f"{top_calls * (4 - i) / 4:g}</text>"
+            f'<text x="{width - right + 6}" y="{y + 4:.1f}" fill="#1e8449">{100 * (4 - i) // 4}%</text>'
+        )
     every = max(1, math.ceil(len(days) / 16))
     points = []
     for i, d in enumerate(days):
         x = left + i * slot
         h = plot_h * d.calls / top_calls
-        body.append(f'<rect x="{x + slot * 0.15:.1f}" y="{top + plot_h - h:.1f}" width="{slot * 0.7:.1f}" '
-                    f'height="{h:.1f}" fill="#8fb4e3"><title>{d.day} {d.calls}</title></rect>')
+        body.append(
+            f'<rect x="{x + slot * 0.15:.1f}" y="{top + plot_h - h:.1f}" width="{slot * 0.7:.1f}" '
+            f'height="{h:.1f}" fill="#8fb4e3"><title>{d.day} {d.calls}</title></rect>'
+        )
         if i % every == 0:
-            body.append(f'<text x="{x + slot / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle" '
-                        f'fill="#52606d">{d.day:%m-%d}</text>')
+            body.append(
+                f'<text x="{x + slot / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle" '
+                f'fill="#52606d">{d.day:%m-%d}</text>'
+            )
         if d.connection_pct is not None:
             points.append((x + slot / 2, y_pct(d.connection_pct), d))
     target = y_pct(CONNECTION_TARGET_PCT)
-    body.append(f'<line x1="{left}" y1="{target:.1f}" x2="{width - right}" y2="{target:.1f}" stroke="#c0392b" '
-                f'stroke-dasharray="6 4"/><text x="{width - right - 4}" y="{target - 4:.1f}" text-anchor="end" '
-                f'fill="#c0392b">目标 target {CONNECTION_TARGET_PCT:g}%</text>')
+    body.append(
+        f'<line x1="{left}" y1="{target:.1f}" x2="{width - right}" y2="{target:.1f}" stroke="#c0392b" '
+        f'stroke-dasharray="6 4"/><text x="{width - right - 4}" y="{target - 4:.1f}" text-anchor="end" '
+        f'fill="#c0392b">目标 target {CONNECTION_TARGET_PCT:g}%</text>'
+    )
     if len(points) > 1:
-        body.append('<polyline fill="none" stroke="#1e8449" stroke-width="2" points="'
-                    + " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in points) + '"/>')
+        body.append(
+            '<polyline fill="none" stroke="#1e8449" stroke-width="2" points="'
+            + " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in points)
+            + '"/>'
+        )
     for x, y, d in points:
         colour = "#1e8449" if d.meets_target else "#c0392b"
-        body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
-                    f'<title>{d.day} {_num(d.connection_pct, "%")}</title></circle>')
-    body.append(f'<text x="{left}" y="{height - 8}" fill="#1f5fa8">■ 来电量 calls</text>'
-                f'<text x="{left + 140}" y="{height - 8}" fill="#1e8449">● 接通率 connection rate</text>')
+        body.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
+            f"<title>{d.day} {_num(d.connection_pct, '%')}</title></circle>"
+        )
+    body.append(
+        f'<text x="{left}" y="{height - 8}" fill="#1f5fa8">■ 来电量 calls</text>'
+        f'<text x="{left + 140}" y="{height - 8}" fill="#1e8449">● 接通率 connection rate</text>'
+    )
     return _svg(width, height, label, body)
 
 
@@ -713,22 +911,44 @@ def _row_name(row: UnitRow) -> str:
 
 
 def _figure_cells(fig: Figures) -> str:
-    values = [fig.routed, fig.answered, _num(fig.answered_pct, "%"), _num(fig.answer_mean_s), _num(fig.answer_p90_s),
-              fig.no_answer, fig.busy, fig.overflowed, fig.abandoned_in_queue, fig.messages, fig.rated,
-              _num(fig.satisfaction_avg), _num(fig.satisfied_pct, "%"), fig.tickets_due, fig.tickets_within,
-              _num(fig.within_deadline_pct, "%")]
+    values = [
+        fig.routed,
+        fig.answered,
+        _num(fig.answered_pct, "%"),
+        _num(fig.answer_mean_s),
+        _num(fig.answer_p90_s),
+        fig.no_answer,
+        fig.busy,
+        fig.overflowed,
+        fig.abandoned_in_queue,
+        fig.messages,
+        fig.rated,
+        _num(fig.satisfaction_avg),
+        _num(fig.satisfied_pct, "%"),
+        fig.tickets_due,
+        fig.tickets_within,
+        _num(fig.within_deadline_pct, "%"),
+    ]
     return "".join(f"<td>{_e(v)}</td>" for v in values)
 
 
 def _header(columns: Sequence[tuple[str, str]], left: int = 0) -> str:
-    return "<tr>" + "".join(f'<th{" class=l" if i < left else ""}>{_e(zh)}<small>{_e(key)}</small></th>'
-                            for i, (key, zh) in enumerate(columns)) + "</tr>"
+    return (
+        "<tr>"
+        + "".join(
+            f"<th{' class=l' if i < left else ''}>{_e(zh)}<small>{_e(key)}</small></th>"
+            for i, (key, zh) in enumerate(columns)
+        )
+        + "</tr>"
+    )
 
 
 def _card(title: str, value: str, sub: str, good: bool | None = None) -> str:
     cls = "card" + ("" if good is None else " good" if good else " bad")
-    return f'<div class="{cls}"><div class="t">{_e(title)}</div><div class="v">{_e(value)}</div>' \
-           f'<div class="s">{_e(sub)}</div></div>'
+    return (
+        f'<div class="{cls}"><div class="t">{_e(title)}</div><div class="v">{_e(value)}</div>'
+        f'<div class="s">{_e(sub)}</div></div>'
+    )
 
 
 def render_html(report: Report) -> bytes:
@@ -736,63 +956,110 @@ def render_html(report: Report) -> bytes:
     c = report.centre
     ranked = [r for r in report.units if r.rank is not None]
     answered = [r for r in ranked if r.total.answer_mean_s is not None]
-    slowest = max([r.total.answer_p90_s or 0.0 for r in answered] + [r.total.answer_mean_s or 0.0 for r in answered]
-                  + [0.0])
+    slowest = max(
+        [r.total.answer_p90_s or 0.0 for r in answered] + [r.total.answer_mean_s or 0.0 for r in answered] + [0.0]
+    )
     parts = [
         '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">',
         f"<title>12345热线通报考核 {report.start} – {report.end}</title><style>{_CSS}</style></head><body>",
         "<h1>12345政务服务便民热线 通报考核<small>Per-department assessment report of the 12345 hotline</small></h1>",
-        (f'<div class="meta">统计周期 Period: {report.start} – {report.end}（北京时间 local time, inclusive） · '
-         f"生成于 generated {_e(report.generated_at)} · 路由版本 routes {_e(report.routes_version or '—')}</div>"),
+        (
+            f'<div class="meta">统计周期 Period: {report.start} – {report.end}（北京时间 local time, inclusive） · '
+            f"生成于 generated {_e(report.generated_at)} · 路由版本 routes {_e(report.routes_version or '—')}</div>"
+        ),
         _h2("中心指标", "Centre indicators (national 12345 indicators)"),
         '<div class="cards">',
         _card("来电量 Calls", str(c.calls), f"已结束 ended {c.ended}"),
         _card("15秒接听率 Answered ≤ 15 s", _num(c.answered_15s_pct, "%"), f"{c.answered_15s} / {c.calls}"),
-        _card("24小时接通率 Connection rate", _num(c.connection_pct, "%"),
-              f"{c.connected} / {c.ended} · 目标 target ≥ {c.connection_target_pct:g}% · "
-              f"达标 {c.days_meeting_target}/{c.days_with_calls} 天 days",
-              None if c.connection_pct is None else c.connection_pct >= c.connection_target_pct),
-        _card("人工接通时长 Time to a human", f"{_num(c.time_to_human.mean_s)} s",
-              f"P50 {_num(c.time_to_human.p50_s)} s · P90 {_num(c.time_to_human.p90_s)} s · n {c.time_to_human.n}"),
-        _card(f"{c.callback_minutes}分钟回拨率 Called back ≤ {c.callback_minutes} min", _num(c.callback_pct, "%"),
-              f"{c.callbacks_within} / {c.callbacks_due}"),
-        _card("按时办结率 Tickets within deadline", _num(c.within_deadline_pct, "%"),
-              f"{c.tickets_within} / {c.tickets_due}"),
+        _card(
+            "24小时接通率 Connection rate",
+            _num(c.connection_pct, "%"),
+            f"{c.connected} / {c.ended} · 目标 target ≥ {c.connection_target_pct:g}% · "
+            f"达标 {c.days_meeting_target}/{c.days_with_calls} 天 days",
+            None if c.connection_pct is None else c.connection_pct >= c.connection_target_pct,
+        ),
+        _card(
+            "人工接通时长 Time to a human",
+            f"{_num(c.time_to_human.mean_s)} s",
+            f"P50 {_num(c.time_to_human.p50_s)} s · P90 {_num(c.time_to_human.p90_s)} s · n {c.time_to_human.n}",
+        ),
+        _card(
+            f"{c.callback_minutes}分钟回拨率 Called back ≤ {c.callback_minutes} min",
+            _num(c.callback_pct, "%"),
+            f"{c.callbacks_within} / {c.callbacks_due}",
+        ),
+        _card(
+            "按时办结率 Tickets within deadline",
+            _num(c.within_deadline_pct, "%"),
+            f"{c.tickets_within} / {c.tickets_due}",
+        ),
         "</div>",
         _h2("每日趋势", "Daily trend: calls and connection rate per day"),
         _trend(report.days),
         _h2("各单位接通率", "Answer rate by unit (ranked)"),
-        _hbars("各单位接通率 Answer rate by unit",
-               [(f"{r.rank}. {_row_name(r)}", r.total.answered_pct or 0.0, None) for r in ranked],
-               100.0, lambda v: f"{v:g}%", "#1f5fa8"),
+        _hbars(
+            "各单位接通率 Answer rate by unit",
+            [(f"{r.rank}. {_row_name(r)}", r.total.answered_pct or 0.0, None) for r in ranked],
+            100.0,
+            lambda v: f"{v:g}%",
+            "#1f5fa8",
+        ),
         _h2("各单位平均应答时长", "Time to answer by unit: mean (bar) and p90 (red tick), seconds"),
-        _hbars("各单位应答时长 Time to answer by unit",
-               [(_row_name(r), r.total.answer_mean_s or 0.0, r.total.answer_p90_s) for r in answered],
-               _nice_ceiling(slowest), lambda v: f"{v:g} s", "#e0a030", "P90"),
+        _hbars(
+            "各单位应答时长 Time to answer by unit",
+            [(_row_name(r), r.total.answer_mean_s or 0.0, r.total.answer_p90_s) for r in answered],
+            _nice_ceiling(slowest),
+            lambda v: f"{v:g} s",
+            "#e0a030",
+            "P90",
+        ),
         _h2("各单位考核表", "Per-unit assessment (dual-track rows split by track)"),
-        "<table>", _header(UNIT_COLUMNS, left=4),
+        "<table>",
+        _header(UNIT_COLUMNS, left=4),
     ]
     for row in report.units:
         for track, fig in row.tracks():
             cls = "sub" if track != "total" else "idle" if not (fig.routed or fig.messages or fig.tickets_due) else ""
-            first = (f"<td>{_num(row.rank)}</td><td class=l>{_e(row.unit)}</td>"
-                     f"<td class=l>{_e(MODE_NAMES.get(row.mode, row.mode))}</td>") if track == "total" else \
-                "<td></td><td class=l></td><td class=l></td>"
-            parts.append(f'<tr class="{cls}">{first}<td class=l>{_e(TRACK_NAMES[track])}</td>'
-                         f"{_figure_cells(fig)}</tr>")
-    parts.append(f'<tr class="sum"><td></td><td class=l>全部单位 all units</td><td class=l></td>'
-                 f"<td class=l>{_e(TRACK_NAMES['total'])}</td>{_figure_cells(report.total)}</tr></table>")
+            first = (
+                (
+                    f"<td>{_num(row.rank)}</td><td class=l>{_e(row.unit)}</td>"
+                    f"<td class=l>{_e(MODE_NAMES.get(row.mode, row.mode))}</td>"
+                )
+                if track == "total"
+                else "<td></td><td class=l></td><td class=l></td>"
+            )
+            parts.append(f'<tr class="{cls}">{first}<td class=l>{_e(TRACK_NAMES[track])}</td>{_figure_cells(fig)}</tr>')
+    parts.append(
+        f'<tr class="sum"><td></td><td class=l>全部单位 all units</td><td class=l></td>'
+        f"<td class=l>{_e(TRACK_NAMES['total'])}</td>{_figure_cells(report.total)}</tr></table>"
+    )
     parts += [_h2("每日明细", "Days"), "<table>", _header(DAY_COLUMNS, left=1)]
     for d in report.days:
         meets = "—" if d.meets_target is None else "是 yes" if d.meets_target else "否 no"
-        parts.append(f"<tr><td class=l>{d.day}</td><td>{d.calls}</td><td>{d.ended}</td><td>{d.connected}</td>"
-                     f"<td>{_num(d.connection_pct, '%')}</td><td>{meets}</td></tr>")
-    parts += ["</table>", _h2("号码台账", f"Number ledger: every published number ({len(report.ledger)})"),
-              "<table>", _header(LEDGER_COLUMNS, left=len(LEDGER_COLUMNS))]
+        parts.append(
+            f"<tr><td class=l>{d.day}</td><td>{d.calls}</td><td>{d.ended}</td><td>{d.connected}</td>"
+            f"<td>{_num(d.connection_pct, '%')}</td><td>{meets}</td></tr>"
+        )
+    parts += [
+        "</table>",
+        _h2("号码台账", f"Number ledger: every published number ({len(report.ledger)})"),
+        "<table>",
+        _header(LEDGER_COLUMNS, left=len(LEDGER_COLUMNS)),
+    ]
     for r in report.ledger:
-        cells = [r.number, r.unit, r.line_name, MODE_NAMES.get(r.mode, r.mode), r.effective,
-                 "是 yes" if r.live else "否 no", "是 yes" if r.direct_dial else "否 no", r.route_id, r.dial,
-                 r.partner or "—", r.menu_keys or "—"]
+        cells = [
+            r.number,
+            r.unit,
+            r.line_name,
+            MODE_NAMES.get(r.mode, r.mode),
+            r.effective,
+            "是 yes" if r.live else "否 no",
+            "是 yes" if r.direct_dial else "否 no",
+            r.route_id,
+            r.dial,
+            r.partner or "—",
+            r.menu_keys or "—",
+        ]
         parts.append("<tr>" + "".join(f"<td class=l>{_e(v)}</td>" for v in cells) + "</tr>")
     parts += ["</table>", _h2("指标口径", "Definitions"), "<dl>"]
     for title, definition in DEFINITIONS.values():

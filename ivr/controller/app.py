@@ -26,26 +26,27 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from ivr import privacy, routes, tickets
+from ivr import privacy, tickets
 from ivr.ari import events as ev
 from ivr.ari.client import AriClient
 from ivr.ari.stream import connections
+from ivr.call.ari_call import PLAYBACK_VARIABLE, Call, quietly
+from ivr.call.dispatcher import Dispatcher
+from ivr.call.session import Services, handle_call
 from ivr.calllog import open_calllog
 from ivr.calllog.records import CallRecord
-from ivr.calls import PLAYBACK_VARIABLE, Call, quietly
-from ivr.config import Settings
-from ivr.dispatcher import Dispatcher
 from ivr.errors import AriError, ConfigError, RoutesError
+from ivr.handoff.webhook import Handoff, WebhookSender
 from ivr.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ivr.metrics import Metrics
-from ivr.operators import SeatPool
+from ivr.operators.queue import SeatPool
 from ivr.prompts import Prompts
-from ivr.routes import RouteTable
-from ivr.session import Services, handle_call
+from ivr.routing import routes
+from ivr.routing.routes import RouteTable
+from ivr.settings import Settings
 from ivr.timekeeping import local_clock
-from ivr.webhook import Handoff, WebhookSender
 
-log = structlog.get_logger("ivr.app")
+log = structlog.get_logger("ivr.controller.app")
 
 FALLBACK_CONTEXT = ("hotline-fallback", "operators")  # dialplan/extensions.conf
 RESYNC_CONCURRENCY = 16  # calls repaired at once after a reconnect
@@ -97,8 +98,7 @@ class Admission:
 
 
 class Controller:
-    def __init__(self, settings: Settings, table: RouteTable,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+    def __init__(self, settings: Settings, table: RouteTable, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.settings = settings
         self.table = table
         self.calllog = open_calllog(settings.calllog_path, journal_path=settings.journal_path)
@@ -121,14 +121,28 @@ class Controller:
         self.admission = Admission(settings.max_call_rate)
 
     def _services(self, table: RouteTable, clock: Callable[[], dt.datetime]) -> Services:
-        return Services(self.calllog, Prompts(self.settings.sounds_prefix), clock, deadlines=table.deadlines,
-                        webhooks=self.webhooks, partner_secrets=self.settings.partner_secrets(table),
-                        seats=self.seats, metrics=self.metrics, node=self.settings.node)
+        return Services(
+            self.calllog,
+            Prompts(self.settings.sounds_prefix),
+            clock,
+            deadlines=table.deadlines,
+            webhooks=self.webhooks,
+            partner_secrets=self.settings.partner_secrets(table),
+            seats=self.seats,
+            metrics=self.metrics,
+            node=self.settings.node,
+        )
 
     def _webhook_result(self, target: str, handoff: Handoff, result: str, attempts: int) -> None:
         self.metrics.webhook_result(target, result)
-        log.info("webhook_result", partner=target, call_id=handoff.call_id, ticket_id=handoff.ticket_id,
-                 result=result, attempts=attempts)
+        log.info(
+            "webhook_result",
+            partner=target,
+            call_id=handoff.call_id,
+            ticket_id=handoff.ticket_id,
+            result=result,
+            attempts=attempts,
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
     async def serve(self) -> None:
@@ -138,8 +152,12 @@ class Controller:
         self.webhooks.start()
         if self.settings.clock_start is not None:
             log.warning("clock_simulated", starts_at=self.settings.clock_start.isoformat())
-        log.info("controller_starting", routes=str(self.settings.routes_path), routes_version=self.table.digest,
-                 interrupted_calls=interrupted)
+        log.info(
+            "controller_starting",
+            routes=str(self.settings.routes_path),
+            routes_version=self.table.digest,
+            interrupted_calls=interrupted,
+        )
         consumer = asyncio.create_task(self._consume(), name="ari-events")
         watcher = asyncio.create_task(self._watch_routes(), name="routes-watcher")
         gauges = asyncio.create_task(self._refresh_gauges(), name="metrics-gauges")
@@ -177,8 +195,9 @@ class Controller:
         try:
             table = routes.load(self.settings.routes_path)
         except RoutesError as exc:
-            log.error("routes_reload_refused", problems=[str(p) for p in exc.problems],
-                      running_version=self.table.digest)
+            log.error(
+                "routes_reload_refused", problems=[str(p) for p in exc.problems], running_version=self.table.digest
+            )
             self.metrics.routes_reloaded(ok=False)
             return False
         if table.digest == self.table.digest:
@@ -204,6 +223,7 @@ class Controller:
 
     async def _serve_metrics(self) -> web.AppRunner:
         """/metrics for Prometheus, on loopback unless HOTLINE_METRICS_ADDR says otherwise."""
+
         async def handle(_: web.Request) -> web.Response:
             return web.Response(body=self.metrics.exposition(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
@@ -216,8 +236,9 @@ class Controller:
             await web.TCPSite(runner, host, port).start()
         except OSError as exc:
             await runner.cleanup()
-            raise ConfigError(f"HOTLINE_METRICS_ADDR {host}:{port}: cannot listen: {exc.strerror} "
-                              "(another controller running?)") from None
+            raise ConfigError(
+                f"HOTLINE_METRICS_ADDR {host}:{port}: cannot listen: {exc.strerror} (another controller running?)"
+            ) from None
         log.info("metrics_listening", address=f"{host}:{port}")
         return runner
 
@@ -308,16 +329,24 @@ class Controller:
             caller_hash=privacy.caller_hash(start.caller_number, self.settings.caller_hash_key),
             routes_version=self.table.digest,
         )
-        call = Call(self.ari, record.call_id, start.channel, caller_number=start.caller_number,
-                    register=self.dispatcher.register, unregister=self.dispatcher.unregister)
-        task = asyncio.create_task(self._run_call(call, record, self.table, self.services),
-                                   name=f"call-{record.call_id}")
+        call = Call(
+            self.ari,
+            record.call_id,
+            start.channel,
+            caller_number=start.caller_number,
+            register=self.dispatcher.register,
+            unregister=self.dispatcher.unregister,
+        )
+        task = asyncio.create_task(
+            self._run_call(call, record, self.table, self.services), name=f"call-{record.call_id}"
+        )
         self._sessions[task] = call
         task.add_done_callback(self._sessions.pop)
 
     async def _run_call(self, call: Call, record: CallRecord, table: RouteTable, services: Services) -> None:
-        structlog.contextvars.bind_contextvars(call_id=record.call_id, entry=record.entry,
-                                               channel=record.channel_id, caller=record.caller_masked)
+        structlog.contextvars.bind_contextvars(
+            call_id=record.call_id, entry=record.entry, channel=record.channel_id, caller=record.caller_masked
+        )
         try:
             await handle_call(call, record, table, services)
         except Exception:
@@ -348,8 +377,12 @@ class Controller:
     async def _drain(self) -> None:
         self.accepting = False
         pending = set(self._sessions)
-        log.info("draining", calls=len(pending), grace_seconds=self.settings.shutdown_grace_seconds,
-                 refused_over_rate=self.admission.refused)
+        log.info(
+            "draining",
+            calls=len(pending),
+            grace_seconds=self.settings.shutdown_grace_seconds,
+            refused_over_rate=self.admission.refused,
+        )
         if pending:
             # Callers still in the menu or ringing are handed to the dialplan fallback right
             # away (the operators answer them); connected calls get the grace period to finish.

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import aiohttp
 import structlog
 
-log = structlog.get_logger("ivr.webhook")
+log = structlog.get_logger("ivr.handoff.webhook")
 
 Result = Literal["delivered", "rejected", "gave_up", "dropped"]
 OnResult = Callable[[str, "Handoff", Result, int], None]
@@ -93,6 +93,7 @@ class WebhookTarget:
 
 # -- signing (our side and the partner's side) -------------------------------------------------
 
+
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
     """The X-Hotline-Signature value: "sha256=" + hex HMAC-SHA256 over b"{timestamp}." + body.
 
@@ -102,8 +103,7 @@ def sign(secret: bytes, timestamp: int, body: bytes) -> str:
     return SIGNATURE_PREFIX + mac.hexdigest()
 
 
-def verify(secret: bytes, timestamp: int, body: bytes, signature: str, *, now: float,
-           tolerance_s: float = 300) -> bool:
+def verify(secret: bytes, timestamp: int, body: bytes, signature: str, *, now: float, tolerance_s: float = 300) -> bool:
     """True if `signature` is ours for this timestamp and body, and the timestamp is fresh.
 
     Timestamps more than `tolerance_s` away from `now` (past or future) are refused, which
@@ -117,6 +117,7 @@ def verify(secret: bytes, timestamp: int, body: bytes, signature: str, *, now: f
 
 
 # -- delivery ----------------------------------------------------------------------------------
+
 
 @dataclass(eq=False)
 class _Job:
@@ -134,9 +135,17 @@ class WebhookSender:
     verified (aiohttp's default, never turned off: the body carries personal data).
     """
 
-    def __init__(self, *, max_attempts: int = 6, backoff_base: float = 0.5, backoff_cap: float = 30.0,
-                 queue_size: int = 10000, workers: int = 4, on_result: OnResult | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        max_attempts: int = 6,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        queue_size: int = 10000,
+        workers: int = 4,
+        on_result: OnResult | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if max_attempts < 1 or workers < 1 or queue_size < 1:
             raise ValueError("max_attempts, workers and queue_size must be at least 1")
         self.max_attempts = max_attempts
@@ -171,8 +180,7 @@ class WebhookSender:
             connector=aiohttp.TCPConnector(limit=max(self._n_workers, 8)),
             headers={"User-Agent": "hotline12345-webhook"},
         )
-        self._workers = [asyncio.create_task(self._work(), name=f"webhook-{i}")
-                         for i in range(self._n_workers)]
+        self._workers = [asyncio.create_task(self._work(), name=f"webhook-{i}") for i in range(self._n_workers)]
 
     async def close(self, timeout: float = 10.0) -> int:
         """Deliver what can be delivered within `timeout` seconds, then stop.
@@ -227,8 +235,13 @@ class WebhookSender:
                 raise  # close() reports the job still in _inflight
             except Exception:
                 # A bug here must not kill the worker (and with it every later delivery).
-                log.exception("webhook_failed", target=job.target.name, call_id=job.handoff.call_id,
-                              delivery=job.delivery_id, attempts=job.attempts)
+                log.exception(
+                    "webhook_failed",
+                    target=job.target.name,
+                    call_id=job.handoff.call_id,
+                    delivery=job.delivery_id,
+                    attempts=job.attempts,
+                )
                 result = "gave_up"
                 self.gave_up += 1
             self._inflight.discard(job)
@@ -254,8 +267,13 @@ class WebhookSender:
             why: dict[str, Any]
             try:
                 # No redirects: a signed body with personal data goes only to the configured URL.
-                async with self._session.post(target.url, data=body, headers=headers, allow_redirects=False,
-                                              timeout=aiohttp.ClientTimeout(total=target.timeout_s)) as resp:
+                async with self._session.post(
+                    target.url,
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=target.timeout_s),
+                ) as resp:
                     status = resp.status
                     detail = (await resp.read())[:200].decode("utf-8", "replace")
                     retry_after = _retry_after(resp.headers.get("Retry-After"))
@@ -300,8 +318,14 @@ class WebhookSender:
     # -- the end of every hand-off --------------------------------------------------------------
     def _drop(self, job: _Job, reason: str) -> None:
         self.dropped += 1
-        log.error("webhook_dropped", target=job.target.name, call_id=job.handoff.call_id,
-                  delivery=job.delivery_id, reason=reason, attempts=job.attempts)
+        log.error(
+            "webhook_dropped",
+            target=job.target.name,
+            call_id=job.handoff.call_id,
+            delivery=job.delivery_id,
+            reason=reason,
+            attempts=job.attempts,
+        )
         self._report(job, "dropped")
 
     def _report(self, job: _Job, result: Result) -> None:
@@ -311,8 +335,9 @@ class WebhookSender:
             self.on_result(job.target.name, job.handoff, result, job.attempts)
         except Exception:
             # The recorder's bug must not stop deliveries; it is logged with its traceback.
-            log.exception("webhook_result_callback_failed", target=job.target.name,
-                          call_id=job.handoff.call_id, result=result)
+            log.exception(
+                "webhook_result_callback_failed", target=job.target.name, call_id=job.handoff.call_id, result=result
+            )
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -1,6 +1,6 @@
 """What a routes.yaml edit does to callers, before it goes live (`hotline diff OLD NEW`).
 
-Every comparison is made by asking the real decision code (`ivr.menu.decide`, `reachable` and the
+Every comparison is made by asking the real decision code (`ivr.routing.menu.decide`, `reachable` and the
 `Navigator`) what a caller gets from each table at one moment — never by comparing menu rules
 re-implemented here. The key paths tried are the union of both tables':
 - every menu option a 12345 caller can press (every key, including two keys that reach the same
@@ -29,8 +29,8 @@ import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, is_dataclass
 
-from ivr.menu import Ask, Decision, Navigator, decide, prompt_text, reachable
-from ivr.routes import Route, RouteTable
+from ivr.routing.menu import Ask, Decision, Navigator, decide, prompt_text, reachable
+from ivr.routing.routes import Route, RouteTable
 
 # Route fields an operator reviews, in this order; any other field a Route has (or gains later)
 # is compared after them.
@@ -104,10 +104,23 @@ class Diff:
 
     @property
     def changed(self) -> bool:
-        return any((self.units_unreachable, self.lost_after_hours, self.paths_added, self.paths_removed,
-                    self.paths_redirected, self.direct_added, self.direct_removed, self.direct_redirected,
-                    self.routes_added, self.routes_removed, self.routes_changed, self.prompts_changed,
-                    self.settings_changed))
+        return any(
+            (
+                self.units_unreachable,
+                self.lost_after_hours,
+                self.paths_added,
+                self.paths_removed,
+                self.paths_redirected,
+                self.direct_added,
+                self.direct_removed,
+                self.direct_redirected,
+                self.routes_added,
+                self.routes_removed,
+                self.routes_changed,
+                self.prompts_changed,
+                self.settings_changed,
+            )
+        )
 
     def as_dict(self) -> dict[str, object]:
         def paths(changes: tuple[PathChange, ...], key: str) -> list[dict[str, object]]:
@@ -128,10 +141,13 @@ class Diff:
             "direct_redirected": paths(self.direct_redirected, "entry"),
             "routes_added": [_route_dict(r) for r in self.routes_added],
             "routes_removed": [_route_dict(r) for r in self.routes_removed],
-            "routes_changed": [{"id": c.id, "unit": c.unit, "changes": {f.name: [f.old, f.new] for f in c.fields}}
-                               for c in self.routes_changed],
-            "prompts_changed": [{"menu": p.menu, "keys": p.keys, "old": p.old, "new": p.new}
-                                for p in self.prompts_changed],
+            "routes_changed": [
+                {"id": c.id, "unit": c.unit, "changes": {f.name: [f.old, f.new] for f in c.fields}}
+                for c in self.routes_changed
+            ],
+            "prompts_changed": [
+                {"menu": p.menu, "keys": p.keys, "old": p.old, "new": p.new} for p in self.prompts_changed
+            ],
             "settings_changed": [{"name": f.name, "old": f.old, "new": f.new} for f in self.settings_changed],
         }
 
@@ -147,16 +163,25 @@ class Diff:
                 out.append(f"{title}:")
                 out.extend(body)
 
-        section("units", [f"! unreachable: {unit}" for unit in self.units_unreachable]
-                + [f"! lost after-hours fallback: {f.unit} ({f.route})" for f in self.lost_after_hours])
-        section(f"key paths after dialling {self.hotline}", _path_lines(
-            self.paths_added, self.paths_removed, self.paths_redirected))
+        section(
+            "units",
+            [f"! unreachable: {unit}" for unit in self.units_unreachable]
+            + [f"! lost after-hours fallback: {f.unit} ({f.route})" for f in self.lost_after_hours],
+        )
+        section(
+            f"key paths after dialling {self.hotline}",
+            _path_lines(self.paths_added, self.paths_removed, self.paths_redirected),
+        )
         section("direct dial", _path_lines(self.direct_added, self.direct_removed, self.direct_redirected))
-        section("routes", [f"+ {r.id}  {_full(r)}" for r in self.routes_added]
-                + [f"- {r.id}  {_full(r)}" for r in self.routes_removed]
-                + [f"~ {c.id}  {f.name}: {f.old} -> {f.new}" for c in self.routes_changed for f in c.fields])
-        section("menu prompts", [f"~ {p.menu} (keys {p.keys or 'none'})  {p.old} -> {p.new}"
-                                 for p in self.prompts_changed])
+        section(
+            "routes",
+            [f"+ {r.id}  {_full(r)}" for r in self.routes_added]
+            + [f"- {r.id}  {_full(r)}" for r in self.routes_removed]
+            + [f"~ {c.id}  {f.name}: {f.old} -> {f.new}" for c in self.routes_changed for f in c.fields],
+        )
+        section(
+            "menu prompts", [f"~ {p.menu} (keys {p.keys or 'none'})  {p.old} -> {p.new}" for p in self.prompts_changed]
+        )
         section("settings", [f"~ {f.name}: {f.old} -> {f.new}" for f in self.settings_changed])
         return out
 
@@ -170,8 +195,10 @@ def compare(old: RouteTable, new: RouteTable, at: dt.datetime) -> Diff:
         keys.update(walk.leaves)
         keys.update(k for k, _ in reachable(table, at))
         keys.update(f"{prefix}{route.number}#" for prefix in walk.number_entry for route in table.routes.values())
-    paths = [PathChange(k, decide(old, old.hotline_number, k, at), decide(new, new.hotline_number, k, at))
-             for k in sorted(keys, key=lambda k: (len(k), k))]
+    paths = [
+        PathChange(k, decide(old, old.hotline_number, k, at), decide(new, new.hotline_number, k, at))
+        for k in sorted(keys, key=lambda k: (len(k), k))
+    ]
 
     entries = sorted((old.entries - {old.hotline_number}) | (new.entries - {new.hotline_number}))
     direct = [PathChange(e, _dial_directly(old, e, at), _dial_directly(new, e, at)) for e in entries]
@@ -211,6 +238,7 @@ def compare(old: RouteTable, new: RouteTable, at: dt.datetime) -> Diff:
 # drops the hours (or makes them round-the-clock) quietly removes that fallback: the department
 # is then rung at night, callers wait out the ring time, and nothing is kept for the morning.
 
+
 def lost_after_hours(old: RouteTable, new: RouteTable) -> list[LostFallback]:
     """Routes (by id, present in both) that took messages after hours in OLD and no longer do."""
     lost = []
@@ -226,6 +254,7 @@ def _takes_messages(route: Route) -> bool:
 
 
 # --- internals -----------------------------------------------------------------------------------
+
 
 @dataclass
 class _Walk:
@@ -276,12 +305,21 @@ def _destination(decision: Decision) -> tuple[str, ...]:
     """What makes two decisions the same for a caller: the same thing done with the same line."""
     route = decision.route
     assert route is not None
-    return (decision.action, route.id, route.unit, route.number, route.dial, route.mode.value, route.trunk.name,
-            route.trunk.endpoint)
+    return (
+        decision.action,
+        route.id,
+        route.unit,
+        route.number,
+        route.dial,
+        route.mode.value,
+        route.trunk.name,
+        route.trunk.endpoint,
+    )
 
 
-def _classify(changes: list[PathChange]) -> tuple[tuple[PathChange, ...], tuple[PathChange, ...],
-                                                  tuple[PathChange, ...]]:
+def _classify(
+    changes: list[PathChange],
+) -> tuple[tuple[PathChange, ...], tuple[PathChange, ...], tuple[PathChange, ...]]:
     added, removed, redirected = [], [], []
     for change in changes:
         old, new = change.old, change.new
@@ -289,8 +327,13 @@ def _classify(changes: list[PathChange]) -> tuple[tuple[PathChange, ...], tuple[
             added.append(change)
         elif change.old_route is not None and change.new_route is None:
             removed.append(change)
-        elif old is not None and new is not None and old.route is not None and new.route is not None \
-                and _destination(old) != _destination(new):
+        elif (
+            old is not None
+            and new is not None
+            and old.route is not None
+            and new.route is not None
+            and _destination(old) != _destination(new)
+        ):
             redirected.append(change)
     return tuple(added), tuple(removed), tuple(redirected)
 
@@ -396,8 +439,9 @@ def _nothing(decision: Decision | None) -> str:
     return f"{decision.action} ({decision.reason})" if decision is not None else "not an entry"
 
 
-def _path_lines(added: tuple[PathChange, ...], removed: tuple[PathChange, ...],
-                redirected: tuple[PathChange, ...]) -> list[str]:
+def _path_lines(
+    added: tuple[PathChange, ...], removed: tuple[PathChange, ...], redirected: tuple[PathChange, ...]
+) -> list[str]:
     lines = []
     for c in added:
         assert c.new_route is not None
@@ -412,10 +456,18 @@ def _path_lines(added: tuple[PathChange, ...], removed: tuple[PathChange, ...],
 
 
 def _route_dict(route: Route) -> dict[str, object]:
-    out: dict[str, object] = {"id": route.id, "unit": route.unit, "line_name": route.line_name,
-                              "number": route.number, "dial": route.dial, "mode": route.mode.value,
-                              "trunk": route.trunk.name, "effective": route.effective.isoformat(),
-                              "ring_seconds": route.ring_seconds, "label": route.label}
+    out: dict[str, object] = {
+        "id": route.id,
+        "unit": route.unit,
+        "line_name": route.line_name,
+        "number": route.number,
+        "dial": route.dial,
+        "mode": route.mode.value,
+        "trunk": route.trunk.name,
+        "effective": route.effective.isoformat(),
+        "ring_seconds": route.ring_seconds,
+        "label": route.label,
+    }
     for f in fields(route):  # fields added to Route later, as text
         out.setdefault(f.name, _text(getattr(route, f.name)))
     return out

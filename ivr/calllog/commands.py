@@ -39,8 +39,9 @@ class Db:
     (sqlite3's and psycopg's default), so a batch of writes is all-or-nothing on both.
     """
 
-    def __init__(self, raw: Any, *, translate: Callable[[str], str] = str, least: str = "MIN",
-                 greatest: str = "MAX") -> None:
+    def __init__(
+        self, raw: Any, *, translate: Callable[[str], str] = str, least: str = "MIN", greatest: str = "MAX"
+    ) -> None:
         self.raw = raw
         self._translate = translate
         self.least = least  # the smaller of two values
@@ -60,7 +61,7 @@ class Db:
     def rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         cur = self.execute(sql, params)
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
+        return [dict(zip(names, row, strict=False)) for row in cur.fetchall()]
 
     def commit(self) -> None:
         self.raw.commit()
@@ -80,6 +81,7 @@ _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|::|\?|:([A-Za-z_]\w*)|
 @lru_cache(maxsize=512)
 def to_pyformat(sql: str) -> str:
     """`?` and `:name` placeholders as psycopg's `%s` and `%(name)s`; a literal `%` doubled."""
+
     def token(m: re.Match[str]) -> str:
         text = m.group(0)
         if text[0] in "'\"":
@@ -91,6 +93,7 @@ def to_pyformat(sql: str) -> str:
         if text == "%":
             return "%%"
         return f"%({m.group(1)})s"
+
     return _TOKENS.sub(token, sql)
 
 
@@ -117,12 +120,14 @@ class _CallWrite:
         names = ", ".join(cols)
         marks = ", ".join(f":{k}" for k in cols)
         updates = ", ".join(f"{k} = excluded.{k}" for k in cols if k != "call_id")
-        db.execute(f"INSERT INTO calls ({names}) VALUES ({marks})"
-                   f" ON CONFLICT (call_id) DO UPDATE SET {updates}", cols)
+        db.execute(f"INSERT INTO calls ({names}) VALUES ({marks}) ON CONFLICT (call_id) DO UPDATE SET {updates}", cols)
         if self.steps:
-            db.executemany("INSERT INTO call_steps (call_id, seq, at, name, detail) VALUES (?, ?, ?, ?, ?)"
-                           " ON CONFLICT (call_id, seq) DO UPDATE SET at = excluded.at, name = excluded.name,"
-                           " detail = excluded.detail", [(cols["call_id"], *s) for s in self.steps])
+            db.executemany(
+                "INSERT INTO call_steps (call_id, seq, at, name, detail) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (call_id, seq) DO UPDATE SET at = excluded.at, name = excluded.name,"
+                " detail = excluded.detail",
+                [(cols["call_id"], *s) for s in self.steps],
+            )
 
     def to_json(self) -> dict[str, Any]:
         return {"cols": self.cols, "steps": [list(s) for s in self.steps]}
@@ -142,7 +147,8 @@ class _TicketOpened:
         cur = db.execute(
             "INSERT INTO tickets (ticket_id, call_id, kind, unit, mode, route_id, created_at, deadline_at, status)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ticket_id) DO NOTHING",
-            (t.ticket_id, t.call_id, t.kind, t.unit, t.mode, t.route_id, t.created_at, t.deadline_at, t.status))
+            (t.ticket_id, t.call_id, t.kind, t.unit, t.mode, t.route_id, t.created_at, t.deadline_at, t.status),
+        )
         if cur.rowcount == 0:
             (owner,) = db.execute("SELECT call_id FROM tickets WHERE ticket_id = ?", (t.ticket_id,)).fetchone()
             if owner != t.call_id:  # the same ticket written twice is fine; another call's is not
@@ -183,8 +189,10 @@ class _TicketClosed:
     kind: ClassVar[str] = "ticket_closed"
 
     def apply(self, db: Db) -> None:
-        cur = db.execute("UPDATE tickets SET status = 'closed', closed_at = ?, note = ?"
-                         " WHERE ticket_id = ? AND status = 'open'", (self.at, self.note, self.ticket_id))
+        cur = db.execute(
+            "UPDATE tickets SET status = 'closed', closed_at = ?, note = ? WHERE ticket_id = ? AND status = 'open'",
+            (self.at, self.note, self.ticket_id),
+        )
         if cur.rowcount == 0:
             row = db.execute("SELECT closed_at, note FROM tickets WHERE ticket_id = ?", (self.ticket_id,)).fetchone()
             if row is not None and tuple(row) == (self.at, self.note):
@@ -226,25 +234,45 @@ class _MissedCall:
             " caller_number = CASE WHEN callbacks.caller_number = '' THEN excluded.caller_number"
             " ELSE callbacks.caller_number END"
             " RETURNING id, missed_count",
-            {"hash": self.caller_hash, "masked": self.caller_masked, "number": self.caller_number,
-             "at": self.at}).fetchone()
-        db.execute("INSERT INTO callback_calls (callback_id, call_id, reason, at) VALUES (?, ?, ?, ?)",
-                   (callback_id, self.call_id, self.reason, self.at))
-        log.info("callback_listed", callback_id=int(callback_id), call_id=self.call_id, reason=self.reason,
-                 missed_count=int(missed))
+            {"hash": self.caller_hash, "masked": self.caller_masked, "number": self.caller_number, "at": self.at},
+        ).fetchone()
+        db.execute(
+            "INSERT INTO callback_calls (callback_id, call_id, reason, at) VALUES (?, ?, ?, ?)",
+            (callback_id, self.call_id, self.reason, self.at),
+        )
+        log.info(
+            "callback_listed",
+            callback_id=int(callback_id),
+            call_id=self.call_id,
+            reason=self.reason,
+            missed_count=int(missed),
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"call_id": self.call_id, "caller_number": self.caller_number, "caller_hash": self.caller_hash,
-                "caller_masked": self.caller_masked, "reason": self.reason, "at": self.at}
+        return {
+            "call_id": self.call_id,
+            "caller_number": self.caller_number,
+            "caller_hash": self.caller_hash,
+            "caller_masked": self.caller_masked,
+            "reason": self.reason,
+            "at": self.at,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> _MissedCall:
-        return cls(data["call_id"], data["caller_number"], data["caller_hash"], data["caller_masked"],
-                   data["reason"], data["at"])
+        return cls(
+            data["call_id"],
+            data["caller_number"],
+            data["caller_hash"],
+            data["caller_masked"],
+            data["reason"],
+            data["at"],
+        )
 
 
 _KINDS: dict[str, Callable[[dict[str, Any]], Write]] = {
-    cls.kind: cls.from_json for cls in (_CallWrite, _TicketOpened, _TicketSurvey, _TicketClosed, _MissedCall)}
+    cls.kind: cls.from_json for cls in (_CallWrite, _TicketOpened, _TicketSurvey, _TicketClosed, _MissedCall)
+}
 
 
 def encode(write: Write) -> dict[str, Any]:
@@ -267,9 +295,11 @@ class _MarkInterrupted:
 
     def apply(self, db: Db) -> None:
         # A cluster node marks only its own calls: the others' may be live on other nodes.
-        cur = db.execute("UPDATE calls SET outcome = 'interrupted', ended_at = COALESCE(ended_at, ?)"
-                         " WHERE outcome = 'in_progress' AND channel_id LIKE ?",
-                         (time.time(), self.channel_prefix + "%"))
+        cur = db.execute(
+            "UPDATE calls SET outcome = 'interrupted', ended_at = COALESCE(ended_at, ?)"
+            " WHERE outcome = 'in_progress' AND channel_id LIKE ?",
+            (time.time(), self.channel_prefix + "%"),
+        )
         self.count = cur.rowcount
 
     def to_json(self) -> dict[str, Any]:

@@ -41,8 +41,9 @@ class Source:
             # str(exc) spans two lines and counts characters; an operator needs the line.
             line = _line_at(self.text, exc.position)
             char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
-            raise RoutesError([Problem(self.path, line, f"not valid YAML: unacceptable character {char}: "
-                                                        f"{_one_line(exc.reason)}")]) from None
+            raise RoutesError(
+                [Problem(self.path, line, f"not valid YAML: unacceptable character {char}: {_one_line(exc.reason)}")]
+            ) from None
         except yaml.YAMLError as exc:
             raise RoutesError([Problem(self.path, 1, f"not valid YAML: {_one_line(str(exc))}")]) from None
         if node is None:
@@ -81,12 +82,15 @@ class Node:
                 self.src.problem(knode.start_mark.line + 1, f"{self.name}: keys must be plain strings")
                 continue
             if key in out:
-                self.src.problem(knode.start_mark.line + 1,
-                                 f"{self.name}: duplicate key '{key}' (first at line {out[key].line})")
+                self.src.problem(
+                    knode.start_mark.line + 1, f"{self.name}: duplicate key '{key}' (first at line {out[key].line})"
+                )
                 continue
             if allowed is not None and key not in allowed:
-                self.src.problem(knode.start_mark.line + 1,
-                                 f"{self.name}: unknown key '{key}' (expected one of: {', '.join(sorted(allowed))})")
+                self.src.problem(
+                    knode.start_mark.line + 1,
+                    f"{self.name}: unknown key '{key}' (expected one of: {', '.join(sorted(allowed))})",
+                )
                 continue
             out[key] = Node(self.src, vnode, f"{self.name}.{key}" if self.name != "(top level)" else key)
         for key in sorted(set(required) - out.keys()):
@@ -106,7 +110,8 @@ class Node:
     # -- scalars ----------------------------------------------------------------------------
     def _scalar(self) -> yaml.ScalarNode | None:
         if not isinstance(self.node, yaml.ScalarNode):
-            self.problem(f"{self.name} must be a single value, not a {'list' if isinstance(self.node, yaml.SequenceNode) else 'mapping'}")
+            shape = "list" if isinstance(self.node, yaml.SequenceNode) else "mapping"
+            self.problem(f"{self.name} must be a single value, not a {shape}")
             return None
         return self.node
 

@@ -26,7 +26,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ivr.routes import Menu, MenuOption, Mode, Route, RouteTable
+from ivr.routing.routes import Menu, MenuOption, Mode, Route, RouteTable
 
 MAX_KEYS_KEPT = 32  # the first 32 keys cover any real path (two menus, a 12-digit number, retries)
 
@@ -145,7 +145,7 @@ class Navigator:
             # Digits past MAX_TYPED are swallowed until '#' (one over is kept as the mark of a
             # number too long to exist): a number typed too long is one wrong number, not the
             # start of several that would use up the caller's attempts on their own.
-            self._typed = (typed + key)[:self.MAX_TYPED + 1]
+            self._typed = (typed + key)[: self.MAX_TYPED + 1]
             return Ask(self.current, (), number_entry=True, silent=True)
         if key is None and not typed:
             self._typed = None
@@ -229,6 +229,7 @@ def reachable(table: RouteTable, at: dt.datetime) -> list[tuple[str, Route]]:
                 walk(keys, step)
             elif step.route is not None and step.route.id not in found:
                 found[step.route.id] = (keys, step.route)
+
     first = Navigator(table, table.hotline_number, at).start()
     if isinstance(first, Ask):
         walk("", first)

@@ -1,6 +1,6 @@
 """A SIPp phone: a UAS standing in for a department line, an operator seat or a partner trunk.
 
-The counterpart of the SIPp citizen (ivr/citizen.py), playing the scenarios beside this module
+The counterpart of the SIPp citizen (lab/citizen.py), playing the scenarios beside this module
 (phone_answer.xml, phone_busy.xml, ...) or any other given by path. One class for the
 end-to-end tests, the benchmark and the soak, so every phone starts, is known to be up and
 stops the same way:
@@ -50,9 +50,18 @@ def stop_process(proc: subprocess.Popen[Any] | None, sig: int, timeout: float) -
 class Phone:
     """`sipp -sf SCENARIO` answering on 127.0.0.1:`port`, holding each call `talk_ms`."""
 
-    def __init__(self, port: int, workdir: Path, scenario: str | Path = "phone_answer.xml", *,
-                 talk_ms: int = 2000, rtp_port: int | None = None, name: str = "phone",
-                 trace_msg: bool = False, trace_logs: bool = False) -> None:
+    def __init__(
+        self,
+        port: int,
+        workdir: Path,
+        scenario: str | Path = "phone_answer.xml",
+        *,
+        talk_ms: int = 2000,
+        rtp_port: int | None = None,
+        name: str = "phone",
+        trace_msg: bool = False,
+        trace_logs: bool = False,
+    ) -> None:
         self.port = port
         self.workdir = workdir
         self.scenario = scenario if isinstance(scenario, Path) else SCENARIOS / scenario
@@ -78,16 +87,33 @@ class Phone:
     def start(self, timeout: float = 5.0) -> Phone:
         """Start the phone and wait until it holds its port; fail with its stderr if it does not."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        cmd = ["sipp", "-sf", str(self.scenario), "-i", "127.0.0.1", "-p", str(self.port),
-               "-mi", "127.0.0.1", "-mp", str(self.rtp_port), "-d", str(self.talk_ms), "-nostdin",
-               "-trace_err", "-error_file", str(self.workdir / f"{self.name}-errors.log")]
+        cmd = [
+            "sipp",
+            "-sf",
+            str(self.scenario),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(self.rtp_port),
+            "-d",
+            str(self.talk_ms),
+            "-nostdin",
+            "-trace_err",
+            "-error_file",
+            str(self.workdir / f"{self.name}-errors.log"),
+        ]
         if self.trace_msg:
             cmd += ["-trace_msg", "-message_file", str(self.messages_file)]
         if self.trace_logs:
             cmd += ["-trace_logs", "-log_file", str(self.log_file)]
         with self.stderr_file.open("wb") as stderr:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=stderr)
+            self.proc = subprocess.Popen(
+                cmd, cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
+            )
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None and not self._holds_port():
             if time.monotonic() > deadline:
@@ -95,9 +121,11 @@ class Phone:
                 break
             time.sleep(0.02)
         if self.proc.poll() is not None:
-            raise RuntimeError(f"SIPp {self.name} on :{self.port} ({self.scenario.name}) is not up "
-                               f"(exit {self.proc.returncode}): "
-                               f"{self.stderr_file.read_text(errors='replace')[-1000:]}")
+            raise RuntimeError(
+                f"SIPp {self.name} on :{self.port} ({self.scenario.name}) is not up "
+                f"(exit {self.proc.returncode}): "
+                f"{self.stderr_file.read_text(errors='replace')[-1000:]}"
+            )
         return self
 
     def _holds_port(self) -> bool:

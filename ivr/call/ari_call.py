@@ -29,7 +29,7 @@ from ivr.ari import events as ev
 from ivr.ari.client import AriClient
 from ivr.errors import AriConflict, AriError, AriNotFound, CallEnded
 
-log = structlog.get_logger("ivr.calls")
+log = structlog.get_logger("ivr.call.ari_call")
 
 T = TypeVar("T")
 
@@ -46,8 +46,18 @@ STASIS_WAIT_S = 5.0
 FAILED_DIAL = {"BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL", "CANCEL", "TRUNK_DOWN"}
 
 # Q.850 causes that tell us why an outbound channel died before answer.
-CAUSE_TO_STATUS = {17: "BUSY", 18: "NOANSWER", 19: "NOANSWER", 21: "CONGESTION", 34: "CONGESTION",
-                   38: "CONGESTION", 1: "CHANUNAVAIL", 3: "CHANUNAVAIL", 20: "CHANUNAVAIL", 27: "CHANUNAVAIL"}
+CAUSE_TO_STATUS = {
+    17: "BUSY",
+    18: "NOANSWER",
+    19: "NOANSWER",
+    21: "CONGESTION",
+    34: "CONGESTION",
+    38: "CONGESTION",
+    1: "CHANUNAVAIL",
+    3: "CHANUNAVAIL",
+    20: "CHANUNAVAIL",
+    27: "CHANUNAVAIL",
+}
 
 
 @dataclass
@@ -81,9 +91,16 @@ class BridgeResult:
 
 
 class Call:
-    def __init__(self, ari: AriClient, call_id: str, channel: str, *,
-                 register: Callable[[str, Call], None], unregister: Callable[[str], None],
-                 caller_number: str = "") -> None:
+    def __init__(
+        self,
+        ari: AriClient,
+        call_id: str,
+        channel: str,
+        *,
+        register: Callable[[str, Call], None],
+        unregister: Callable[[str], None],
+        caller_number: str = "",
+    ) -> None:
         self.ari = ari
         self.id = call_id
         self.channel = channel
@@ -251,8 +268,13 @@ class Call:
         ring = self._next_id("ring")
         try:
             try:
-                await self.ari.create_channel(out, endpoint, app_args=f"dialed,{self.id}", originator=self.channel,
-                                              variables={"HOTLINE_CALL_ID": self.id, "HOTLINE_TARGET": label})
+                await self.ari.create_channel(
+                    out,
+                    endpoint,
+                    app_args=f"dialed,{self.id}",
+                    originator=self.channel,
+                    variables={"HOTLINE_CALL_ID": self.id, "HOTLINE_TARGET": label},
+                )
             except AriError as exc:
                 log.warning("dial_create_failed", endpoint=endpoint, error=str(exc))
                 self._outbound.discard(out)
@@ -334,8 +356,11 @@ class Call:
         try:
             while True:  # the caller hanging up raises CallEnded out of here
                 event = await self._next(None)
-                if event is not None and event.channel_id == other and isinstance(
-                        event, (ev.StasisEnd, ev.ChannelDestroyed, ev.ChannelHangupRequest)):
+                if (
+                    event is not None
+                    and event.channel_id == other
+                    and isinstance(event, (ev.StasisEnd, ev.ChannelDestroyed, ev.ChannelHangupRequest))
+                ):
                     cause = event.cause if isinstance(event, (ev.ChannelDestroyed, ev.ChannelHangupRequest)) else 0
                     self.bridged_until = time.monotonic()
                     return BridgeResult("callee", self.talk_seconds, cause)

@@ -1,0 +1,83 @@
+"""`python -m lab` — the lab's own commands (not shipped with the product).
+
+python -m lab call --to 12345 --keys 1     a demo citizen (SIPp) calls the lab hotline
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+EXIT_INPUT = 1
+EXIT_ENV = 2
+
+
+@click.group()
+def main() -> None:
+    """The 12345 hotline lab: SIPp citizens and phones around a real Asterisk."""
+
+
+@main.command()
+@click.option("--to", "to", default="12345", show_default=True, help="Number to call.")
+@click.option("--keys", default="", help="Keys to press after answer, e.g. 1 or 61; ',' waits 1 s, '~' speaks ~7 s.")
+@click.option(
+    "--talk",
+    "talk",
+    default=20.0,
+    show_default=True,
+    help="Seconds to stay on after the last key (the hotline or the department may hang up first).",
+)
+@click.option("--caller", default="13800138000", show_default=True, help="The citizen's number (shown masked).")
+@click.option("--calllog", default="var/calllog.sqlite3", show_default=True, type=click.Path(dir_okay=False))
+def call(to: str, keys: str, talk: float, caller: str, calllog: str) -> None:
+    """Place a demo citizen call with SIPp and print what the call log recorded."""
+    from ivr.calllog import open_calllog
+    from lab.citizen import place_call
+
+    since = time.time()
+    try:
+        run_ = place_call(to, keys, caller=caller, talk_ms=int(talk * 1000))
+    except (ValueError, FileNotFoundError) as exc:
+        click.echo(f"hotline: {exc}", err=True)
+        sys.exit(EXIT_INPUT if isinstance(exc, ValueError) else EXIT_ENV)
+    click.echo(
+        f"sipp: {'call completed' if run_.succeeded else 'call FAILED'} (exit {run_.returncode}, "
+        f"traces in {run_.workdir})"
+    )
+    log = open_calllog(calllog)
+    record = None
+    for _ in range(50):  # the controller writes the record right after the hangup
+        rows = [r for r in log.calls("started_at >= ?", (since - 1,)) if r["outcome"] != "in_progress"]
+        if rows:
+            record = rows[-1]
+            break
+        time.sleep(0.1)
+    if record is None:
+        click.echo("no finished call in the call log (is the controller running?)", err=True)
+        sys.exit(EXIT_ENV)
+    shown = (
+        "entry",
+        "caller_masked",
+        "track",
+        "keys",
+        "menu_path",
+        "decision",
+        "reason",
+        "unit",
+        "mode",
+        "target_number",
+        "dial_status",
+        "operator_status",
+        "outcome",
+        "hangup_by",
+        "talk_seconds",
+    )
+    for name in shown:
+        click.echo(f"  {name:16} {record[name]}")
+    sys.exit(0 if run_.succeeded else EXIT_ENV)
+
+
+if __name__ == "__main__":
+    main()
