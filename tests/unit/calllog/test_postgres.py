@@ -27,7 +27,6 @@ from ivr.cli import main
 from ivr.report import figures as report
 from ivr.routing.routes import load
 from tests.pg import PASSWORD, PostgresServer, running_server
-from tests.unit import test_report
 from tests.unit.calllog.workload import (
     CALLERS,
     Written,
@@ -37,6 +36,7 @@ from tests.unit.calllog.workload import (
     traffic,
     wait_for,
 )
+from tests.unit.report import test_figures as test_report
 
 REPO = Path(__file__).resolve().parents[3]
 

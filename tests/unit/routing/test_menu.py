@@ -10,7 +10,7 @@ import pytest
 from ivr.routing import routes
 from ivr.routing.menu import Ask, Decision, Navigator, decide, prompt_text, reachable
 
-TABLE = routes.load(Path(__file__).resolve().parents[2] / "routes.yaml")
+TABLE = routes.load(Path(__file__).resolve().parents[3] / "routes.yaml")
 NOW = dt.datetime(2026, 11, 25, 10, 0)
 
 

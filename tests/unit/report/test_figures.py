@@ -33,7 +33,7 @@ from ivr.report.figures import CentreFigures, DayFigures, Figures, Spread
 from ivr.routing.routes import RouteTable, load
 from ivr.tickets import DeadlinePolicy, new_ticket, to_epoch
 
-ROUTES_YAML = Path(__file__).resolve().parents[2] / "routes.yaml"
+ROUTES_YAML = Path(__file__).resolve().parents[3] / "routes.yaml"
 CHROMIUM = "/usr/bin/chromium"
 D1, D2 = dt.date(2026, 11, 2), dt.date(2026, 11, 3)
 AS_OF_ISO = "2026-11-03T20:00"

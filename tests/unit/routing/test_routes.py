@@ -11,7 +11,7 @@ from ivr.errors import RoutesError
 from ivr.routing import routes
 from ivr.routing.routes import Mode
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 GOOD = textwrap.dedent("""\
     version: 1

@@ -14,7 +14,7 @@ from ivr.routing import routes
 from ivr.routing.diff import Diff, LostFallback, compare, lost_after_hours
 from ivr.routing.menu import decide
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = (ROOT / "routes.yaml").read_text(encoding="utf-8")
 AT = dt.datetime(2026, 11, 25, 10, 0)  # a Wednesday morning: every line live and in office hours
 MAIN_9 = re.compile(r'^      "9": \{number_entry: true.*\n', re.M)

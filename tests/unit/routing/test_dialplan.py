@@ -17,7 +17,7 @@ from ivr.cli import main
 from ivr.routing import routes
 from ivr.routing.dialplan import entry_problems, pattern_matches, reaches_stasis, read_conf, read_dialplan
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXTENSIONS = REPO / "dialplan" / "extensions.conf"
 
 

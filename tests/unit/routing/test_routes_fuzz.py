@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from ivr.errors import RoutesError
 from ivr.routing import routes
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = (ROOT / "routes.yaml").read_text(encoding="utf-8")
 SHIPPED_LINES = SHIPPED.splitlines(keepends=True)
 
