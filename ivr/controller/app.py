@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import signal
 import time
 import uuid
@@ -114,7 +115,8 @@ class Controller:
         self.dispatcher = Dispatcher(self._start_call, self._hangup_orphan)
         self.ari = AriClient(settings.ari)
         self.accepting = True
-        self.connected = asyncio.Event()
+        self.ari_up = False  # the events WebSocket is open (the resync may still be running)
+        self.connected = asyncio.Event()  # open AND resynced: calls are dispatched
         self._stop = asyncio.Event()
         self._sessions: dict[asyncio.Task[None], Call] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -221,14 +223,41 @@ class Controller:
                 seen = now
                 self.reload()
 
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """Ready for calls (200) only when ARI is connected, the resync done and the call log writable.
+
+        Otherwise 503 with the reasons: what starts the controller (lab/) waits on this, a load
+        balancer routes around it. A call log that journals loses nothing, but the node is not whole.
+        """
+        checks = {
+            "ari_connected": self.ari_up,
+            "resynced": self.connected.is_set(),
+            "calllog_writable": not self.calllog.journaling,
+            "accepting_calls": self.accepting,
+        }
+        why = {
+            "ari_connected": "the ARI events connection is down",
+            "resynced": "the resync with Asterisk is not done",
+            "calllog_writable": "the call log is not writable (writes wait in the journal)",
+            "accepting_calls": "draining for shutdown",
+        }
+        reasons = [why[name] for name, ok in checks.items() if not ok]
+        body = {"status": "unavailable" if reasons else "ok", **checks, "reasons": reasons, "pid": os.getpid()}
+        return (503 if reasons else 200), body
+
     async def _serve_metrics(self) -> web.AppRunner:
-        """/metrics for Prometheus, on loopback unless HOTLINE_METRICS_ADDR says otherwise."""
+        """/metrics for Prometheus and /health for readiness, on loopback unless HOTLINE_METRICS_ADDR says otherwise."""
 
         async def handle(_: web.Request) -> web.Response:
             return web.Response(body=self.metrics.exposition(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
+        async def health(_: web.Request) -> web.Response:
+            status, body = self.health()
+            return web.json_response(body, status=status)
+
         app = web.Application()
         app.router.add_get("/metrics", handle)
+        app.router.add_get("/health", health)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = self.settings.metrics_addr
@@ -271,6 +300,7 @@ class Controller:
 
     async def _consume(self) -> None:
         async for conn in connections(self.ari):
+            self.ari_up = True
             await self._resync()
             self.connected.set()
             self.metrics.ari_connected(first=self._connections == 0)
@@ -279,6 +309,7 @@ class Controller:
                 async for event in conn:
                     self.dispatcher.dispatch(event)
             finally:
+                self.ari_up = False
                 self.connected.clear()
                 self.metrics.ari_disconnected()
 
