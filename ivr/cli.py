@@ -459,6 +459,7 @@ def report_(
     import contextlib
 
     from ivr.report import figures as report
+    from ivr.report import render
 
     if start > end:
         raise click.BadParameter(f"--from {start} is after --to {end}", param_hint="--from")
@@ -470,7 +471,7 @@ def report_(
         log = _open_calllog(calllog)
     rows = report.load(log, start, end)
     built = report.build(rows, start, end, as_of=time.time(), table=table, callback_minutes=callback_minutes)
-    data = report.RENDERERS[fmt](built)
+    data = render.RENDERERS[fmt](built)
     if out is None:
         click.echo(data, nl=False)  # bytes go to the binary stream as they are (the CSV keeps its BOM)
         return

@@ -25,6 +25,7 @@ from ivr.calllog.postgres import PostgresCallLog
 from ivr.calllog.sqlite import SqliteCallLog
 from ivr.cli import main
 from ivr.report import figures as report
+from ivr.report import render
 from ivr.routing.routes import load
 from tests.pg import PASSWORD, PostgresServer, running_server
 from tests.unit.calllog.workload import (
@@ -380,7 +381,7 @@ def test_the_report_over_a_database_gives_the_figures_it_gives_over_a_file_with_
     from_db = report.build(report.load(open_calllog(url), d1, d2), d1, d2, as_of=as_of, table=table)
     assert from_db == from_file
     assert from_file.centre.calls > 0 and from_file.units  # a report with figures, not two empty ones
-    assert report.render_json(from_db) == report.render_json(from_file)
+    assert render.render_json(from_db) == render.render_json(from_file)
 
     runner = CliRunner()
     args = ["report", "--from", str(d1), "--to", str(d2), "--format", "json", "--routes", str(test_report.ROUTES_YAML)]

@@ -1,0 +1,391 @@
+"""通报考核 as a file: a `Report` (ivr.report.figures) rendered as JSON, CSV or one HTML page.
+
+The figures are computed in ivr.report.figures; nothing here counts. The HTML page, its CSS and its SVG
+charts are Jinja2 templates in templates/ (report.html.j2, charts.html.j2); this module only works out
+where each bar and point of a chart goes, in pixels, so the templates hold markup and no arithmetic.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ivr.report.figures import (
+    CONNECTION_TARGET_PCT,
+    DEFINITIONS,
+    CentreFigures,
+    DayFigures,
+    Report,
+    UnitRow,
+)
+
+MODE_NAMES = {"merge": "归并 merge", "transfer": "双号并行 transfer", "interconnect": "互联 interconnect"}
+TRACK_NAMES = {"total": "合计 total", "direct": "直拨 direct", "via_12345": "经12345 via 12345"}
+
+FIGURE_COLUMNS = (
+    ("routed", "转办量"),
+    ("answered", "接通数"),
+    ("answered_pct", "接通率%"),
+    ("answer_mean_s", "平均应答秒"),
+    ("answer_p90_s", "P90应答秒"),
+    ("no_answer", "未接"),
+    ("busy", "占线"),
+    ("overflowed", "溢出"),
+    ("abandoned_in_queue", "排队放弃"),
+    ("messages", "留言"),
+    ("rated", "评价数"),
+    ("satisfaction_avg", "平均评分"),
+    ("satisfied_pct", "满意率%"),
+    ("tickets_due", "到期工单"),
+    ("tickets_within", "按时办结"),
+    ("within_deadline_pct", "按时办结率%"),
+)
+UNIT_COLUMNS = (("rank", "排名"), ("unit", "单位"), ("mode", "方式"), ("track", "渠道"), *FIGURE_COLUMNS)
+CENTRE_COLUMNS = (
+    ("calls", "来电量"),
+    ("answered_15s", "15秒内接听"),
+    ("answered_15s_pct", "15秒接听率%"),
+    ("ended", "已结束来电"),
+    ("connected", "接通"),
+    ("connection_pct", "24小时接通率%"),
+    ("connection_target_pct", "接通率目标%"),
+    ("days_with_calls", "有来电天数"),
+    ("days_meeting_target", "达标天数"),
+    ("time_to_human_n", "人工接通数"),
+    ("time_to_human_mean_s", "人工接通平均秒"),
+    ("time_to_human_p50_s", "人工接通P50秒"),
+    ("time_to_human_p90_s", "人工接通P90秒"),
+    ("callback_minutes", "回拨时限分钟"),
+    ("callbacks_due", "应回拨"),
+    ("callbacks_within", "按时回拨"),
+    ("callback_pct", "按时回拨率%"),
+    ("tickets_due", "到期工单"),
+    ("tickets_within", "按时办结"),
+    ("within_deadline_pct", "按时办结率%"),
+)
+DAY_COLUMNS = (
+    ("day", "日期"),
+    ("calls", "来电量"),
+    ("ended", "已结束"),
+    ("connected", "接通"),
+    ("connection_pct", "接通率%"),
+    ("meets_target", "达标"),
+)
+LEDGER_COLUMNS = (
+    ("number", "号码"),
+    ("unit", "单位"),
+    ("line_name", "热线名称"),
+    ("mode", "方式"),
+    ("effective", "生效日期"),
+    ("live", "已生效"),
+    ("direct_dial", "可直拨"),
+    ("route_id", "路由"),
+    ("dial", "呼叫字符串"),
+    ("partner", "互联平台"),
+    ("menu_keys", "12345按键"),
+)
+
+
+# -- flat records: what the tables of every format are made of --------------------------------------------------
+
+
+def centre_dict(centre: CentreFigures) -> dict[str, Any]:
+    """The centre figures as one flat mapping (time_to_human.* as time_to_human_*), CENTRE_COLUMNS' keys."""
+    data = dataclasses.asdict(centre)
+    spread = data.pop("time_to_human")
+    data.update({f"time_to_human_{k}": v for k, v in spread.items()})
+    return data
+
+
+def unit_records(report: Report) -> list[dict[str, Any]]:
+    """The per-unit table flattened: one record per row and track, UNIT_COLUMNS' keys."""
+    return [
+        {"rank": row.rank, "unit": row.unit, "mode": row.mode, "track": track, **dataclasses.asdict(fig)}
+        for row in report.units
+        for track, fig in row.tracks()
+    ]
+
+
+def as_dict(report: Report) -> dict[str, Any]:
+    data = dataclasses.asdict(report)
+    data["definitions"] = {k: {"title": t, "definition": d} for k, (t, d) in DEFINITIONS.items()}
+    return data
+
+
+# -- JSON and CSV ----------------------------------------------------------------------------------------------------
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def render_json(report: Report) -> bytes:
+    return (json.dumps(as_dict(report), ensure_ascii=False, indent=2, default=_json_default) + "\n").encode()
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def render_csv(report: Report) -> bytes:
+    """One table per section: a title row, a header row ("中文 key"), the rows, a blank row.
+
+    UTF-8 with a BOM, CRLF line ends: what Excel needs to open Chinese text correctly.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+
+    def section(title: str, columns: Sequence[tuple[str, str]], records: Iterable[Mapping[str, Any]]) -> None:
+        writer.writerow([title])
+        writer.writerow([f"{zh} {key}" for key, zh in columns])
+        writer.writerows([_cell(r[key]) for key, _ in columns] for r in records)
+        writer.writerow([])
+
+    writer.writerow(
+        [
+            f"12345热线通报考核 Assessment report {report.start} - {report.end}",
+            f"generated {report.generated_at}",
+            f"routes {report.routes_version}",
+        ]
+    )
+    writer.writerow([])
+    section("中心指标 Centre indicators", CENTRE_COLUMNS, [centre_dict(report.centre)])
+    section(
+        "各单位考核 Per-unit assessment",
+        UNIT_COLUMNS,
+        [
+            *unit_records(report),
+            {
+                "rank": None,
+                "unit": "全部单位 all units",
+                "mode": "",
+                "track": "total",
+                **dataclasses.asdict(report.total),
+            },
+        ],
+    )
+    section("每日趋势 Daily trend", DAY_COLUMNS, [dataclasses.asdict(d) for d in report.days])
+    section("号码台账 Number ledger", LEDGER_COLUMNS, [dataclasses.asdict(r) for r in report.ledger])
+    section(
+        "指标口径 Definitions",
+        (("key", "指标"), ("title", "名称"), ("definition", "定义")),
+        [{"key": k, "title": t, "definition": d} for k, (t, d) in DEFINITIONS.items()],
+    )
+    return out.getvalue().encode("utf-8-sig")
+
+
+# -- HTML: one self-contained page from templates/, charts as inline SVG -------------------------------------------
+
+
+def num(value: float | None, suffix: str = "") -> str:
+    """A figure as the page shows it: "—" for none, floats without a trailing .0 (95.0 -> 95)."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:g}{suffix}"
+    return f"{value}{suffix}"
+
+
+@dataclass(frozen=True)
+class Bar:
+    name: str
+    value: float
+    y: int  # top of the bar's row
+    width: float
+    marker: float | None = None  # drawn as a tick at marker_x (e.g. p90)
+    marker_x: float | None = None
+
+
+@dataclass(frozen=True)
+class BarChart:
+    """Horizontal bars, one per item, on a scale of 0..max_value with 5 grid lines."""
+
+    label: str
+    colour: str
+    suffix: str  # of the values shown ("%", " s")
+    marker_name: str
+    bars: tuple[Bar, ...]
+    ticks: tuple[tuple[float, float], ...] = ()  # (x, value) of each grid line
+    left: int = 250
+    plot: int = 620
+    row_height: int = 24
+    top: int = 22
+
+    @property
+    def width(self) -> int:
+        return self.left + self.plot + 110
+
+    @property
+    def height(self) -> int:
+        return self.top + self.row_height * len(self.bars) + 10
+
+
+def bar_chart(
+    label: str,
+    items: Sequence[tuple[str, float, float | None]],
+    max_value: float,
+    suffix: str,
+    colour: str,
+    marker_name: str = "",
+) -> BarChart:
+    """Items are (name, value, marker or None); a marker past max_value is drawn at the end of the scale."""
+    chart = BarChart(label, colour, suffix, marker_name, ())
+    left, plot, row_h, top = chart.left, chart.plot, chart.row_height, chart.top
+    bars = []
+    for i, (name, value, marker) in enumerate(items):
+        width = plot * value / max_value if max_value else 0.0
+        marker_x = left + plot * min(marker, max_value) / max_value if marker is not None and max_value else None
+        bars.append(Bar(name, value, top + i * row_h, width, marker, marker_x))
+    ticks = tuple((left + plot * i / 4, max_value * i / 4) for i in range(5))
+    return dataclasses.replace(chart, bars=tuple(bars), ticks=ticks)
+
+
+@dataclass(frozen=True)
+class DayColumn:
+    day: dt.date
+    calls: int
+    x: float  # left of the day's slot
+    y: float  # top of its bar
+    height: float
+    labelled: bool  # its date is written under it (every n-th day, so long periods stay legible)
+
+
+@dataclass(frozen=True)
+class DayPoint:
+    day: dt.date
+    connection_pct: float | None
+    meets_target: bool | None
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class TrendChart:
+    """Calls per day (bars, left axis) and the day's connection rate (line, right axis) with the target."""
+
+    label: str
+    has_calls: bool
+    slot: float  # the width of one day
+    grid: tuple[tuple[float, float, int], ...]  # (y, calls, percent) of each horizontal grid line
+    columns: tuple[DayColumn, ...]
+    points: tuple[DayPoint, ...]  # days with ended calls, on the connection-rate line
+    target_y: float
+    target_pct: float
+    left: int = 56
+    right: int = 56
+    top: int = 24
+    bottom: int = 44
+    width: int = 1100
+    height: int = 320
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 (times a power of ten) at or above value: a readable top of an axis."""
+    if value <= 0:
+        return 1.0
+    magnitude = 10 ** math.floor(math.log10(value))
+    return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= value)
+
+
+def trend_chart(days: Sequence[DayFigures]) -> TrendChart:
+    label = "每日来电量与接通率 Calls and connection rate per day"
+    empty = TrendChart(label, False, 0.0, (), (), (), 0.0, CONNECTION_TARGET_PCT)
+    if not any(d.calls for d in days):
+        return empty
+    top, plot_w = empty.top, empty.width - empty.left - empty.right
+    plot_h = empty.height - top - empty.bottom
+    slot = plot_w / len(days)
+    top_calls = nice_ceiling(max(d.calls for d in days))
+
+    def y_pct(pct: float) -> float:
+        return top + plot_h * (1 - pct / 100)
+
+    every = max(1, math.ceil(len(days) / 16))
+    columns, points = [], []
+    for i, d in enumerate(days):
+        x = empty.left + i * slot
+        h = plot_h * d.calls / top_calls
+        columns.append(DayColumn(d.day, d.calls, x, top + plot_h - h, h, i % every == 0))
+        if d.connection_pct is not None:
+            points.append(DayPoint(d.day, d.connection_pct, d.meets_target, x + slot / 2, y_pct(d.connection_pct)))
+    return dataclasses.replace(
+        empty,
+        has_calls=True,
+        slot=slot,
+        grid=tuple((top + plot_h * i / 4, top_calls * (4 - i) / 4, 100 * (4 - i) // 4) for i in range(5)),
+        columns=tuple(columns),
+        points=tuple(points),
+        target_y=y_pct(CONNECTION_TARGET_PCT),
+    )
+
+
+def row_name(row: UnitRow) -> str:
+    return f"{row.unit} · {MODE_NAMES.get(row.mode, row.mode).split()[0]}"
+
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_TEMPLATES.filters["num"] = num
+_TEMPLATES.filters["px"] = lambda value: f"{value:.1f}"  # SVG coordinates: one decimal is sub-pixel enough
+
+
+def render_html(report: Report) -> bytes:
+    """One self-contained page: inline CSS and SVG, no scripts, fonts or anything fetched."""
+    ranked = [r for r in report.units if r.rank is not None]
+    answered = [r for r in ranked if r.total.answer_mean_s is not None]
+    slowest = max(
+        [r.total.answer_p90_s or 0.0 for r in answered] + [r.total.answer_mean_s or 0.0 for r in answered] + [0.0]
+    )
+    page = _TEMPLATES.get_template("report.html.j2").render(
+        report=report,
+        trend=trend_chart(report.days),
+        answer_rate=bar_chart(
+            "各单位接通率 Answer rate by unit",
+            [(f"{r.rank}. {row_name(r)}", r.total.answered_pct or 0.0, None) for r in ranked],
+            100.0,
+            "%",
+            "#1f5fa8",
+        ),
+        answer_time=bar_chart(
+            "各单位应答时长 Time to answer by unit",
+            [(row_name(r), r.total.answer_mean_s or 0.0, r.total.answer_p90_s) for r in answered],
+            nice_ceiling(slowest),
+            " s",
+            "#e0a030",
+            "P90",
+        ),
+        MODE_NAMES=MODE_NAMES,
+        TRACK_NAMES=TRACK_NAMES,
+        UNIT_COLUMNS=UNIT_COLUMNS,
+        DAY_COLUMNS=DAY_COLUMNS,
+        LEDGER_COLUMNS=LEDGER_COLUMNS,
+        DEFINITIONS=DEFINITIONS,
+    )
+    return page.encode()
+
+
+RENDERERS: dict[str, Callable[[Report], bytes]] = {"json": render_json, "csv": render_csv, "html": render_html}
