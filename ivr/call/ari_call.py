@@ -1,4 +1,4 @@
-"""A Call: one citizen's channel, the channels we dial for it, and verbs that read linearly.
+"""An AriCall: one citizen's channel, the channels we dial for it, and verbs that read linearly.
 
 The session coroutine says `await call.play(...)`, `await call.collect_digit(...)`,
 `await call.dial(...)`, `await call.bridge(...)`; each verb sends its REST request and then
@@ -20,13 +20,13 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
 
 from ivr.ari import events as ev
 from ivr.ari.client import AriClient
+from ivr.call.control import FAILED_DIAL, BridgeResult, DialResult, DialStatus
 from ivr.errors import AriConflict, AriError, AriNotFound, CallEnded
 
 log = structlog.get_logger("ivr.call.ari_call")
@@ -41,63 +41,17 @@ PLAYBACK_VARIABLE = "HOTLINE_PLAYBACK"  # the id of the prompt playing now, kept
 # How long a created outbound channel may take to enter our app (normally milliseconds).
 STASIS_WAIT_S = 5.0
 
-# Dial outcomes as Asterisk's Dial() names them (DIALSTATUS); TRUNK_DOWN is ours, for a REST
-# failure creating the outbound channel (endpoint missing/unreachable).
-FAILED_DIAL = {"BUSY", "NOANSWER", "CONGESTION", "CHANUNAVAIL", "CANCEL", "TRUNK_DOWN"}
 
-# Q.850 causes that tell us why an outbound channel died before answer.
-CAUSE_TO_STATUS = {
-    17: "BUSY",
-    18: "NOANSWER",
-    19: "NOANSWER",
-    21: "CONGESTION",
-    34: "CONGESTION",
-    38: "CONGESTION",
-    1: "CHANUNAVAIL",
-    3: "CHANUNAVAIL",
-    20: "CHANUNAVAIL",
-    27: "CHANUNAVAIL",
-}
+class AriCall:
+    """A citizen's channel on Asterisk, driven through ARI: the live `CallControl`."""
 
-
-@dataclass
-class DialResult:
-    status: str  # ANSWER or one of FAILED_DIAL
-    channel: str
-    cause: int = 0
-    started: float = 0.0
-    answered: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ANSWER"
-
-    def leg_hung_up(self, event: ev.ChannelHangupRequest | ev.ChannelDestroyed, *, status_known: bool) -> bool:
-        """Keep the dialled leg's hang-up cause; True once the leg is destroyed. Unless Dial has
-        already said how it ended, the status is then read from that cause."""
-        self.cause = event.cause or self.cause
-        if not isinstance(event, ev.ChannelDestroyed):
-            return False
-        if not status_known:
-            self.status = CAUSE_TO_STATUS.get(self.cause, "CHANUNAVAIL")
-        return True
-
-
-@dataclass
-class BridgeResult:
-    ended_by: str  # "caller" or "callee"
-    talk_seconds: float
-    cause: int = 0
-
-
-class Call:
     def __init__(
         self,
         ari: AriClient,
         call_id: str,
         channel: str,
         *,
-        register: Callable[[str, Call], None],
+        register: Callable[[str, AriCall], None],
         unregister: Callable[[str], None],
         caller_number: str = "",
     ) -> None:
@@ -264,7 +218,7 @@ class Call:
         out = self._next_id("out")
         self._register(out, self)
         self._outbound.add(out)
-        result = DialResult("CHANUNAVAIL", out, started=time.time())
+        result = DialResult(DialStatus.CHANUNAVAIL, out, started=time.time())
         ring = self._next_id("ring")
         try:
             try:
@@ -278,7 +232,7 @@ class Call:
             except AriError as exc:
                 log.warning("dial_create_failed", endpoint=endpoint, error=str(exc))
                 self._outbound.discard(out)
-                result.status = "TRUNK_DOWN"
+                result.status = DialStatus.TRUNK_DOWN
                 return result
             await self._quietly(self._start_playback(ring, ["tone:ring;tonezone=cn"]))
             try:
@@ -304,21 +258,21 @@ class Call:
                     break
                 if isinstance(event, ev.Dial) and event.peer == out:
                     if event.dialstatus == "ANSWER":
-                        result.status, result.answered = "ANSWER", time.time()
+                        result.status, result.answered = DialStatus.ANSWER, time.time()
                         return result
                     if event.dialstatus in FAILED_DIAL:
-                        result.status, known = event.dialstatus, True
+                        result.status, known = DialStatus(event.dialstatus), True
                         # Give the channel a moment to report its hangup cause, then go on.
                         deadline = min(deadline, time.monotonic() + 1.0)
                 elif isinstance(event, (ev.ChannelHangupRequest, ev.ChannelDestroyed)) and event.channel == out:
                     if result.leg_hung_up(event, status_known=known):
                         return result
             if not known:
-                result.status = "NOANSWER"
+                result.status = DialStatus.NOANSWER
             return result
         except AriNotFound:
             # The outbound channel vanished between create and dial (trunk refused at once).
-            result.status = "CHANUNAVAIL"
+            result.status = DialStatus.CHANUNAVAIL
             return result
         finally:
             await self._quietly(self.ari.stop_playback(ring))

@@ -1,8 +1,8 @@
 """Events -> the call they belong to, in order, without one call ever waiting on another.
 
-Each Call has its own queue; the dispatcher only looks up the channel id and enqueues, so a
+Each AriCall has its own queue; the dispatcher only looks up the channel id and enqueues, so a
 slow call (a stuck REST request, a long database write) cannot delay any other call's events.
-Outbound channels are registered by their Call *before* they are created (we choose their
+Outbound channels are registered by their AriCall *before* they are created (we choose their
 ids), so their very first event already has a home.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 import structlog
 
 from ivr.ari import events as ev
-from ivr.call.ari_call import Call
+from ivr.call.ari_call import AriCall
 
 log = structlog.get_logger("ivr.call.dispatcher")
 
@@ -22,17 +22,17 @@ class Dispatcher:
     def __init__(
         self, on_new_call: Callable[[ev.StasisStart], None], on_orphan: Callable[[ev.StasisStart], None]
     ) -> None:
-        self._calls: dict[str, Call] = {}
+        self._calls: dict[str, AriCall] = {}
         self._on_new_call = on_new_call
         self._on_orphan = on_orphan
 
-    def register(self, channel_id: str, call: Call) -> None:
+    def register(self, channel_id: str, call: AriCall) -> None:
         self._calls[channel_id] = call
 
     def unregister(self, channel_id: str) -> None:
         self._calls.pop(channel_id, None)
 
-    def calls(self) -> set[Call]:
+    def calls(self) -> set[AriCall]:
         return set(self._calls.values())
 
     def known(self, channel_id: str) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from ivr.call.ari_call import Call, DialResult
+from ivr.call.control import CallControl, DialResult
 from ivr.calllog import CallLog
 from ivr.calllog.records import CallRecord
 from ivr.errors import AriError, CallEnded
@@ -46,7 +46,7 @@ class Services:
     node: str = ""  # this controller's node id in a cluster (HOTLINE_NODE): part of ticket numbers
 
 
-async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Services) -> None:
+async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, svc: Services) -> None:
     """Run one call to its end. `table` is the routing table as it was when the call arrived."""
     svc.calllog.call_started(record)
     svc.metrics.call_started()
@@ -161,7 +161,7 @@ async def handle_call(call: Call, record: CallRecord, table: RouteTable, svc: Se
         log.info("call_ended", outcome=record.outcome, hangup_by=record.hangup_by, talk_seconds=record.talk_seconds)
 
 
-async def reach_operator(call: Call, record: CallRecord, table: RouteTable, svc: Services) -> bool:
+async def reach_operator(call: CallControl, record: CallRecord, table: RouteTable, svc: Services) -> bool:
     """Connect the caller with a human operator; False if none could be had (take a message).
 
     With seats, the caller waits in the controller's queue hearing their position, and the
@@ -226,14 +226,14 @@ def queue_prompt(position: int) -> str:
     return "queue-next" if ahead <= 0 else f"queue-ahead-{ahead}" if ahead <= 9 else "queue-many"
 
 
-async def _connected_to_operator(call: Call, record: CallRecord, result: DialResult, svc: Services) -> None:
+async def _connected_to_operator(call: CallControl, record: CallRecord, result: DialResult, svc: Services) -> None:
     svc.metrics.human_answered("operator", time.time() - record.started_at)
     if not record.ticket_id:
         _open_ticket(record, svc, kind="operator")
     await _talk(call, record, result, outcome="operator")
 
 
-async def take_message(call: Call, record: CallRecord, svc: Services, kind: str) -> None:
+async def take_message(call: CallControl, record: CallRecord, svc: Services, kind: str) -> None:
     """留言: record the citizen's message; it becomes a ticket and a callback-list entry."""
     await call.play([svc.prompts.sound("leave-message")])
     name = f"hotline-msg-{record.call_id}"
@@ -262,7 +262,7 @@ async def take_message(call: Call, record: CallRecord, svc: Services, kind: str)
     record.hangup_by = "system"
 
 
-async def survey(call: Call, record: CallRecord, svc: Services) -> None:
+async def survey(call: CallControl, record: CallRecord, svc: Services) -> None:
     """After a department call ends, ask for a 1-3 rating (satisfied .. dissatisfied)."""
     if not record.ticket_id or record.hangup_by != "callee":
         return
@@ -326,7 +326,7 @@ def _missed_reason(record: CallRecord) -> str:
     return "in_menu"
 
 
-async def navigate(call: Call, record: CallRecord, table: RouteTable, svc: Services) -> Decision:
+async def navigate(call: CallControl, record: CallRecord, table: RouteTable, svc: Services) -> Decision:
     """Walk the menu: play what the Navigator asks, feed back each key (None on time-out)."""
     nav = Navigator(table, record.entry, svc.clock())
     step = nav.start()
@@ -343,7 +343,7 @@ async def navigate(call: Call, record: CallRecord, table: RouteTable, svc: Servi
     return step
 
 
-async def _talk(call: Call, record: CallRecord, result: DialResult, outcome: str) -> None:
+async def _talk(call: CallControl, record: CallRecord, result: DialResult, outcome: str) -> None:
     record.outcome = outcome
     bridged = await call.bridge(result.channel)  # CallEnded here means the caller hung up first
     record.talk_seconds = bridged.talk_seconds

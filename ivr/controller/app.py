@@ -31,7 +31,7 @@ from ivr import privacy, tickets
 from ivr.ari import events as ev
 from ivr.ari.client import AriClient
 from ivr.ari.stream import connections
-from ivr.call.ari_call import PLAYBACK_VARIABLE, Call, quietly
+from ivr.call.ari_call import PLAYBACK_VARIABLE, AriCall, quietly
 from ivr.call.dispatcher import Dispatcher
 from ivr.call.session import Services, handle_call
 from ivr.calllog import open_calllog
@@ -118,7 +118,7 @@ class Controller:
         self.ari_up = False  # the events WebSocket is open (the resync may still be running)
         self.connected = asyncio.Event()  # open AND resynced: calls are dispatched
         self._stop = asyncio.Event()
-        self._sessions: dict[asyncio.Task[None], Call] = {}
+        self._sessions: dict[asyncio.Task[None], AriCall] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.admission = Admission(settings.max_call_rate)
 
@@ -360,7 +360,7 @@ class Controller:
             caller_hash=privacy.caller_hash(start.caller_number, self.settings.caller_hash_key),
             routes_version=self.table.digest,
         )
-        call = Call(
+        call = AriCall(
             self.ari,
             record.call_id,
             start.channel,
@@ -374,7 +374,7 @@ class Controller:
         self._sessions[task] = call
         task.add_done_callback(self._sessions.pop)
 
-    async def _run_call(self, call: Call, record: CallRecord, table: RouteTable, services: Services) -> None:
+    async def _run_call(self, call: AriCall, record: CallRecord, table: RouteTable, services: Services) -> None:
         structlog.contextvars.bind_contextvars(
             call_id=record.call_id, entry=record.entry, channel=record.channel_id, caller=record.caller_masked
         )

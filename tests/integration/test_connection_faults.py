@@ -2,7 +2,7 @@
 
 - The events WebSocket drops (Asterisk keeps running): the controller reconnects, resyncs, and
   the calls still up go on — events they missed during the gap are recovered from Asterisk's
-  state (Call.reconcile), none is acted on twice.
+  state (AriCall.reconcile), none is acted on twice.
 - A channel create times out on our side but goes through (an overloaded Asterisk): the late
   leg is hung up as it enters the app, never dialled.
 - Asterisk restarts under load: the controller notices, retries with backoff, says so in its

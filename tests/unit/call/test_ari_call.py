@@ -1,4 +1,4 @@
-"""Call.dial against an ARI that behaves like Asterisk's: a created channel enters the app later.
+"""AriCall.dial against an ARI that behaves like Asterisk's: a created channel enters the app later.
 
 `POST /channels/create` answers before the new channel is in Stasis; a dial sent in between is
 refused with 409 "Channel not in Stasis application" (seen in the benchmark near saturation).
@@ -14,7 +14,7 @@ import pytest
 
 from ivr.ari import events as ev
 from ivr.call import ari_call as calls
-from ivr.call.ari_call import Call
+from ivr.call.ari_call import AriCall
 from ivr.errors import AriConflict, AriError
 
 ENDPOINT = "PJSIP/3372000@departments"
@@ -31,7 +31,7 @@ class SlowStasisAri:
         self.requests: list[tuple[str, str]] = []
         self.in_stasis: set[str] = set()
         self.events_sent: list[str] = []
-        self.call: Call | None = None
+        self.call: AriCall | None = None
 
     def _deliver(self, raw: dict[str, Any]) -> None:
         assert self.call is not None
@@ -82,8 +82,8 @@ class SlowStasisAri:
         pass
 
 
-def make_call(ari: SlowStasisAri) -> Call:
-    call = Call(ari, "c1", "caller-chan", register=lambda _c, _call: None, unregister=lambda _c: None)  # type: ignore[arg-type]
+def make_call(ari: SlowStasisAri) -> AriCall:
+    call = AriCall(ari, "c1", "caller-chan", register=lambda _c, _call: None, unregister=lambda _c: None)  # type: ignore[arg-type]
     ari.call = call
     return call
 

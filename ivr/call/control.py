@@ -1,0 +1,137 @@
+"""What the call's story needs from a call: the `CallControl` seam, and what its verbs return.
+
+`handle_call` (ivr.call.session) speaks only to this Protocol. Two things implement it:
+`AriCall` (ivr.call.ari_call), a citizen's channel on Asterisk, and `ScriptedCall`
+(ivr.call.scripted), a call whose keys, department and operators are written in advance —
+what `hotline simulate` and the session's unit tests run the same story on.
+
+The dial statuses are Asterisk's Dial() DIALSTATUS words, kept as they are in the call log.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from ivr.ari import events as ev
+
+T = TypeVar("T")
+
+
+class DialStatus(enum.StrEnum):
+    """How ringing a line ended: Asterisk's DIALSTATUS, plus our TRUNK_DOWN."""
+
+    ANSWER = "ANSWER"
+    BUSY = "BUSY"
+    NOANSWER = "NOANSWER"
+    CONGESTION = "CONGESTION"
+    CHANUNAVAIL = "CHANUNAVAIL"
+    CANCEL = "CANCEL"
+    TRUNK_DOWN = "TRUNK_DOWN"  # ours: Asterisk refused to create the outbound channel (endpoint missing/unreachable)
+
+
+FAILED_DIAL = frozenset(DialStatus) - {DialStatus.ANSWER}
+
+# Q.850 causes that tell us why an outbound channel died before answer.
+CAUSE_TO_STATUS = {
+    17: DialStatus.BUSY,
+    18: DialStatus.NOANSWER,
+    19: DialStatus.NOANSWER,
+    21: DialStatus.CONGESTION,
+    34: DialStatus.CONGESTION,
+    38: DialStatus.CONGESTION,
+    1: DialStatus.CHANUNAVAIL,
+    3: DialStatus.CHANUNAVAIL,
+    20: DialStatus.CHANUNAVAIL,
+    27: DialStatus.CHANUNAVAIL,
+}
+
+
+@dataclass
+class DialResult:
+    status: DialStatus
+    channel: str
+    cause: int = 0
+    started: float = 0.0
+    answered: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is DialStatus.ANSWER
+
+    def leg_hung_up(self, event: ev.ChannelHangupRequest | ev.ChannelDestroyed, *, status_known: bool) -> bool:
+        """Keep the dialled leg's hang-up cause; True once the leg is destroyed. Unless Dial has
+        already said how it ended, the status is then read from that cause."""
+        self.cause = event.cause or self.cause
+        if not isinstance(event, ev.ChannelDestroyed):
+            return False
+        if not status_known:
+            self.status = CAUSE_TO_STATUS.get(self.cause, DialStatus.CHANUNAVAIL)
+        return True
+
+
+@dataclass
+class BridgeResult:
+    ended_by: str  # "callee": the caller hanging up raises CallEnded instead
+    talk_seconds: float
+    cause: int = 0
+
+
+class CallControl(Protocol):
+    """One citizen's call as the story drives it.
+
+    Every verb raises `ivr.errors.CallEnded` when the caller hangs up while it waits (except
+    `record`, where hanging up is how a message ends), and `ivr.errors.AriError` when the
+    telephony refuses a request. Keys pressed at any time are buffered in `digits`.
+    """
+
+    @property
+    def caller_number(self) -> str:
+        """The caller's number, unmasked: only for the callback list, never for logs."""
+
+    @property
+    def digits(self) -> deque[str]: ...
+
+    @property
+    def caller_up(self) -> bool: ...
+
+    @property
+    def hangup_cause(self) -> int: ...
+
+    @property
+    def talk_seconds(self) -> float:
+        """Seconds bridged so far (0 if never bridged)."""
+
+    async def answer(self) -> None: ...
+
+    async def play(self, media: list[str], *, barge_in: bool = False) -> bool:
+        """Play media back to back; with barge_in a key stops it (True if so)."""
+
+    async def play_until(self, media: list[str], awaitable: Awaitable[T]) -> T:
+        """Play `media` (looping) until `awaitable` completes."""
+
+    async def collect_digit(self, timeout: float) -> str | None:
+        """One key (a buffered one at once), or None after `timeout` seconds."""
+
+    async def dial(self, endpoint: str, ring_seconds: int, *, caller_id: str, label: str) -> DialResult:
+        """Ring a dial string from routes.yaml until answer or failure; the caller hears ringback."""
+
+    async def bridge(self, other: str) -> BridgeResult:
+        """Talk with the answered channel until either side hangs up."""
+
+    async def record(self, name: str, max_seconds: int = 60, max_silence_seconds: int = 5) -> tuple[str, int]:
+        """A voice message: (state, seconds); 'done' when one was kept."""
+
+    async def wait(self, awaitable: Awaitable[T], timeout: float) -> T | None:
+        """Await something outside the call (a queue turn) while watching the caller."""
+
+    async def hangup(self) -> None: ...
+
+    async def cleanup(self) -> None:
+        """Hang up every leg dialled for the call and undo its bridges."""
+
+    def close(self) -> None:
+        """Forget the call (after cleanup)."""
