@@ -186,21 +186,20 @@ class ScriptedCall:
         else:
             line = self.script.lines.get(number, self.script.department)
         result = DialResult(DialStatus.CHANUNAVAIL, channel, started=time.time())
-        try:
-            await self._at(HangupStep.RINGING)
-            if line is Line.DOWN:
-                result.status = DialStatus.TRUNK_DOWN
-            elif line is Line.ANSWER and self.script.answer_after < ring_seconds:
-                await asyncio.sleep(self.script.answer_after)
-                result.status, result.answered = DialStatus.ANSWER, time.time()
-            elif line is Line.BUSY:
-                await asyncio.sleep(1.0)
-                result.status, result.cause = _LINE_STATUS[line]
-            else:
-                await asyncio.sleep(ring_seconds)
-                result.status = DialStatus.NOANSWER
-        finally:
-            self._note("dial", number=number, label=label, status=result.status.value)
+        noted = self._note("dial", number=number, label=label, status="ringing")  # until it ends
+        await self._at(HangupStep.RINGING)
+        if line is Line.DOWN:
+            result.status = DialStatus.TRUNK_DOWN
+        elif line is Line.ANSWER and self.script.answer_after < ring_seconds:
+            await asyncio.sleep(self.script.answer_after)
+            result.status, result.answered = DialStatus.ANSWER, time.time()
+        elif line is Line.BUSY:
+            await asyncio.sleep(1.0)
+            result.status, result.cause = _LINE_STATUS[line]
+        else:
+            await asyncio.sleep(ring_seconds)
+            result.status = DialStatus.NOANSWER
+        noted.detail["status"] = result.status.value
         return result
 
     async def bridge(self, other: str) -> BridgeResult:
@@ -275,9 +274,11 @@ class ScriptedCall:
         if not self.caller_up:
             raise CallEnded("caller_hangup", self.hangup_cause)
 
-    def _note(self, verb: str, **detail: Any) -> None:
+    def _note(self, verb: str, **detail: Any) -> Done:
         at = round(asyncio.get_running_loop().time() - self._started, 3)
-        self.did.append(Done(at, verb, detail))
+        done = Done(at, verb, detail)
+        self.did.append(done)
+        return done
 
 
 def _without_events(script: Script) -> Script:

@@ -12,6 +12,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
@@ -19,7 +20,7 @@ from ivr.call.control import CallControl, DialResult
 from ivr.calllog import CallLog
 from ivr.calllog.records import CallRecord
 from ivr.errors import AriError, CallEnded
-from ivr.handoff.webhook import Handoff, WebhookSender, WebhookTarget
+from ivr.handoff.webhook import Handoff, WebhookTarget
 from ivr.metrics import Metrics
 from ivr.operators.queue import QueueFull, QueueTimeout, SeatPool
 from ivr.prompts import Prompts
@@ -31,6 +32,12 @@ from ivr.timekeeping import LOCAL_TZ
 log = structlog.get_logger("ivr.call.session")
 
 
+class HandoffSender(Protocol):
+    """Sends a hand-off's context to the partner platform (ivr.handoff.webhook.WebhookSender)."""
+
+    def submit(self, target: WebhookTarget, handoff: Handoff) -> None: ...
+
+
 @dataclass(frozen=True)
 class Services:
     """What a call needs from the running controller."""
@@ -39,7 +46,7 @@ class Services:
     prompts: Prompts
     clock: Callable[[], dt.datetime]  # local (Asia/Shanghai) wall clock, naive
     deadlines: DeadlinePolicy = DeadlinePolicy()
-    webhooks: WebhookSender | None = None
+    webhooks: HandoffSender | None = None
     partner_secrets: Mapping[str, bytes] = field(default_factory=dict)  # partner name -> HMAC secret
     seats: SeatPool | None = None  # the operator queue, shared by all calls
     metrics: Metrics = field(default_factory=Metrics)

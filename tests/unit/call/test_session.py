@@ -1,0 +1,558 @@
+"""The story of a call (`handle_call`), path by path, on a ScriptedCall.
+
+Each test is one kind of call: what the citizen does, how the lines behave, and then what
+they heard and what was dialled (the call's own list of requests), what the call log keeps
+(the record, its steps, tickets, the callback list) and the metrics. The routing table is the
+shipped routes.yaml, the operator queue the real SeatPool, the call log a real SQLite file;
+time is the event loop's virtual clock, so a two-minute queue wait takes no time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivr.call.scripted import HangupStep, Line, Script, ScriptedCall, VirtualTimeLoop
+from ivr.call.session import Services, handle_call
+from ivr.calllog import CallLog, open_calllog
+from ivr.calllog.records import CallRecord
+from ivr.handoff.webhook import Handoff, WebhookTarget
+from ivr.metrics import Metrics
+from ivr.operators.queue import SeatPool
+from ivr.prompts import Prompts
+from ivr.routing import routes
+from ivr.routing.routes import RouteTable
+
+ROOT = Path(__file__).resolve().parents[3]
+SHIPPED = (ROOT / "routes.yaml").read_text(encoding="utf-8")
+TABLE = routes.load(ROOT / "routes.yaml")
+
+TUESDAY_MORNING = dt.datetime(2026, 11, 24, 10, 0)
+TUESDAY_NIGHT = dt.datetime(2026, 11, 24, 20, 0)
+GONGAN = "3372000"  # 市公安局, key 1 of the main menu
+MENU = "intro menu-main-1 menu-main-2 menu-main-3 menu-main-4 menu-main-5 menu-main-6 menu-main-9 menu-tail"
+
+
+def patched(tmp_path: Path, old: str, new: str) -> RouteTable:
+    assert old in SHIPPED
+    path = tmp_path / "routes.yaml"
+    path.write_text(SHIPPED.replace(old, new, 1), encoding="utf-8")
+    return routes.load(path)
+
+
+def with_overflow(tmp_path: Path) -> RouteTable:
+    """市公安局 with one more line to ring when its own fails."""
+    return patched(
+        tmp_path,
+        "    ring_seconds: 20\n    label: 公安局\n",
+        "    ring_seconds: 20\n    label: 公安局\n"
+        '    overflow: [{number: "3372001", trunk: departments, ring_seconds: 15}]\n',
+    )
+
+
+def without_seats(tmp_path: Path) -> RouteTable:
+    """No operator seats listed: the operators' group line is rung instead of queueing."""
+    return patched(
+        tmp_path,
+        "  seats:                        # operator seats (PJSIP endpoints): callers queue, longest-idle seat first\n"
+        "    - {id: seat-1, endpoint: operator-1}\n    - {id: seat-2, endpoint: operator-2}\n",
+        "",
+    )
+
+
+@dataclass
+class Played:
+    """A call played to its end: what the story did and what it left behind."""
+
+    call: ScriptedCall
+    record: CallRecord
+    log: CallLog
+    metrics: Metrics
+    webhooks: list[tuple[WebhookTarget, Handoff]] = field(default_factory=list)
+    raised: BaseException | None = None
+
+    @property
+    def row(self) -> dict[str, Any]:
+        (row,) = self.log.calls()
+        return row
+
+    @property
+    def steps(self) -> list[str]:
+        return [s["name"] for s in self.log.steps(self.record.call_id)]
+
+    def step(self, name: str) -> list[dict[str, Any]]:
+        return [s["detail"] for s in self.log.steps(self.record.call_id) if s["name"] == name]
+
+    @property
+    def heard(self) -> list[str]:
+        return [media for _, media in self.call.verbs("play")]
+
+    @property
+    def dialled(self) -> list[tuple[str, str, str]]:
+        return [(number, label, status) for _, number, label, status in self.call.verbs("dial")]
+
+    @property
+    def callbacks(self) -> dict[str, str]:
+        """The callback list: caller -> why their call was lost."""
+        return {
+            c["caller_masked"]: self.log.callback_calls(c["id"])[0]["reason"] for c in self.log.callbacks(status=None)
+        }
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+class Recorder:
+    """Stands in for the webhook sender: keeps what would be POSTed."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[WebhookTarget, Handoff]] = []
+
+    def submit(self, target: WebhookTarget, handoff: Handoff) -> None:
+        self.sent.append((target, handoff))
+
+
+Setup = Callable[[SeatPool, contextlib.AsyncExitStack], Coroutine[Any, Any, None]]
+
+
+def play(
+    tmp_path: Path,
+    script: Script,
+    *,
+    table: RouteTable = TABLE,
+    entry: str = "12345",
+    at: dt.datetime = TUESDAY_MORNING,
+    setup: Setup | None = None,
+    max_queue: int = 50,
+) -> Played:
+    """Play one call with `script` to its end on a virtual-time loop."""
+    log = open_calllog(tmp_path / "calllog.sqlite3")
+    log.start()
+    metrics = Metrics()
+    metrics.set_routes(table)
+    webhooks = Recorder()
+    record = CallRecord(
+        call_id="call-1",
+        channel_id="chan-1",
+        entry=entry,
+        caller_masked="139****1234",
+        caller_hash="hash-of-13900001234",
+        routes_version=table.digest,
+    )
+
+    async def run() -> Played:
+        loop = asyncio.get_running_loop()
+        pool = SeatPool(table.operators.seats, clock=loop.time, max_queue=max_queue)
+        call = ScriptedCall(table, script)
+        svc = Services(
+            calllog=log,
+            prompts=Prompts(),
+            clock=lambda: at,
+            webhooks=webhooks,
+            partner_secrets={p: b"secret" for p in ("market-regulation", "health", "public-services")},
+            seats=pool,
+            metrics=metrics,
+        )
+        played = Played(call, record, log, metrics, webhooks.sent)
+        async with contextlib.AsyncExitStack() as others:
+            if setup is not None:
+                await setup(pool, others)
+            try:
+                await asyncio.create_task(handle_call(call, record, table, svc))
+            except (asyncio.CancelledError, Exception) as exc:
+                played.raised = exc
+        return played
+
+    loop = VirtualTimeLoop()
+    try:
+        played = loop.run_until_complete(run())
+    finally:
+        loop.close()
+        log.close()
+    return played
+
+
+async def operators_busy(pool: SeatPool, others: contextlib.AsyncExitStack) -> None:
+    """Every seat is talking with another caller for as long as this call lasts."""
+    for n, _ in enumerate(TABLE.operators.seats):
+        turn = await others.enter_async_context(pool.wait_turn(f"other-{n}"))
+        turn.connected(await turn.offered())
+
+
+def one_seat_frees_after(seconds: float) -> Setup:
+    async def setup(pool: SeatPool, others: contextlib.AsyncExitStack) -> None:
+        for n, _ in enumerate(TABLE.operators.seats):
+            turn = await others.enter_async_context(pool.wait_turn(f"other-{n}"))
+            seat = await turn.offered()
+            turn.connected(seat)
+            if n == 0:
+                asyncio.get_running_loop().call_later(seconds, turn.release, seat)
+
+    return setup
+
+
+async def someone_waiting(pool: SeatPool, others: contextlib.AsyncExitStack) -> None:
+    """Every seat busy and one more caller already in line."""
+    await operators_busy(pool, others)
+    await others.enter_async_context(pool.wait_turn("other-waiting"))
+
+
+# -- a department answers -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rating", ["1", "2", "3"])
+def test_a_department_answers_and_after_the_talk_the_citizen_rates_the_service(tmp_path: Path, rating: str) -> None:
+    call = play(tmp_path, Script(keys="1", survey_key=rating))
+
+    assert call.call.verbs() == [
+        ("answer",),
+        ("play", MENU.replace("intro", "menu-main-intro")),
+        ("key", "1"),
+        ("play", "connecting"),
+        ("dial", GONGAN, "市公安局", "ANSWER"),
+        ("bridge", "scripted-out1"),
+        ("play", "survey"),
+        ("key", rating),
+        ("play", "survey-thanks"),
+        ("hangup",),
+        ("cleanup",),
+        ("close",),
+    ]
+    row = call.row
+    assert (row["decision"], row["reason"], row["unit"], row["mode"], row["target_number"]) == (
+        "dial",
+        "menu_choice",
+        "市公安局",
+        "merge",
+        GONGAN,
+    )
+    assert (row["outcome"], row["hangup_by"], row["dial_status"], row["satisfaction"]) == (
+        "connected",
+        "callee",
+        "ANSWER",
+        int(rating),
+    )
+    assert row["talk_seconds"] == 60.0 and row["keys"] == "1" and row["menu_path"] == "main"
+    assert call.steps == ["answered", "menu", "key", "decided", "ticket", "dial", "callee_hangup", "survey", "ended"]
+    (ticket,) = call.log.tickets()
+    assert (ticket["ticket_id"], ticket["kind"], ticket["unit"], ticket["satisfaction"]) == (
+        row["ticket_id"],
+        "merge",
+        "市公安局",
+        int(rating),
+    )
+    assert call.callbacks == {}
+    assert call.metric("hotline_calls_total", entry="12345", outcome="connected") == 1
+    assert call.metric("hotline_survey_responses_total", unit="市公安局", score=rating) == 1
+    assert call.metric("hotline_routed_calls_total", unit="市公安局", mode="merge", result="answered") == 1
+
+
+def test_a_citizen_who_does_not_rate_is_not_asked_twice(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", survey_key=None))
+
+    assert call.heard[-1] == "survey" and call.call.verbs("key")[-1] == ("key", "timeout")
+    assert (call.row["outcome"], call.row["satisfaction"]) == ("connected", None)
+    assert call.step("survey") == [{"key": "timeout"}]
+    assert call.log.tickets()[0]["satisfaction"] is None
+
+
+def test_a_short_number_dialled_directly_skips_the_menu(tmp_path: Path) -> None:
+    route = next(r for r in TABLE.routes.values() if r.mode.value == "transfer" and r.open_at(TUESDAY_MORNING))
+    call = play(tmp_path, Script(survey_key="1"), entry=route.number)
+
+    assert call.heard[0] == "connecting" and call.dialled[0] == (route.dial, route.unit, "ANSWER")
+    assert (call.row["track"], call.row["reason"], call.row["outcome"]) == ("direct", "direct_dial", "connected")
+
+
+# -- the department's line fails: down its chain, then the operators ----------------------------
+
+
+def test_a_busy_department_overflows_down_its_chain_and_then_to_the_operators_queue(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", department=Line.BUSY), table=with_overflow(tmp_path))
+
+    assert call.dialled == [
+        (GONGAN, "市公安局", "BUSY"),
+        ("3372001", "市公安局", "BUSY"),
+        ("operator-1", "seat-1", "ANSWER"),
+    ]
+    assert call.heard[1:] == ["connecting", "dept-busy"]  # a free seat: no position to announce
+    row = call.row
+    assert (row["outcome"], row["hangup_by"], row["overflowed"]) == ("operator", "callee", 1)
+    assert (row["dial_status"], row["dial_cause"], row["operator_status"]) == ("BUSY", 17, "ANSWER")
+    assert [(d["leg"], d["status"]) for d in call.step("dial")] == [
+        ("department", "BUSY"),
+        ("overflow", "BUSY"),
+        ("operators", "ANSWER"),
+    ]
+    assert call.step("queue_joined") == [{"position": 1}]
+    assert call.step("queue_left")[0]["seat"] == "seat-1"
+    assert call.step("ticket")[0]["kind"] == "merge"  # the department's ticket, not a second one
+    assert "survey" not in call.steps  # ratings are for departments
+    assert call.metric("hotline_overflow_steps_total", unit="市公安局", step="overflow") == 1
+    assert call.metric("hotline_overflow_steps_total", unit="市公安局", step="operators") == 1
+    assert call.metric("hotline_routed_calls_total", unit="市公安局", mode="merge", result="busy") == 2
+    assert call.metric("hotline_operator_queue_wait_seconds_count", result="answered") == 1
+
+
+def test_a_department_that_does_not_answer_rings_its_full_time_then_the_operators(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", department=Line.NOANSWER))
+
+    assert call.dialled == [(GONGAN, "市公安局", "NOANSWER"), ("operator-1", "seat-1", "ANSWER")]
+    assert call.heard[1:] == ["connecting", "dept-noanswer"]
+    assert call.step("dial")[0]["ring_seconds"] >= 0
+    assert (call.row["outcome"], call.row["overflowed"], call.row["dial_status"]) == ("operator", 1, "NOANSWER")
+
+
+def test_a_department_trunk_that_is_down_goes_to_the_operators(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", department=Line.DOWN))
+
+    assert call.dialled == [(GONGAN, "市公安局", "TRUNK_DOWN"), ("operator-1", "seat-1", "ANSWER")]
+    assert call.heard[1:] == ["connecting", "dept-noanswer"]
+    assert (call.row["outcome"], call.row["dial_status"]) == ("operator", "TRUNK_DOWN")
+    assert call.metric("hotline_routed_calls_total", unit="市公安局", mode="merge", result="trunk_down") == 1
+
+
+def test_without_seats_the_operators_group_line_is_rung_once(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", department=Line.BUSY), table=without_seats(tmp_path))
+
+    assert call.dialled == [(GONGAN, "市公安局", "BUSY"), ("8000", "operators", "ANSWER")]
+    assert (call.row["outcome"], call.row["operator_status"]) == ("operator", "ANSWER")
+    assert "queue_joined" not in call.steps
+
+
+def test_without_seats_and_nobody_at_the_group_line_the_citizen_leaves_a_message(tmp_path: Path) -> None:
+    call = play(
+        tmp_path, Script(keys="1", department=Line.BUSY, operators=Line.NOANSWER), table=without_seats(tmp_path)
+    )
+
+    assert call.dialled == [(GONGAN, "市公安局", "BUSY"), ("8000", "operators", "NOANSWER")]
+    assert call.heard[-3:] == ["operators-busy", "leave-message", "message-saved"]
+    row = call.row
+    assert (row["outcome"], row["hangup_by"], row["operator_status"]) == ("message", "system", "NOANSWER")
+    assert call.callbacks == {"139****1234": "message:menu_choice"}
+    assert call.metric("hotline_overflow_steps_total", unit="市公安局", step="message") == 1
+    assert call.metric("hotline_messages_total", unit="市公安局", reason="nobody_free") == 1
+
+
+# -- partner platforms --------------------------------------------------------------------------
+
+
+def test_an_interconnect_line_is_handed_off_with_a_webhook_carrying_the_ticket(tmp_path: Path) -> None:
+    route = TABLE.routes["gongshang-12315"]
+    call = play(tmp_path, Script(keys=f"9{route.number}#", survey_key="2"))
+
+    ((target, handoff),) = call.webhooks
+    row = call.row
+    assert (target.name, handoff.ticket_id, handoff.route_id, handoff.number) == (
+        "market-regulation",
+        row["ticket_id"],
+        route.id,
+        route.number,
+    )
+    assert handoff.caller_masked == "139****1234" and handoff.menu_path == "main"
+    assert (row["decision"], row["reason"], row["mode"], row["outcome"]) == (
+        "handoff",
+        "number_entry",
+        "interconnect",
+        "connected",
+    )
+    assert call.steps.index("ticket") < call.steps.index("webhook") < call.steps.index("dial")
+    assert call.step("webhook") == [{"partner": "market-regulation", "result": "submitted"}]
+    assert call.dialled == [(route.dial, route.unit, "ANSWER")]
+
+
+# -- the operators ------------------------------------------------------------------------------
+
+
+def test_zero_reaches_an_operator_at_once(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="0"))
+
+    assert call.heard[1:] == ["to-operator"] and call.dialled == [("operator-1", "seat-1", "ANSWER")]
+    row = call.row
+    assert (row["decision"], row["reason"], row["outcome"], row["hangup_by"]) == (
+        "operator",
+        "caller_pressed_0",
+        "operator",
+        "callee",
+    )
+    assert call.step("ticket")[0]["kind"] == "operator" and row["ticket_id"]
+    assert call.metric("hotline_time_to_human_seconds_count", kind="operator") == 1
+
+
+def test_a_menu_left_silent_three_times_goes_to_the_operators(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys=""))
+
+    assert call.call.verbs("key") == [("key", "timeout")] * 3
+    assert call.heard[1].startswith("no-input ") and call.heard[-1] == "to-operator"
+    assert (call.row["reason"], call.row["outcome"]) == ("no_input", "operator")
+
+
+def test_a_queued_caller_hears_their_turn_and_gets_the_first_seat_to_free(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="0"), setup=one_seat_frees_after(45))
+
+    assert call.call.verbs("play", "hold")[1:4] == [("play", "to-operator"), ("play", "queue-next"), ("hold",)]
+    assert call.dialled == [("operator-1", "seat-1", "ANSWER")]
+    (left,) = call.step("queue_left")
+    assert left["seat"] == "seat-1" and 0 < left["waited_seconds"] < 45
+    assert call.row["outcome"] == "operator"
+
+
+def test_nobody_free_within_the_maximum_wait_means_a_message(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="0"), setup=operators_busy)
+
+    assert call.dialled == []
+    assert call.heard[-4:] == ["queue-next", "operators-busy", "leave-message", "message-saved"]
+    (left,) = call.step("queue_left")
+    assert left["timed_out"] is True and left["waited_seconds"] == TABLE.operators.max_wait_seconds
+    row = call.row
+    assert (row["outcome"], row["hangup_by"]) == ("message", "system")
+    (ticket,) = call.log.tickets()
+    assert (ticket["ticket_id"], ticket["kind"]) == (row["ticket_id"], "message")
+    assert call.callbacks == {"139****1234": "message:caller_pressed_0"}
+    assert call.metric("hotline_operator_queue_wait_seconds_count", result="timed_out") == 1
+    assert call.metric("hotline_messages_total", unit="none", reason="nobody_free") == 1
+
+
+def test_a_full_queue_takes_a_message_without_queueing(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="0"), setup=someone_waiting, max_queue=1)
+
+    assert "queue_joined" not in call.steps and "queue_full" in call.steps
+    assert call.heard[-3:] == ["operators-busy", "leave-message", "message-saved"]
+    assert call.row["outcome"] == "message"
+
+
+# -- messages -----------------------------------------------------------------------------------
+
+
+def test_after_hours_the_department_takes_a_message_that_becomes_a_ticket_and_a_callback(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1"), at=TUESDAY_NIGHT)
+
+    assert call.dialled == []
+    assert call.heard[1:] == ["after-hours", "leave-message", "message-saved"]
+    assert call.call.verbs("record") == [("record", "hotline-msg-call-1", "done", 8)]
+    row = call.row
+    assert (row["decision"], row["reason"], row["outcome"], row["hangup_by"]) == (
+        "message",
+        "after_hours",
+        "message",
+        "system",
+    )
+    (ticket,) = call.log.tickets()
+    assert (ticket["kind"], ticket["unit"]) == ("message", "市公安局")
+    assert call.callbacks == {"139****1234": "message:after_hours"}
+    assert call.metric("hotline_messages_total", unit="市公安局", reason="after_hours") == 1
+
+
+def test_hanging_up_to_end_a_message_keeps_it(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", hangup_at=HangupStep.MESSAGE), at=TUESDAY_NIGHT)
+
+    assert call.heard[-1] == "leave-message"  # no "saved" to a caller who is gone
+    assert (call.row["outcome"], call.row["hangup_by"], call.row["hangup_cause"]) == ("message", "caller", 16)
+    assert call.log.tickets() and call.callbacks == {"139****1234": "message:after_hours"}
+
+
+def test_hanging_up_at_the_beep_without_a_word_is_a_missed_call(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", hangup_at=HangupStep.MESSAGE, message_seconds=0), at=TUESDAY_NIGHT)
+
+    assert (call.row["outcome"], call.row["hangup_by"], call.row["ticket_id"]) == ("abandoned", "caller", "")
+    assert call.log.tickets() == []
+    assert call.callbacks == {"139****1234": "in_menu"}
+
+
+def test_a_message_the_recorder_could_not_keep_ends_the_call_as_failed(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", message_state="failed", message_seconds=0), at=TUESDAY_NIGHT)
+
+    assert call.step("message")[0]["state"] == "failed"
+    assert (call.row["outcome"], call.row["hangup_by"]) == ("failed", "system")
+    assert call.log.tickets() == [] and call.callbacks == {}
+
+
+# -- the menu's own ends ------------------------------------------------------------------------
+
+
+def test_three_invalid_keys_end_with_a_polite_goodbye(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="777"))
+
+    assert call.heard[-1] == "goodbye-invalid" and call.heard[1].startswith("invalid ")
+    row = call.row
+    assert (row["decision"], row["reason"], row["outcome"], row["hangup_by"], row["keys"]) == (
+        "hangup",
+        "too_many_invalid_keys",
+        "goodbye",
+        "system",
+        "777",
+    )
+    assert call.dialled == [] and call.log.tickets() == [] and call.callbacks == {}
+
+
+# -- the citizen hangs up -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("step", "outcome", "hangup_by", "callback"),
+    [
+        (HangupStep.MENU, "abandoned", "caller", "in_menu"),
+        (HangupStep.CONNECTING, "abandoned", "caller", "during_transfer"),
+        (HangupStep.RINGING, "abandoned", "caller", "during_transfer"),
+        (HangupStep.TALKING, "connected", "caller", None),  # reached someone: nothing to call back
+        (HangupStep.SURVEY, "connected", "callee", None),  # the department ended the talk
+    ],
+)
+def test_hanging_up_at_any_step_of_a_department_call_leaves_a_complete_record(
+    tmp_path: Path, step: HangupStep, outcome: str, hangup_by: str, callback: str | None
+) -> None:
+    call = play(tmp_path, Script(keys="1", hangup_at=step, survey_key="1"))
+
+    row = call.row
+    assert (row["outcome"], row["hangup_by"], row["hangup_cause"]) == (outcome, hangup_by, 16)
+    assert call.steps[-2:] == ["caller_hangup", "ended"] and row["ended_at"] >= row["started_at"]
+    assert call.callbacks == ({"139****1234": callback} if callback else {})
+    assert row["satisfaction"] is None
+    assert call.call.verbs()[-3:] == [("caller_hangup",), ("cleanup",), ("close",)]
+    assert call.metric("hotline_calls_total", entry="12345", outcome=outcome) == 1
+
+
+def test_hanging_up_while_talking_keeps_the_talk_time_and_asks_no_rating(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", hangup_at=HangupStep.TALKING))
+
+    assert call.row["talk_seconds"] == 30.0 and "survey" not in call.heard
+
+
+def test_hanging_up_in_the_operators_queue_is_an_abandoned_wait_to_call_back(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="0", hangup_at=HangupStep.QUEUE), setup=operators_busy)
+
+    assert (call.row["outcome"], call.row["hangup_by"]) == ("abandoned", "caller")
+    (left,) = call.step("queue_left")
+    assert left["abandoned"] is True
+    assert call.callbacks == {"139****1234": "in_queue"}
+    assert call.metric("hotline_operator_queue_wait_seconds_count", result="abandoned") == 1
+
+
+# -- the controller's side ----------------------------------------------------------------------
+
+
+def test_a_shutdown_mid_call_records_the_call_as_handed_off_and_lets_the_cancellation_go_on(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", cancel_at=HangupStep.RINGING))
+
+    assert isinstance(call.raised, asyncio.CancelledError)
+    row = call.row
+    assert (row["outcome"], row["hangup_by"]) == ("handed_off", "system")
+    assert call.steps[-1] == "ended" and call.callbacks == {}
+    assert call.metric("hotline_calls_total", entry="12345", outcome="handed_off") == 1
+
+
+def test_asterisk_refusing_a_request_mid_call_ends_that_call_as_failed(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", fail_at=HangupStep.CONNECTING))
+
+    assert call.raised is None  # the controller goes on serving the others
+    row = call.row
+    assert (row["outcome"], row["hangup_by"]) == ("failed", "system")
+    assert call.steps[-2:] == ["ari_error", "ended"]
+    assert call.call.verbs()[-3:] == [("hangup",), ("cleanup",), ("close",)]
