@@ -89,6 +89,28 @@ def run(routes_path: str) -> None:
         sys.exit(EXIT_ENV)
 
 
+@main.command("alert-relay")
+@click.option("--config", "config_path", default="var/alert-relay.yml", show_default=True, type=click.Path())
+@click.option("--check", is_flag=True, help="Only validate the config (exit 1 listing every FILE:LINE problem).")
+def alert_relay(config_path: str, check: bool) -> None:
+    """Relay Alertmanager's webhooks to the 政务微信 / 钉钉 robots and JSON receivers (monitoring/README.md)."""
+    from aiohttp import web
+
+    from ivr.alerts.relay import load_config, make_app
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        click.echo(f"hotline: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    if check:
+        click.echo(f"{config_path}: ok, channels: {', '.join(sorted(config.channels))}")
+        return
+    logs.configure()
+    host, port = config.listen
+    web.run_app(make_app(config), host=host, port=port, access_log=None, print=None)
+
+
 @main.command()
 @click.argument("file", required=False)
 @routes_option

@@ -161,6 +161,16 @@ class Metrics:
             ["unit", "reason"],
             registry=r,
         )
+        self.refused = Counter(
+            "hotline_admission_refused_calls_total",
+            "Calls refused unanswered (SIP 503) because they came faster than HOTLINE_MAX_CALL_RATE.",
+            registry=r,
+        )
+        self.callbacks_oldest = Gauge(
+            "hotline_callbacks_oldest_open_seconds",
+            "Age of the oldest open entry on the missed-call callback list (0 when the list is empty).",
+            registry=r,
+        )
         for result in ("ok", "refused"):
             self.reloads.labels(result)  # both series exist from the start, so rate() works at once
 
@@ -202,6 +212,9 @@ class Metrics:
 
     def call_started(self) -> None:
         self.active.inc()
+
+    def call_refused(self) -> None:
+        self.refused.inc()
 
     def call_ended(self, entry: str, outcome: str) -> None:
         self.active.dec()
@@ -251,6 +264,10 @@ class Metrics:
         self.tickets_overdue.clear()
         for unit in self._units | set(by_unit):
             self.tickets_overdue.labels(unit or "none").set(by_unit.get(unit, 0))
+
+    def set_callbacks_oldest(self, first_missed_at: list[float], now: float) -> None:
+        """The callback list's oldest open entry, from the open entries' first missed call (Unix seconds)."""
+        self.callbacks_oldest.set(max(0.0, now - min(first_missed_at)) if first_missed_at else 0.0)
 
     def watch_calllog(self, calllog: CallLogState) -> None:
         """Export the call log's journal and write counters (hotline_calllog_*)."""

@@ -272,7 +272,7 @@ class Controller:
         return runner
 
     async def _refresh_gauges(self, interval: float = 15.0) -> None:
-        """Gauges read from state: overdue tickets (from the call log, off the loop), the queue."""
+        """Gauges read from state: overdue tickets and open callbacks (from the call log, off the loop), the queue."""
         while True:
             self.metrics.queue_changed(self.seats.snapshot().waiting)
             try:
@@ -284,6 +284,12 @@ class Controller:
                 for ticket in overdue:
                     counts[ticket["unit"]] = counts.get(ticket["unit"], 0) + 1
                 self.metrics.set_overdue(counts)
+            try:
+                open_callbacks = await asyncio.to_thread(self.calllog.callbacks, "open")
+            except Exception as exc:  # as above: a gauge is not worth stopping calls for
+                log.warning("callbacks_refresh_failed", error=str(exc))
+            else:
+                self.metrics.set_callbacks_oldest([c["first_missed_at"] for c in open_callbacks], time.time())
             await asyncio.sleep(interval)
 
     # -- events -----------------------------------------------------------------------------
@@ -349,6 +355,7 @@ class Controller:
             # Beyond the rate this box can carry (BENCHMARKS.md): refuse at once — unanswered,
             # so the carrier gets 503 and can retry elsewhere — rather than slow every call.
             self.admission.refused += 1
+            self.metrics.call_refused()
             self._spawn(self._quiet_hangup(start.channel, reason="congestion"))
             return
         entry = start.args[0] if start.args else start.dialed

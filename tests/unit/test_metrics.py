@@ -102,3 +102,18 @@ def test_the_call_logs_journal_and_write_counters_are_read_at_each_scrape() -> N
     assert got[("hotline_calllog_dropped_writes_total", ())] == 1
     log.journal_pending = 0
     assert samples(m)[("hotline_calllog_journal_pending", ())] == 0
+
+
+def test_the_callback_lists_oldest_open_entry_is_exported_as_its_age_and_an_empty_list_as_zero() -> None:
+    m = Metrics()
+    m.set_callbacks_oldest([1000.0, 400.0, 900.0], now=4000.0)
+    assert samples(m)[("hotline_callbacks_oldest_open_seconds", ())] == 3600
+    m.set_callbacks_oldest([], now=5000.0)
+    assert samples(m)[("hotline_callbacks_oldest_open_seconds", ())] == 0
+
+
+def test_admission_refusals_are_counted_from_the_start() -> None:
+    m = Metrics()
+    assert samples(m)[("hotline_admission_refused_calls_total", ())] == 0  # rate() sees the first refusal
+    m.call_refused()
+    assert samples(m)[("hotline_admission_refused_calls_total", ())] == 1

@@ -775,6 +775,9 @@ EXPECTED_ALERTS = {
     "HotlineWebhookFailing",
     "HotlineCallLogJournaling",
     "HotlineCallLogRecordsLost",
+    "HotlineNobodyAnswering",
+    "HotlineCallbacksOverdue",
+    "HotlineCallsTurnedAway",
 }
 
 

@@ -1,8 +1,17 @@
-"""HOTLINE_MAX_CALL_RATE: beyond the rate the box carries, new calls are refused at once."""
+"""HOTLINE_MAX_CALL_RATE: beyond the rate the box carries, new calls are refused at once, and counted."""
 
 from __future__ import annotations
 
-from ivr.controller.app import Admission
+import asyncio
+from pathlib import Path
+
+from ivr.ari.client import AriSettings
+from ivr.ari.events import StasisStart
+from ivr.controller.app import Admission, Controller
+from ivr.routing import routes
+from ivr.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class Clock:
@@ -41,3 +50,31 @@ def test_calls_are_admitted_again_once_the_storm_has_passed() -> None:
         pass
     clock.now += 1.0
     assert [gate.admit() for _ in range(5)] == [True] * 5
+
+
+async def test_a_refused_call_is_hung_up_with_congestion_and_counted_in_the_metrics(tmp_path: Path) -> None:
+    settings = Settings(
+        ari=AriSettings("http://127.0.0.1:9", "hotline", "unused", "hotline"),
+        routes_path=ROOT / "routes.yaml",
+        calllog_path=tmp_path / "calllog.sqlite3",
+        caller_hash_key=b"k" * 32,
+        max_call_rate=1,
+    )
+    controller = Controller(settings, routes.load(ROOT / "routes.yaml"))
+    hangups: list[tuple[str, str]] = []
+
+    async def hangup(channel: str, reason: str = "normal") -> None:
+        hangups.append((channel, reason))
+
+    controller.ari.hangup = hangup  # type: ignore[method-assign]
+    controller.admission = Admission(1, Clock())
+    controller.admission.admit()  # the second's one call has come
+    try:
+        controller._start_call(StasisStart("StasisStart", {}, channel="refused-1", args=("12345",)))
+        await asyncio.sleep(0)
+        assert hangups == [("refused-1", "congestion")]
+        assert controller.admission.refused == 1
+        assert controller.metrics.refused._value.get() == 1
+        assert b"hotline_admission_refused_calls_total 1.0" in controller.metrics.exposition()
+    finally:
+        controller.calllog.close()
