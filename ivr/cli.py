@@ -508,3 +508,10 @@ def report_(
         f"{len(built.ledger)} numbers",
         err=True,
     )
+
+
+# -- the production host: site file, install, backups (ivr/site, ivr/install) ------------------------
+
+from ivr.install.commands import add_commands  # noqa: E402 — kept with the commands it adds
+
+add_commands(main)
