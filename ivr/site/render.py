@@ -134,7 +134,8 @@ def _pjsip(site: Site, source: Path, secrets: Secrets) -> str:
     )
     for trunk in site.trunks:
         host = f"[{trunk.host}]" if ":" in trunk.host else trunk.host
-        contact = f"sip:{host}:{trunk.port}" + ("" if trunk.transport == "udp" else f";transport={trunk.transport}")
+        # `;` starts a comment in Asterisk's files: the URI parameter's must be escaped.
+        contact = f"sip:{host}:{trunk.port}" + ("" if trunk.transport == "udp" else f"\\;transport={trunk.transport}")
         out.append(_section(trunk.name, [("type", "aor"), ("contact", contact), ("qualify_frequency", "30")]))
         extra = [("aors", trunk.name), ("context", "from-trunk")]
         out.append(_section(trunk.name, endpoint(TRUNK_MODEL, trunk.transport, extra)))

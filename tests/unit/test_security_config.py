@@ -9,6 +9,10 @@ in Asterisk's security log, where fail2ban reads them (tests/integration/test_si
 Asterisk 22's ari.conf has no per-user permit/deny (a user has only type, read_only, password and
 password_format; [general] has allowed_origins and auth_realm), and http.conf has no ACL either:
 `bindaddr = 127.0.0.1` in http.conf IS the access control of ARI, so this lint pins it.
+
+Each rule runs twice: on dialplan/ as committed (the lab's configuration), and on what `hotline site
+render` makes of it for the example site (deploy/site.example.yaml): production must be as locked
+down as the lab, with its real addresses, trunks over TCP/TLS and registered seats.
 """
 
 from __future__ import annotations
@@ -21,27 +25,41 @@ import pytest
 
 from ivr.routing.dialplan import CARRIER_CONTEXT, Context, Section, reachable_contexts, read_conf, read_dialplan
 from ivr.settings import Settings
+from ivr.site import config as site_config
+from ivr.site.render import render
+from ivr.site.secrets import Secrets
 
 REPO = Path(__file__).resolve().parents[2]
 DIALPLAN = REPO / "dialplan"
+EXAMPLE_SITE = REPO / "deploy" / "site.example.yaml"
 
 
-def sections(name: str) -> list[Section]:
-    return read_conf(DIALPLAN / name)
+@pytest.fixture(scope="module", params=["dialplan", "rendered"], ids=["dialplan/", "site-render"])
+def conf(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The directory of Asterisk configuration under test."""
+    if request.param == "dialplan":
+        return DIALPLAN
+    out = tmp_path_factory.mktemp("site-render")
+    render(site_config.load(EXAMPLE_SITE), DIALPLAN, out / "etc", Secrets(out / "secrets"))
+    return out / "etc"
 
 
-def only(name: str, section: str) -> Section:
-    found = [s for s in sections(name) if s.name == section]
+def sections(conf: Path, name: str) -> list[Section]:
+    return read_conf(conf / name)
+
+
+def only(conf: Path, name: str, section: str) -> Section:
+    found = [s for s in sections(conf, name) if s.name == section]
     assert len(found) == 1, f"{name}: expected one [{section}], found {len(found)}"
     return found[0]
 
 
-def endpoints() -> list[Section]:
-    return [s for s in sections("pjsip.conf") if s.get("type") == "endpoint" and not s.is_template]
+def endpoints(conf: Path) -> list[Section]:
+    return [s for s in sections(conf, "pjsip.conf") if s.get("type") == "endpoint" and not s.is_template]
 
 
-def identifies() -> list[Section]:
-    return [s for s in sections("pjsip.conf") if s.get("type") == "identify"]
+def identifies(conf: Path) -> list[Section]:
+    return [s for s in sections(conf, "pjsip.conf") if s.get("type") == "identify"]
 
 
 def where(section: Section) -> str:
@@ -51,19 +69,19 @@ def where(section: Section) -> str:
 # -- ARI / HTTP / AMI -----------------------------------------------------------------------------
 
 
-def test_http_and_therefore_ari_listen_on_loopback_only_and_never_over_tls() -> None:
-    general = only("http.conf", "general")
+def test_http_and_therefore_ari_listen_on_loopback_only_and_never_over_tls(conf: Path) -> None:
+    general = only(conf, "http.conf", "general")
     assert general.get("bindaddr") == "127.0.0.1", where(general)
     assert (general.get("tlsenable") or "no") == "no", f"{where(general)}: TLS would open a second listener"
     assert general.get("tlsbindaddr") is None, where(general)
 
 
-def test_ami_is_switched_off() -> None:
-    assert only("manager.conf", "general").get("enabled") == "no"
+def test_ami_is_switched_off(conf: Path) -> None:
+    assert only(conf, "manager.conf", "general").get("enabled") == "no"
 
 
-def test_ari_allows_no_cross_origin_browser_access() -> None:
-    general = only("ari.conf", "general")
+def test_ari_allows_no_cross_origin_browser_access(conf: Path) -> None:
+    general = only(conf, "ari.conf", "general")
     assert general.get("enabled") == "yes"
     assert general.get("allowed_origins") in (None, ""), where(general)
 
@@ -131,24 +149,26 @@ def test_the_generated_ari_user_has_a_sha512_crypt_hash_of_the_password_and_no_p
 # -- SIP ------------------------------------------------------------------------------------------
 
 
-def test_sip_identifies_callers_by_source_address_only_and_has_no_anonymous_endpoint() -> None:
-    assert only("pjsip.conf", "global").get("endpoint_identifier_order") == "ip"
-    assert not [s for s in sections("pjsip.conf") if s.name == "anonymous"]
-    noload = only("modules.conf", "modules").values("noload")
+def test_sip_identifies_callers_by_source_address_only_and_has_no_anonymous_endpoint(conf: Path) -> None:
+    assert only(conf, "pjsip.conf", "global").get("endpoint_identifier_order") == "ip"
+    assert not [s for s in sections(conf, "pjsip.conf") if s.name == "anonymous"]
+    noload = only(conf, "modules.conf", "modules").values("noload")
     assert "res_pjsip_endpoint_identifier_anonymous.so" in noload
     assert "res_pjsip_endpoint_identifier_user.so" in noload
 
 
-def test_every_endpoint_refuses_transfers() -> None:
-    assert endpoints()
-    for endpoint in endpoints():
+def test_every_endpoint_refuses_transfers(conf: Path) -> None:
+    assert endpoints(conf)
+    for endpoint in endpoints(conf):
         assert endpoint.get("allow_transfer") == "no", where(endpoint)
 
 
-def test_every_endpoint_is_either_identified_by_address_or_an_outbound_trunk_that_refuses_calls_in() -> None:
-    matched = {s.get("endpoint"): s for s in identifies() if s.get("match")}
-    contexts = read_dialplan(DIALPLAN / "extensions.conf")
-    for endpoint in endpoints():
+def test_every_endpoint_is_either_identified_by_address_or_an_outbound_trunk_that_refuses_calls_in(
+    conf: Path,
+) -> None:
+    matched = {s.get("endpoint"): s for s in identifies(conf) if s.get("match")}
+    contexts = read_dialplan(conf / "extensions.conf")
+    for endpoint in endpoints(conf):
         if endpoint.get("aors") is None:  # nothing to dial: it exists to receive calls
             assert endpoint.name in matched, f"{where(endpoint)}: an inbound endpoint needs an identify with match"
             continue
@@ -170,11 +190,11 @@ def catch_alls(contexts: dict[str, Context], starts: set[str]) -> list[str]:
     return found
 
 
-def test_contexts_untrusted_callers_reach_answer_exact_numbers_only() -> None:
+def test_contexts_untrusted_callers_reach_answer_exact_numbers_only(conf: Path) -> None:
     """No `_X.`, `_.`, `_!`, `_X!`, `_[0-9].`: anything ending in `.` or `!` matches any number."""
-    contexts = read_dialplan(DIALPLAN / "extensions.conf")
-    identified = {s.get("endpoint") for s in identifies()}
-    starts = {CARRIER_CONTEXT} | {e.get("context") or "default" for e in endpoints() if e.name in identified}
+    contexts = read_dialplan(conf / "extensions.conf")
+    identified = {s.get("endpoint") for s in identifies(conf)}
+    starts = {CARRIER_CONTEXT} | {e.get("context") or "default" for e in endpoints(conf) if e.name in identified}
     assert {CARRIER_CONTEXT, "hotline-entry", "hotline-fallback"} <= set(reachable_contexts(contexts, CARRIER_CONTEXT))
     assert catch_alls(contexts, starts) == []
 
@@ -193,12 +213,12 @@ def test_a_catch_all_pattern_is_found_even_behind_a_goto_and_an_include(tmp_path
 # -- logging and the controller -------------------------------------------------------------------
 
 
-def test_security_events_have_their_own_log_channel_and_module() -> None:
-    channels = only("logger.conf", "logfiles")
+def test_security_events_have_their_own_log_channel_and_module(conf: Path) -> None:
+    channels = only(conf, "logger.conf", "logfiles")
     assert any("security" in [level.strip() for level in option.value.split(",")] for option in channels.own), where(
         channels
     )
-    assert "res_security_log.so" not in only("modules.conf", "modules").values("noload")
+    assert "res_security_log.so" not in only(conf, "modules.conf", "modules").values("noload")
 
 
 def test_the_controllers_metrics_listen_on_loopback_by_default(tmp_path: Path) -> None:
@@ -207,5 +227,5 @@ def test_the_controllers_metrics_listen_on_loopback_by_default(tmp_path: Path) -
     assert settings.metrics_addr == ("127.0.0.1", 9345)
 
 
-def test_asterisk_runs_no_shell_functions_from_outside_the_dialplan() -> None:
-    assert only("asterisk.conf", "options").get("live_dangerously") == "no"
+def test_asterisk_runs_no_shell_functions_from_outside_the_dialplan(conf: Path) -> None:
+    assert only(conf, "asterisk.conf", "options").get("live_dangerously") == "no"
