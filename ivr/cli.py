@@ -244,6 +244,12 @@ def diff_(old: str, new: str, at: str | None, as_json: bool) -> None:
     sys.exit(3 if report.changed else 0)
 
 
+from ivr.editing_cli import notice, routes_  # noqa: E402 — the route editors' switches
+
+main.add_command(notice)
+main.add_command(routes_)
+
+
 # -- 漏接回拨 and 限时办结: the callback list and the tickets, read from the call log ------------
 
 from ivr.calllog import (  # noqa: E402 — kept with the commands using it

@@ -10,7 +10,7 @@ Served on HOTLINE_METRICS_ADDR (default 127.0.0.1:9345) at /metrics by the contr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -37,6 +37,13 @@ OUTCOMES = ("connected", "operator", "message", "goodbye", "abandoned", "failed"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MESSAGE_REASONS = ("after_hours", "nobody_free")
 WEBHOOK_RESULTS = ("delivered", "rejected", "gave_up", "dropped")
+NOTICE_MODES = ("announce", "to_operators")
+ROUTES_ROLES = ("live", "staged")
+
+
+class NoticeLike(Protocol):
+    @property
+    def to_operators(self) -> bool: ...
 
 
 class CallLogState(Protocol):
@@ -171,6 +178,35 @@ class Metrics:
             "Age of the oldest open entry on the missed-call callback list (0 when the list is empty).",
             registry=r,
         )
+        # The route editors' switches (ivr.routing.notices, ivr.routing.staging). A staged table's calls
+        # are told apart by its role, not its digest: two series per outcome whatever the number of
+        # versions, and hotline_routes_staged_info names the version behind "staged".
+        self.notices = Gauge(
+            "hotline_notices_active",
+            "Notices (announcements before the menu) live now, by mode (announce, to_operators).",
+            ["mode"],
+            registry=r,
+        )
+        self.routes_calls = Counter(
+            "hotline_routes_calls_total",
+            "Calls that ended, by the table they were routed on (live, staged) and outcome.",
+            ["routes", "outcome"],
+            registry=r,
+        )
+        self.staged_info = Gauge(
+            "hotline_routes_staged_info",
+            "The staged table (canary), if any (version = file digest).",
+            ["version"],
+            registry=r,
+        )
+        self.staged_share = Gauge(
+            "hotline_routes_staged_share_percent", "Share of callers routed on the staged table (0: none).", registry=r
+        )
+        for mode in NOTICE_MODES:
+            self.notices.labels(mode)
+        for role in ROUTES_ROLES:
+            for outcome in OUTCOMES:
+                self.routes_calls.labels(role, outcome)
         for result in ("ok", "refused"):
             self.reloads.labels(result)  # both series exist from the start, so rate() works at once
 
@@ -268,6 +304,22 @@ class Metrics:
     def set_callbacks_oldest(self, first_missed_at: list[float], now: float) -> None:
         """The callback list's oldest open entry, from the open entries' first missed call (Unix seconds)."""
         self.callbacks_oldest.set(max(0.0, now - min(first_missed_at)) if first_missed_at else 0.0)
+    def set_notices(self, live: Sequence[NoticeLike]) -> None:
+        """The notices live now, counted by mode."""
+        for mode in NOTICE_MODES:
+            self.notices.labels(mode).set(sum(1 for n in live if n.to_operators == (mode == "to_operators")))
+
+    def set_stage(self, version: str | None, share: int) -> None:
+        self.staged_info.clear()
+        if version is not None:
+            self.staged_info.labels(version).set(1)
+        self.staged_share.set(share if version is not None else 0)
+
+    def call_on_routes(self, role: str, outcome: str) -> None:
+        """A call ended that was routed on the live or the staged table."""
+        self.routes_calls.labels(
+            role if role in ROUTES_ROLES else "live", outcome if outcome in OUTCOMES else "failed"
+        ).inc()
 
     def watch_calllog(self, calllog: CallLogState) -> None:
         """Export the call log's journal and write counters (hotline_calllog_*)."""

@@ -98,6 +98,9 @@ def plan(table: RouteTable, static: dict[str, str]) -> dict[str, str]:
             texts[f"menu-{menu.id}-intro"] = menu.intro
         for option in menu.options:
             texts[f"menu-{menu.id}-{option.key}"] = f"{option.spoken}。"
+    for notice in table.notices:
+        if notice.text:
+            texts[notice.prompt] = notice.text
     return texts
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,7 +24,8 @@ from ivr.handoff.webhook import Handoff, WebhookTarget
 from ivr.metrics import Metrics
 from ivr.operators.queue import QueueFull, QueueTimeout, SeatPool
 from ivr.prompts import Prompts
-from ivr.routing.menu import Ask, Decision, Navigator
+from ivr.routing.menu import Ask, Decision, Navigator, Track
+from ivr.routing.notices import Notice
 from ivr.routing.routes import Route, RouteTable
 from ivr.tickets import DeadlinePolicy, new_ticket
 from ivr.timekeeping import LOCAL_TZ
@@ -51,6 +52,7 @@ class Services:
     seats: SeatPool | None = None  # the operator queue, shared by all calls
     metrics: Metrics = field(default_factory=Metrics)
     node: str = ""  # this controller's node id in a cluster (HOTLINE_NODE): part of ticket numbers
+    notices: Callable[[RouteTable, str], Sequence[Notice]] | None = None  # (call's table, entry) -> live notices
 
 
 async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, svc: Services) -> None:
@@ -63,7 +65,15 @@ async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, 
         record.answered_at = time.time()
         record.step("answered")
 
-        decision = await navigate(call, record, table, svc)
+        notices = svc.notices(table, record.entry) if svc.notices else ()
+        for notice in notices:  # 紧急公告: heard before the menu (ivr.routing.notices)
+            record.step("notice", notice=notice.id, prompt=notice.prompt, to_operators=notice.to_operators)
+            await call.play([svc.prompts.sound(notice.prompt)])
+        if any(notice.to_operators for notice in notices):
+            track: Track = "menu" if record.entry == table.hotline_number else "direct"
+            decision = Decision("operator", "notice", track)
+        else:
+            decision = await navigate(call, record, table, svc)
         record.track, record.decision, record.reason = decision.track, decision.action, decision.reason
         record.keys, record.menu_path = decision.keys, "/".join(decision.menu_path)
         route = decision.route

@@ -281,6 +281,10 @@ def encode(write: Write) -> dict[str, Any]:
 
 def decode(entry: dict[str, Any]) -> Write:
     """A journal line back into its write; KeyError/TypeError/ValueError if it is not one."""
+    if entry["kind"] == "routes_live":  # the route editors' write lives with their records
+        from ivr.calllog.editing import RoutesLive
+
+        return RoutesLive.from_json({k: v for k, v in entry.items() if k != "kind"})
     return _KINDS[entry["kind"]]({k: v for k, v in entry.items() if k != "kind"})
 
 

@@ -39,6 +39,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ivr.calllog import is_url
 from ivr.calllog.commands import Db, to_pyformat
+from ivr.calllog.editing import POSTGRES_V3
 from ivr.calllog.writer import SCHEMA_VERSION, CallLog, StorageUnavailable
 
 log = structlog.get_logger("ivr.calllog")
@@ -138,7 +139,7 @@ _V2 = (
     "CREATE INDEX IF NOT EXISTS callback_calls_callback ON callback_calls (callback_id)",
 )
 
-_STEPS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2}
+_STEPS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 3: POSTGRES_V3}  # 3: ivr.calllog.editing
 
 # SQLSTATEs that say "the storage, not this write" (journal it): connection exception,
 # insufficient resources (disk full, out of memory, too many connections), operator

@@ -36,6 +36,7 @@ from ivr.calllog.commands import (
 )
 from ivr.calllog.commands import decode as _decode
 from ivr.calllog.commands import encode as _encode
+from ivr.calllog.editing import SQLITE_V3
 from ivr.calllog.writer import (
     CALLBACK_OUTCOMES,
     KEEP_CALLS_DAYS,
@@ -247,7 +248,7 @@ class SqliteCallLog(CallLog):
         two processes opening the same old file upgrade it once. A file from newer code is
         left as it is (its extra tables and columns do not disturb this code).
         """
-        steps: dict[int, Callable[[Db], None]] = {1: _to_v1, 2: _to_v2}
+        steps: dict[int, Callable[[Db], None]] = {1: _to_v1, 2: _to_v2, 3: _to_v3}
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version >= SCHEMA_VERSION:
             if version > SCHEMA_VERSION:
@@ -310,4 +311,9 @@ def _to_v2(db: Db) -> None:
         if name not in present:  # a file downgraded by older code may already have them
             db.execute(f"ALTER TABLE calls ADD COLUMN {name} {decl}")
     for statement in _V2:
+        db.execute(statement)
+
+
+def _to_v3(db: Db) -> None:
+    for statement in SQLITE_V3:
         db.execute(statement)

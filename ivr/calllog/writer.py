@@ -72,8 +72,9 @@ from ivr.tickets import Ticket
 
 log = structlog.get_logger("ivr.calllog")
 
-SCHEMA_VERSION = 2
-"""Both backends: 1 calls and their steps; 2 the call's ticket and survey, tickets, the callback list."""
+SCHEMA_VERSION = 3
+"""Both backends: 1 calls and their steps; 2 the call's ticket and survey, tickets, the callback list;
+3 the route editors' records: routes history, notices, the staged table (ivr.calllog.editing)."""
 
 CALLBACK_OUTCOMES = ("reached", "no_answer", "busy", "wrong_number")
 """What a callback attempt can end in (the CLI offers these; the log takes any short word)."""
@@ -231,6 +232,10 @@ class CallLog:
             (i, s.at, s.name, json.dumps(s.detail, ensure_ascii=False, default=str)) for i, s in enumerate(record.steps)
         ]
         self._queue.put(_CallWrite(record.columns(), steps))
+
+    def record(self, write: Write) -> None:
+        """Queue a write of another module's kind (e.g. ivr.calllog.editing.RoutesLive)."""
+        self._queue.put(write)
 
     def ticket_opened(self, ticket: Ticket) -> None:
         """Store a new ticket. An id already taken by another call is refused and logged."""

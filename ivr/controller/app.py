@@ -36,6 +36,7 @@ from ivr.call.dispatcher import Dispatcher
 from ivr.call.session import Services, handle_call
 from ivr.calllog import open_calllog
 from ivr.calllog.records import CallRecord
+from ivr.controller.editing import RouteEditing
 from ivr.errors import AriError, ConfigError, RoutesError
 from ivr.handoff.webhook import Handoff, WebhookSender
 from ivr.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -44,6 +45,7 @@ from ivr.operators.queue import SeatPool
 from ivr.prompts import Prompts
 from ivr.routing import routes
 from ivr.routing.routes import RouteTable
+from ivr.routing.staging import table_for
 from ivr.settings import Settings
 from ivr.timekeeping import local_clock
 
@@ -111,7 +113,10 @@ class Controller:
         self.metrics.set_routes(table)
         self.metrics.watch_calllog(self.calllog)
         self._connections = 0
-        self.services = self._services(table, clock or local_clock(settings.clock_start))
+        clock = clock or local_clock(settings.clock_start)
+        self.editing = RouteEditing(self.calllog, self.metrics, settings.routes_path, clock)
+        self.services = self._services(table, clock)
+        self._staged: tuple[int, Services] | None = None  # the staged table's services, by stage id
         self.dispatcher = Dispatcher(self._start_call, self._hangup_orphan)
         self.ari = AriClient(settings.ari)
         self.accepting = True
@@ -133,6 +138,7 @@ class Controller:
             seats=self.seats,
             metrics=self.metrics,
             node=self.settings.node,
+            notices=self.editing.notices_for,
         )
 
     def _webhook_result(self, target: str, handoff: Handoff, result: str, attempts: int) -> None:
@@ -150,6 +156,7 @@ class Controller:
     async def serve(self) -> None:
         metrics_site = await self._serve_metrics()  # first: a busy port must fail before anything runs
         interrupted = self.calllog.start()
+        self.editing.went_live(self.table, "start")
         self._resume_ticket_numbers()
         self.webhooks.start()
         if self.settings.clock_start is not None:
@@ -163,6 +170,7 @@ class Controller:
         consumer = asyncio.create_task(self._consume(), name="ari-events")
         watcher = asyncio.create_task(self._watch_routes(), name="routes-watcher")
         gauges = asyncio.create_task(self._refresh_gauges(), name="metrics-gauges")
+        editing = asyncio.create_task(self.editing.watch(lambda: self.table), name="notices-and-stage")
         stopper = asyncio.create_task(self._stop.wait(), name="stop-flag")
         try:
             done, _ = await asyncio.wait({consumer, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -170,9 +178,9 @@ class Controller:
                 consumer.result()  # a fatal error (bad credentials, app replaced) propagates
             await self._drain()
         finally:
-            for task in (stopper, consumer, watcher, gauges):
+            for task in (stopper, consumer, watcher, gauges, editing):
                 task.cancel()
-            await asyncio.gather(consumer, stopper, watcher, gauges, return_exceptions=True)
+            await asyncio.gather(consumer, stopper, watcher, gauges, editing, return_exceptions=True)
             await metrics_site.cleanup()
             await self.ari.close()
             await self.webhooks.close(timeout=5.0)
@@ -188,7 +196,7 @@ class Controller:
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
 
-    def reload(self) -> bool:
+    def reload(self, how: str = "sighup") -> bool:
         """Swap in a re-read routes.yaml; a bad file is refused and the running table stays.
 
         Calls in progress keep the table they started with (each session holds its own
@@ -210,6 +218,7 @@ class Controller:
         self.metrics.routes_reloaded(ok=True)
         self.metrics.set_routes(table)
         self.services = self._services(table, self.services.clock)
+        self.editing.went_live(table, how)
         return True
 
     async def _watch_routes(self, interval: float = 2.0) -> None:
@@ -221,7 +230,7 @@ class Controller:
             now = _stat(path)
             if now != seen:
                 seen = now
-                self.reload()
+                self.reload("file")
 
     def health(self) -> tuple[int, dict[str, Any]]:
         """Ready for calls (200) only when ARI is connected, the resync done and the call log writable.
@@ -367,6 +376,12 @@ class Controller:
             caller_hash=privacy.caller_hash(start.caller_number, self.settings.caller_hash_key),
             routes_version=self.table.digest,
         )
+        # A staged table (canary) takes a stable share of callers, by their keyed hash.
+        table, role = table_for(self.table, self.editing.stage, record.caller_hash)
+        services = self.services
+        if role == "staged":
+            record.routes_version = table.digest
+            services = self._stage_services(table)
         call = AriCall(
             self.ari,
             record.call_id,
@@ -375,13 +390,20 @@ class Controller:
             register=self.dispatcher.register,
             unregister=self.dispatcher.unregister,
         )
-        task = asyncio.create_task(
-            self._run_call(call, record, self.table, self.services), name=f"call-{record.call_id}"
-        )
+        task = asyncio.create_task(self._run_call(call, record, table, services, role), name=f"call-{record.call_id}")
         self._sessions[task] = call
         task.add_done_callback(self._sessions.pop)
 
-    async def _run_call(self, call: AriCall, record: CallRecord, table: RouteTable, services: Services) -> None:
+    def _stage_services(self, table: RouteTable) -> Services:
+        stage = self.editing.stage
+        assert stage is not None
+        if self._staged is None or self._staged[0] != stage.id:
+            self._staged = (stage.id, self._services(table, self.services.clock))
+        return self._staged[1]
+
+    async def _run_call(
+        self, call: AriCall, record: CallRecord, table: RouteTable, services: Services, role: str = "live"
+    ) -> None:
         structlog.contextvars.bind_contextvars(
             call_id=record.call_id, entry=record.entry, channel=record.channel_id, caller=record.caller_masked
         )
@@ -389,6 +411,8 @@ class Controller:
             await handle_call(call, record, table, services)
         except Exception:
             log.exception("call_crashed")
+        finally:
+            self.metrics.call_on_routes(role, record.outcome)
 
     def _hangup_orphan(self, start: ev.StasisStart) -> None:
         self._spawn(self._quiet_hangup(start.channel))

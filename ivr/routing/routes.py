@@ -21,7 +21,9 @@ from typing import TypeVar
 
 from ivr.errors import RoutesError
 from ivr.operators.queue import Seat
+from ivr.routing import notices
 from ivr.routing.hours import Hours, calendar_covers, calendar_source, parse_ranges
+from ivr.routing.notices import Notice
 from ivr.routing.yamlsrc import Node, Source
 from ivr.tickets import POLICY_KINDS, DeadlinePolicy
 
@@ -170,6 +172,8 @@ class RouteTable:
     # Where things stand in routes.yaml, for checks made after loading (`hotline check --dialplan`).
     hotline_line: int = field(default=0, compare=False)
     route_lines: dict[str, int] = field(default_factory=dict, compare=False)  # route id -> line
+    notices: tuple[Notice, ...] = ()  # dated announcements (ivr.routing.notices)
+    text: str = field(default="", repr=False, compare=False)  # the file as loaded: kept in the routes history
 
     @property
     def main_menu(self) -> Menu:
@@ -224,6 +228,7 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
             "deadlines",
             "routes",
             "menus",
+            "notices",
         },
         required={"version", "hotline", "trunks", "operators", "routes", "menus"},
     )
@@ -336,9 +341,11 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
     deadlines = _parse_deadlines(top["deadlines"], units) if "deadlines" in top else DeadlinePolicy()
     menus = _parse_menus(top["menus"], routes) if "menus" in top else {}
 
+    entries = frozenset({hotline_number} | {r.number for r in routes.values() if r.mode is not Mode.MERGE})
+    table_notices = notices.parse(top["notices"], entries) if "notices" in top else ()
+
     src.raise_if_problems()
     assert operators is not None  # guaranteed: a missing/invalid operators block is a problem above
-    entries = frozenset({hotline_number} | {r.number for r in routes.values() if r.mode is not Mode.MERGE})
     return RouteTable(
         source=filename,
         digest=hashlib.sha256(text.encode()).hexdigest()[:12],
@@ -352,6 +359,8 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
         deadlines=deadlines,
         hotline_line=hotline_line,
         route_lines=route_lines,
+        notices=table_notices,
+        text=text,
     )
 
 

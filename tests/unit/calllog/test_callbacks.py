@@ -478,7 +478,7 @@ def test_a_version_1_file_is_upgraded_in_place(path: Path, tmp_path: Path) -> No
     missed(log, "new", ALICE, 5.0)
     log.ticket_opened(ticket("new"))
     log.close()
-    assert user_version(path) == SCHEMA_VERSION == 2
+    assert user_version(path) == SCHEMA_VERSION == 3
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     old, new = log.calls()
     assert (old["call_id"], old["outcome"], old["ticket_id"], old["satisfaction"]) == ("old", "connected", "", None)
@@ -496,8 +496,8 @@ def test_a_version_1_file_is_upgraded_in_place(path: Path, tmp_path: Path) -> No
 
 def test_upgrading_is_idempotent_and_survives_a_downgraded_version(path: Path) -> None:
     make_v1(path)
-    assert SqliteCallLog(path).migrate() == 2
-    assert SqliteCallLog(path).migrate() == 2
+    assert SqliteCallLog(path).migrate() == 3
+    assert SqliteCallLog(path).migrate() == 3
     db = sqlite3.connect(path)
     db.execute("PRAGMA user_version = 1")  # what the version 1 code does when it opens the file
     db.commit()
@@ -505,7 +505,7 @@ def test_upgrading_is_idempotent_and_survives_a_downgraded_version(path: Path) -
     log = SqliteCallLog(path)
     log.start()
     log.close()
-    assert user_version(path) == 2
+    assert user_version(path) == 3
 
 
 # -- the CLI ---------------------------------------------------------------------------------------
@@ -602,4 +602,4 @@ def test_cli_upgrades_a_version_1_file_before_reading(path: Path) -> None:
     make_v1(path)
     result = CliRunner().invoke(main, ["callbacks", "list", "--calllog", str(path)])
     assert result.exit_code == 0, result.output
-    assert user_version(path) == 2
+    assert user_version(path) == 3

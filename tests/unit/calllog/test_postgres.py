@@ -20,7 +20,7 @@ import pytest
 import structlog
 from click.testing import CliRunner
 
-from ivr.calllog import open_calllog, shown
+from ivr.calllog import SCHEMA_VERSION, open_calllog, shown
 from ivr.calllog.postgres import PostgresCallLog
 from ivr.calllog.sqlite import SqliteCallLog
 from ivr.cli import main
@@ -92,7 +92,7 @@ def pg_columns(url: str, table: str) -> list[tuple[str, str, bool, str | None]]:
 
 def test_a_new_database_has_the_sqlite_schema_column_for_column_and_index_for_index(url: str, tmp_path: Path) -> None:
     sqlite = tmp_path / "calllog.sqlite3"
-    assert SqliteCallLog(sqlite).migrate() == open_calllog(url).migrate() == 2
+    assert SqliteCallLog(sqlite).migrate() == open_calllog(url).migrate() == SCHEMA_VERSION
     tables = ("calls", "call_steps", "tickets", "callbacks", "callback_calls")
     for table in tables:
         lite, pg = sqlite_columns(sqlite, table), pg_columns(url, table)
@@ -120,7 +120,8 @@ def test_a_new_database_has_the_sqlite_schema_column_for_column_and_index_for_in
     for name, sql in lite_indexes.items():
         assert ("UNIQUE" in sql) == ("UNIQUE" in pg_indexes[name]), name
         assert ("WHERE" in sql) == ("WHERE" in pg_indexes[name]), name
-    assert [r["version"] for r in query(url, "SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+    versions = query(url, "SELECT version FROM schema_version ORDER BY version")
+    assert [r["version"] for r in versions] == list(range(1, SCHEMA_VERSION + 1))
 
 
 MIGRATE = """
@@ -153,8 +154,9 @@ def test_controllers_starting_at_once_on_an_empty_database_create_the_schema_onc
         for p in procs:
             p.kill() if p.poll() is None else None
     assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outputs]
-    assert [out.strip().splitlines()[-1] for out, _ in outputs] == ["2"] * 4  # (after its log lines)
-    assert [r["version"] for r in query(url, "SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+    assert [out.strip().splitlines()[-1] for out, _ in outputs] == [str(SCHEMA_VERSION)] * 4  # (after its log lines)
+    versions = query(url, "SELECT version FROM schema_version ORDER BY version")
+    assert [r["version"] for r in versions] == list(range(1, SCHEMA_VERSION + 1))
     upgraded = [out for out, _ in outputs if "calllog_schema_upgraded" in out]
     assert len(upgraded) == 1, outputs  # one did the work, the others found it done
 
