@@ -131,13 +131,14 @@ def _local(node: Node, where: str) -> dt.datetime | None:
     raw = node.string()
     if raw is None:
         return None
+    key = node.name.rsplit(".", 1)[-1]
     try:
         when = dt.datetime.fromisoformat(raw)
     except ValueError:
-        node.problem(f"{where}: {node.name} is not a local date/time like 2026-09-15T06:00, got {raw!r}")
+        node.problem(f"{where}: {key} is not a local date/time like 2026-09-15T06:00, got {raw!r}")
         return None
     if when.tzinfo is not None:
-        node.problem(f"{where}: {node.name} is local (Asia/Shanghai) time; leave out the zone, got {raw!r}")
+        node.problem(f"{where}: {key} is local (Asia/Shanghai) time; leave out the zone, got {raw!r}")
         return None
     return when.replace(tzinfo=LOCAL_TZ)
 
