@@ -304,6 +304,7 @@ class Metrics:
     def set_callbacks_oldest(self, first_missed_at: list[float], now: float) -> None:
         """The callback list's oldest open entry, from the open entries' first missed call (Unix seconds)."""
         self.callbacks_oldest.set(max(0.0, now - min(first_missed_at)) if first_missed_at else 0.0)
+
     def set_notices(self, live: Sequence[NoticeLike]) -> None:
         """The notices live now, counted by mode."""
         for mode in NOTICE_MODES:
