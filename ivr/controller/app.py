@@ -37,6 +37,7 @@ from ivr.call.session import Services, handle_call
 from ivr.calllog import open_calllog
 from ivr.calllog.records import CallRecord
 from ivr.controller.editing import RouteEditing
+from ivr.controller.sdnotify import Notifier
 from ivr.errors import AriError, ConfigError, RoutesError
 from ivr.handoff.webhook import Handoff, WebhookSender
 from ivr.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -172,15 +173,19 @@ class Controller:
         gauges = asyncio.create_task(self._refresh_gauges(), name="metrics-gauges")
         editing = asyncio.create_task(self.editing.watch(lambda: self.table), name="notices-and-stage")
         stopper = asyncio.create_task(self._stop.wait(), name="stop-flag")
+        systemd = Notifier()  # READY=1, then the watchdog's keep-alives from this loop (deploy/systemd)
+        keepalive = asyncio.create_task(systemd.run(), name="systemd-notify")
         try:
             done, _ = await asyncio.wait({consumer, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if consumer in done:
                 consumer.result()  # a fatal error (bad credentials, app replaced) propagates
+            systemd.notify("STOPPING=1")
             await self._drain()
         finally:
-            for task in (stopper, consumer, watcher, gauges, editing):
+            for task in (stopper, consumer, watcher, gauges, editing, keepalive):
                 task.cancel()
-            await asyncio.gather(consumer, stopper, watcher, gauges, editing, return_exceptions=True)
+            await asyncio.gather(consumer, stopper, watcher, gauges, editing, keepalive, return_exceptions=True)
+            systemd.close()
             await metrics_site.cleanup()
             await self.ari.close()
             await self.webhooks.close(timeout=5.0)
