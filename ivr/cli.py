@@ -18,6 +18,7 @@ import uvloop
 from ivr import logs
 from ivr.errors import AriAuthError, ConfigError, RoutesError
 from ivr.routing import routes
+from ivr.timekeeping import LOCAL_TZ
 
 EXIT_INPUT = 1
 EXIT_ENV = 2
@@ -427,7 +428,9 @@ def journal_(calllog: str, journal_path: str | None) -> None:
 # -- 通报考核: the per-department assessment report, from the call log --------------------------------
 
 
-def _report_date(ctx: click.Context, param: click.Parameter, value: str) -> dt.date:
+def _report_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
     try:
         if len(value) != 10:
             raise ValueError
@@ -436,11 +439,20 @@ def _report_date(ctx: click.Context, param: click.Parameter, value: str) -> dt.d
         raise click.BadParameter(f"not a date: {value!r} (expected YYYY-MM-DD, a local date)") from None
 
 
+def _relative_period(period: str, today: dt.date) -> tuple[dt.date, dt.date]:
+    """yesterday: the day before today; last-month: the whole calendar month before today's."""
+    if period == "yesterday":
+        day = today - dt.timedelta(days=1)
+        return day, day
+    last = today.replace(day=1) - dt.timedelta(days=1)
+    return last.replace(day=1), last
+
+
 @main.command("report")
 @click.option(
     "--from",
     "start",
-    required=True,
+    default=None,
     metavar="YYYY-MM-DD",
     callback=_report_date,
     help="First day of the period (local date, included).",
@@ -448,19 +460,30 @@ def _report_date(ctx: click.Context, param: click.Parameter, value: str) -> dt.d
 @click.option(
     "--to",
     "end",
-    required=True,
+    default=None,
     metavar="YYYY-MM-DD",
     callback=_report_date,
     help="Last day of the period (local date, included).",
 )
 @click.option(
+    "--period",
+    type=click.Choice(["yesterday", "last-month"]),
+    default=None,
+    help="Instead of --from/--to, relative to today's local date (what the systemd timers use).",
+)
+@click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "html", "json"]),
+    type=click.Choice(["csv", "html", "json", "xlsx"]),
     default=None,
-    help="Output format. Default: from --out's suffix (.csv, .html, .json), else json.",
+    help="Output format. Default: from --out's suffix (.csv, .html, .json, .xlsx), else json.",
 )
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write here (default: stdout).")
+@click.option(
+    "--out",
+    type=click.Path(),
+    default=None,
+    help="Write to this file, or into this folder (ending in / or existing) named by period (default: stdout).",
+)
 @calllog_option
 @routes_option
 @click.option(
@@ -471,8 +494,9 @@ def _report_date(ctx: click.Context, param: click.Parameter, value: str) -> dt.d
     help="A missed call counts as called back in time within this many minutes.",
 )
 def report_(
-    start: dt.date,
-    end: dt.date,
+    start: dt.date | None,
+    end: dt.date | None,
+    period: str | None,
     fmt: str | None,
     out: str | None,
     calllog: str,
@@ -489,11 +513,21 @@ def report_(
     from ivr.report import figures as report
     from ivr.report import render
 
+    if period is not None:
+        if start is not None or end is not None:
+            raise click.BadParameter("give --period or --from/--to, not both", param_hint="--period")
+        start, end = _relative_period(period, dt.datetime.now(LOCAL_TZ).date())
+    elif start is None or end is None:
+        raise click.BadParameter("give --from and --to (or --period)", param_hint="--from/--to")
     if start > end:
         raise click.BadParameter(f"--from {start} is after --to {end}", param_hint="--from")
+    into_folder = out is not None and (out.endswith(("/", "\\")) or Path(out).is_dir())
     if fmt is None:
-        suffix = Path(out).suffix.lower().lstrip(".") if out else ""
-        fmt = {"htm": "html"}.get(suffix, suffix) if suffix in ("csv", "html", "htm", "json") else "json"
+        suffix = Path(out).suffix.lower().lstrip(".") if out and not into_folder else ""
+        fmt = {"htm": "html"}.get(suffix, suffix) if suffix in ("csv", "html", "htm", "json", "xlsx") else "json"
+    if out is not None and into_folder:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        out = str(Path(out) / f"12345-report-{render.period_name(start, end)}.{fmt}")
     table = _load_table(routes_path)
     with contextlib.redirect_stdout(sys.stderr):  # the call log's own notices (a schema upgrade) stay off stdout
         log = _open_calllog(calllog)

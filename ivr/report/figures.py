@@ -37,6 +37,7 @@ DEFAULT_CALLBACK_MINUTES = 30
 ROUTED_DECISIONS = ("dial", "handoff")  # the controller put the call through to a unit's line
 UNIT_LEGS = ("department", "overflow")  # dial legs on the unit's own ring chain (not the operators)
 CONNECTED_OUTCOMES = ("connected", "operator", "message")
+_MODE_ORDER = {m.value: i for i, m in enumerate(Mode)}
 
 DEFINITIONS: dict[str, tuple[str, str]] = {
     "period": (
@@ -116,6 +117,13 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
         (
             "Rows with calls routed, by answered % (higher first), ties by mean time to answer (shorter first, "
             "none last). Rows equal on both share a rank (1, 1, 3). Rows with no calls routed are not ranked."
+        ),
+    ),
+    "modes": (
+        "接入方式 By mode",
+        (
+            "All units of one mode together (merge 归并, transfer 双号并行, interconnect 互联), counted as for one "
+            "unit: the calls and due tickets of every route of that mode; units = the unit rows of that mode."
         ),
     ),
     "tracks": (
@@ -274,6 +282,13 @@ class LedgerRow:
 
 
 @dataclass(frozen=True)
+class ModeRow:
+    mode: str
+    units: int  # unit rows of this mode (with calls or not)
+    figures: Figures
+
+
+@dataclass(frozen=True)
 class Report:
     start: dt.date
     end: dt.date
@@ -285,6 +300,7 @@ class Report:
     total: Figures  # all units together
     days: tuple[DayFigures, ...]
     ledger: tuple[LedgerRow, ...]
+    modes: tuple[ModeRow, ...] = ()  # the units of each mode together (merge, transfer, interconnect)
 
     def unit(self, unit: str, mode: str) -> UnitRow:
         return next(r for r in self.units if (r.unit, r.mode) == (unit, mode))
@@ -491,6 +507,18 @@ def build(
     units.sort(key=lambda r: (r.rank is None, r.rank or 0, order[(r.unit, r.mode)]))
     everything = _figures([c for c in calls if c["unit"]], [(t, ok) for t, ok in tickets if t["unit"]], rows.steps)
 
+    modes = tuple(
+        ModeRow(
+            mode,
+            sum(1 for k in keys if k[1] == mode),
+            _figures(
+                [c for c in calls if c["unit"] and c["mode"] == mode],
+                [(t, ok) for t, ok in tickets if t["unit"] and t["mode"] == mode],
+                rows.steps,
+            ),
+        )
+        for mode in dict.fromkeys(k[1] for k in sorted(keys, key=lambda k: _MODE_ORDER.get(k[1], 99)))
+    )
     days = _days(calls, start, end)
     ended = [c for c in calls if c["outcome"] != "in_progress"]
     connected = sum(1 for c in ended if c["outcome"] in CONNECTED_OUTCOMES)
@@ -535,6 +563,7 @@ def build(
         total=everything,
         days=days,
         ledger=ledger(table, from_epoch(as_of)) if table else (),
+        modes=modes,
     )
 
 

@@ -1,4 +1,4 @@
-"""通报考核 as a file: a `Report` (ivr.report.figures) rendered as JSON, CSV or one HTML page.
+"""通报考核 as a file: a `Report` (ivr.report.figures) rendered as JSON, CSV, one HTML page or an Excel workbook.
 
 The figures are computed in ivr.report.figures; nothing here counts. The HTML page, its CSS and its SVG
 charts are Jinja2 templates in templates/ (report.html.j2, charts.html.j2); this module only works out
@@ -19,12 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import openpyxl
+from openpyxl.styles import Alignment, Font
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 
 from ivr.report.figures import (
     CONNECTION_TARGET_PCT,
     DEFINITIONS,
     CentreFigures,
     DayFigures,
+    ModeRow,
     Report,
     UnitRow,
 )
@@ -388,4 +393,130 @@ def render_html(report: Report) -> bytes:
     return page.encode()
 
 
-RENDERERS: dict[str, Callable[[Report], bytes]] = {"json": render_json, "csv": render_csv, "html": render_html}
+# -- Excel: one sheet per view, the glossary last ------------------------------------------------------------------
+
+MODE_COLUMNS = (("mode", "方式"), ("units", "单位数"), *FIGURE_COLUMNS)
+CALLBACK_COLUMNS = (
+    ("callback_minutes", "回拨时限分钟"),
+    ("callbacks_due", "应回拨"),
+    ("callbacks_within", "按时回拨"),
+    ("callback_pct", "按时回拨率%"),
+)
+GLOSSARY_COLUMNS = (("key", "指标"), ("title", "名称"), ("definition", "定义"))
+# Sheet names: Excel allows 31 characters and no []:*?/\ in them.
+SHEETS = {
+    "centre": "中心指标 Centre",
+    "units": "各单位 Units",
+    "modes": "接入方式 Modes",
+    "dual_track": "双号并行 Dual-track",
+    "days": "每日 Days",
+    "ledger": "号码台账 Ledger",
+    "callbacks": "回拨 Callbacks",
+    "glossary": "指标口径 Glossary",
+}
+
+
+def mode_records(report: Report) -> list[dict[str, Any]]:
+    return [_mode_record(m) for m in report.modes]
+
+
+def _mode_record(m: ModeRow) -> dict[str, Any]:
+    return {"mode": m.mode, "units": m.units, **dataclasses.asdict(m.figures)}
+
+
+def dual_track_records(report: Report) -> list[dict[str, Any]]:
+    """The transfer (dual-track) rows, each as total, direct and via-12345 lines."""
+    return [r for r in unit_records(report) if r["mode"] == "transfer"]
+
+
+def _xlsx_value(value: object) -> object:
+    # Excel cells hold numbers, text, booleans and dates as they are; None and "" are an empty cell.
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, (int, float, str, dt.date)) else str(value)
+
+
+def _table(
+    ws: Worksheet, heading: str, columns: Sequence[tuple[str, str]], records: Iterable[Mapping[str, Any]]
+) -> None:
+    """A title row, a header row ("中文 key", as the CSV), then one row per record; header frozen."""
+    ws.append([heading])
+    ws["A1"].font = Font(bold=True, size=13)
+    ws.append([f"{zh} {key}" for key, zh in columns])
+    for cell in ws[2]:
+        cell.font = Font(bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    for record in records:
+        ws.append([_xlsx_value(record[key]) for key, _ in columns])
+    ws.freeze_panes = "A3"
+    for i, (key, zh) in enumerate(columns, start=1):
+        widest = max([len(str(c.value or "")) for c in ws[get_column_letter(i)][2:]] + [len(zh) * 2, len(key)])
+        ws.column_dimensions[get_column_letter(i)].width = min(60, max(8, widest + 2))
+
+
+def render_xlsx(report: Report) -> bytes:
+    """One sheet per view (centre, units, modes, dual-track, days, ledger, callbacks) and the glossary.
+
+    The header rows are the CSV's ("中文 key"), the values the JSON's: a figure is the same number in every format.
+    """
+    wb = openpyxl.Workbook()
+    period = f"{report.start} – {report.end}"
+    # Created = the report time (what the figures are judged at); openpyxl stamps "modified" with the save.
+    wb.properties.created = dt.datetime.fromtimestamp(report.as_of, dt.UTC).replace(tzinfo=None)
+    wb.properties.title = f"12345热线通报考核 {period}"
+    wb.properties.creator = "hotline report"
+
+    centre = wb.active
+    assert centre is not None
+    centre.title = SHEETS["centre"]
+    centre_row = centre_dict(report.centre)
+    _table(
+        centre,
+        f"12345热线通报考核 Assessment report {period} · generated {report.generated_at}"
+        f" · routes {report.routes_version}",
+        (("key", "指标"), ("value", "数值")),
+        [{"key": f"{zh} {key}", "value": centre_row[key]} for key, zh in CENTRE_COLUMNS],
+    )
+    total = {"rank": None, "unit": "全部单位 all units", "mode": "", "track": "total"}
+    total.update(dataclasses.asdict(report.total))
+    views: list[tuple[str, str, Sequence[tuple[str, str]], list[dict[str, Any]]]] = [
+        ("units", "各单位考核 Per-unit assessment", UNIT_COLUMNS, [*unit_records(report), total]),
+        ("modes", "按接入方式 By mode", MODE_COLUMNS, mode_records(report)),
+        ("dual_track", "双号并行分渠道 Dual-track rows by track", UNIT_COLUMNS, dual_track_records(report)),
+        ("days", "每日趋势 Daily trend", DAY_COLUMNS, [dataclasses.asdict(d) for d in report.days]),
+        ("ledger", "号码台账 Number ledger", LEDGER_COLUMNS, [dataclasses.asdict(r) for r in report.ledger]),
+        ("callbacks", "未接来电回拨 Missed-call callbacks", CALLBACK_COLUMNS, [centre_row]),
+        (
+            "glossary",
+            "指标口径 Definitions",
+            GLOSSARY_COLUMNS,
+            [{"key": k, "title": t, "definition": d} for k, (t, d) in DEFINITIONS.items()],
+        ),
+    ]
+    for name, heading, columns, records in views:
+        _table(wb.create_sheet(SHEETS[name]), f"{heading} · {period}", columns, records)
+    glossary = wb[SHEETS["glossary"]]
+    glossary.column_dimensions["C"].width = 100
+    for (cell,) in glossary.iter_rows(min_row=3, min_col=3, max_col=3):
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def period_name(start: dt.date, end: dt.date) -> str:
+    """A report file's name for its period: 2026-11-05 (a day), 2026-11 (a calendar month), else from_to."""
+    if start == end:
+        return start.isoformat()
+    whole_month = start.day == 1 and (end + dt.timedelta(days=1)).day == 1
+    if whole_month and (start.year, start.month) == (end.year, end.month):
+        return f"{start:%Y-%m}"
+    return f"{start}_{end}"
+
+
+RENDERERS: dict[str, Callable[[Report], bytes]] = {
+    "json": render_json,
+    "csv": render_csv,
+    "html": render_html,
+    "xlsx": render_xlsx,
+}
