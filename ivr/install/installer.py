@@ -81,7 +81,7 @@ def install(
         (host.logs, uid, gid, 0o750),
     ]
     for path, owner, grp, mode in dirs:
-        _dir(path, owner, grp, mode, note)
+        _dir(host, path, owner, grp, mode, note)
     for target, origin in (
         (host.site_file, source / "deploy" / "site.example.yaml"),
         (host.routes_file, source / "routes.yaml"),
@@ -134,15 +134,15 @@ def install(
     count = _install_prompts(host, source, prompts, sounds)
     note(f"installed {count} prompts into {host.on_host(sounds)}")
     recordings = host.path(site.recordings)
-    _dir(recordings, ast_uid, ast_gid, 0o750, note)
+    _dir(host, recordings, ast_uid, ast_gid, 0o750, note)
 
     for unit in UNITS:
         text = (source / "deploy" / "systemd" / unit).read_text(encoding="utf-8").replace("@HOTLINE@", str(hotline_bin))
-        _file(host.units / unit, text, 0o644, note)
-    _file(host.logrotate, (source / "deploy" / "logrotate" / "hotline").read_text(encoding="utf-8"), 0o644, note)
+        _file(host, host.units / unit, text, 0o644, note)
+    _file(host, host.logrotate, (source / "deploy" / "logrotate" / "hotline").read_text(encoding="utf-8"), 0o644, note)
     if not host.path("/etc/logrotate.d/asterisk").exists():  # Debian's package rotates messages.log itself
         text = (source / "deploy" / "logrotate" / "hotline-asterisk").read_text(encoding="utf-8")
-        _file(host.path("/etc/logrotate.d/hotline-asterisk"), text, 0o644, note)
+        _file(host, host.path("/etc/logrotate.d/hotline-asterisk"), text, 0o644, note)
 
     host.manifest.write_text(
         json.dumps(
@@ -222,7 +222,7 @@ def _write_env(host: Host, calllog: str, note: Callable[[str], None]) -> None:
         "ARI_PASSWORD_FILE=/etc/hotline/secrets/ari-password\n"
         "HOTLINE_LOG_FORMAT=json\n"
     )
-    _file(host.env_file, text, 0o640, note)
+    _file(host, host.env_file, text, 0o640, note)
 
 
 def _migrate_calllog(host: Host, target: str, uid: int, gid: int, note: Callable[[str], None]) -> None:
@@ -276,14 +276,14 @@ def _install_prompts(host: Host, source: Path, prompts: Path | None, sounds: Pat
     return len(wavs)
 
 
-def _dir(path: Path, uid: int, gid: int, mode: int, note: Callable[[str], None]) -> None:
+def _dir(host: Host, path: Path, uid: int, gid: int, mode: int, note: Callable[[str], None]) -> None:
     if not path.is_dir():
         path.mkdir(parents=True)
-        note(f"created {path}")
+        note(f"created {host.on_host(path)}")
     _own(path, uid, gid, mode)
 
 
-def _file(path: Path, text: str, mode: int, note: Callable[[str], None]) -> None:
+def _file(host: Host, path: Path, text: str, mode: int, note: Callable[[str], None]) -> None:
     if path.exists() and path.read_text(encoding="utf-8") == text:
         os.chmod(path, mode)
         return
@@ -292,7 +292,7 @@ def _file(path: Path, text: str, mode: int, note: Callable[[str], None]) -> None
     tmp.write_text(text, encoding="utf-8")
     os.chmod(tmp, mode)
     os.replace(tmp, path)
-    note(f"wrote {path}")
+    note(f"wrote {host.on_host(path)}")
 
 
 def _own(path: Path, uid: int, gid: int, mode: int) -> None:

@@ -63,6 +63,7 @@ class Site:
     asterisk_config_dir: Path
     asterisk_modules_dir: Path
     asterisk_user: str
+    asterisk_run_dir: Path = Path("/run/asterisk")
 
     @property
     def transports(self) -> tuple[str, ...]:
@@ -165,11 +166,13 @@ def parse(text: str, filename: str = "site.yaml") -> Site:
             calllog = value
     recordings = _abs_path(top["recordings"]) if "recordings" in top else "/var/spool/asterisk/recording"
 
-    ast = top["asterisk"].mapping(allowed={"config_dir", "modules_dir", "user"}) or {} if "asterisk" in top else {}
+    ast_keys = {"config_dir", "modules_dir", "run_dir", "user"}
+    ast = top["asterisk"].mapping(allowed=ast_keys) or {} if "asterisk" in top else {}
     config_dir = _abs_path(ast["config_dir"]) if "config_dir" in ast else "/etc/asterisk"
     modules_dir = (
         _abs_path(ast["modules_dir"]) if "modules_dir" in ast else "/usr/lib/x86_64-linux-gnu/asterisk/modules"
     )
+    run_dir = _abs_path(ast["run_dir"]) if "run_dir" in ast else "/run/asterisk"
     ast_user = ast["user"].string(r"[a-z_][a-z0-9_-]{0,31}", "a user name") if "user" in ast else "asterisk"
 
     uses_tls = (
@@ -200,6 +203,7 @@ def parse(text: str, filename: str = "site.yaml") -> Site:
         asterisk_config_dir=Path(config_dir),
         asterisk_modules_dir=Path(modules_dir),
         asterisk_user=ast_user,
+        asterisk_run_dir=Path(run_dir or "/run/asterisk"),
     )
 
 

@@ -57,7 +57,7 @@ def render(site: Site, dialplan: Path, out: Path, secrets: Secrets) -> Rendered:
                 {
                     "astetcdir": str(site.asterisk_config_dir),
                     "astmoddir": str(site.asterisk_modules_dir),
-                    "astrundir": "/run/asterisk",
+                    "astrundir": str(site.asterisk_run_dir),
                 },
             )
         for section in LAB_ONLY_SECTIONS.get(name, ()):
