@@ -42,8 +42,18 @@ UNITS = (
     "hotline-backup.timer",
     "hotline-purge.service",
     "hotline-purge.timer",
+    "hotline-report-daily.service",
+    "hotline-report-daily.timer",
+    "hotline-report-monthly.service",
+    "hotline-report-monthly.timer",
 )
-ENABLED = ("hotline.service", "hotline-backup.timer", "hotline-purge.timer")
+ENABLED = (
+    "hotline.service",
+    "hotline-backup.timer",
+    "hotline-purge.timer",
+    "hotline-report-daily.timer",
+    "hotline-report-monthly.timer",
+)
 ASIDE_SUFFIX = ".before-hotline"
 
 
