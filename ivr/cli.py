@@ -42,11 +42,25 @@ def _load_table(path: str) -> routes.RouteTable:
         sys.exit(EXIT_INPUT)
 
 
-def _parse_at(at: str | None) -> dt.datetime:
-    if at is None:
-        return dt.datetime.now()
+def _now() -> dt.datetime:
+    """Beijing time (or HOTLINE_CLOCK_START), as the controller sees it, whatever the host's TZ."""
+    from ivr import timekeeping
+
     try:
-        return dt.datetime.fromisoformat(at)
+        return timekeeping.now()
+    except ValueError as exc:
+        click.echo(f"hotline: {exc}", err=True)
+        sys.exit(EXIT_ENV)
+
+
+def _parse_at(at: str | None) -> dt.datetime:
+    """--at as naive Beijing time: a time without zone is Beijing time, one with a zone is converted."""
+    from ivr.timekeeping import to_local
+
+    if at is None:
+        return _now()
+    try:
+        return to_local(dt.datetime.fromisoformat(at))
     except ValueError:
         raise click.BadParameter(f"not an ISO date/time: {at!r}", param_hint="--at") from None
 
@@ -143,14 +157,21 @@ def check(file: str | None, routes_path: str, dialplan_path: str | None) -> None
     summary = ", ".join(f"{n} {m}" for m, n in sorted(modes.items()))
     for warning in routes.warnings(table):
         click.echo(f"warning: {warning}", err=True)
+    calendar = table.calendar.check(_now().date())
+    for note in calendar.provisional:
+        click.echo(f"warning: {table.source}: calendar: {note}", err=True)
+    if calendar.failure:
+        click.echo(f"{table.source}:{table.calendar_line or 1}: {calendar.failure}", err=True)
+        sys.exit(EXIT_INPUT)
     click.echo(
         f"{table.source}: ok — {len(table.routes)} routes ({summary}), {len(table.menus)} menus, version {table.digest}"
     )
+    click.echo(f"{table.source}: {calendar.summary}")
 
 
 @main.command("menu")
 @routes_option
-@click.option("--at", default=None, help="ISO date/time (default: now); routes not yet live are absent.")
+@click.option("--at", default=None, help="ISO date/time, Beijing time (default: now); routes not yet live are absent.")
 def menu_(routes_path: str, at: str | None) -> None:
     """Every destination a 12345 caller can reach, one JSON object per line, with its keys."""
     from ivr.routing.menu import reachable
@@ -175,7 +196,7 @@ def menu_(routes_path: str, at: str | None) -> None:
 @routes_option
 @click.option("--dialed", required=True, help="The number the citizen dialled (12345 or a short number).")
 @click.option("--keys", default="", help="Keys pressed, in order; after them the caller stays silent.")
-@click.option("--at", default=None, help="ISO date/time to decide at (default: now).")
+@click.option("--at", default=None, help="ISO date/time to decide at, Beijing time (default: now).")
 def simulate(routes_path: str, dialed: str, keys: str, at: str | None) -> None:
     """The decision the live controller would take, as one JSON object (same code path)."""
     from ivr.routing.menu import decide
@@ -226,7 +247,7 @@ def calls(calllog: str, last: int) -> None:
 @main.command("diff")
 @click.argument("old", type=click.Path(dir_okay=False))
 @click.argument("new", type=click.Path(dir_okay=False))
-@click.option("--at", default=None, help="ISO date/time to compare at (default: now).")
+@click.option("--at", default=None, help="ISO date/time to compare at, Beijing time (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the report.")
 def diff_(old: str, new: str, at: str | None, as_json: bool) -> None:
     """What changes for callers if NEW replaces OLD: key paths, direct dial, routes, units.

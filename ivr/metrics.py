@@ -10,6 +10,7 @@ Served on HOTLINE_METRICS_ADDR (default 127.0.0.1:9345) at /metrics by the contr
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
@@ -18,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ivr.routing.routes import RouteTable
+from ivr.timekeeping import LOCAL_TZ
 
 # Seconds from dialling a line to its answer, and from a call's arrival to a human: GB/T
 # 33358-2016 asks for answer within 15 s, so the buckets are dense below 20 s.
@@ -150,6 +152,18 @@ class Metrics:
         self.routes_info = Gauge(
             "hotline_routes_info", "The loaded routing table (version = file digest).", ["version"], registry=r
         )
+        # Coverage ends at midnight Beijing time after the last day answered, so `gauge - time()`
+        # is what is left; "confirmed" stops before the first provisional (rules-only) year.
+        self.calendar_covered_until = Gauge(
+            "hotline_calendar_covered_until_timestamp_seconds",
+            "End of the last day the holiday calendar answers for (notice, package or provisional).",
+            registry=r,
+        )
+        self.calendar_confirmed_until = Gauge(
+            "hotline_calendar_confirmed_until_timestamp_seconds",
+            "End of the last day before the first provisional calendar day (notice or package only).",
+            registry=r,
+        )
         self.webhooks = Counter(
             "hotline_webhook_deliveries_total",
             "Hand-off webhooks, by partner and result.",
@@ -219,6 +233,8 @@ class Metrics:
         """
         self.routes_info.clear()
         self.routes_info.labels(table.digest).set(1)
+        self.calendar_covered_until.set(_end_of_day(table.calendar.covered_until))
+        self.calendar_confirmed_until.set(_end_of_day(table.calendar.confirmed_until))
         self._entries = set(table.entries)
         for entry in (*table.entries, "other"):
             for outcome in OUTCOMES:
@@ -328,3 +344,8 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _end_of_day(day: dt.date) -> float:
+    """Unix seconds of the midnight (Beijing time) that ends `day`."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), LOCAL_TZ).timestamp()

@@ -2,7 +2,8 @@
 
 Each routed call, hand-off, operator call and message gets a ticket the moment the hotline
 takes responsibility for it. The ticket's deadline is a number of *official* workdays
-(工作日, ivr.routing.hours.is_workday: State Council holidays and 调休 make-up days included),
+(工作日, from the table's calendar, ivr/routing/calendar.py: State Council holidays and 调休 make-up
+days included),
 configured in routes.yaml under ``deadlines:`` and parsed into a DeadlinePolicy.
 
 The deadline rule (what ``DeadlinePolicy.deadline`` computes), stated once:
@@ -29,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from ivr.routing.hours import is_workday
+from ivr.routing.calendar import PACKAGE_ONLY, Calendar
 from ivr.timekeeping import LOCAL_TZ
 
 __all__ = [
@@ -102,6 +103,7 @@ class DeadlinePolicy:
     default_workdays: int = 5
     by_mode: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     by_unit: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    calendar: Calendar = field(default=PACKAGE_ONLY, compare=False, repr=False)  # the table's, notices included
 
     def __post_init__(self) -> None:
         _check_workdays("deadlines.default_workdays", self.default_workdays)
@@ -128,7 +130,7 @@ class DeadlinePolicy:
         day = created.date()
         while left:
             day += dt.timedelta(days=1)
-            if is_workday(day):
+            if self.calendar.is_workday(day):
                 left -= 1
         return dt.datetime.combine(day, created.time())
 

@@ -9,8 +9,9 @@ time and lets it run on from there — how the tests place calls "on a Tuesday m
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from zoneinfo import ZoneInfo
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -22,3 +23,25 @@ def local_clock(start: dt.datetime | None = None) -> Callable[[], dt.datetime]:
         return lambda: dt.datetime.now(LOCAL_TZ).replace(tzinfo=None)
     origin = time.monotonic()
     return lambda: start + dt.timedelta(seconds=time.monotonic() - origin)
+
+
+def to_local(at: dt.datetime) -> dt.datetime:
+    """Naive local time for `at`: an aware time is converted, a naive one is local already."""
+    return at if at.tzinfo is None else at.astimezone(LOCAL_TZ).replace(tzinfo=None)
+
+
+def clock_start(env: Mapping[str, str] | None = None) -> dt.datetime | None:
+    """HOTLINE_CLOCK_START as naive local time (None when unset); ValueError when it is no date-time."""
+    text = (os.environ if env is None else env).get("HOTLINE_CLOCK_START")
+    if not text:
+        return None
+    try:
+        return to_local(dt.datetime.fromisoformat(text))
+    except ValueError:
+        raise ValueError(f"HOTLINE_CLOCK_START must be an ISO date-time, got {text!r}") from None
+
+
+def now(env: Mapping[str, str] | None = None) -> dt.datetime:
+    """What the controller's clock says now, for commands run beside it: Beijing time whatever the
+    host's zone, or HOTLINE_CLOCK_START when set (a drill's CLI sees the drill's time)."""
+    return local_clock(clock_start(env))()

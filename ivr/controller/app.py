@@ -168,6 +168,7 @@ class Controller:
             routes_version=self.table.digest,
             interrupted_calls=interrupted,
         )
+        self._log_calendar(self.table)
         consumer = asyncio.create_task(self._consume(), name="ari-events")
         watcher = asyncio.create_task(self._watch_routes(), name="routes-watcher")
         gauges = asyncio.create_task(self._refresh_gauges(), name="metrics-gauges")
@@ -224,7 +225,17 @@ class Controller:
         self.metrics.set_routes(table)
         self.services = self._services(table, self.services.clock)
         self.editing.went_live(table, how)
+        self._log_calendar(table)
         return True
+
+    def _log_calendar(self, table: RouteTable) -> None:
+        """Say which calendar answers, and warn while the coming weeks are provisional or uncovered."""
+        check = table.calendar.check(self.services.clock().date())
+        log.info("holiday_calendar", calendar=check.summary)
+        for note in check.provisional:
+            log.warning("holiday_calendar_provisional", note=note)
+        if check.failure:
+            log.error("holiday_calendar_running_out", problem=check.failure)
 
     async def _watch_routes(self, interval: float = 2.0) -> None:
         """Reload routes.yaml when the file changes (as SIGHUP does); a bad edit is refused once."""

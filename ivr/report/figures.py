@@ -301,6 +301,9 @@ class Report:
     days: tuple[DayFigures, ...]
     ledger: tuple[LedgerRow, ...]
     modes: tuple[ModeRow, ...] = ()  # the units of each mode together (merge, transfer, interconnect)
+    # Set when days of the period are on a provisional calendar (ivr/routing/calendar.py): office hours
+    # and ticket deadlines then knew the statutory holidays only, no 调休 — said beside the figures.
+    calendar: str = ""
 
     def unit(self, unit: str, mode: str) -> UnitRow:
         return next(r for r in self.units if (r.unit, r.mode) == (unit, mode))
@@ -564,6 +567,17 @@ def build(
         days=days,
         ledger=ledger(table, from_epoch(as_of)) if table else (),
         modes=modes,
+        calendar=_calendar_note(table, start, end) if table else "",
+    )
+
+
+def _calendar_note(table: RouteTable, start: dt.date, end: dt.date) -> str:
+    years = table.calendar.provisional_years(start, end)
+    if not years:
+        return ""
+    return (
+        f"PROVISIONAL holiday calendar for {', '.join(map(str, years))}: no State Council notice entered, "
+        "office hours and ticket deadlines knew the statutory holidays only, no make-up workdays (调休)"
     )
 
 

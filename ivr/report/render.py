@@ -169,6 +169,7 @@ def render_csv(report: Report) -> bytes:
             f"12345热线通报考核 Assessment report {report.start} - {report.end}",
             f"generated {report.generated_at}",
             f"routes {report.routes_version}",
+            *([f"calendar: {report.calendar}"] if report.calendar else []),
         ]
     )
     writer.writerow([])

@@ -5,31 +5,11 @@ wall clock the hours are written in. An aware datetime is refused with ValueErro
 than silently compared against local hours. The caller passes the clock in; nothing in
 this module reads the current time.
 
-Official workdays (工作日) come from the State Council's yearly holiday notice
-(国务院办公厅关于 YYYY 年部分节假日安排的通知), including make-up workdays (调休): a
-Saturday or Sunday that is an official workday uses the *workday* hours, and a weekday
-inside a holiday uses the *rest-day* hours.
-
-Calendar source: the PyPI package ``chinese-calendar`` (1.11.0, data 2004–2026 incl. the
-2026 notice with its 调休 days). Chosen over ``holidays`` (0.109, country "CN"), which has
-the same 2026 days (checked day by day, both agree on all of 2026) and also knows 调休
-workdays (``weekend_workdays`` / ``is_working_day``), because:
-
-* ``chinese-calendar`` does one thing — official Chinese workdays, 调休 included — and has
-  no dependencies (``holidays`` pulls in python-dateutil and six);
-* its data has a hard edge: outside its years it raises instead of guessing. ``holidays``
-  silently *estimates* later years (lunar dates, its own "observed" rule, no 调休), so a
-  guess there looks exactly like data and ``calendar_covers`` could not be told honestly.
-Neither package had 2027 data when this was written (2026-11); the 2027 notice arrives
-with a new ``chinese-calendar`` release: upgrade it and 2027 is covered, nothing else
-changes. The package is only used in this module (``_official_workday``), so it can be
-swapped for another source without touching callers.
-
-Beyond the data (``calendar_covers(day)`` is False): a day is a workday iff it is Monday to
-Friday — no public holidays, no 调休. The first time each uncovered year is asked about,
-a warning ``holiday_calendar_not_covering`` is logged (once per year per process, so the
-per-call path does not flood the log), and ``hotline check`` should call
-``calendar_covers`` for the coming weeks to warn the operator in advance.
+Official workdays (工作日), make-up workdays (调休) included, come from the table's calendar
+(ivr/routing/calendar.py: entered State Council notices, then ``chinese-calendar``, then a
+provisional year computed from the statutory rules): a Saturday or Sunday that is an official
+workday uses the *workday* hours, and a weekday inside a holiday uses the *rest-day* hours.
+An ``Hours`` built without a calendar (tests, code with no table) uses the package and the rules.
 """
 
 from __future__ import annotations
@@ -39,22 +19,17 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import chinese_calendar  # type: ignore[import-untyped]  # ships no type information
-import structlog
+from ivr.routing.calendar import PACKAGE_ONLY, Calendar
 
 __all__ = [
     "NEXT_OPEN_HORIZON",
     "Hours",
     "TimeRange",
-    "calendar_covers",
-    "calendar_source",
     "is_workday",
     "parse_ranges",
 ]
-
-log = structlog.get_logger("ivr.routing.hours")
 
 NEXT_OPEN_HORIZON = dt.timedelta(days=30)
 """``Hours.next_open`` looks this far ahead at most, then answers None."""
@@ -62,52 +37,14 @@ NEXT_OPEN_HORIZON = dt.timedelta(days=30)
 END_OF_DAY = dt.time.max
 """How "24:00" is stored: a range ending at END_OF_DAY runs to midnight inclusive."""
 
-# The package's own notion of coverage: it refuses any year outside min..max of its holidays.
-_FIRST_YEAR: int = min(day.year for day in chinese_calendar.holidays)
-_LAST_YEAR: int = max(day.year for day in chinese_calendar.holidays)
-_warned_years: set[int] = set()
-
-
-def calendar_source() -> str:
-    """Which calendar data answers is_workday, for `hotline check` and logs."""
-    return f"chinese-calendar {chinese_calendar.__version__} ({_FIRST_YEAR}-{_LAST_YEAR})"
-
-
-def calendar_covers(day: dt.date) -> bool:
-    """True if the official schedule (holidays and 调休) for `day`'s year is known.
-
-    False means is_workday(day) is only the Mon–Fri fallback.
-    """
-    return _FIRST_YEAR <= day.year <= _LAST_YEAR
-
 
 def is_workday(day: dt.date) -> bool:
-    """Is `day` an official Chinese workday? (调休 aware; Mon–Fri fallback beyond the data.)
+    """Is `day` an official workday by the package and the rules (no entered notice)?
 
     A make-up workday on a weekend (e.g. Saturday 2026-02-14) is a workday; a weekday inside
     a public holiday (e.g. Tuesday 2026-02-17, Spring Festival) is not.
     """
-    if isinstance(day, dt.datetime):
-        day = day.date()
-    if calendar_covers(day):
-        try:
-            return _official_workday(day)
-        except NotImplementedError:  # package disagrees with its own range: fall back below
-            pass
-    if day.year not in _warned_years:
-        _warned_years.add(day.year)
-        log.warning(
-            "holiday_calendar_not_covering",
-            year=day.year,
-            calendar=calendar_source(),
-            fallback="monday-friday are workdays, no public holidays or 调休",
-        )
-    return day.weekday() < 5
-
-
-def _official_workday(day: dt.date) -> bool:
-    """The one call into the calendar package; raises NotImplementedError outside its data."""
-    return bool(chinese_calendar.is_workday(day))
+    return PACKAGE_ONLY.is_workday(day)
 
 
 def _fmt(t: dt.time) -> str:
@@ -159,6 +96,7 @@ class Hours:
     workdays: tuple[TimeRange, ...]
     restdays: tuple[TimeRange, ...] = ()
     always_open: bool = False
+    calendar: Calendar = field(default=PACKAGE_ONLY, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.always_open and (self.workdays or self.restdays):
@@ -171,7 +109,7 @@ class Hours:
 
     def ranges_on(self, day: dt.date) -> tuple[TimeRange, ...]:
         """The ranges that apply on `day`, sorted by start (empty for an always-open line)."""
-        ranges = self.workdays if is_workday(day) else self.restdays
+        ranges = self.workdays if self.calendar.is_workday(day) else self.restdays
         return tuple(sorted(ranges, key=lambda r: r.start))
 
     def is_open(self, at: dt.datetime) -> bool:

@@ -15,14 +15,15 @@ import datetime as dt
 import enum
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
 from ivr.errors import RoutesError
 from ivr.operators.queue import Seat
 from ivr.routing import notices
-from ivr.routing.hours import Hours, calendar_covers, calendar_source, parse_ranges
+from ivr.routing.calendar import PACKAGE_ONLY, Calendar, Closure, parse_closures, parse_notices
+from ivr.routing.hours import Hours, parse_ranges
 from ivr.routing.notices import Notice
 from ivr.routing.yamlsrc import Node, Source
 from ivr.tickets import POLICY_KINDS, DeadlinePolicy
@@ -85,6 +86,7 @@ class Route:
     hours: Hours | None = None  # None: the line is always staffed
     overflow: tuple[Target, ...] = ()  # rung in order when the line is busy or unanswered
     partner: Partner | None = None  # interconnect routes: whose webhook hears of the hand-off
+    closures: tuple[Closure, ...] = ()  # calendar.closures of its unit: closed, or special hours, on those days
 
     @property
     def dial_string(self) -> str:
@@ -96,6 +98,9 @@ class Route:
         return (Target(self.dial, self.trunk, self.ring_seconds), *self.overflow)
 
     def open_at(self, when: dt.datetime) -> bool:
+        for closure in self.closures:  # a local closure overrides the line's own hours
+            if closure.covers(when.date()):
+                return closure.hours is not None and closure.hours.is_open(when)
         return self.hours is None or self.hours.is_open(when)
 
     def live_at(self, when: dt.datetime) -> bool:
@@ -169,8 +174,11 @@ class RouteTable:
     menus: dict[str, Menu]
     entries: frozenset[str] = field(default=frozenset())  # every number that may enter Stasis
     deadlines: DeadlinePolicy = field(default_factory=DeadlinePolicy)  # 限时办结
+    calendar: Calendar = PACKAGE_ONLY  # workdays and holidays: entered notices, the package, the rules
+    closures: tuple[Closure, ...] = ()  # every unit's local closures (each route also holds its own)
     # Where things stand in routes.yaml, for checks made after loading (`hotline check --dialplan`).
     hotline_line: int = field(default=0, compare=False)
+    calendar_line: int = field(default=0, compare=False)  # where `calendar:` is (0: not there)
     route_lines: dict[str, int] = field(default_factory=dict, compare=False)  # route id -> line
     notices: tuple[Notice, ...] = ()  # dated announcements (ivr.routing.notices)
     text: str = field(default="", repr=False, compare=False)  # the file as loaded: kept in the routes history
@@ -226,6 +234,7 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
             "default_hours",
             "partners",
             "deadlines",
+            "calendar",
             "routes",
             "menus",
             "notices",
@@ -306,6 +315,9 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
         }
         policy = MenuPolicy(**values)
 
+    calendar_fields = (top["calendar"].mapping(allowed={"notices", "closures"}) or {}) if "calendar" in top else {}
+    calendar = parse_notices(calendar_fields["notices"]) if "notices" in calendar_fields else PACKAGE_ONLY
+
     hours: dict[str, Hours] = {}
     for name, node in top["hours"].items() if "hours" in top else ():
         fields = node.mapping(allowed={"workdays", "restdays", "always_open"}) or {}
@@ -315,6 +327,7 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
                 workdays=parse_ranges(fields["workdays"].string() or "") if "workdays" in fields else (),
                 restdays=parse_ranges(fields["restdays"].string() or "") if "restdays" in fields else (),
                 always_open=fields["always_open"].string() in ("true", "yes") if "always_open" in fields else False,
+                calendar=calendar,
             )
         except ValueError as exc:
             node.problem(f"hours.{name}: {exc}")
@@ -339,6 +352,10 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
     routes = _parse_routes(top["routes"], refs, route_lines) if "routes" in top else {}
     units = {r.unit for r in routes.values()}
     deadlines = _parse_deadlines(top["deadlines"], units) if "deadlines" in top else DeadlinePolicy()
+    deadlines = replace(deadlines, calendar=calendar)
+    closures = parse_closures(calendar_fields["closures"], units, hours) if "closures" in calendar_fields else ()
+    if closures:
+        routes = {rid: replace(r, closures=tuple(c for c in closures if c.unit == r.unit)) for rid, r in routes.items()}
     menus = _parse_menus(top["menus"], routes) if "menus" in top else {}
 
     entries = frozenset({hotline_number} | {r.number for r in routes.values() if r.mode is not Mode.MERGE})
@@ -357,7 +374,10 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
         menus=menus,
         entries=entries,
         deadlines=deadlines,
+        calendar=calendar,
+        closures=closures,
         hotline_line=hotline_line,
+        calendar_line=top["calendar"].line if "calendar" in top else 0,
         route_lines=route_lines,
         notices=table_notices,
         text=text,
@@ -562,7 +582,7 @@ def _check_menu_cycles(node: Node, menus: dict[str, Menu]) -> None:
 CHARS_PER_SECOND = 4.0
 
 
-def warnings(table: RouteTable, today: dt.date | None = None) -> list[str]:
+def warnings(table: RouteTable) -> list[str]:
     """What `hotline check` warns about: the file loads, but callers would suffer or miss out."""
     out: list[str] = []
     policy = table.policy
@@ -593,15 +613,6 @@ def warnings(table: RouteTable, today: dt.date | None = None) -> list[str]:
                 f"{table.source}: menu '{mid}' prompt takes about {seconds:.0f} s to say "
                 f"(max_prompt_seconds {policy.max_prompt_seconds})"
             )
-    today = today or dt.date.today()
-    uncovered = next(
-        (today + dt.timedelta(days=d) for d in range(60) if not calendar_covers(today + dt.timedelta(days=d))), None
-    )
-    if uncovered is not None and any(r.hours is not None for r in table.routes.values()):
-        out.append(
-            f"{table.source}: the holiday calendar ({calendar_source()}) has no data from {uncovered} on: "
-            "business hours will treat Monday-Friday as workdays; upgrade chinese-calendar"
-        )
     in_menus = {o.route_id for m in table.menus.values() for o in m.options if o.route_id}
     has_number_entry = any(o.number_entry for m in table.menus.values() for o in m.options)
     for route in table.routes.values():

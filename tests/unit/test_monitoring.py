@@ -778,6 +778,8 @@ EXPECTED_ALERTS = {
     "HotlineNobodyAnswering",
     "HotlineCallbacksOverdue",
     "HotlineCallsTurnedAway",
+    "HotlineHolidayCalendarEnding",
+    "HotlineHolidayCalendarProvisional",
 }
 
 

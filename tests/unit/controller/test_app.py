@@ -1,0 +1,65 @@
+"""The controller's routing table on reload: a refused edit keeps everything the running table had,
+its holiday calendar included (what the gauge says, what office hours and deadlines use)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from ivr.ari.client import AriSettings
+from ivr.controller.app import Controller
+from ivr.routing import routes
+from ivr.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[3]
+SHIPPED = (ROOT / "routes.yaml").read_text(encoding="utf-8")
+NOTICE_2027 = """
+calendar:
+  notices:
+    2027:
+      reference: a test notice (not the real one)
+      holidays:
+        元旦: 2027-01-01..2027-01-03
+      workdays: [2027-01-09]
+"""
+
+
+def controller(tmp_path: Path, text: str) -> Controller:
+    path = tmp_path / "routes.yaml"
+    path.write_text(text, encoding="utf-8")
+    settings = Settings(
+        ari=AriSettings(url="http://127.0.0.1:1/ari", username="hotline", password="not-used-here", app="hotline"),
+        routes_path=path,
+        calllog_path=tmp_path / "calllog.sqlite3",
+        caller_hash_key=b"k" * 32,
+        journal_path=tmp_path / "calllog.journal",
+    )
+    return Controller(settings, routes.load(path), clock=lambda: dt.datetime(2026, 12, 5, 10, 0))
+
+
+def gauge(c: Controller, name: str) -> float | None:
+    return c.metrics.registry.get_sample_value(name)
+
+
+def test_a_refused_calendar_edit_keeps_the_running_calendar(tmp_path: Path) -> None:
+    c = controller(tmp_path, SHIPPED + NOTICE_2027)
+    try:
+        running = c.table
+        until = gauge(c, "hotline_calendar_covered_until_timestamp_seconds")
+        assert until == dt.datetime(2029, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))).timestamp()
+        assert c.table.calendar.is_workday(dt.date(2027, 1, 9))  # the notice's make-up Saturday
+
+        # the editor lists 2027-01-02 twice: refused, the 2027 notice stays in force
+        broken = SHIPPED + NOTICE_2027.replace("[2027-01-09]", "[2027-01-09, 2027-01-02]")
+        (tmp_path / "routes.yaml").write_text(broken, encoding="utf-8")
+        assert c.reload() is False
+        assert c.table is running and c.services.deadlines.calendar is running.calendar
+        assert gauge(c, "hotline_calendar_covered_until_timestamp_seconds") == until
+
+        # the notice removed: 2027 is provisional again, coverage ends a year earlier
+        (tmp_path / "routes.yaml").write_text(SHIPPED, encoding="utf-8")
+        assert c.reload() is True
+        assert not c.table.calendar.is_workday(dt.date(2027, 1, 9))
+        assert gauge(c, "hotline_calendar_covered_until_timestamp_seconds") == until - 366 * 86400
+    finally:
+        c.calllog.close()
