@@ -660,6 +660,7 @@ def test_the_ledger_lists_all_50_published_numbers(rep: report.Report, table: Ro
 
 def test_a_period_on_a_provisional_calendar_is_flagged(rep: report.Report, table: RouteTable) -> None:
     assert rep.calendar == ""  # November 2026: chinese-calendar has the notice
-    january = report.build(report.CallLogRows([], {}, [], []), dt.date(2027, 1, 1), dt.date(2027, 1, 31), as_of=AS_OF, table=table)
+    empty = report.CallLogRows([], {}, [], [])
+    january = report.build(empty, dt.date(2027, 1, 1), dt.date(2027, 1, 31), as_of=AS_OF, table=table)
     assert january.calendar.startswith("PROVISIONAL holiday calendar for 2027: no State Council notice entered")
     assert "no make-up workdays (调休)" in january.calendar

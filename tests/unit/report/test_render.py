@@ -363,7 +363,8 @@ def test_the_command_writes_each_format(runner: CliRunner, logfile: Path, tmp_pa
 
 def test_every_format_says_when_the_period_is_on_a_provisional_calendar(table: RouteTable) -> None:
     empty = figures.CallLogRows([], {}, [], [])
-    january = figures.build(empty, D1.replace(year=2027, month=1), D2.replace(year=2027, month=1), as_of=AS_OF, table=table)
+    start, end = D1.replace(year=2027, month=1), D2.replace(year=2027, month=1)
+    january = figures.build(empty, start, end, as_of=AS_OF, table=table)
     assert january.calendar
     for name, render_one in render.RENDERERS.items():
         assert january.calendar in render_one(january).decode("utf-8-sig"), name
