@@ -8,11 +8,21 @@
     │   ├── AriConflict             409: wrong state, e.g. a channel not in Stasis any more
     │   ├── AriAuthError            401/403: credentials are wrong -- a configuration error, never retried
     │   └── AriUnavailable          connection refused, timeout, 5xx: retryable
+    ├── AppReplaced                 another process registered our Stasis app: this controller stops
+    ├── CallLogError                the call log's database refused a read or a write (ivr.calllog)
+    │   └── StorageUnavailable      the database cannot be reached or opened: file or server gone,
+    │                               locked, read-only, full, schema not writable
+    ├── QueueFull                   the operator queue already holds max_queue callers (ivr.operators)
+    ├── QueueTimeout                a caller waited max_wait_s for an operator without a seat
+    ├── AlertPayloadError           alert relay: the body is not an Alertmanager webhook (ivr.alerts)
+    ├── AlertDeliveryError          alert relay: the chat robot did not take the message
     └── CallEnded                   raised inside a call's coroutine when the caller hangs up; the
                                     normal way a call unwinds, so `finally` writes the record
 
-Foreign exceptions (aiohttp, sqlite3, yaml) are mapped into this tree once, at the boundary
-that talks to them; code above the boundary never catches library exceptions.
+Foreign exceptions (aiohttp, sqlite3, psycopg, yaml) are mapped into this tree once, at the boundary
+that talks to them (ivr.ari.client, ivr.calllog, ivr.routing.yamlsrc); code above the boundary never
+catches library exceptions. ValueError and TypeError still mean a caller broke a function's contract
+(a programming error), never a condition of the outside world.
 """
 
 from __future__ import annotations
@@ -74,6 +84,36 @@ class AriAuthError(AriError):
 
 class AriUnavailable(AriError):
     """Asterisk could not be reached or answered with a server error; worth retrying."""
+
+
+class AppReplaced(HotlineError):
+    """Another process registered our Stasis app name; we must stop, not fight."""
+
+
+class CallLogError(HotlineError):
+    """The call log's database refused a read or a write; the message says why (no caller number,
+    no password), the driver's exception is the __cause__."""
+
+
+class StorageUnavailable(CallLogError):
+    """The database cannot be reached or opened, or cannot take any write now (file or server gone,
+    locked past the wait, read-only, full): writes go to the journal, reads and commands fail."""
+
+
+class QueueFull(HotlineError):
+    """The line already holds `max_queue` callers: this one is not queued at all."""
+
+
+class QueueTimeout(HotlineError):
+    """The caller waited `max_wait_s` without a seat: the call flow takes a message instead."""
+
+
+class AlertPayloadError(HotlineError):
+    """The request body is not an Alertmanager webhook payload; says what is missing."""
+
+
+class AlertDeliveryError(HotlineError):
+    """The robot did not take the message; the text says what it answered."""
 
 
 class CallEnded(HotlineError):

@@ -35,6 +35,7 @@ import structlog
 from aiohttp import web
 
 from ivr.alerts import render
+from ivr.errors import AlertDeliveryError as DeliveryError
 from ivr.errors import ConfigError, RoutesError
 from ivr.routing.yamlsrc import Source
 
@@ -116,10 +117,6 @@ def dingtalk_signed_url(url: str, secret: str, now_ms: int | None = None) -> str
     digest = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
     sign = urllib.parse.quote_plus(base64.b64encode(digest).decode())
     return f"{url}{'&' if '?' in url else '?'}timestamp={timestamp}&sign={sign}"
-
-
-class DeliveryError(Exception):
-    """The robot did not take the message; the text says what it answered."""
 
 
 async def deliver(session: aiohttp.ClientSession, channel: Channel, message: dict[str, Any]) -> None:

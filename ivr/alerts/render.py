@@ -18,6 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from ivr.errors import AlertPayloadError as PayloadError
 from ivr.timekeeping import LOCAL_TZ
 
 FORMATS = ("json", "wecom", "dingtalk")
@@ -26,10 +27,6 @@ DINGTALK_MAX_BYTES = 20000
 SEVERITY_WORDS = {"critical": "紧急 critical", "warning": "警告 warning"}
 # WeCom markdown has three font colours; "warning" is its orange-red.
 WECOM_COLOURS = {"critical": "warning", "warning": "comment", "resolved": "info"}
-
-
-class PayloadError(ValueError):
-    """The request body is not an Alertmanager webhook payload; says what is missing."""
 
 
 @dataclass(frozen=True)

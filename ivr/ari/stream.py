@@ -21,7 +21,7 @@ import structlog
 
 from ivr.ari import events
 from ivr.ari.client import AriClient
-from ivr.errors import AriAuthError, AriError
+from ivr.errors import AppReplaced, AriAuthError, AriError
 
 log = structlog.get_logger("ivr.ari")
 
@@ -32,10 +32,6 @@ def backoff(initial: float = 0.2, factor: float = 2.0, cap: float = 5.0) -> Iter
     while True:
         yield random.uniform(delay / 2, delay)
         delay = min(cap, delay * factor)
-
-
-class AppReplaced(Exception):
-    """Another process registered our Stasis app name; we must stop, not fight."""
 
 
 class Connection:

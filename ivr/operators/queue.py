@@ -43,28 +43,13 @@ from typing import Literal
 
 import structlog
 
-from ivr.errors import HotlineError
+from ivr.errors import QueueFull, QueueTimeout
+from ivr.operators.seats import Seat
 
 log = structlog.get_logger("ivr.operators.queue")
 
 SeatState = Literal["idle", "reserved", "busy", "penalty"]
 _CounterName = Literal["offered", "answered", "no_answer", "abandoned", "timed_out", "rejected"]
-
-
-class QueueTimeout(HotlineError):
-    """The caller waited `max_wait_s` without a seat: the call flow takes a message instead."""
-
-
-class QueueFull(HotlineError):
-    """The line already holds `max_queue` callers: this one is not queued at all."""
-
-
-@dataclass(frozen=True)
-class Seat:
-    """One operator position; `name` identifies it across routes.yaml reloads."""
-
-    name: str
-    dial_string: str  # e.g. "PJSIP/8001@operator-1"
 
 
 @dataclass(frozen=True)

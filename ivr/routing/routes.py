@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ivr.errors import RoutesError
-from ivr.operators.queue import Seat
+from ivr.operators.seats import Seat
 from ivr.routing import notices
 from ivr.routing.calendar import PACKAGE_ONLY, Calendar, Closure, parse_closures, parse_notices
 from ivr.routing.hours import Hours, parse_ranges

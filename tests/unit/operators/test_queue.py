@@ -8,7 +8,8 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from ivr.operators.queue import Counters, QueueFull, QueueTimeout, Seat, SeatPool, Turn
+from ivr.operators.queue import Counters, QueueFull, QueueTimeout, SeatPool, Turn
+from ivr.operators.seats import Seat
 
 S1 = Seat("seat-1", "PJSIP/8001@operator-1")
 S2 = Seat("seat-2", "PJSIP/8002@operator-2")

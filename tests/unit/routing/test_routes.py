@@ -124,3 +124,12 @@ def test_broken_files_are_refused_with_a_location(text: str, expected: str) -> N
 def test_a_missing_file_is_a_located_error(tmp_path: Path) -> None:
     with pytest.raises(RoutesError, match=r"nothere.yaml:1: file not found"):
         routes.load(tmp_path / "nothere.yaml")
+
+
+def test_the_parser_needs_only_the_seat_type_not_the_runtime_queue() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, ivr.routing.routes; print('ivr.operators.queue' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert result.stdout.strip() == "False"
