@@ -1,7 +1,18 @@
 """`hotline` — the operators' command line. Thin: parse, call one function, print, exit code.
 
-Exit codes: 0 ok, 1 the input is wrong (routes.yaml, arguments), 2 the environment is
-wrong (missing secret, Asterisk unreachable, SIPp failed).
+Exit codes (ivr.exitcode.ExitCode; the same list is in README.md, "The command line"):
+  0 OK           done; for `diff`: nothing changes for callers
+  1 INPUT        the input is wrong: routes.yaml (every FILE:LINE printed), a value a command
+                 checks itself (an id that does not exist, alert-relay's config)
+  2 ENVIRONMENT  the environment is wrong: a missing secret or call log, the database or
+                 Asterisk unreachable, a file that cannot be written; also click's usage errors
+                 (an unknown option, a malformed or out-of-range value), click's own convention
+  3 CHANGES      `diff` only: the edit changes something for callers
+
+Every command that opens the call log (calls, tickets, callbacks, report, purge, journal, and
+the route editors' notice and routes) finds it as the controller does (ivr.settings.Storage:
+$HOTLINE_CALLLOG, else $HOTLINE_STATE/calllog.sqlite3); an explicit --calllog wins. The call log
+failing under a command (ivr.errors.CallLogError) exits ENVIRONMENT with its message.
 """
 
 from __future__ import annotations
@@ -11,17 +22,16 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import uvloop
 
 from ivr import logs
-from ivr.errors import AriAuthError, ConfigError, RoutesError
+from ivr.errors import AriAuthError, CallLogError, ConfigError, RoutesError
+from ivr.exitcode import ExitCode
 from ivr.routing import routes
 from ivr.timekeeping import LOCAL_TZ
-
-EXIT_INPUT = 1
-EXIT_ENV = 2
 
 routes_option = click.option(
     "--routes",
@@ -39,7 +49,7 @@ def _load_table(path: str) -> routes.RouteTable:
     except RoutesError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
-        sys.exit(EXIT_INPUT)
+        sys.exit(ExitCode.INPUT)
 
 
 def _now() -> dt.datetime:
@@ -65,7 +75,18 @@ def _parse_at(at: str | None) -> dt.datetime:
         raise click.BadParameter(f"not an ISO date/time: {at!r}", param_hint="--at") from None
 
 
-@click.group()
+class _Commands(click.Group):
+    """The `hotline` group: the call log failing under any command (ivr.errors.CallLogError) exits ENVIRONMENT."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CallLogError as exc:  # its message holds no caller number and no password
+            click.echo(f"hotline: {exc}", err=True)
+            sys.exit(ExitCode.ENVIRONMENT)
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Call-routing controller of the 12345 government service hotline."""
 
@@ -81,7 +102,7 @@ def run(routes_path: str) -> None:
         settings = Settings.from_env(routes=routes_path)
     except ConfigError as exc:
         click.echo(f"hotline: {exc}", err=True)
-        sys.exit(EXIT_ENV)
+        sys.exit(ExitCode.ENVIRONMENT)
     logs.configure(settings.log_level, settings.log_format)
     table = _load_table(routes_path)
 
@@ -98,10 +119,10 @@ def run(routes_path: str) -> None:
         uvloop.run(serve())
     except ConfigError as exc:
         click.echo(f"hotline: {exc}", err=True)
-        sys.exit(EXIT_ENV)
+        sys.exit(ExitCode.ENVIRONMENT)
     except AriAuthError as exc:
         click.echo(f"hotline: {exc} — check ARI_USER/ARI_PASSWORD against ari.conf", err=True)
-        sys.exit(EXIT_ENV)
+        sys.exit(ExitCode.ENVIRONMENT)
 
 
 @main.command("alert-relay")
@@ -117,7 +138,7 @@ def alert_relay(config_path: str, check: bool) -> None:
         config = load_config(config_path)
     except ConfigError as exc:
         click.echo(f"hotline: {exc}", err=True)
-        sys.exit(EXIT_INPUT)
+        sys.exit(ExitCode.INPUT)
     if check:
         click.echo(f"{config_path}: ok, channels: {', '.join(sorted(config.channels))}")
         return
@@ -150,7 +171,7 @@ def check(file: str | None, routes_path: str, dialplan_path: str | None) -> None
         for problem in problems:
             click.echo(str(problem), err=True)
         if problems:
-            sys.exit(EXIT_INPUT)
+            sys.exit(ExitCode.INPUT)
     modes: dict[str, int] = {}
     for route in table.routes.values():
         modes[route.mode.value] = modes.get(route.mode.value, 0) + 1
@@ -231,17 +252,8 @@ def prompts(routes_path: str, out: str, text_file: str, voice: str) -> None:
         made = p.render(texts, Path(out), Path(voice))
     except ConfigError as exc:
         click.echo(f"hotline: {exc}", err=True)
-        sys.exit(EXIT_ENV)
+        sys.exit(ExitCode.ENVIRONMENT)
     click.echo(f"{len(texts)} prompts in {out} ({len(made)} rendered now)")
-
-
-@main.command()
-@click.option("--calllog", default="var/calllog.sqlite3", show_default=True, type=click.Path(dir_okay=False))
-@click.option("--last", default=20, show_default=True)
-def calls(calllog: str, last: int) -> None:
-    """The most recent calls in the call log, one JSON object per line."""
-    for row in _open_calllog(calllog).calls()[-last:]:
-        click.echo(json.dumps(row, ensure_ascii=False))
 
 
 @main.command("diff")
@@ -263,7 +275,7 @@ def diff_(old: str, new: str, at: str | None, as_json: bool) -> None:
     else:
         for line in report.lines():
             click.echo(line)
-    sys.exit(3 if report.changed else 0)
+    sys.exit(ExitCode.CHANGES if report.changed else ExitCode.OK)
 
 
 from ivr.editing_cli import notice, routes_  # noqa: E402 — the route editors' switches
@@ -279,36 +291,51 @@ from ivr.calllog import (  # noqa: E402 — kept with the commands using it
     CallLog,
     is_url,
     open_calllog,
-    shown,
 )
 from ivr.tickets import from_epoch  # noqa: E402
 
 calllog_option = click.option(
     "--calllog",
-    default="var/calllog.sqlite3",
-    show_default=True,
+    default=None,
     type=click.Path(dir_okay=False),
-    help="The call log: an SQLite file, or a PostgreSQL URL (postgresql://user@host/db).",
+    help="The call log: an SQLite file, or a PostgreSQL URL (postgresql://user@host/db) "
+    "[default: $HOTLINE_CALLLOG, else $HOTLINE_STATE/calllog.sqlite3].",
 )
 
 
-def _open_calllog(target: str) -> CallLog:
-    """The call log at `target` (a path or a URL), its tables brought up to date; exit 2 if there is none."""
+def _open_calllog(given: str | None) -> CallLog:
+    """The call log (--calllog, else where the controller keeps it), its tables brought up to date.
+
+    Exits ENVIRONMENT when there is none or it cannot be opened.
+    """
+    from ivr.settings import Storage
+
+    target = Storage.from_env(calllog=given).calllog
     if not is_url(target) and not Path(target).is_file():
-        click.echo(f"hotline: no call log at {target} (is --calllog right?)", err=True)
-        sys.exit(EXIT_ENV)
+        click.echo(
+            f"hotline: no call log at {target} (is --calllog, HOTLINE_CALLLOG or HOTLINE_STATE right?)", err=True
+        )
+        sys.exit(ExitCode.ENVIRONMENT)
     log = open_calllog(target)
     try:
         log.migrate()  # a controller not yet restarted on this version may not have the new tables
-    except log.errors as exc:
-        # psycopg's messages name host and port, never the password; the URL is shown without it.
-        click.echo(f"hotline: cannot open the call log {shown(target)}: {log.describe(exc)}", err=True)
-        sys.exit(EXIT_ENV)
+    except CallLogError as exc:  # its message shows a URL without the password
+        click.echo(f"hotline: {exc}", err=True)
+        sys.exit(ExitCode.ENVIRONMENT)
     return log
 
 
 def _local(seconds: float | None) -> str:
     return "-" if seconds is None else from_epoch(seconds).strftime("%Y-%m-%d %H:%M")
+
+
+@main.command()
+@calllog_option
+@click.option("--last", default=20, show_default=True)
+def calls(calllog: str | None, last: int) -> None:
+    """The most recent calls in the call log, one JSON object per line."""
+    for row in _open_calllog(calllog).calls()[-last:]:
+        click.echo(json.dumps(row, ensure_ascii=False))
 
 
 @main.group("callbacks")
@@ -320,7 +347,7 @@ def callbacks_() -> None:
 @calllog_option
 @click.option("--all", "show_all", is_flag=True, help="Include entries already done.")
 @click.option("--reveal", is_flag=True, help="Show full caller numbers (only when about to dial).")
-def callbacks_list(calllog: str, show_all: bool, reveal: bool) -> None:
+def callbacks_list(calllog: str | None, show_all: bool, reveal: bool) -> None:
     """The callback list, longest waiting first: id, caller, missed calls, first/last missed,
     attempts, last outcome. Numbers are masked unless --reveal."""
     rows = _open_calllog(calllog).callbacks(None if show_all else "open")
@@ -346,13 +373,13 @@ def callbacks_list(calllog: str, show_all: bool, reveal: bool) -> None:
     help="Close the entry, or leave it open for another try. Default: done when reached or "
     "wrong_number, open after no_answer or busy.",
 )
-def callbacks_mark(callback_id: int, calllog: str, outcome: str, done: bool | None) -> None:
+def callbacks_mark(callback_id: int, calllog: str | None, outcome: str, done: bool | None) -> None:
     """Record a callback attempt on entry ID (from `hotline callbacks list`)."""
     if done is None:
         done = outcome in ("reached", "wrong_number")
     if not _open_calllog(calllog).callback_attempt(callback_id, outcome, time.time(), done):
         click.echo(f"hotline: no callback with id {callback_id} (see `hotline callbacks list --all`)", err=True)
-        sys.exit(EXIT_INPUT)
+        sys.exit(ExitCode.INPUT)
     click.echo(f"callback {callback_id}: {outcome}, {'done' if done else 'still open'}")
 
 
@@ -360,7 +387,7 @@ def callbacks_mark(callback_id: int, calllog: str, outcome: str, done: bool | No
 @calllog_option
 @click.option("--open", "only_open", is_flag=True, help="Only tickets not yet closed.")
 @click.option("--overdue", is_flag=True, help="Only open tickets past their deadline.")
-def tickets_(calllog: str, only_open: bool, overdue: bool) -> None:
+def tickets_(calllog: str | None, only_open: bool, overdue: bool) -> None:
     """Tickets (限时办结), one JSON object per line; `created`/`deadline` are local time."""
     log = _open_calllog(calllog)
     if overdue:
@@ -392,22 +419,17 @@ def tickets_(calllog: str, only_open: bool, overdue: bool) -> None:
     help="Erase full caller numbers of callback entries idle this long (done entries: at once).",
 )
 @click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
-def purge_(calllog: str, keep_calls_days: int, keep_numbers_days: int, dry_run: bool) -> None:
+def purge_(calllog: str | None, keep_calls_days: int, keep_numbers_days: int, dry_run: bool) -> None:
     """Retention: erase full caller numbers no longer needed, delete records past their time.
 
     Prints the counts as one JSON object. Safe while the controller runs.
     """
     import contextlib
-    import sqlite3
 
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # the call log's own notices stay off stdout
-            counts = _open_calllog(calllog).purge(
-                time.time(), keep_calls_days=keep_calls_days, keep_numbers_days=keep_numbers_days, dry_run=dry_run
-            )
-    except sqlite3.Error as exc:
-        click.echo(f"hotline: cannot purge the call log {calllog}: {exc}", err=True)
-        sys.exit(EXIT_ENV)
+    with contextlib.redirect_stdout(sys.stderr):  # the call log's own notices stay off stdout
+        counts = _open_calllog(calllog).purge(
+            time.time(), keep_calls_days=keep_calls_days, keep_numbers_days=keep_numbers_days, dry_run=dry_run
+        )
     click.echo(json.dumps({"dry_run": dry_run, **counts}))
 
 
@@ -421,28 +443,22 @@ def purge_(calllog: str, keep_calls_days: int, keep_numbers_days: int, dry_run: 
     help="The journal (default: $HOTLINE_JOURNAL, else the call log's path + .journal, "
     "or $HOTLINE_STATE/calllog.journal for a PostgreSQL call log).",
 )
-def journal_(calllog: str, journal_path: str | None) -> None:
+def journal_(calllog: str | None, journal_path: str | None) -> None:
     """Call-log writes waiting in the journal for the database, as one JSON object.
 
     Nonzero `pending` while the controller runs means the database refuses writes (locked,
     read-only, full); the controller replays the journal by itself once it can.
     """
-    import os
-
-    from ivr.calllog import default_journal
     from ivr.calllog.journal import Journal
+    from ivr.settings import Storage
 
-    path = Path(
-        journal_path
-        or os.environ.get("HOTLINE_JOURNAL")
-        or default_journal(calllog, os.environ.get("HOTLINE_STATE", "var"))
-    )
+    path = Storage.from_env(calllog=calllog, journal=journal_path).journal
     journal = Journal(path)
     try:
         pending, size = journal.count(), journal.size()
     except OSError as exc:
         click.echo(f"hotline: cannot read the journal {path}: {exc.strerror}", err=True)
-        sys.exit(EXIT_ENV)
+        sys.exit(ExitCode.ENVIRONMENT)
     click.echo(json.dumps({"journal": str(path), "pending": pending, "bytes": size}))
 
 
@@ -520,7 +536,7 @@ def report_(
     period: str | None,
     fmt: str | None,
     out: str | None,
-    calllog: str,
+    calllog: str | None,
     routes_path: str,
     callback_minutes: int,
 ) -> None:
@@ -562,7 +578,7 @@ def report_(
         Path(out).write_bytes(data)
     except OSError as exc:
         click.echo(f"hotline: cannot write {out}: {exc.strerror}", err=True)
-        sys.exit(EXIT_ENV)
+        sys.exit(ExitCode.ENVIRONMENT)
     c = built.centre
     click.echo(
         f"{out}: {fmt} report {start} .. {end}: {c.calls} calls, {len(built.units)} unit rows, "

@@ -28,19 +28,17 @@ import click
 
 from ivr.calllog import CallLog, editing
 from ivr.errors import ConfigError, RoutesError
+from ivr.exitcode import ExitCode
 from ivr.routing import notices, routes
 from ivr.timekeeping import LOCAL_TZ
-
-EXIT_INPUT = 1
-EXIT_ENV = 2
 
 by_option = click.option("--by", default=None, help="Who does this (default: the unix user running the command).")
 calllog_option = click.option(
     "--calllog",
-    default="var/calllog.sqlite3",
-    show_default=True,
+    default=None,
     type=click.Path(dir_okay=False),
-    help="The call log: an SQLite file, or a PostgreSQL URL (postgresql://user@host/db).",
+    help="The call log: an SQLite file, or a PostgreSQL URL (postgresql://user@host/db) "
+    "[default: $HOTLINE_CALLLOG, else $HOTLINE_STATE/calllog.sqlite3].",
 )
 routes_option = click.option(
     "--routes",
@@ -61,7 +59,7 @@ def _author(by: str | None) -> str:
         return str(os.getuid())
 
 
-def _calllog(target: str) -> CallLog:
+def _calllog(target: str | None) -> CallLog:
     from ivr.cli import _open_calllog
 
     with contextlib.redirect_stdout(sys.stderr):
@@ -82,7 +80,7 @@ def checked(text: str, filename: str, routes_path: str) -> routes.RouteTable:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         click.echo(f"hotline: {filename} fails the check: refused, nothing changed", err=True)
-        sys.exit(EXIT_INPUT)
+        sys.exit(ExitCode.INPUT)
     dialplan = Path(routes_path).parent / "dialplan" / "extensions.conf"
     if dialplan.is_file():
         problems = entry_problems(table, dialplan)
@@ -90,7 +88,7 @@ def checked(text: str, filename: str, routes_path: str) -> routes.RouteTable:
             click.echo(str(problem), err=True)
         if problems:
             click.echo(f"hotline: {filename} fails the check: refused, nothing changed", err=True)
-            sys.exit(EXIT_INPUT)
+            sys.exit(ExitCode.INPUT)
     return table
 
 
@@ -159,7 +157,7 @@ def notice_start(
     until: str,
     sounds: tuple[str, ...],
     by: str | None,
-    calllog: str,
+    calllog: str | None,
     routes_path: str,
 ) -> None:
     """Start a notice now; callers hear it from their next call on."""
@@ -186,7 +184,7 @@ def notice_start(
             prompt = render_notice(say, dirs)
         except (ConfigError, OSError) as exc:
             click.echo(f"hotline: cannot render the announcement: {exc}", err=True)
-            sys.exit(EXIT_ENV)
+            sys.exit(ExitCode.ENVIRONMENT)
     assert prompt is not None
     if not (dirs[0] / f"{prompt}.wav").is_file():
         raise click.BadParameter(f"no prompt {prompt}.wav in {dirs[0]} (render it first)", param_hint="--text-prompt")
@@ -210,7 +208,7 @@ def notice_start(
 @click.option("--all", "show_all", is_flag=True, help="Include notices that ended.")
 @calllog_option
 @routes_option
-def notice_list(show_all: bool, calllog: str, routes_path: str) -> None:
+def notice_list(show_all: bool, calllog: str | None, routes_path: str) -> None:
     """Notices live or to come: the commands' (by id) and routes.yaml's (by name)."""
     from ivr.cli import _load_table
 
@@ -242,11 +240,11 @@ def notice_list(show_all: bool, calllog: str, routes_path: str) -> None:
 @click.argument("notice_id", metavar="ID", type=int)
 @by_option
 @calllog_option
-def notice_end(notice_id: int, by: str | None, calllog: str) -> None:
+def notice_end(notice_id: int, by: str | None, calllog: str | None) -> None:
     """End a notice now (one in routes.yaml ends when its entry is removed or its `until` passes)."""
     if not editing.end_notice(_calllog(calllog), notice_id, _author(by), time.time()):
         click.echo(f"hotline: no live notice {notice_id} (see `hotline notice list`)", err=True)
-        sys.exit(EXIT_INPUT)
+        sys.exit(ExitCode.INPUT)
     click.echo(f"notice {notice_id} ended")
 
 
@@ -259,7 +257,7 @@ def routes_() -> None:
 @routes_.command("history")
 @click.option("--last", default=20, show_default=True)
 @calllog_option
-def routes_history(last: int, calllog: str) -> None:
+def routes_history(last: int, calllog: str | None) -> None:
     """Tables that went live, newest first: when, version, by whom, how, and what changed."""
     rows = editing.history(_calllog(calllog), last)
     if not rows:
@@ -272,12 +270,12 @@ def routes_history(last: int, calllog: str) -> None:
 @click.argument("digest")
 @click.option("--diff", "show_diff", is_flag=True, help="The `hotline diff` against the table before it instead.")
 @calllog_option
-def routes_show(digest: str, show_diff: bool, calllog: str) -> None:
+def routes_show(digest: str, show_diff: bool, calllog: str | None) -> None:
     """The full text of the table with version DIGEST (as it went live, or as staged)."""
     row = editing.find(_calllog(calllog), digest)
     if row is None:
         click.echo(f"hotline: no table {digest} on record (or the prefix is not unique)", err=True)
-        sys.exit(EXIT_INPUT)
+        sys.exit(ExitCode.INPUT)
     click.echo(row["diff"] if show_diff else row["text"], nl=not show_diff or not row["diff"].endswith("\n"))
 
 
@@ -286,13 +284,13 @@ def routes_show(digest: str, show_diff: bool, calllog: str) -> None:
 @by_option
 @calllog_option
 @routes_option
-def routes_rollback(digest: str, by: str | None, calllog: str, routes_path: str) -> None:
+def routes_rollback(digest: str, by: str | None, calllog: str | None, routes_path: str) -> None:
     """Write the table DIGEST back to routes.yaml (the controller reloads it); refused if it fails the check."""
     log = _calllog(calllog)
     row = editing.find(log, digest)
     if row is None:
         click.echo(f"hotline: no table {digest} on record (or the prefix is not unique)", err=True)
-        sys.exit(EXIT_INPUT)
+        sys.exit(ExitCode.INPUT)
     table = checked(row["text"], f"{routes_path} (version {row['digest']})", routes_path)
     path = Path(routes_path)
     with contextlib.suppress(OSError):
@@ -310,14 +308,14 @@ def routes_rollback(digest: str, by: str | None, calllog: str, routes_path: str)
 @by_option
 @calllog_option
 @routes_option
-def routes_stage(new: str, share: int, by: str | None, calllog: str, routes_path: str) -> None:
+def routes_stage(new: str, share: int, by: str | None, calllog: str | None, routes_path: str) -> None:
     """Route a stable share of callers (by their keyed hash) on NEW; the rest stay on routes.yaml."""
     text = Path(new).read_text(encoding="utf-8")
     table = checked(text, new, routes_path)
     with contextlib.suppress(OSError):
         if editing.digest_of(Path(routes_path).read_text(encoding="utf-8")) == table.digest:
             click.echo(f"hotline: {new} is the table already live ({table.digest}): nothing to stage", err=True)
-            sys.exit(EXIT_INPUT)
+            sys.exit(ExitCode.INPUT)
     editing.stage(_calllog(calllog), text=text, source=new, share=share, author=_author(by), at=time.time())
     click.echo(f"{new}: version {table.digest} staged for {share} % of callers; `hotline routes promote` or `drop`")
 
@@ -326,13 +324,13 @@ def routes_stage(new: str, share: int, by: str | None, calllog: str, routes_path
 @by_option
 @calllog_option
 @routes_option
-def routes_promote(by: str | None, calllog: str, routes_path: str) -> None:
+def routes_promote(by: str | None, calllog: str | None, routes_path: str) -> None:
     """Make the staged table the live one: write it to routes.yaml (checked again first)."""
     log = _calllog(calllog)
     row = editing.current_stage(log)
     if row is None:
         click.echo("hotline: no table is staged", err=True)
-        sys.exit(EXIT_INPUT)
+        sys.exit(ExitCode.INPUT)
     table = checked(row["text"], f"{row['source']} (staged {row['digest']})", routes_path)
     author = _author(by)
     editing.claim(log, table.digest, author, "promote", time.time())
@@ -346,10 +344,10 @@ def routes_promote(by: str | None, calllog: str, routes_path: str) -> None:
 @routes_.command("drop")
 @by_option
 @calllog_option
-def routes_drop(by: str | None, calllog: str) -> None:
+def routes_drop(by: str | None, calllog: str | None) -> None:
     """End the staged table: every caller is routed on routes.yaml again."""
     row = editing.end_stage(_calllog(calllog), "dropped", _author(by), time.time())
     if row is None:
         click.echo("hotline: no table is staged", err=True)
-        sys.exit(EXIT_INPUT)
+        sys.exit(ExitCode.INPUT)
     click.echo(f"staged version {row['digest']} dropped; every caller is on routes.yaml again")

@@ -1,4 +1,9 @@
-"""Controller settings: read once from the environment (and CLI flags), validated, frozen.
+"""Settings: read once from the environment (and CLI flags), validated, frozen.
+
+`Storage.from_env` — where the state, the call log and its journal are — is the one loader of
+those for the controller and every CLI command (calls, tickets, callbacks, report, purge,
+journal): run from any folder, a command finds the call log the controller writes. `Settings`
+is the controller's whole configuration, its storage included.
 
 ARI_URL            http://127.0.0.1:8088/ari
 ARI_USER           hotline
@@ -43,6 +48,27 @@ from ivr.tickets import NODE_ID_RE
 
 
 @dataclass(frozen=True)
+class Storage:
+    """Where the hotline keeps its state: HOTLINE_STATE, HOTLINE_CALLLOG, HOTLINE_JOURNAL."""
+
+    state: Path
+    calllog: str | Path = field(repr=False)  # a URL is kept a str (its password stays out of repr)
+    journal: Path
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, calllog: str | None = None, journal: str | None = None
+    ) -> Storage:
+        """`calllog` and `journal` (a command's --calllog, --journal) win over the environment."""
+        env = os.environ if env is None else env
+        state = Path(env.get("HOTLINE_STATE") or "var")
+        target = calllog or env.get("HOTLINE_CALLLOG") or str(state / "calllog.sqlite3")
+        where: str | Path = target if is_url(target) else Path(target)
+        journal = journal or env.get("HOTLINE_JOURNAL")
+        return cls(state, where, Path(journal) if journal else default_journal(where, state))
+
+
+@dataclass(frozen=True)
 class Settings:
     ari: AriSettings
     routes_path: Path
@@ -71,7 +97,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, routes: str | Path = "routes.yaml") -> Settings:
         env = os.environ if env is None else env
-        state = Path(env.get("HOTLINE_STATE", "var"))
+        storage = Storage.from_env(env)
+        state = storage.state
         password = env.get("ARI_PASSWORD")
         if password is None:
             pw_file = env.get("ARI_PASSWORD_FILE", str(state / "ari-password"))
@@ -116,8 +143,6 @@ class Settings:
         if max_call_rate < 0:
             raise ConfigError(f"HOTLINE_MAX_CALL_RATE must not be negative, got {max_call_rate}")
         fmt = env.get("HOTLINE_LOG_FORMAT", "kv")
-        target = env.get("HOTLINE_CALLLOG", str(state / "calllog.sqlite3"))
-        calllog: str | Path = target if is_url(target) else Path(target)
         if fmt not in ("kv", "json"):
             raise ConfigError(f"HOTLINE_LOG_FORMAT must be kv or json, got {fmt!r}")
         return cls(
@@ -128,11 +153,9 @@ class Settings:
                 app=env.get("ARI_APP", "hotline"),
             ),
             routes_path=Path(routes),
-            calllog_path=calllog,
+            calllog_path=storage.calllog,
             caller_hash_key=key,
-            journal_path=Path(env["HOTLINE_JOURNAL"])
-            if env.get("HOTLINE_JOURNAL")
-            else default_journal(calllog, state),
+            journal_path=storage.journal,
             shutdown_grace_seconds=grace,
             log_format=fmt,
             log_level=env.get("HOTLINE_LOG_LEVEL", "info"),

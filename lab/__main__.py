@@ -10,8 +10,7 @@ import time
 
 import click
 
-EXIT_INPUT = 1
-EXIT_ENV = 2
+from ivr.exitcode import ExitCode
 
 
 @click.group()
@@ -30,10 +29,16 @@ def main() -> None:
     help="Seconds to stay on after the last key (the hotline or the department may hang up first).",
 )
 @click.option("--caller", default="13800138000", show_default=True, help="The citizen's number (shown masked).")
-@click.option("--calllog", default="var/calllog.sqlite3", show_default=True, type=click.Path(dir_okay=False))
-def call(to: str, keys: str, talk: float, caller: str, calllog: str) -> None:
+@click.option(
+    "--calllog",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="The call log [default: $HOTLINE_CALLLOG, else $HOTLINE_STATE/calllog.sqlite3].",
+)
+def call(to: str, keys: str, talk: float, caller: str, calllog: str | None) -> None:
     """Place a demo citizen call with SIPp and print what the call log recorded."""
     from ivr.calllog import open_calllog
+    from ivr.settings import Storage
     from lab.citizen import place_call
 
     since = time.time()
@@ -41,12 +46,12 @@ def call(to: str, keys: str, talk: float, caller: str, calllog: str) -> None:
         run_ = place_call(to, keys, caller=caller, talk_ms=int(talk * 1000))
     except (ValueError, FileNotFoundError) as exc:
         click.echo(f"hotline: {exc}", err=True)
-        sys.exit(EXIT_INPUT if isinstance(exc, ValueError) else EXIT_ENV)
+        sys.exit(ExitCode.INPUT if isinstance(exc, ValueError) else ExitCode.ENVIRONMENT)
     click.echo(
         f"sipp: {'call completed' if run_.succeeded else 'call FAILED'} (exit {run_.returncode}, "
         f"traces in {run_.workdir})"
     )
-    log = open_calllog(calllog)
+    log = open_calllog(Storage.from_env(calllog=calllog).calllog)
     record = None
     for _ in range(50):  # the controller writes the record right after the hangup
         rows = [r for r in log.calls("started_at >= ?", (since - 1,)) if r["outcome"] != "in_progress"]
@@ -56,7 +61,7 @@ def call(to: str, keys: str, talk: float, caller: str, calllog: str) -> None:
         time.sleep(0.1)
     if record is None:
         click.echo("no finished call in the call log (is the controller running?)", err=True)
-        sys.exit(EXIT_ENV)
+        sys.exit(ExitCode.ENVIRONMENT)
     shown = (
         "entry",
         "caller_masked",
@@ -76,7 +81,7 @@ def call(to: str, keys: str, talk: float, caller: str, calllog: str) -> None:
     )
     for name in shown:
         click.echo(f"  {name:16} {record[name]}")
-    sys.exit(0 if run_.succeeded else EXIT_ENV)
+    sys.exit(ExitCode.OK if run_.succeeded else ExitCode.ENVIRONMENT)
 
 
 if __name__ == "__main__":

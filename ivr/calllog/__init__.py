@@ -3,8 +3,15 @@
 `open_calllog(target, journal_path=None)` is the one way in: `target` is a PostgreSQL URL —
 `postgresql://user:password@host:5432/dbname` (also `postgres://`, and libpq's query
 parameters such as `?host=/run/postgresql` for a unix socket or `sslmode=require`) — or
-anything else, a path to an SQLite file. Both backends are the same `CallLog`
-(ivr.calllog.writer): same schema and versions, same writes and reads, same journal.
+anything else, a path to an SQLite file. Both backends are the same `CallLog`: same schema
+and versions, same writes and reads, same journal. Its parts, each in a module named for it:
+
+- ivr.calllog.writer     the writes: writer thread, batching, the journal (ivr.calllog.journal)
+                         and its replay; the write commands themselves are ivr.calllog.commands
+- ivr.calllog.queries    the reads: calls and steps, tickets, the callback list
+- ivr.calllog.retention  purge (PIPL): erase numbers no longer needed, delete old records
+- ivr.calllog.backend    what a backend provides (ivr.calllog.sqlite, ivr.calllog.postgres), and
+                         where driver errors become StorageUnavailable / CallLogError (ivr.errors)
 
 `journal_path` is the local file where writes wait while the database cannot take them:
 by default `<file>.journal` beside an SQLite file, and `var/calllog.journal` for PostgreSQL
@@ -17,18 +24,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ivr.calllog.writer import CALLBACK_OUTCOMES, SATISFACTION, SCHEMA_VERSION, CallLog
+from ivr.calllog.backend import SCHEMA_VERSION
+from ivr.calllog.queries import Queries
+from ivr.calllog.retention import KEEP_CALLS_DAYS, KEEP_NUMBERS_DAYS, Retention
+from ivr.calllog.writer import CALLBACK_OUTCOMES, SATISFACTION, Writer
+from ivr.errors import CallLogError, StorageUnavailable
 
 __all__ = [
     "CALLBACK_OUTCOMES",
+    "KEEP_CALLS_DAYS",
+    "KEEP_NUMBERS_DAYS",
     "SATISFACTION",
     "SCHEMA_VERSION",
     "CallLog",
+    "CallLogError",
+    "StorageUnavailable",
     "default_journal",
     "is_url",
     "open_calllog",
     "shown",
 ]
+
+
+class CallLog(Writer, Queries, Retention):
+    """The call log on one backend: writes that never block (Writer), synchronous reads (Queries),
+    retention (Retention). A backend subclasses it with the hooks of ivr.calllog.backend.Backend."""
 
 
 def is_url(target: str | Path) -> bool:

@@ -1,7 +1,7 @@
 """The PostgreSQL backend of the call log: one database that several controllers may share.
 
 `PostgresCallLog("postgresql://user:password@host:port/dbname")` (or the libpq URL forms with
-`?host=/socket/dir`, `sslmode=...`) is the call log of ivr.calllog.writer on PostgreSQL,
+`?host=/socket/dir`, `sslmode=...`) is the call log (ivr.calllog.CallLog) on PostgreSQL,
 through psycopg 3: the writer thread, the batching, the journal and its replay are the same
 as SQLite's. This module holds the schema and what differs:
 
@@ -37,10 +37,11 @@ import psycopg
 import structlog
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ivr.calllog import is_url
+from ivr.calllog import CallLog, is_url
+from ivr.calllog.backend import SCHEMA_VERSION
 from ivr.calllog.commands import Db, to_pyformat
 from ivr.calllog.editing import POSTGRES_V3
-from ivr.calllog.writer import SCHEMA_VERSION, CallLog, StorageUnavailable
+from ivr.errors import StorageUnavailable
 
 log = structlog.get_logger("ivr.calllog")
 

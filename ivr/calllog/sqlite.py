@@ -1,6 +1,6 @@
 """The SQLite backend of the call log: one file in WAL mode (the default, and the lab's).
 
-`SqliteCallLog(path)` is the call log of ivr.calllog.writer on an SQLite file: the writer
+`SqliteCallLog(path)` is the call log (ivr.calllog.CallLog) on an SQLite file: the writer
 thread, the batching, the journal (default `<path>.journal`) and its replay are shared with
 PostgreSQL; this module says how the file is opened, how its schema is versioned (PRAGMA
 user_version, upgraded once under the write lock) and which SQLite errors mean "the storage,
@@ -25,6 +25,15 @@ from pathlib import Path
 
 import structlog
 
+from ivr.calllog import (
+    CALLBACK_OUTCOMES,
+    KEEP_CALLS_DAYS,
+    KEEP_NUMBERS_DAYS,
+    SATISFACTION,
+    SCHEMA_VERSION,
+    CallLog,
+    StorageUnavailable,
+)
 from ivr.calllog.commands import (
     Db,
     Write,
@@ -37,15 +46,6 @@ from ivr.calllog.commands import (
 from ivr.calllog.commands import decode as _decode
 from ivr.calllog.commands import encode as _encode
 from ivr.calllog.editing import SQLITE_V3
-from ivr.calllog.writer import (
-    CALLBACK_OUTCOMES,
-    KEEP_CALLS_DAYS,
-    KEEP_NUMBERS_DAYS,
-    SATISFACTION,
-    SCHEMA_VERSION,
-    CallLog,
-    StorageUnavailable,
-)
 
 __all__ = [
     "CALLBACK_OUTCOMES",
@@ -267,6 +267,28 @@ class SqliteCallLog(CallLog):
         if version < SCHEMA_VERSION:
             log.info("calllog_schema_upgraded", was=version, now=SCHEMA_VERSION)
         return max(version, SCHEMA_VERSION)
+
+    # -- the file as a whole (install, backup) -----------------------------------------------------
+    def schema_version(self) -> int:
+        """The file's schema version as it stands (0: not a call log yet), read only: nothing upgraded."""
+        with self._translated("read"):
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                return int(db.execute("PRAGMA user_version").fetchone()[0])
+            finally:
+                db.close()
+
+    def backup(self, dest: Path) -> None:
+        """A consistent copy of the file at `dest` (SQLite's online backup: safe while a controller writes)."""
+        with self._translated("back up"):
+            src = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            dst = sqlite3.connect(dest)
+            try:
+                with dst:
+                    src.backup(dst)
+            finally:
+                src.close()
+                dst.close()
 
     # -- purge ----------------------------------------------------------------------------------
     def _begin_exclusive(self, db: Db) -> None:

@@ -1,9 +1,11 @@
 """The call log's writer, shared by both backends: off the event loop, batched, never losing a record.
 
 `open_calllog` (ivr.calllog) picks the backend — an SQLite file (ivr.calllog.sqlite) or a
-PostgreSQL database (ivr.calllog.postgres) — and both are this `CallLog`: the writer thread,
-the batching, the journal and its replay live here once; a backend only says how to connect,
-how to bring the schema to its version, and which errors mean "the storage, not this write".
+PostgreSQL database (ivr.calllog.postgres) — and both are a `CallLog` whose writes are this
+`Writer`: the writer thread, the batching, the journal and its replay live here once; a backend
+only says how to connect, how to bring the schema to its version, and which errors mean "the
+storage, not this write" (ivr.calllog.backend). Reads are ivr.calllog.queries, retention
+ivr.calllog.retention.
 
 Writes go through a queue to one writer thread, so a slow disk or server never stalls a
 call's coroutine (the drivers block). The thread commits every batch at once — records reach
@@ -36,10 +38,8 @@ both; past that bound, writes are counted and logged as lost (`calllog_records_l
 dropped silently. The counters and `journal_pending` are plain attributes for the
 controller's metrics.
 
-Reads (CLI, reports, tests) are synchronous, on a connection of their own; their `where`
-clauses use `?` placeholders on either backend. `purge` applies the retention rules (PIPL):
-full caller numbers erased once an entry is done or 30 days old, calls and closed tickets
-deleted after three years.
+One write is synchronous instead: `callback_attempt`, an operator's record of a callback, who
+must know it was stored (the CLI that makes it runs no writer).
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import structlog
 
+from ivr.calllog.backend import Backend
 from ivr.calllog.commands import (
     Db,
     Write,
@@ -68,45 +68,26 @@ from ivr.calllog.commands import (
 )
 from ivr.calllog.journal import Journal
 from ivr.calllog.records import CallRecord
+from ivr.errors import StorageUnavailable
 from ivr.tickets import Ticket
 
 log = structlog.get_logger("ivr.calllog")
 
-SCHEMA_VERSION = 3
-"""Both backends: 1 calls and their steps; 2 the call's ticket and survey, tickets, the callback list;
-3 the route editors' records: routes history, notices, the staged table (ivr.calllog.editing)."""
-
 CALLBACK_OUTCOMES = ("reached", "no_answer", "busy", "wrong_number")
 """What a callback attempt can end in (the CLI offers these; the log takes any short word)."""
-
-KEEP_CALLS_DAYS = 1095
-"""Calls and closed tickets are kept three years: the assessment (通报考核) looks back that far."""
-KEEP_NUMBERS_DAYS = 30
-"""A full caller number is kept at most this long after the caller's last missed call (PIPL)."""
 
 SATISFACTION = {1: "satisfied", 2: "basically satisfied", 3: "dissatisfied"}
 
 _STOP = None  # queue sentinel: flush and stop
 
 
-class StorageUnavailable(Exception):
-    """The writer's connection did not open (file or server gone, schema not writable)."""
-
-
-class CallLog:
-    """The call log. Writes never block and never raise for storage reasons; reads are synchronous.
+class Writer(Backend):
+    """The call log's writes; part of CallLog (ivr.calllog). They never block and never raise for storage reasons.
 
     Counters for the controller's metrics (read from any thread): `written`, `failed_writes`,
     `failed_batches` (batches the database refused for a storage reason: journaled, not lost),
     `journaled_total`, `replayed_total`, `lost_total`, and the `journal_pending` gauge.
-
-    A backend subclasses it with `_open`, `_migrate`, `_busy`, `_storage`, `_describe` (and
-    optionally `_prepare`, `_begin_exclusive`, `_after_purge`); `errors` are its driver's
-    exceptions, `where` names the database in logs and messages (never with a password).
     """
-
-    errors: tuple[type[Exception], ...] = ()
-    where = ""
 
     def __init__(
         self, journal_path: Path, *, lock_timeout: float = 1.0, retry_seconds: float = 1.5, memory_limit: int = 100_000
@@ -201,18 +182,6 @@ class CallLog:
         self._thread.start()
         return self.interrupted
 
-    def migrate(self) -> int:
-        """Create or upgrade the tables without starting the writer (for the CLI); the version.
-
-        Safe while a controller writes to the same database: the upgrade is one transaction
-        that only adds tables, indexes and columns. Does not touch calls left in progress.
-        """
-        db = self._open()
-        try:
-            return self._migrate(db)
-        finally:
-            db.close()
-
     def close(self, timeout: float = 10.0) -> None:
         """Flush everything queued — to the database, else to the journal on disk — and stop."""
         if self._thread is None:
@@ -280,8 +249,7 @@ class CallLog:
         """
         if not outcome:
             raise ValueError("a callback attempt needs an outcome")
-        db = self._open()
-        try:
+        with self._session("write to") as db:
             cur = db.execute(
                 "UPDATE callbacks SET attempts = attempts + 1, last_attempt_at = :at, outcome = :outcome,"
                 " status = CASE WHEN :done = 1 THEN 'done' ELSE status END,"
@@ -291,177 +259,8 @@ class CallLog:
             )
             found = cur.rowcount == 1
             db.commit()
-        finally:
-            db.close()
         log.info("callback_attempt", callback_id=callback_id, outcome=outcome, done=done, found=found)
         return found
-
-    # -- retention (PIPL) ---------------------------------------------------------------------
-    def purge(
-        self,
-        now: float,
-        keep_calls_days: int = KEEP_CALLS_DAYS,
-        keep_numbers_days: int = KEEP_NUMBERS_DAYS,
-        dry_run: bool = False,
-    ) -> dict[str, int]:
-        """Apply the retention rules in one transaction; how many of each were (or would be) affected.
-
-        - A full caller number is erased (`caller_number` = '') once its callback entry is done,
-          and on any entry whose caller last missed a call more than `keep_numbers_days` ago
-          (the number was last given to us then); the masked form and the keyed hash stay, so
-          the entry still counts in reports. A new missed call from the caller restores it.
-        - Calls that started more than `keep_calls_days` ago are deleted with their steps and
-          callback links, as are closed tickets created before then and done callback entries
-          with no call left. Open tickets and open callback entries are never deleted.
-
-        Synchronous and safe while a controller writes (it waits for the write lock). What
-        happens to the erased bytes afterwards is the backend's (`_after_purge`). `dry_run`
-        runs the same statements and rolls them back.
-        """
-        if keep_calls_days < 0 or keep_numbers_days < 0:
-            raise ValueError("retention periods are whole days, 0 or more")
-        numbers_before = now - keep_numbers_days * 86400.0
-        calls_before = now - keep_calls_days * 86400.0
-        old_calls = "SELECT call_id FROM calls WHERE started_at < :calls"
-        statements = (
-            (
-                "numbers_erased",
-                (
-                    "UPDATE callbacks SET caller_number = '' WHERE caller_number != ''"
-                    " AND (status = 'done' OR last_missed_at < :numbers)"
-                ),
-            ),
-            ("steps_deleted", f"DELETE FROM call_steps WHERE call_id IN ({old_calls})"),
-            ("callback_calls_deleted", f"DELETE FROM callback_calls WHERE call_id IN ({old_calls})"),
-            ("calls_deleted", "DELETE FROM calls WHERE started_at < :calls"),
-            ("tickets_deleted", "DELETE FROM tickets WHERE status = 'closed' AND created_at < :calls"),
-            (
-                "callbacks_deleted",
-                (
-                    "DELETE FROM callbacks WHERE status = 'done' AND last_missed_at < :calls"
-                    " AND id NOT IN (SELECT callback_id FROM callback_calls)"
-                ),
-            ),
-        )
-        params = {"numbers": numbers_before, "calls": calls_before}
-        counts: dict[str, int] = {}
-        db = self._open()
-        try:
-            self._begin_exclusive(db)
-            try:
-                for name, sql in statements:
-                    counts[name] = db.execute(sql, params).rowcount
-            except BaseException:
-                db.rollback()
-                raise
-            if dry_run:
-                db.rollback()
-            else:
-                db.commit()
-                self._after_purge(db)
-        finally:
-            db.close()
-        log.info(
-            "calllog_purged",
-            dry_run=dry_run,
-            keep_calls_days=keep_calls_days,
-            keep_numbers_days=keep_numbers_days,
-            **counts,
-        )
-        return counts
-
-    # -- reads (CLI, tests, reports) --------------------------------------------------------
-    def calls(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        """Calls in arrival order; `where` is an SQL condition with `?` placeholders for `params`."""
-        sql = "SELECT * FROM calls" + (f" WHERE {where}" if where else "") + " ORDER BY started_at"
-        return self._query(sql, params)
-
-    def steps(self, call_id: str) -> list[dict[str, Any]]:
-        rows = self._query("SELECT seq, at, name, detail FROM call_steps WHERE call_id = ? ORDER BY seq", (call_id,))
-        return [{**r, "detail": json.loads(r["detail"])} for r in rows]
-
-    def tickets(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        """Tickets in the order they were opened; `where` as in `calls`."""
-        sql = "SELECT * FROM tickets" + (f" WHERE {where}" if where else "") + " ORDER BY created_at, ticket_id"
-        return self._query(sql, params)
-
-    def last_ticket_id(self, prefix: str) -> str | None:
-        """The highest ticket id of the form `prefix` + 6 hex digits (ids of one issuer and day)."""
-        rows = self._query("SELECT max(ticket_id) AS last FROM tickets WHERE ticket_id LIKE ?", (prefix + "_" * 6,))
-        return rows[0]["last"] if rows else None
-
-    def overdue(self, now: float) -> list[dict[str, Any]]:
-        """Open tickets whose deadline (Unix seconds) is before `now`, most overdue first."""
-        return self._query(
-            "SELECT * FROM tickets WHERE status = 'open' AND deadline_at < ? ORDER BY deadline_at, ticket_id", (now,)
-        )
-
-    def callbacks(self, status: str | None = "open") -> list[dict[str, Any]]:
-        """The callback list, longest waiting first; status "open", "done" or None for all.
-
-        Rows carry the full `caller_number`: show `caller_masked` unless a person is about to dial.
-        """
-        where, params = ("WHERE status = ?", (status,)) if status is not None else ("", ())
-        return self._query(f"SELECT * FROM callbacks {where} ORDER BY first_missed_at, id", params)
-
-    def callback_calls(self, callback_id: int) -> list[dict[str, Any]]:
-        """The missed calls behind one callback entry, oldest first."""
-        return self._query(
-            "SELECT call_id, reason, at FROM callback_calls WHERE callback_id = ? ORDER BY at, call_id", (callback_id,)
-        )
-
-    def report_steps(self, start: float, end: float, names: tuple[str, ...]) -> list[dict[str, Any]]:
-        """Steps named `names` of the calls that started in [start, end), by call and order.
-
-        One read for all of a report's steps, not one per call; `detail` stays JSON text.
-        """
-        marks = ", ".join("?" for _ in names)
-        return self._query(
-            "SELECT s.call_id, s.seq, s.at, s.name, s.detail FROM call_steps s JOIN calls c ON c.call_id = s.call_id"
-            f" WHERE c.started_at >= ? AND c.started_at < ? AND s.name IN ({marks}) ORDER BY s.call_id, s.seq",
-            (start, end, *names),
-        )
-
-    def _query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        db = self._open()
-        try:
-            return db.rows(sql, params)
-        finally:
-            db.close()
-
-    def describe(self, exc: BaseException) -> str:
-        """An error of this log's driver as it may be shown (no caller number, no password)."""
-        return self._describe(exc)
-
-    # -- the backend ----------------------------------------------------------------------------
-    def _open(self, timeout: float = 5.0) -> Db:
-        """A new connection; `timeout` bounds the wait for the database (and for its locks)."""
-        raise NotImplementedError
-
-    def _migrate(self, db: Db) -> int:
-        """Bring the database to SCHEMA_VERSION, once even when several processes start at once; the version."""
-        raise NotImplementedError
-
-    def _busy(self, exc: BaseException) -> bool:
-        """Another connection holds a lock this write needs: worth retrying at once."""
-        raise NotImplementedError
-
-    def _storage(self, exc: BaseException) -> bool:
-        """The database cannot take any write now; the write itself is fine (journal it)."""
-        raise NotImplementedError
-
-    def _describe(self, exc: BaseException) -> str:
-        """The error for a log line: never a bound value (it might be a caller number) nor a password."""
-        raise NotImplementedError
-
-    def _prepare(self) -> None:
-        """Before the first connection of `start` (e.g. create the file's directory)."""
-
-    def _begin_exclusive(self, db: Db) -> None:
-        """Start `purge`'s transaction."""
-
-    def _after_purge(self, db: Db) -> None:
-        """After a committed purge (e.g. make the erased bytes unreadable in the backend's files)."""
 
     # -- the writer thread ------------------------------------------------------------------
     def _run(self) -> None:

@@ -38,7 +38,7 @@ from ivr.calllog import open_calllog
 from ivr.calllog.records import CallRecord
 from ivr.controller.editing import RouteEditing
 from ivr.controller.sdnotify import Notifier
-from ivr.errors import AriError, ConfigError, RoutesError
+from ivr.errors import AriError, CallLogError, ConfigError, RoutesError
 from ivr.handoff.webhook import Handoff, WebhookSender
 from ivr.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ivr.metrics import Metrics
@@ -322,9 +322,9 @@ class Controller:
         today = self.services.clock().date()
         try:
             last = self.calllog.last_ticket_id(tickets.ticket_prefix(today, self.settings.node))
-        except self.calllog.errors as exc:
+        except CallLogError as exc:
             # The call log is down (its writes go to the journal): numbering goes by the clock alone.
-            log.warning("ticket_numbers_not_resumed", error=self.calllog.describe(exc))
+            log.warning("ticket_numbers_not_resumed", error=str(exc))
             return
         tickets.resume_numbering(today, last, self.settings.node)
         log.info("ticket_numbers_resumed", day=today.isoformat(), after=last)

@@ -18,8 +18,7 @@ from typing import Any
 
 import structlog
 
-from ivr.calllog import editing
-from ivr.calllog.writer import CallLog
+from ivr.calllog import CallLog, editing
 from ivr.errors import RoutesError
 from ivr.metrics import Metrics
 from ivr.routing import routes

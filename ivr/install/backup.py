@@ -20,12 +20,12 @@ import io
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
+from ivr.calllog.sqlite import SqliteCallLog
 from ivr.errors import ConfigError
 from ivr.install import accounts
 from ivr.install.layout import SERVICE_USER, Host
@@ -63,7 +63,7 @@ def backup(host: Host, *, out: Path | None = None, recordings: bool = False, rea
                 contents.append(CALLLOG_PG)
             elif Path(target).exists():
                 copy = Path(tmp) / CALLLOG_SQLITE
-                _sqlite_copy(Path(target), copy)
+                SqliteCallLog(target).backup(copy)
                 tar.add(copy, CALLLOG_SQLITE)
                 contents.append(CALLLOG_SQLITE)
             for part in ("site.yaml", "routes.yaml", "secrets", "routes-history"):
@@ -92,17 +92,6 @@ def backup(host: Host, *, out: Path | None = None, recordings: bool = False, rea
         for old in sorted(out.parent.glob("hotline-*.tar.gz"))[:-keep]:
             old.unlink()
     return out
-
-
-def _sqlite_copy(source: Path, dest: Path) -> None:
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    dst = sqlite3.connect(dest)
-    try:
-        with dst:
-            src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
 
 
 def restore(host: Host, archive: Path, *, calllog: bool = True) -> list[str]:

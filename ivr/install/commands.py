@@ -10,9 +10,7 @@ from pathlib import Path
 import click
 
 from ivr.errors import ConfigError, RoutesError
-
-EXIT_INPUT = 1
-EXIT_ENV = 2
+from ivr.exitcode import ExitCode
 
 root_option = click.option(
     "--root",
@@ -27,9 +25,9 @@ def _fail(exc: ConfigError) -> None:
     if isinstance(exc, RoutesError):
         for problem in exc.problems:
             click.echo(str(problem), err=True)
-        sys.exit(EXIT_INPUT)
+        sys.exit(ExitCode.INPUT)
     click.echo(f"hotline: {exc}", err=True)
-    sys.exit(EXIT_ENV)
+    sys.exit(ExitCode.ENVIRONMENT)
 
 
 def add_commands(main: click.Group) -> None:
@@ -89,7 +87,7 @@ def site_render(file: str, out: str, secrets: str, dialplan: str | None) -> None
         return
     except OSError as exc:
         click.echo(f"hotline: cannot render into {out}: {exc}", err=True)
-        sys.exit(EXIT_ENV)
+        sys.exit(ExitCode.ENVIRONMENT)
     click.echo(f"{out}: {len(done.files)} files rendered from {file}")
 
 

@@ -21,14 +21,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ivr.calllog.sqlite import SCHEMA_VERSION
+from ivr.calllog.sqlite import SCHEMA_VERSION, SqliteCallLog
 from ivr.errors import ConfigError
 from ivr.install import accounts
 from ivr.install.layout import SERVICE_USER, SOURCE, Host
@@ -243,7 +242,7 @@ def _migrate_calllog(host: Host, target: str, uid: int, gid: int, note: Callable
     if target.startswith("postgres"):
         return  # migrated by the controller at start, like every node of a cluster; pg_dump is the DBA's
     path = Path(target)
-    if path.exists() and _schema_version(path) < SCHEMA_VERSION:
+    if path.exists() and SqliteCallLog(path).schema_version() < SCHEMA_VERSION:
         made = backup(host, reason="before-migration")
         note(f"backed up before migrating the call log: {host.on_host(made)}")
     log = open_calllog(path)
@@ -253,14 +252,6 @@ def _migrate_calllog(host: Host, target: str, uid: int, gid: int, note: Callable
         if name.exists():
             _own(name, uid, gid, 0o640)
     note(f"call log {host.on_host(path)} at schema version {version}")
-
-
-def _schema_version(path: Path) -> int:
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return int(db.execute("PRAGMA user_version").fetchone()[0])
-    finally:
-        db.close()
 
 
 def _install_prompts(host: Host, source: Path, prompts: Path | None, sounds: Path) -> int:

@@ -1,7 +1,13 @@
-"""The `hotline` CLI as a route editor uses it: `check` on the calendar, and one clock with the controller.
+"""The `hotline` CLI: `check` on the calendar, one clock and one settings loader with the controller,
+named exit codes.
 
 The clock tests run the CLI as a subprocess with TZ set, because the bug they pin is the host's
 zone leaking into "now": the same instant must get the same answer on a UTC host and in Beijing.
+
+Run from any folder, a command that opens the call log finds the one the controller writes
+($HOTLINE_CALLLOG, else $HOTLINE_STATE/calllog.sqlite3, as ivr.settings.Storage reads them); an
+explicit --calllog wins. Exit codes are ExitCode's, listed once in ivr/cli.py's docstring and once
+in the README.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +23,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ivr import cli
+from ivr.calllog import open_calllog
+from ivr.calllog.records import CallRecord
 from ivr.cli import main
+from ivr.exitcode import ExitCode
 from ivr.timekeeping import LOCAL_TZ
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,3 +151,104 @@ def test_the_controllers_clock_start_is_the_clis_now_too() -> None:
     for tz in ("UTC", "Asia/Shanghai"):
         assert hotline(*args, tz=tz, clock="2026-11-24T20:00") == night
         assert hotline(*args, tz=tz, clock="2026-11-24T10:00") == morning
+
+
+# --- one settings loader, named exit codes ---------------------------------------------------------
+
+COMMANDS = [  # every command that opens the call log, with what it prints for the one call below
+    (["calls"], '"call_id": "c1"'),
+    (["tickets"], ""),
+    (["callbacks", "list", "--all"], "no callbacks"),
+    (["report", "--from", "2026-11-02", "--to", "2026-11-02", "--routes", str(ROOT / "routes.yaml")], '"calls": 1'),
+    (["purge", "--dry-run"], '"calls_deleted": 0'),
+    (["routes", "history"], "no tables on record yet"),
+    (["notice", "list", "--routes", str(ROOT / "routes.yaml")], "no notices"),
+]
+
+
+def write_log(path: Path) -> None:
+    log = open_calllog(path)
+    log.start()
+    log.call_finished(CallRecord("c1", "1.1", "12345", "138****5678", "h", "v1", started_at=1793592000.0))
+    log.close()
+
+
+def hotline_in(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m ivr ARGS` in the folder `cwd`, with only these HOTLINE_* variables set."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "ivr", *args], cwd=cwd, env={**base, **env}, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    state = tmp_path / "state"
+    state.mkdir()
+    write_log(state / "calllog.sqlite3")  # 2026-11-02 12:00 local
+    return state
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Path:
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("args, shows", COMMANDS, ids=[" ".join(c[0][:2]) for c in COMMANDS])
+def test_every_call_log_command_finds_the_log_in_hotline_state_from_another_folder(
+    state: Path, elsewhere: Path, args: list[str], shows: str
+) -> None:
+    result = hotline_in(elsewhere, *args, HOTLINE_STATE=str(state))
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert shows in result.stdout + result.stderr
+    assert not (elsewhere / "var").exists()  # nothing made relative to the folder it ran in
+
+
+def test_hotline_calllog_names_the_log_itself(state: Path, elsewhere: Path) -> None:
+    moved = elsewhere / "moved.sqlite3"
+    (state / "calllog.sqlite3").rename(moved)
+    result = hotline_in(state, "calls", HOTLINE_CALLLOG=str(moved), HOTLINE_STATE=str(state))
+    assert result.returncode == ExitCode.OK and json.loads(result.stdout)["call_id"] == "c1"
+
+
+def test_an_explicit_calllog_wins_over_the_environment(state: Path, elsewhere: Path) -> None:
+    other = elsewhere / "other.sqlite3"
+    result = hotline_in(elsewhere, "calls", "--calllog", str(other), HOTLINE_STATE=str(state))
+    assert result.returncode == ExitCode.ENVIRONMENT
+    assert f"no call log at {other}" in result.stderr
+
+
+def test_without_the_environment_a_command_looks_in_var_of_the_folder_it_runs_in(elsewhere: Path) -> None:
+    result = hotline_in(elsewhere, "tickets")
+    assert result.returncode == ExitCode.ENVIRONMENT
+    assert "no call log at var/calllog.sqlite3" in result.stderr
+
+
+def test_the_journal_command_finds_the_journal_the_controller_uses(state: Path, elsewhere: Path) -> None:
+    result = hotline_in(elsewhere, "journal", HOTLINE_STATE=str(state))
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert json.loads(result.stdout)["journal"] == f"{state / 'calllog.sqlite3'}.journal"
+    result = hotline_in(elsewhere, "journal", HOTLINE_STATE=str(state), HOTLINE_JOURNAL=str(elsewhere / "j"))
+    assert json.loads(result.stdout)["journal"] == str(elsewhere / "j")
+
+
+def test_exit_codes_have_names_and_one_list_in_the_docstring_and_the_readme() -> None:
+    assert [(c.name, int(c)) for c in ExitCode] == [("OK", 0), ("INPUT", 1), ("ENVIRONMENT", 2), ("CHANGES", 3)]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for text in (cli.__doc__ or "", readme):
+        listed = re.findall(r"^\s*(?:- )?`?(\d) ([A-Z]+)`?\s", text, re.MULTILINE)
+        assert [(name, int(code)) for code, name in listed] == [(c.name, int(c)) for c in ExitCode]
+
+
+def test_diff_exits_changes_when_an_edit_changes_something(tmp_path: Path) -> None:
+    routes = (ROOT / "routes.yaml").read_text(encoding="utf-8")
+    (tmp_path / "old.yaml").write_text(routes, encoding="utf-8")
+    (tmp_path / "same.yaml").write_text(routes, encoding="utf-8")
+    edited = routes.replace('number: "3372000"', 'number: "3372001"', 1)
+    assert edited != routes
+    (tmp_path / "new.yaml").write_text(edited, encoding="utf-8")
+    assert hotline_in(tmp_path, "diff", "old.yaml", "same.yaml").returncode == ExitCode.OK
+    assert hotline_in(tmp_path, "diff", "old.yaml", "new.yaml").returncode == ExitCode.CHANGES
+    assert hotline_in(tmp_path, "diff", "old.yaml", "none.yaml").returncode == ExitCode.INPUT

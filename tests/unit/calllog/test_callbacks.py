@@ -22,6 +22,7 @@ from ivr.calllog import CallLog, is_url, open_calllog
 from ivr.calllog.records import CallRecord
 from ivr.calllog.sqlite import SCHEMA_VERSION, SqliteCallLog
 from ivr.cli import main
+from ivr.errors import CallLogError
 from ivr.privacy import caller_hash, mask
 from ivr.tickets import DeadlinePolicy, Ticket, new_ticket, to_epoch
 
@@ -385,8 +386,9 @@ def test_an_older_world_readable_file_is_tightened(path: Path) -> None:
 
 def test_reads_of_a_missing_file_do_not_create_a_readable_one(tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite3"
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(CallLogError, match="cannot read the call log .*new.sqlite3: no such table") as raised:
         SqliteCallLog(path).callbacks()
+    assert isinstance(raised.value.__cause__, sqlite3.OperationalError)  # translated, never leaked
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 

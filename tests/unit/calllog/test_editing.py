@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ivr.calllog import open_calllog
+from ivr.calllog import CallLog, open_calllog
 from ivr.calllog.commands import decode, encode
 from ivr.calllog.editing import (
     RoutesLive,
@@ -23,7 +23,6 @@ from ivr.calllog.editing import (
     stage,
     start_notice,
 )
-from ivr.calllog.writer import CallLog
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = (ROOT / "routes.yaml").read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""The call log: every call is a row from arrival on, complete at the end, never lost (both backends)."""
+"""The call log's writer: every call is a row from arrival on, complete at the end, never lost (both backends)."""
 
 from __future__ import annotations
 

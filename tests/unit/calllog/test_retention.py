@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +14,11 @@ from click.testing import CliRunner
 from ivr.calllog import CallLog, is_url, open_calllog
 from ivr.calllog.records import CallRecord
 from ivr.cli import main
+from ivr.errors import StorageUnavailable
+from ivr.exitcode import ExitCode
 from ivr.privacy import caller_hash, mask
 from ivr.tickets import Ticket
+from tests.unit.calllog.conftest import Disk
 from tests.unit.calllog.workload import query
 
 KEY = b"test-key"
@@ -182,3 +185,23 @@ def test_cli_journal_reports_the_writes_waiting(path: str, tmp_path: Path, monke
     # Beside an SQLite file; in the state directory for a database (each controller has its own).
     journal = str(tmp_path / "calllog.journal") if is_url(path) else f"{path}.journal"
     assert json.loads(result.stdout) == {"journal": journal, "pending": 0, "bytes": 0}
+
+
+def test_a_purge_the_database_refuses_changes_nothing_and_the_cli_says_why(tmpfs: Callable[..., Disk]) -> None:
+    disk = tmpfs()
+    path = disk.path / "calllog.sqlite3"
+    log = open_calllog(path)
+    log.start()
+    call(log, "old", NOW - 4 * 365 * DAY)
+    log.close()
+    disk.read_only()
+    try:
+        with pytest.raises(StorageUnavailable, match=f"cannot purge the call log {path}: ") as e:
+            log.purge(NOW)
+        assert isinstance(e.value.__cause__, sqlite3.Error)  # translated inside ivr.calllog
+        result = CliRunner().invoke(main, ["purge", "--calllog", str(path)])
+        assert result.exit_code == ExitCode.ENVIRONMENT == 2
+        assert result.output.startswith(f"hotline: cannot open the call log {path}: ")  # it opens it first
+    finally:
+        disk.writable()
+    assert [c["call_id"] for c in log.calls()] == ["old"]

@@ -1,0 +1,93 @@
+"""Retention (PIPL): erasing full caller numbers once they are not needed, deleting old records.
+
+`purge` is what `hotline purge` runs (daily, from cron or a timer): synchronous, on a connection
+of its own, one transaction, safe while a controller writes. Failures are StorageUnavailable or
+CallLogError (ivr.errors), never a driver error.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from ivr.calllog.backend import Backend
+
+log = structlog.get_logger("ivr.calllog")
+
+KEEP_CALLS_DAYS = 1095
+"""Calls and closed tickets are kept three years: the assessment (通报考核) looks back that far."""
+KEEP_NUMBERS_DAYS = 30
+"""A full caller number is kept at most this long after the caller's last missed call (PIPL)."""
+
+
+class Retention(Backend):
+    """The call log's retention rules; part of CallLog (ivr.calllog)."""
+
+    def purge(
+        self,
+        now: float,
+        keep_calls_days: int = KEEP_CALLS_DAYS,
+        keep_numbers_days: int = KEEP_NUMBERS_DAYS,
+        dry_run: bool = False,
+    ) -> dict[str, int]:
+        """Apply the retention rules in one transaction; how many of each were (or would be) affected.
+
+        - A full caller number is erased (`caller_number` = '') once its callback entry is done,
+          and on any entry whose caller last missed a call more than `keep_numbers_days` ago
+          (the number was last given to us then); the masked form and the keyed hash stay, so
+          the entry still counts in reports. A new missed call from the caller restores it.
+        - Calls that started more than `keep_calls_days` ago are deleted with their steps and
+          callback links, as are closed tickets created before then and done callback entries
+          with no call left. Open tickets and open callback entries are never deleted.
+
+        Synchronous and safe while a controller writes (it waits for the write lock). What
+        happens to the erased bytes afterwards is the backend's (`_after_purge`). `dry_run`
+        runs the same statements and rolls them back.
+        """
+        if keep_calls_days < 0 or keep_numbers_days < 0:
+            raise ValueError("retention periods are whole days, 0 or more")
+        numbers_before = now - keep_numbers_days * 86400.0
+        calls_before = now - keep_calls_days * 86400.0
+        old_calls = "SELECT call_id FROM calls WHERE started_at < :calls"
+        statements = (
+            (
+                "numbers_erased",
+                (
+                    "UPDATE callbacks SET caller_number = '' WHERE caller_number != ''"
+                    " AND (status = 'done' OR last_missed_at < :numbers)"
+                ),
+            ),
+            ("steps_deleted", f"DELETE FROM call_steps WHERE call_id IN ({old_calls})"),
+            ("callback_calls_deleted", f"DELETE FROM callback_calls WHERE call_id IN ({old_calls})"),
+            ("calls_deleted", "DELETE FROM calls WHERE started_at < :calls"),
+            ("tickets_deleted", "DELETE FROM tickets WHERE status = 'closed' AND created_at < :calls"),
+            (
+                "callbacks_deleted",
+                (
+                    "DELETE FROM callbacks WHERE status = 'done' AND last_missed_at < :calls"
+                    " AND id NOT IN (SELECT callback_id FROM callback_calls)"
+                ),
+            ),
+        )
+        params = {"numbers": numbers_before, "calls": calls_before}
+        counts: dict[str, int] = {}
+        with self._session("purge") as db:
+            self._begin_exclusive(db)
+            try:
+                for name, sql in statements:
+                    counts[name] = db.execute(sql, params).rowcount
+            except BaseException:
+                db.rollback()
+                raise
+            if dry_run:
+                db.rollback()
+            else:
+                db.commit()
+                self._after_purge(db)
+        log.info(
+            "calllog_purged",
+            dry_run=dry_run,
+            keep_calls_days=keep_calls_days,
+            keep_numbers_days=keep_numbers_days,
+            **counts,
+        )
+        return counts
