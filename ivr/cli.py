@@ -60,7 +60,7 @@ def _now() -> dt.datetime:
         return timekeeping.now()
     except ValueError as exc:
         click.echo(f"hotline: {exc}", err=True)
-        sys.exit(EXIT_ENV)
+        sys.exit(ExitCode.ENVIRONMENT)
 
 
 def _parse_at(at: str | None) -> dt.datetime:
@@ -183,7 +183,7 @@ def check(file: str | None, routes_path: str, dialplan_path: str | None) -> None
         click.echo(f"warning: {table.source}: calendar: {note}", err=True)
     if calendar.failure:
         click.echo(f"{table.source}:{table.calendar_line or 1}: {calendar.failure}", err=True)
-        sys.exit(EXIT_INPUT)
+        sys.exit(ExitCode.INPUT)
     click.echo(
         f"{table.source}: ok — {len(table.routes)} routes ({summary}), {len(table.menus)} menus, version {table.digest}"
     )
