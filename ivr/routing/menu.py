@@ -23,6 +23,7 @@ Rules (GB/T 33358-2016 wants shallow menus and a fast path to a human):
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,7 +31,17 @@ from ivr.routing.routes import Menu, MenuOption, Mode, Route, RouteTable
 
 MAX_KEYS_KEPT = 32  # the first 32 keys cover any real path (two menus, a 12-digit number, retries)
 
-Action = Literal["dial", "handoff", "operator", "message", "hangup"]
+
+class Action(enum.StrEnum):
+    """What the menu decided for a caller (the call log's `decision`)."""
+
+    DIAL = "dial"  # ring the route's line, then its overflow chain
+    HANDOFF = "handoff"  # an interconnect line: ring it and tell its partner platform
+    OPERATOR = "operator"  # the 12345 operators
+    MESSAGE = "message"  # outside the route's hours: take a message (留言)
+    HANGUP = "hangup"  # too many invalid keys: a polite goodbye
+
+
 Track = Literal["menu", "direct"]
 
 
@@ -58,7 +69,7 @@ class Decision:
     def as_dict(self) -> dict[str, str]:
         route = self.route
         return {
-            "action": self.action,
+            "action": self.action.value,
             "reason": self.reason,
             "track": self.track,
             "route": route.id if route else "",
@@ -86,9 +97,9 @@ class Navigator:
         if self.entry != self.table.hotline_number:
             route = self.table.direct_route(self.entry)
             if route is None:
-                return self._decide("operator", "entry_not_routed", track="direct")
+                return self._decide(Action.OPERATOR, "entry_not_routed", track="direct")
             if not route.live_at(self.at):
-                return self._decide("operator", "route_not_yet_live", track="direct")
+                return self._decide(Action.OPERATOR, "route_not_yet_live", track="direct")
             return self._route(route, "direct_dial", track="direct")
         self.menu_path.append("main")
         return self._ask(first=True)
@@ -101,11 +112,11 @@ class Navigator:
         if key is None:
             self._silent += 1
             if self._silent >= self.table.policy.max_attempts:
-                return self._decide("operator", "no_input")
+                return self._decide(Action.OPERATOR, "no_input")
             return self._ask(notice="no_input")
         self._press(key)
         if key == "0":
-            return self._decide("operator", "caller_pressed_0")
+            return self._decide(Action.OPERATOR, "caller_pressed_0")
         if key == "*":
             return self._ask()
         if key == "#":
@@ -115,7 +126,7 @@ class Navigator:
         if option is None:
             self._invalid += 1
             if self._invalid >= self.table.policy.max_attempts:
-                return self._decide("hangup", "too_many_invalid_keys")
+                return self._decide(Action.HANGUP, "too_many_invalid_keys")
             return self._ask(notice="invalid")
         if option.menu_id is not None:
             self.menu_path.append(option.menu_id)
@@ -158,7 +169,7 @@ class Navigator:
         self._invalid += 1
         if self._invalid >= self.table.policy.max_attempts:
             self._typed = None
-            return self._decide("hangup", "too_many_invalid_keys")
+            return self._decide(Action.HANGUP, "too_many_invalid_keys")
         self._typed = ""
         return Ask(self.current, (), notice="invalid", number_entry=True)
 
@@ -185,8 +196,8 @@ class Navigator:
     def _route(self, route: Route, reason: str, track: Track = "menu") -> Decision:
         """A route was chosen: ring it, hand it off, or — outside its hours — take a message."""
         if not route.open_at(self.at):
-            return self._decide("message", "after_hours", route=route, track=track)
-        action: Action = "handoff" if route.mode is Mode.INTERCONNECT else "dial"
+            return self._decide(Action.MESSAGE, "after_hours", route=route, track=track)
+        action = Action.HANDOFF if route.mode is Mode.INTERCONNECT else Action.DIAL
         return self._decide(action, reason, route=route, track=track)
 
     def _decide(self, action: Action, reason: str, route: Route | None = None, track: Track = "menu") -> Decision:

@@ -173,7 +173,7 @@ def metric_names() -> set[str]:
 
 
 # Label values a matcher may name. From the code where the code has the list; the rest are the
-# literals the call flow passes (ivr/call/session.py, ivr/controller/app.py) — a guard against typos in rules.
+# literals the call flow passes (ivr/call/books.py, ivr/controller/app.py) — a guard against typos in rules.
 LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
     ("hotline_calls_total", "outcome"): frozenset(OUTCOMES),
     ("hotline_routed_calls_total", "result"): frozenset(DIAL_RESULTS.values()) | {"failed"},
