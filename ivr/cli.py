@@ -33,6 +33,10 @@ from ivr.exitcode import ExitCode
 from ivr.routing import routes
 from ivr.timekeeping import LOCAL_TZ
 
+# Where `simulate --hangup-at` can hang up (ivr.call.scripted.HangupStep), listed here so the
+# command line does not import the call flow until it plays a call.
+HANGUP_STEPS = ["menu", "connecting", "ringing", "queue", "talking", "survey", "message"]
+
 routes_option = click.option(
     "--routes",
     "routes_path",
@@ -218,15 +222,54 @@ def menu_(routes_path: str, at: str | None) -> None:
 @click.option("--dialed", required=True, help="The number the citizen dialled (12345 or a short number).")
 @click.option("--keys", default="", help="Keys pressed, in order; after them the caller stays silent.")
 @click.option("--at", default=None, help="ISO date/time to decide at, Beijing time (default: now).")
-def simulate(routes_path: str, dialed: str, keys: str, at: str | None) -> None:
-    """The decision the live controller would take, as one JSON object (same code path)."""
+@click.option("--call", "whole_call", is_flag=True, help="Also play the whole call (implied by the options below).")
+@click.option("--department", type=click.Choice(["answer", "busy", "noanswer", "down"]), help="How its lines end.")
+@click.option("--operators", type=click.Choice(["free", "none"]), help="Whether an operator seat is free.")
+@click.option("--hangup-at", type=click.Choice(HANGUP_STEPS), help="The citizen hangs up at this step.")
+def simulate(
+    routes_path: str,
+    dialed: str,
+    keys: str,
+    at: str | None,
+    whole_call: bool,
+    department: str | None,
+    operators: str | None,
+    hangup_at: str | None,
+) -> None:
+    """The decision the live controller would take, as one JSON object (same code path).
+
+    With --call (or --department, --operators, --hangup-at) the whole call follows, played by
+    the live session code on a scripted call with a virtual clock: one JSON line per thing that
+    happens ("t" = seconds since the call arrived: "call" what the telephony was asked, "step"
+    the call log's steps, "calllog" its writes), then {"record": ...}, the call's final row. The
+    decision stays the first line, so scripts reading it work either way. Log events go to stderr.
+    Defaults: the department answers, operators are free, nobody hangs up early.
+    """
     from ivr.routing.menu import decide
 
     table = _load_table(routes_path)
     if any(k not in "0123456789*#" for k in keys):
         raise click.BadParameter("keys are 0-9, * and #", param_hint="--keys")
-    decision = decide(table, dialed, keys, _parse_at(at))
+    when = _parse_at(at)
+    decision = decide(table, dialed, keys, when)
     click.echo(json.dumps(decision.as_dict(), ensure_ascii=False))
+    if whole_call or department or operators or hangup_at:
+        from contextlib import redirect_stdout
+
+        from ivr.call import simulate as sim
+
+        with redirect_stdout(sys.stderr):  # the live call's log events, kept apart from the JSON
+            lines = sim.play(
+                table,
+                dialed,
+                keys,
+                when,
+                department=sim.Line(department or "answer"),
+                operators=sim.Operators(operators or "free"),
+                hangup_at=sim.HangupStep(hangup_at) if hangup_at else None,
+            )
+        for line in lines:
+            click.echo(json.dumps(line, ensure_ascii=False))
 
 
 @main.command()

@@ -17,7 +17,6 @@ from typing import Protocol
 import structlog
 
 from ivr.call.control import BridgeResult, DialResult
-from ivr.calllog import CallLog
 from ivr.calllog.records import CallRecord, Leg, Outcome
 from ivr.handoff.webhook import Handoff, WebhookTarget
 from ivr.metrics import Metrics
@@ -26,10 +25,26 @@ from ivr.prompts import Prompts
 from ivr.routing.menu import Decision
 from ivr.routing.notices import Notice
 from ivr.routing.routes import Route, RouteTable
-from ivr.tickets import DeadlinePolicy, new_ticket
+from ivr.tickets import DeadlinePolicy, Ticket, new_ticket
 from ivr.timekeeping import LOCAL_TZ
 
 log = structlog.get_logger("ivr.call.session")
+
+
+class CallLogWrites(Protocol):
+    """The call log's writes a call makes (ivr.calllog.CallLog); none blocks or raises for storage."""
+
+    def call_started(self, record: CallRecord) -> None: ...
+
+    def call_finished(self, record: CallRecord) -> None: ...
+
+    def ticket_opened(self, ticket: Ticket) -> None: ...
+
+    def ticket_survey(self, ticket_id: str, score: int) -> None: ...
+
+    def missed_call(
+        self, call_id: str, caller_number: str, caller_hash: str, caller_masked: str, reason: str, at: float
+    ) -> None: ...
 
 
 class HandoffSender(Protocol):
@@ -42,7 +57,7 @@ class HandoffSender(Protocol):
 class Services:
     """What a call needs from the running controller."""
 
-    calllog: CallLog
+    calllog: CallLogWrites
     prompts: Prompts
     clock: Callable[[], dt.datetime]  # local (Asia/Shanghai) wall clock, naive
     deadlines: DeadlinePolicy = DeadlinePolicy()

@@ -185,14 +185,15 @@ class ScriptedCall:
             line = self.script.operators
         else:
             line = self.script.lines.get(number, self.script.department)
-        result = DialResult(DialStatus.CHANUNAVAIL, channel, started=time.time())
+        result = DialResult(DialStatus.CHANUNAVAIL, channel)
         noted = self._note("dial", number=number, label=label, status="ringing")  # until it ends
+        rang_from = asyncio.get_running_loop().time()
         await self._at(HangupStep.RINGING)
         if line is Line.DOWN:
             result.status = DialStatus.TRUNK_DOWN
         elif line is Line.ANSWER and self.script.answer_after < ring_seconds:
             await asyncio.sleep(self.script.answer_after)
-            result.status, result.answered = DialStatus.ANSWER, time.time()
+            result.status = DialStatus.ANSWER
         elif line is Line.BUSY:
             await asyncio.sleep(1.0)
             result.status, result.cause = _LINE_STATUS[line]
@@ -200,6 +201,10 @@ class ScriptedCall:
             await asyncio.sleep(ring_seconds)
             result.status = DialStatus.NOANSWER
         noted.detail["status"] = result.status.value
+        # The story measures ringing in wall-clock time: date the start back by the virtual ring.
+        result.started = time.time() - (asyncio.get_running_loop().time() - rang_from)
+        if result.ok:
+            result.answered = time.time()
         return result
 
     async def bridge(self, other: str) -> BridgeResult:
