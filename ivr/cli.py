@@ -31,7 +31,6 @@ from ivr import logs
 from ivr.errors import AriAuthError, CallLogError, ConfigError, RoutesError
 from ivr.exitcode import ExitCode
 from ivr.routing import routes
-from ivr.timekeeping import LOCAL_TZ
 
 # Where `simulate --hangup-at` can hang up (ivr.call.scripted.HangupStep), listed here so the
 # command line does not import the call flow until it plays a call.
@@ -596,7 +595,7 @@ def report_(
     if period is not None:
         if start is not None or end is not None:
             raise click.BadParameter("give --period or --from/--to, not both", param_hint="--period")
-        start, end = _relative_period(period, dt.datetime.now(LOCAL_TZ).date())
+        start, end = _relative_period(period, _now().date())
     elif start is None or end is None:
         raise click.BadParameter("give --from and --to (or --period)", param_hint="--from/--to")
     if start > end:

@@ -252,3 +252,19 @@ def test_diff_exits_changes_when_an_edit_changes_something(tmp_path: Path) -> No
     assert hotline_in(tmp_path, "diff", "old.yaml", "same.yaml").returncode == ExitCode.OK
     assert hotline_in(tmp_path, "diff", "old.yaml", "new.yaml").returncode == ExitCode.CHANGES
     assert hotline_in(tmp_path, "diff", "old.yaml", "none.yaml").returncode == ExitCode.INPUT
+
+
+def test_a_relative_report_period_is_counted_from_the_controllers_clock(tmp_path: Path) -> None:
+    from ivr.calllog.sqlite import SqliteCallLog
+
+    calllog = tmp_path / "calllog.sqlite3"
+    SqliteCallLog(calllog).migrate()
+    out = tmp_path / "reports"
+    out.mkdir()
+    result = CliRunner().invoke(
+        main,
+        ["report", "--period", "yesterday", "--format", "json", "--out", f"{out}/", "--calllog", str(calllog)],
+        env={"HOTLINE_CLOCK_START": "2026-12-01T00:30", "TZ": "UTC"},  # still 30 Nov on a UTC host
+    )
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in out.iterdir()] == ["12345-report-2026-11-30.json"]
