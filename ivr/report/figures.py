@@ -39,6 +39,22 @@ UNIT_LEGS = ("department", "overflow")  # dial legs on the unit's own ring chain
 CONNECTED_OUTCOMES = ("connected", "operator", "message")
 _MODE_ORDER = {m.value: i for i, m in enumerate(Mode)}
 
+# Two definitions written once: the report's glossary says these words, and monitoring/alerts.yml's
+# recording rules quote them (tests/unit/report/test_figures.py checks they stay the same words).
+DEPARTMENT_ANSWERED = (
+    "Department answered % = calls dialled to the unit that a person at the unit answered (its first line or an "
+    "overflow line) / calls dialled to the unit: per call, not per attempt. Dialled: the unit's ring chain was "
+    'dialled (a department or overflow dial step); a caller who hung up before that (during "connecting") is '
+    "routed but not dialled and does not count against the unit. Answered: the chain ended in ANSWER "
+    "(calls.dial_status, the result of the last department/overflow leg). A call the 12345 operators took after "
+    "the unit failed is not the unit's."
+)
+SATISFACTION = (
+    "Satisfaction rate (满意率) = (满意 + 基本满意) / rated: calls rated 1 (满意, satisfied) or 2 (基本满意, "
+    "basically satisfied) / calls rated 1, 2 or 3 (不满意, dissatisfied), as 12345 satisfaction rates count. "
+    "Also the average score (lower is better)."
+)
+
 DEFINITIONS: dict[str, tuple[str, str]] = {
     "period": (
         "统计周期 Period",
@@ -56,14 +72,7 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
             "left a message are not routed (they count under messages)."
         ),
     ),
-    "answered": (
-        "接通率 Answered %",
-        (
-            "Routed calls the unit answered / calls routed. Answered: the unit's ring chain (its line, then its "
-            "overflow lines) ended in ANSWER (calls.dial_status, the result of the last department/overflow "
-            "leg). A call the 12345 operators took after the unit failed is not the unit's."
-        ),
-    ),
+    "answered": ("部门接通率 Department answered %", DEPARTMENT_ANSWERED),
     "time_to_answer": (
         "应答时长 Time to answer",
         (
@@ -96,13 +105,7 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
             "unit nor the operators answered."
         ),
     ),
-    "satisfaction": (
-        "满意度 Satisfaction",
-        (
-            "The post-call survey of the unit's calls (1 satisfied, 2 basically satisfied, 3 dissatisfied): the "
-            "average score (lower is better) and % satisfied = calls rated 1 / calls rated."
-        ),
-    ),
+    "satisfaction": ("满意率 Satisfaction", SATISFACTION),
     "within_deadline": (
         "按时办结率 Closed within deadline %",
         (
@@ -115,8 +118,8 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
     "rank": (
         "排名 Rank",
         (
-            "Rows with calls routed, by answered % (higher first), ties by mean time to answer (shorter first, "
-            "none last). Rows equal on both share a rank (1, 1, 3). Rows with no calls routed are not ranked."
+            "Rows with calls dialled, by department answered % (higher first), ties by mean time to answer (shorter "
+            "first, none last). Rows equal on both share a rank (1, 1, 3). Rows with no calls dialled are not ranked."
         ),
     ),
     "modes": (
@@ -193,6 +196,7 @@ class Figures:
     """One unit's figures (a row, or one track of a dual-track row); percentages are 0-100."""
 
     routed: int
+    dialled: int  # routed calls whose unit's ring chain was dialled (DEPARTMENT_ANSWERED)
     answered: int
     answered_pct: float | None
     answer_mean_s: float | None
@@ -412,7 +416,12 @@ def _callback_within(entry: Row, minutes: int, as_of: float) -> bool | None:
 
 def _figures(calls: Sequence[Row], tickets: Sequence[tuple[Row, bool]], steps: Mapping[str, Sequence[Row]]) -> Figures:
     routed = [c for c in calls if c["decision"] in ROUTED_DECISIONS]
-    answered = [c for c in routed if c["dial_status"] == "ANSWER"]
+    dialled = [
+        c
+        for c in routed
+        if any(s["name"] == "dial" and s["detail"].get("leg") in UNIT_LEGS for s in steps.get(c["call_id"], ()))
+    ]
+    answered = [c for c in dialled if c["dial_status"] == "ANSWER"]
     times = [t for c in answered if (t := _time_to_answer(c, steps.get(c["call_id"], ()))) is not None]
     scores = [int(c["satisfaction"]) for c in calls if c["satisfaction"] in (1, 2, 3)]
     within = sum(1 for _, ok in tickets if ok)
@@ -423,8 +432,9 @@ def _figures(calls: Sequence[Row], tickets: Sequence[tuple[Row, bool]], steps: M
     )
     return Figures(
         routed=len(routed),
+        dialled=len(dialled),
         answered=len(answered),
-        answered_pct=_pct(len(answered), len(routed)),
+        answered_pct=_pct(len(answered), len(dialled)),
         answer_mean_s=_mean(times),
         answer_p90_s=nearest_rank(times, 90),
         no_answer=sum(1 for c in routed if c["dial_status"] == "NOANSWER"),
@@ -434,7 +444,7 @@ def _figures(calls: Sequence[Row], tickets: Sequence[tuple[Row, bool]], steps: M
         messages=sum(1 for c in calls if c["outcome"] == "message"),
         rated=len(scores),
         satisfaction_avg=_mean(scores),
-        satisfied_pct=_pct(sum(1 for s in scores if s == 1), len(scores)),
+        satisfied_pct=_pct(sum(1 for s in scores if s in (1, 2)), len(scores)),
         tickets_due=len(tickets),
         tickets_within=within,
         within_deadline_pct=_pct(within, len(tickets)),
@@ -443,9 +453,9 @@ def _figures(calls: Sequence[Row], tickets: Sequence[tuple[Row, bool]], steps: M
 
 def _ranks(rows: Sequence[tuple[tuple[str, str], Figures]]) -> dict[tuple[str, str], int]:
     def key(fig: Figures) -> tuple[Fraction, float]:
-        return (-Fraction(fig.answered, fig.routed), math.inf if fig.answer_mean_s is None else fig.answer_mean_s)
+        return (-Fraction(fig.answered, fig.dialled), math.inf if fig.answer_mean_s is None else fig.answer_mean_s)
 
-    ranked = sorted((r for r in rows if r[1].routed), key=lambda r: key(r[1]))
+    ranked = sorted((r for r in rows if r[1].dialled), key=lambda r: key(r[1]))
     out: dict[tuple[str, str], int] = {}
     for i, (k, fig) in enumerate(ranked):
         previous = ranked[i - 1] if i else None

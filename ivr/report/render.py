@@ -39,8 +39,9 @@ TRACK_NAMES = {"total": "合计 total", "direct": "直拨 direct", "via_12345": 
 
 FIGURE_COLUMNS = (
     ("routed", "转办量"),
+    ("dialled", "实际转接"),
     ("answered", "接通数"),
-    ("answered_pct", "接通率%"),
+    ("answered_pct", "部门接通率%"),
     ("answer_mean_s", "平均应答秒"),
     ("answer_p90_s", "P90应答秒"),
     ("no_answer", "未接"),

@@ -380,6 +380,7 @@ def figures(**values: Any) -> Figures:
 # tickets due and decided: g-t1 in time, g-t2 late, c1's open past its deadline -> 1/3.
 GONGAN_FIGURES = Figures(
     routed=5,
+    dialled=5,
     answered=3,
     answered_pct=60.0,
     answer_mean_s=14.33,
@@ -391,7 +392,7 @@ GONGAN_FIGURES = Figures(
     messages=1,
     rated=3,
     satisfaction_avg=2.0,
-    satisfied_pct=33.33,
+    satisfied_pct=66.67,  # (满意 + 基本满意) / rated: scores 1, 2, 3
     tickets_due=3,
     tickets_within=1,
     within_deadline_pct=33.33,
@@ -400,6 +401,7 @@ GONGAN_FIGURES = Figures(
 # d1's ticket closed in time.
 LVYOU_DIRECT = Figures(
     routed=2,
+    dialled=2,
     answered=1,
     answered_pct=50.0,
     answer_mean_s=4.0,
@@ -420,6 +422,7 @@ LVYOU_DIRECT = Figures(
 # m0's ticket (call on Oct 30, via the menu) due Nov 2 and still open.
 LVYOU_VIA = Figures(
     routed=2,
+    dialled=2,
     answered=2,
     answered_pct=100.0,
     answer_mean_s=10.0,
@@ -438,6 +441,7 @@ LVYOU_VIA = Figures(
 )
 LVYOU_TOTAL = Figures(
     routed=4,
+    dialled=4,
     answered=3,
     answered_pct=75.0,
     answer_mean_s=8.0,
@@ -457,7 +461,7 @@ LVYOU_TOTAL = Figures(
 
 
 def one_answered(seconds: float) -> Figures:
-    return figures(routed=1, answered=1, answered_pct=100.0, answer_mean_s=seconds, answer_p90_s=seconds)
+    return figures(routed=1, dialled=1, answered=1, answered_pct=100.0, answer_mean_s=seconds, answer_p90_s=seconds)
 
 
 # -- the per-unit table ----------------------------------------------------------------------------------------
@@ -507,6 +511,7 @@ def test_all_units_together(rep: report.Report) -> None:
     # scores 1 2 3 1 1; unit tickets: 市公安局 1 of 3 + 市旅发委 1 of 2 (the operator's ticket has no unit).
     assert rep.total == Figures(
         routed=12,
+        dialled=12,
         answered=9,
         answered_pct=75.0,
         answer_mean_s=9.56,
@@ -518,7 +523,7 @@ def test_all_units_together(rep: report.Report) -> None:
         messages=2,
         rated=5,
         satisfaction_avg=1.6,
-        satisfied_pct=60.0,
+        satisfied_pct=80.0,  # scores 1, 2, 3, 1, 1
         tickets_due=5,
         tickets_within=2,
         within_deadline_pct=40.0,
@@ -664,3 +669,58 @@ def test_a_period_on_a_provisional_calendar_is_flagged(rep: report.Report, table
     january = report.build(empty, dt.date(2027, 1, 1), dt.date(2027, 1, 31), as_of=AS_OF, table=table)
     assert january.calendar.startswith("PROVISIONAL holiday calendar for 2027: no State Council notice entered")
     assert "no make-up workdays (调休)" in january.calendar
+
+
+# -- definitions written once ----------------------------------------------------------------------------------------
+
+
+def test_a_caller_who_hangs_up_while_connecting_is_routed_but_not_dialled_and_not_against_the_unit(
+    tmp_path: Path, table: RouteTable
+) -> None:
+    log = SqliteCallLog(tmp_path / "calllog.sqlite3")
+    log.start()
+    answer, busy = dial(12, "department", "ANSWER", 6), dial(12, "department", "BUSY", 1)
+    put(log, "ok", "2026-11-02T09:00:00", route=GONGAN, dial_status="ANSWER", steps=(answer,))
+    put(log, "busy", "2026-11-02T09:10:00", route=GONGAN, dial_status="BUSY", steps=(busy,))
+    # Hung up during "connecting": the decision was to dial, no line of the unit was ever dialled.
+    put(log, "gone", "2026-11-02T09:20:00", route=GONGAN, answered=2.0, outcome="abandoned")
+    log.close()
+    rows = report.load(SqliteCallLog(tmp_path / "calllog.sqlite3"), D1, D1)
+    got = report.build(rows, D1, D1, as_of=AS_OF, table=table)
+    gongan = got.unit("市公安局", "merge").total
+    assert (gongan.routed, gongan.dialled, gongan.answered, gongan.answered_pct) == (3, 2, 1, 50.0)
+    assert got.unit("市公安局", "merge").rank == 1
+
+
+def test_satisfaction_counts_satisfied_and_basically_satisfied(tmp_path: Path, table: RouteTable) -> None:
+    log = SqliteCallLog(tmp_path / "calllog.sqlite3")
+    log.start()
+    for n, score in enumerate((1, 2, 2, 3)):
+        put(
+            log,
+            f"s{n}",
+            f"2026-11-02T09:{n:02d}:00",
+            route=GONGAN,
+            dial_status="ANSWER",
+            satisfaction=score,
+            steps=(dial(12, "department", "ANSWER", 6),),
+        )
+    log.close()
+    rows = report.load(SqliteCallLog(tmp_path / "calllog.sqlite3"), D1, D1)
+    got = report.build(rows, D1, D1, as_of=AS_OF, table=table)
+    gongan = got.unit("市公安局", "merge").total
+    assert (gongan.rated, gongan.satisfied_pct, gongan.satisfaction_avg) == (4, 75.0, 2.0)  # (1 + 2) / 4 rated
+
+
+def comment_text(path: Path) -> str:
+    """Every comment of a YAML file run together, '#' and line breaks gone: what a reader reads."""
+    lines = [line.split("#", 1)[1] for line in path.read_text(encoding="utf-8").splitlines() if "#" in line]
+    return " ".join(" ".join(lines).split())
+
+
+def test_the_glossary_and_the_recording_rules_say_the_same_words() -> None:
+    rules = comment_text(ROUTES_YAML.parent / "monitoring" / "alerts.yml")
+    assert report.DEFINITIONS["satisfaction"][1] == report.SATISFACTION
+    assert report.DEFINITIONS["answered"][1] == report.DEPARTMENT_ANSWERED
+    first_sentence = report.SATISFACTION.split(" Also")[0]
+    assert " ".join(first_sentence.split()) in rules, "alerts.yml no longer quotes the report's satisfaction rate"

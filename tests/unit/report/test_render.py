@@ -120,7 +120,7 @@ def test_csv_round_trip(rep: Report) -> None:
         "answered_pct": "60.0",
         "answer_mean_s": "14.33",
         "answer_p90_s": "27.0",
-        "satisfied_pct": "33.33",
+        "satisfied_pct": "66.67",
         "within_deadline_pct": "33.33",
     }
     lvyou = [

@@ -23,7 +23,7 @@ from ivr.calllog.sqlite import SqliteCallLog
 from ivr.cli import _relative_period
 from ivr.report import render
 from ivr.timekeeping import LOCAL_TZ
-from tests.unit.report.test_figures import GONGAN, put
+from tests.unit.report.test_figures import GONGAN, dial, put
 
 REPO = Path(__file__).resolve().parents[3]
 SYSTEMD = REPO / "deploy" / "systemd"
@@ -82,9 +82,10 @@ def test_the_services_command_writes_the_periods_workbook(kind: str, period: str
     log = SqliteCallLog(calllog)
     log.start()
     # Two calls in the period (its first and last day), one the day after it: not in the report.
-    put(log, "in-1", f"{start}T09:00:00", route=GONGAN, dial_status="ANSWER", human=8.0)
-    put(log, "in-2", f"{end}T23:59:00", route=GONGAN, dial_status="BUSY", answered=1.0, outcome="abandoned")
-    put(log, "after", f"{end + dt.timedelta(days=1)}T00:01:00", route=GONGAN, dial_status="ANSWER")
+    answer, busy = dial(8, "department", "ANSWER", 5), dial(8, "department", "BUSY", 1)
+    put(log, "in-1", f"{start}T09:00:00", route=GONGAN, dial_status="ANSWER", human=8.0, steps=(answer,))
+    put(log, "in-2", f"{end}T23:59:00", route=GONGAN, dial_status="BUSY", outcome="abandoned", steps=(busy,))
+    put(log, "after", f"{end + dt.timedelta(days=1)}T00:01:00", route=GONGAN, dial_status="ANSWER", steps=(answer,))
     log.close()
 
     # What `hotline install` writes as /etc/hotline/hotline.env, pointing at the test's files.
@@ -113,10 +114,10 @@ def test_the_services_command_writes_the_periods_workbook(kind: str, period: str
     }
     assert centre["calls"] == 2
     assert str(start) in str(wb[render.SHEETS["centre"]]["A1"].value)
-    [gongan] = [
-        row for row in wb[render.SHEETS["units"]].iter_rows(min_row=3, values_only=True) if row[1] == "市公安局"
-    ]
-    assert gongan[4:6] == (2, 1)  # routed, answered
+    rows = list(wb[render.SHEETS["units"]].iter_rows(min_row=2, values_only=True))
+    keys = [str(h).rsplit(" ", 1)[1] for h in rows[0]]
+    [gongan] = [dict(zip(keys, row, strict=True)) for row in rows[1:] if row[1] == "市公安局"]
+    assert (gongan["routed"], gongan["dialled"], gongan["answered"], gongan["answered_pct"]) == (2, 2, 1, 50.0)
 
 
 def test_the_timers_fire_in_beijing_time_and_catch_up_after_downtime() -> None:
