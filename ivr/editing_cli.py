@@ -26,6 +26,7 @@ from pathlib import Path
 
 import click
 
+from ivr import logs
 from ivr.calllog import CallLog, editing
 from ivr.errors import ConfigError, RoutesError
 from ivr.exitcode import ExitCode
@@ -137,6 +138,7 @@ def render_notice(text: str, dirs: list[Path]) -> str:
 @click.group("notice")
 def notice() -> None:
     """紧急公告: an announcement before the menu, optionally sending every caller to the operators."""
+    logs.configure()  # each change is also a log line (stderr), for the journal of the shift
 
 
 @notice.command("start")
@@ -252,6 +254,7 @@ def notice_end(notice_id: int, by: str | None, calllog: str | None) -> None:
 @click.group("routes")
 def routes_() -> None:
     """Every table that went live, rollback to one of them, and staged (canary) tables."""
+    logs.configure()
 
 
 @routes_.command("history")
@@ -276,7 +279,8 @@ def routes_show(digest: str, show_diff: bool, calllog: str | None) -> None:
     if row is None:
         click.echo(f"hotline: no table {digest} on record (or the prefix is not unique)", err=True)
         sys.exit(ExitCode.INPUT)
-    click.echo(row["diff"] if show_diff else row["text"], nl=not show_diff or not row["diff"].endswith("\n"))
+    shown = row["diff"] if show_diff else row["text"]
+    click.echo(shown, nl=not shown.endswith("\n"))
 
 
 @routes_.command("rollback")
