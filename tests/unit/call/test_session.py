@@ -28,6 +28,7 @@ from ivr.metrics import Metrics
 from ivr.operators.queue import SeatPool
 from ivr.prompts import Prompts
 from ivr.routing import routes
+from ivr.routing.notices import Notice
 from ivr.routing.routes import RouteTable
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -131,6 +132,7 @@ def play(
     at: dt.datetime = TUESDAY_MORNING,
     setup: Setup | None = None,
     max_queue: int = 50,
+    notices: tuple[Notice, ...] = (),
 ) -> Played:
     """Play one call with `script` to its end on a virtual-time loop."""
     log = open_calllog(tmp_path / "calllog.sqlite3")
@@ -159,6 +161,7 @@ def play(
             partner_secrets={p: b"secret" for p in ("market-regulation", "health", "public-services")},
             seats=pool,
             metrics=metrics,
+            notices=(lambda _table, entry: [n for n in notices if n.applies_to(entry)]) if notices else None,
         )
         played = Played(call, record, log, metrics, webhooks.sent)
         async with contextlib.AsyncExitStack() as others:
@@ -490,6 +493,38 @@ def test_three_invalid_keys_end_with_a_polite_goodbye(tmp_path: Path) -> None:
         "777",
     )
     assert call.dialled == [] and call.log.tickets() == [] and call.callbacks == {}
+
+
+# -- notices (紧急公告) -------------------------------------------------------------------------------
+
+
+def notice(to_operators: bool) -> Notice:
+    return Notice(
+        id="flood",
+        prompt="notice-flood",
+        text="防汛紧急通知",
+        entries=frozenset(),
+        to_operators=to_operators,
+        starts=dt.datetime(2026, 11, 24, 0, 0, tzinfo=dt.UTC),
+        ends=dt.datetime(2026, 11, 25, 0, 0, tzinfo=dt.UTC),
+    )
+
+
+def test_a_notice_is_heard_before_the_menu_and_the_call_goes_on_as_usual(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", survey_key="1"), notices=(notice(to_operators=False),))
+
+    assert call.heard[:3] == ["notice-flood", MENU.replace("intro", "menu-main-intro"), "connecting"]
+    assert call.steps[:3] == ["answered", "notice", "menu"]
+    assert call.step("notice") == [{"notice": "flood", "prompt": "notice-flood", "to_operators": False}]
+    assert call.row["outcome"] == "connected"
+
+
+def test_a_notice_for_the_operators_skips_the_menu(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1"), notices=(notice(to_operators=True),))
+
+    assert call.heard == ["notice-flood", "to-operator"] and call.call.verbs("key") == []
+    row = call.row
+    assert (row["decision"], row["reason"], row["track"], row["outcome"]) == ("operator", "notice", "menu", "operator")
 
 
 # -- the citizen hangs up -----------------------------------------------------------------------
