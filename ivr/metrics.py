@@ -1,6 +1,6 @@
 """Prometheus metrics: one facade, named for what happened, with bounded labels.
 
-Call-flow code says `metrics.call_routed(unit, mode, "answered", ring_seconds)`; only this
+Call-flow code says `metrics.call_routed(unit, mode, result.status, ring_seconds)`; only this
 module touches prometheus_client. Label values come from routes.yaml (units, modes, the entry
 numbers Asterisk sends us) or from small fixed sets — never caller numbers or call ids — so
 the number of series is bounded by the routing table.
@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from ivr.calllog.records import Outcome
 from ivr.routing.routes import RouteTable
 from ivr.timekeeping import LOCAL_TZ
 
@@ -35,7 +36,7 @@ DIAL_RESULTS = {
     "TRUNK_DOWN": "trunk_down",
     "CANCEL": "cancelled",
 }
-OUTCOMES = ("connected", "operator", "message", "goodbye", "abandoned", "failed", "handed_off", "interrupted")
+OUTCOMES = tuple(o.value for o in Outcome if o is not Outcome.IN_PROGRESS)  # how calls end
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MESSAGE_REASONS = ("after_hours", "nobody_free")
 WEBHOOK_RESULTS = ("delivered", "rejected", "gave_up", "dropped")
