@@ -32,6 +32,7 @@ from bench import profile
 from bench.load import CALL_SECONDS, Endpoints, StepResult, dist, run_step
 from ivr import privacy
 from lab import processes as lab
+from lab.events import matching
 
 
 @dataclass
@@ -317,7 +318,7 @@ def _finish_controller(ctl: lab.ControllerProcess, out: dict[str, Any], ari: lab
     out["calllog_rows"] = len(rows)
     out["calllog_outcomes"] = dict(Counter(r["outcome"] for r in rows))
     out["controller_exit"] = ctl.stop()
-    out["controller_crashed_calls"] = ctl.log_path.read_text(errors="replace").count("call_crashed")
+    out["controller_crashed_calls"] = len(matching(ctl.events(), "call_crashed"))
 
 
 def _bridge_latency(step: StepResult, ctl: lab.ControllerProcess) -> None:

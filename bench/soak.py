@@ -44,6 +44,7 @@ from ivr import privacy
 from ivr.ari.client import KEEPALIVE_S
 from lab import processes as lab
 from lab.citizen import dtmf_pcap, scenario
+from lab.events import matching
 from lab.sipp.phone import Phone
 
 ASTERISK_LOGS = Path("/var/cache/hotline12345/sid-root/var/log/asterisk")
@@ -433,7 +434,7 @@ def _run(soak: Soak) -> dict[str, Any]:
     # Calls the fallback took have no row: they account for answered calls without one.
     result["lost_records"] = max(0, len(missing) - fallback)
     # A ticket the call log refused (its number already given, e.g. after a restart) is lost.
-    result["tickets_refused"] = controller.log_path.read_text(errors="replace").count("event='ticket_id_conflict'")
+    result["tickets_refused"] = len(matching(controller.events(), "ticket_id_conflict"))
     (soak.workdir / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
 

@@ -1,12 +1,18 @@
 """`python -m lab` — the lab's own commands (not shipped with the product).
 
+python -m lab start [PART...]              start the lab (default: asterisk controller phones)
+python -m lab stop [PART...]               stop it (default: every part), by the pids it recorded
+python -m lab status                       what runs, the controller's /health, ARI, channels
 python -m lab call --to 12345 --keys 1     a demo citizen (SIPp) calls the lab hotline
+
+PART: asterisk | controller | phones | prometheus (lab/manager.py).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 import click
 
@@ -16,6 +22,49 @@ from ivr.exitcode import ExitCode
 @click.group()
 def main() -> None:
     """The 12345 hotline lab: SIPp citizens and phones around a real Asterisk."""
+
+
+PART = click.Choice(["asterisk", "controller", "phones", "prometheus"])
+
+
+def _run(action: Callable[[], object]) -> None:
+    from lab.daemon import LabError
+
+    try:
+        action()
+    except LabError as exc:
+        click.echo(f"lab: error: {exc}", err=True)
+        sys.exit(ExitCode.ENVIRONMENT)
+
+
+@main.command()
+@click.argument("parts", nargs=-1, type=PART)
+def start(parts: tuple[str, ...]) -> None:
+    """Start lab processes and wait until each is ready (the controller: its /health)."""
+    from lab import manager
+
+    _run(lambda: manager.start(parts))
+
+
+@main.command()
+@click.argument("parts", nargs=-1, type=PART)
+def stop(parts: tuple[str, ...]) -> None:
+    """Stop lab processes by their pid files: a signal, a bounded wait, then SIGKILL."""
+    from lab import manager
+
+    _run(lambda: manager.stop(parts))
+
+
+@main.command()
+def status() -> None:
+    """What runs, whether the controller is ready, whether ARI answers."""
+    from lab import manager
+
+    def show() -> None:
+        for label, state in manager.status():
+            click.echo(f"{label:22} {state}")
+
+    _run(show)
 
 
 @main.command()

@@ -17,12 +17,15 @@ import signal
 import sqlite3
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lab.daemon import LabError, PidFile, spawn
+from lab.events import parse_events
 from lab.sipp.phone import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +38,22 @@ PARTNER_SECRET_ENVS = (
     "HOTLINE_PARTNER_SECRET_SERVICES",
 )
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+DEFAULT_METRICS_ADDR = "127.0.0.1:9345"  # ivr.settings: HOTLINE_METRICS_ADDR
+DEFAULT: Any = object()  # "not given" where None means "leave it to the controller"
+
+
+def health(url: str) -> tuple[int, dict[str, Any]]:
+    """GET a controller's /health: (HTTP status, JSON body); (0, {}) when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except ValueError:
+            return exc.code, {}
+    except (OSError, ValueError):
+        return 0, {}
 
 
 @contextmanager
@@ -107,12 +126,17 @@ class Ari:
 
 
 class ControllerProcess:
-    """`hotline run` as a subprocess: the benchmark's, the soak's and the integration tests' controller.
+    """`hotline run` as a subprocess: the lab's, the benchmark's, the soak's and the tests' controller.
 
-    By default the real routes.yaml, and a call log, a caller-hash key and a log of its own in
-    `workdir`; the tests name the lab's key, their call log (shared by a test's controllers)
-    and a log per controller. Up means connected to ARI: `event='resynced'` in the log it wrote
-    since this start (a restarted controller appends to the same log).
+    The one place a controller is started. By default the real routes.yaml, and a call log, a
+    caller-hash key and a log of its own in `workdir`; the tests name the lab's key, their call
+    log (shared by a test's controllers) and a log per controller. The lab's own controller
+    (`python -m lab start controller`) passes `calllog=None`, `clock=None`, ... to keep the
+    controller's defaults and the caller's environment, and a `pid_file`: it is then a daemon
+    (its own session) that a later `python -m lab stop` stops by that pid.
+
+    Up means ready for calls: its /health answers 200 (ARI connected, resynced, call log
+    writable) with its own pid — not a stranger's on the same port.
     """
 
     def __init__(
@@ -120,20 +144,30 @@ class ControllerProcess:
         workdir: Path,
         *,
         routes: Path = REPO / "routes.yaml",
-        calllog: Path | None = None,
+        calllog: Path | None = DEFAULT,
         log_path: Path | None = None,
         key_file: Path | None = None,
-        clock: str = OFFICE_HOURS,
-        partner_secret: str = "bench-partner-secret",
+        clock: str | None = OFFICE_HOURS,
+        partner_secret: str | None = "bench-partner-secret",
+        shutdown_grace: str | None = "5",
+        log_format: str | None = "json",
+        pid_file: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.routes = routes
-        self.calllog = calllog or workdir / "calllog.sqlite3"
+        # None: HOTLINE_CALLLOG is left to the environment; the controller's default is this file.
+        self.calllog_set = calllog is not None
+        self.calllog: Path = workdir / "calllog.sqlite3" if calllog is DEFAULT else calllog or STATE / "calllog.sqlite3"
         self.log_path = log_path or workdir / "controller.log"
         self.own_key = key_file is None  # made here on first start, unlike a key the lab already holds
         self.key_file = key_file or workdir / "caller-hash.key"
         self.clock = clock
         self.partner_secret = partner_secret
+        self.shutdown_grace = shutdown_grace
+        self.log_format = log_format
+        self.pid_file = PidFile(pid_file, "hotline") if pid_file else None
+        self.base_env = env or {}
         self.env: dict[str, str] = {}
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -144,44 +178,74 @@ class ControllerProcess:
     def log(self) -> str:
         return self._log_bytes().decode(errors="replace")
 
+    def events(self, since: int = 0) -> list[dict[str, Any]]:
+        """The events it logged (JSON lines; lines that are not JSON are skipped)."""
+        return parse_events(self._log_bytes(since))
+
+    def _environment(self, extra_env: dict[str, str] | None) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "ARI_PASSWORD_FILE": str(STATE / "ari-password"),
+            "HOTLINE_CALLER_KEY_FILE": str(self.key_file),
+            "HOTLINE_STATE": str(STATE),
+            **self.base_env,
+        }
+        if self.calllog_set:
+            env["HOTLINE_CALLLOG"] = str(self.calllog)
+        if self.shutdown_grace is not None:
+            env["HOTLINE_SHUTDOWN_GRACE"] = self.shutdown_grace
+        if self.log_format is not None:
+            env["HOTLINE_LOG_FORMAT"] = self.log_format  # JSON lines: read as events (lab.events)
+        if self.clock is not None:
+            env["HOTLINE_CLOCK_START"] = self.clock
+        if self.partner_secret is not None:
+            env.update({name: self.partner_secret for name in PARTNER_SECRET_ENVS})
+        return {**env, **(extra_env or {})}
+
+    @property
+    def health_url(self) -> str:
+        return f"http://{self.env.get('HOTLINE_METRICS_ADDR', DEFAULT_METRICS_ADDR)}/health"
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """Its /health: (HTTP status, body); (0, {}) when nothing answers."""
+        return health(self.health_url)
+
+    def running_pid(self) -> int | None:
+        """The pid of the lab's daemon controller named by the pid file, if it runs."""
+        return self.pid_file.pid() if self.pid_file else None
+
     def start(self, extra_env: dict[str, str] | None = None, timeout: float = 30.0) -> int:
-        """Start it and wait until it is connected to ARI (its pid); fail with its log's tail."""
+        """Start it and wait until /health says it is ready (its pid); fail with its log's tail."""
+        hotline = REPO / ".venv" / "bin" / "hotline"
+        if not hotline.exists():
+            raise LabError(f"{hotline} missing: run ./hotlinectl setup")
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.own_key and not self.key_file.exists():
             self.key_file.write_text(secrets.token_hex(32))
             self.key_file.chmod(0o600)
-        self.env = {
-            **os.environ,
-            "ARI_PASSWORD_FILE": str(STATE / "ari-password"),
-            "HOTLINE_CALLER_KEY_FILE": str(self.key_file),
-            "HOTLINE_CALLLOG": str(self.calllog),
-            "HOTLINE_SHUTDOWN_GRACE": "5",
-            "HOTLINE_STATE": str(STATE),
-            "HOTLINE_CLOCK_START": self.clock,
-            **{name: self.partner_secret for name in PARTNER_SECRET_ENVS},
-            **(extra_env or {}),
-        }
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
-            since = log.tell()
-            self.proc = subprocess.Popen(
-                [str(REPO / ".venv" / "bin" / "hotline"), "run", "--routes", str(self.routes)],
-                cwd=REPO,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.env = self._environment(extra_env)
+        since = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.proc = spawn(
+            [str(hotline), "run", "--routes", str(self.routes)],
+            log=self.log_path,
+            env=self.env,
+            cwd=REPO,
+            detach=self.pid_file is not None,
+        )
+        if self.pid_file:
+            self.pid_file.write(self.proc.pid)
         deadline = time.monotonic() + timeout
+        body: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            if b"event='resynced'" in self._log_bytes(since):
+            status, body = self.health()
+            if status == 200 and body.get("pid") == self.proc.pid:
                 return self.proc.pid
             if self.proc.poll() is not None:
                 break
             time.sleep(0.1)
         code = self.stop()
-        raise RuntimeError(
-            f"controller did not connect to ARI (waited up to {timeout:g}s, exit {code}):\n"
+        raise LabError(
+            f"controller not ready (waited up to {timeout:g}s, exit {code}, /health: {body.get('reasons', body)}):\n"
             f"{self._log_bytes(since)[-3000:].decode(errors='replace')}"
         )
 
@@ -202,8 +266,19 @@ class ControllerProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM (it drains its calls for HOTLINE_SHUTDOWN_GRACE), SIGKILL after `timeout` s."""
-        return stop_process(self.proc, signal.SIGTERM, timeout)
+        """SIGTERM (it drains its calls for HOTLINE_SHUTDOWN_GRACE), SIGKILL after `timeout` s.
+
+        Its exit code when this process started it; a daemon found by its pid file is stopped
+        the same way (None: its code went to whoever reaps it).
+        """
+        if self.proc is not None:
+            code = stop_process(self.proc, signal.SIGTERM, timeout)
+            if self.pid_file:
+                self.pid_file.remove()
+            return code
+        if self.pid_file:
+            self.pid_file.stop("controller", signal.SIGTERM, timeout)
+        return None
 
     def rows(self, since: float = 0.0) -> list[dict[str, Any]]:
         if not self.calllog.exists():

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lab.daemon import PidFile
+
 SCENARIOS = Path(__file__).resolve().parent
 
 
@@ -61,6 +63,7 @@ class Phone:
         name: str = "phone",
         trace_msg: bool = False,
         trace_logs: bool = False,
+        pid_file: Path | None = None,
     ) -> None:
         self.port = port
         self.workdir = workdir
@@ -70,6 +73,8 @@ class Phone:
         self.name = name
         self.trace_msg = trace_msg
         self.trace_logs = trace_logs
+        # With a pid file: a daemon of the lab (its own session), stopped later by that pid.
+        self.pid_file = PidFile(pid_file, "sipp") if pid_file else None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -112,8 +117,15 @@ class Phone:
             cmd += ["-trace_logs", "-log_file", str(self.log_file)]
         with self.stderr_file.open("wb") as stderr:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                cmd, cwd=self.workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
+                cmd,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=self.pid_file is not None,
             )
+        if self.pid_file:
+            self.pid_file.write(self.proc.pid)
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None and not self._holds_port():
             if time.monotonic() > deadline:
@@ -121,6 +133,8 @@ class Phone:
                 break
             time.sleep(0.02)
         if self.proc.poll() is not None:
+            if self.pid_file:
+                self.pid_file.remove()
             raise RuntimeError(
                 f"SIPp {self.name} on :{self.port} ({self.scenario.name}) is not up "
                 f"(exit {self.proc.returncode}): "
@@ -147,8 +161,22 @@ class Phone:
         return self.proc.pid
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGUSR1 (calls in progress end with their BYE), SIGKILL after `timeout` s; the exit code."""
-        return stop_process(self.proc, signal.SIGUSR1, timeout)
+        """SIGUSR1 (calls in progress end with their BYE), SIGKILL after `timeout` s; the exit code.
+
+        A phone of the lab found by its pid file (started by another process) is stopped the
+        same way; its exit code is not ours to see (None).
+        """
+        if self.proc is None:
+            if self.pid_file:
+                self.pid_file.stop(self.name, signal.SIGUSR1, timeout)
+            return None
+        code = stop_process(self.proc, signal.SIGUSR1, timeout)
+        if self.pid_file:
+            self.pid_file.remove()
+        return code
+
+    def running_pid(self) -> int | None:
+        return self.pid_file.pid() if self.pid_file else None
 
     def messages(self) -> str:
         """The message trace so far (empty without `trace_msg`)."""

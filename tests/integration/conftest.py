@@ -4,7 +4,9 @@
   takes — and stopped by pid at the end. Anything of a running demo hotline is stopped first:
   two controllers on one Stasis app would fight over every call.
 - `start_controller` (per test): `hotline run` as a real subprocess with the test's own call log
-  (lab.processes.ControllerProcess, the benchmark's controller too).
+  (lab.processes.ControllerProcess, the benchmark's controller too), ready once its /health
+  answers 200. It logs JSON lines: tests match events by name and keys (`Controller.events`,
+  `saw`), never rendered text.
 - `phones`: SIPp UAS processes playing department lines (:5080) and operator seats (:5090)
   (lab.sipp.phone.Phone, the benchmark's and the soak's phones too).
 - after every test, Asterisk must hold zero channels and zero bridges.
@@ -28,6 +30,7 @@ from typing import Any
 import pytest
 
 from ivr.calllog.sqlite import SqliteCallLog
+from lab.events import matching
 from lab.processes import ControllerProcess
 from lab.sipp.phone import Phone
 
@@ -155,7 +158,16 @@ class Controller:
         return self.process.env
 
     def log(self) -> str:
+        """The log as written: for what must appear nowhere in it (a caller's number)."""
         return self.process.log()
+
+    def events(self, name: str | None = None, **keys: Any) -> list[dict[str, Any]]:
+        """The events it logged (JSON lines), or those called `name` whose keys include `keys`."""
+        logged = self.process.events()
+        return logged if name is None else matching(logged, name, **keys)
+
+    def saw(self, name: str, **keys: Any) -> bool:
+        return bool(self.events(name, **keys))
 
     def finished_calls(self, n: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:
         """Wait until `n` calls are complete in the call log; return them in arrival order."""
@@ -201,7 +213,7 @@ def start_controller(asterisk: Ari, tmp_path: Path) -> Iterator[Callable[..., Co
         if controller.killed:
             continue
         assert code == 0, f"controller exited with {code}:\n{controller.log()[-3000:]}"
-        assert "call_crashed" not in controller.log(), controller.log()
+        assert not controller.saw("call_crashed"), controller.log()
 
 
 @dataclass

@@ -66,11 +66,11 @@ def test_a_dropped_events_socket_is_reconnected_and_the_caller_in_the_menu_is_st
     with ThreadPoolExecutor(1) as pool:
         # The caller listens to the menu for 9 s, then presses 1 — after the gap below.
         call = pool.submit(place_call, "12345", "1", caller=CITIZEN, first_key_ms=9000, talk_ms=8000)
-        until(lambda: "call_arrived" in controller.log(), what="the call to reach the controller")
+        until(lambda: controller.saw("call_arrived"), what="the call to reach the controller")
         time.sleep(1.0)
         proxy.drop_events(gap_seconds=3.0)
         until(
-            lambda: controller.log().count("event='resynced'") >= 2,
+            lambda: len(controller.events("resynced")) >= 2,
             timeout=15,
             what="the controller to reconnect and resync",
         )
@@ -82,7 +82,7 @@ def test_a_dropped_events_socket_is_reconnected_and_the_caller_in_the_menu_is_st
     assert (row["keys"], row["unit"], row["outcome"]) == ("1", "市公安局", "connected")
     steps = [s["name"] for s in controller.calllog.steps(row["call_id"])]
     assert steps.count("dial") == 1 and steps.count("answered") == 1  # nothing acted on twice
-    assert "ari_disconnected" in controller.log()
+    assert controller.saw("ari_disconnected")
     assert metric("hotline_ari_reconnects_total") == 1
     assert metric("hotline_ari_connected") == 1
 
@@ -98,10 +98,10 @@ def test_a_department_hanging_up_during_the_gap_is_noticed_at_resync_not_when_th
     with ThreadPoolExecutor(1) as pool:
         # The caller would stay on the line 30 s: the record must not say they hung up.
         call = pool.submit(place_call, "12345", "1", caller=CITIZEN, talk_ms=30000)
-        until(lambda: "status='ANSWER'" in controller.log(), timeout=30, what="the department to answer")
+        until(lambda: controller.saw("dial_result", status="ANSWER"), timeout=30, what="the department to answer")
         proxy.drop_events(gap_seconds=5.0)  # the department hangs up 2 s into the call: in the gap
         until(
-            lambda: controller.log().count("event='resynced'") >= 2,
+            lambda: len(controller.events("resynced")) >= 2,
             timeout=20,
             what="the controller to reconnect and resync",
         )
@@ -113,7 +113,7 @@ def test_a_department_hanging_up_during_the_gap_is_noticed_at_resync_not_when_th
     # Ended at the resync (5 s gap + reconnect backoff, more on a loaded machine), not at the
     # caller's 30 s: the bound only has to tell those two apart.
     assert 1.5 <= row["talk_seconds"] <= 20.0
-    assert "call_reconciled" in controller.log()
+    assert controller.saw("call_reconciled")
 
 
 def test_a_department_leg_whose_create_timed_out_yet_went_through_is_hung_up_at_once(
@@ -130,8 +130,8 @@ def test_a_department_leg_whose_create_timed_out_yet_went_through_is_hung_up_at_
 
     with ThreadPoolExecutor(1) as pool:
         call = pool.submit(place_call, "12345", "1", caller=CITIZEN, talk_ms=40000, timeout_s=60)
-        until(lambda: "dial_create_failed" in controller.log(), timeout=30, what="the create to time out")
-        until(lambda: "stray_leg_hung_up" in controller.log(), timeout=15, what="the late leg to be hung up")
+        until(lambda: controller.saw("dial_create_failed"), timeout=30, what="the create to time out")
+        until(lambda: controller.saw("stray_leg_hung_up"), timeout=15, what="the late leg to be hung up")
         until(
             lambda: not [c for c in asterisk.channels() if c["id"].endswith("-out1")],
             timeout=10,
@@ -164,7 +164,9 @@ def test_asterisk_restarting_under_load_is_survived_and_new_calls_are_taken_when
             )
             for i in range(4)
         ]
-        until(lambda: controller.log().count("status='ANSWER'") >= 4, timeout=40, what="four bridged calls")
+        until(
+            lambda: len(controller.events("dial_result", status="ANSWER")) >= 4, timeout=40, what="four bridged calls"
+        )
         stopped = ctl("stop-asterisk")
         assert stopped.returncode == 0, stopped.stderr
         until(lambda: metric("hotline_ari_connected") == 0, timeout=10, what="the controller to notice")
@@ -190,5 +192,5 @@ def test_asterisk_restarting_under_load_is_survived_and_new_calls_are_taken_when
     rows = controller.finished_calls(5, timeout=20)
     assert rows[-1]["outcome"] == "connected"
     assert metric("hotline_ari_reconnects_total") >= 1
-    assert "ari_connect_failed" in controller.log()
+    assert controller.saw("ari_connect_failed")
     print(f"controller reconnected {reconnected_after:.1f}s after Asterisk was started again")

@@ -305,7 +305,7 @@ def test_a_thousand_hostile_invites_are_refused_or_answered_and_nothing_else_is_
     call = place_call("12345", "1", caller="13912345678", local_port=5310, talk_ms=8000)
     assert call.succeeded, call.stderr
     assert [u.split("@")[0] for u in behind[DEPARTMENTS_PORT].invites()] == ["sip:3372000"]
-    assert "call_crashed" not in controller.log()
+    assert not controller.saw("call_crashed")
 
 
 # Keys no menu offers: A-D (no Chinese keypad has them), 7 and 8 in the main menu, 7 and 9 in a

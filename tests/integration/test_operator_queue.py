@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import pytest
 
@@ -12,6 +13,10 @@ from lab.citizen import place_call
 from tests.integration.conftest import SEAT_PORTS, Controller, Phone, until
 
 pytestmark = pytest.mark.integration
+
+
+def arrived(controller: Controller, callers: int) -> bool:
+    return len(controller.events("call_arrived")) >= callers
 
 
 def test_callers_queue_for_two_seats_hear_their_turn_and_an_abandoned_wait_is_logged(
@@ -32,7 +37,7 @@ def test_callers_queue_for_two_seats_hear_their_turn_and_an_abandoned_wait_is_lo
                     place_call, "12345", "0", caller=caller, first_key_ms=1000, local_port=5071 + n, talk_ms=talk_ms
                 )
             )
-            until(lambda n=n: controller.log().count("call_arrived") > n, what=f"caller {n + 1} to arrive")
+            until(partial(arrived, controller, n + 1), what=f"caller {n + 1} to arrive")
             time.sleep(0.3)
         assert all(c.result().succeeded for c in calls), [c.result().stderr for c in calls]
 

@@ -29,17 +29,17 @@ def test_a_broken_file_is_refused_and_a_good_one_applies_to_new_calls_only(
     with ThreadPoolExecutor(2) as pool:
         # A call that arrives now and presses 1 only after both edits: it keeps its table.
         early = pool.submit(place_call, "12345", ",,,,,,1", caller=CITIZEN, first_key_ms=200, talk_ms=15000)
-        until(lambda: "call_arrived" in controller.log(), what="the first call to arrive")
+        until(lambda: controller.saw("call_arrived"), what="the first call to arrive")
 
         routes.write_text(shipped.replace('number: "3372000"', 'number: "33720OO"'), encoding="utf-8")
         controller.proc.send_signal(signal.SIGHUP)
-        until(lambda: "routes_reload_refused" in controller.log(), what="the broken file to be refused")
-        assert "routes.yaml:" in controller.log() and "is not a phone number" in controller.log()
+        [refused] = until(lambda: controller.events("routes_reload_refused"), what="the broken file to be refused")
+        assert any("routes.yaml:" in p and "is not a phone number" in p for p in refused["problems"]), refused
 
         # The operator fixes it, and redirects key 1 to the justice bureau.
         routes.write_text(shipped.replace('"1": {route: gongan}', '"1": {route: sifa}'), encoding="utf-8")
         controller.proc.send_signal(signal.SIGHUP)
-        until(lambda: "routes_reloaded" in controller.log(), what="the fixed file to load")
+        until(lambda: controller.saw("routes_reloaded"), what="the fixed file to load")
 
         late = pool.submit(place_call, "12345", "1", caller=CITIZEN, local_port=5071, talk_ms=15000)
         assert early.result().succeeded and late.result().succeeded
@@ -60,5 +60,7 @@ def test_an_edited_file_is_picked_up_without_a_signal(
 
     routes.write_text(routes.read_text(encoding="utf-8").replace("version: 1 ", "version: 2 "), encoding="utf-8")
 
-    until(lambda: "routes_reload_refused" in controller.log(), timeout=10, what="the watcher to refuse the edit")
-    assert "version must be between 1 and 1" in controller.log()
+    [refused] = until(
+        lambda: controller.events("routes_reload_refused"), timeout=10, what="the watcher to refuse the edit"
+    )
+    assert any("version must be between 1 and 1" in p for p in refused["problems"]), refused

@@ -34,7 +34,7 @@ def test_calls_route_while_the_call_log_is_locked_and_every_record_lands_once_it
             ]
             assert all(r.result().succeeded for r in runs), [r.result().stderr for r in runs]
         assert [uri.split("@")[0] for uri in department.invites()] == ["sip:3372000"] * CALLS
-        until(lambda: "calllog_journaling_started" in controller.log(), timeout=15, what="the log to journal")
+        until(lambda: controller.saw("calllog_journaling_started"), timeout=15, what="the log to journal")
         until(
             lambda: journal.exists() and journal.read_bytes().count(b'"kind":"call"') >= 2 * CALLS,
             timeout=20,
@@ -55,5 +55,5 @@ def test_calls_route_while_the_call_log_is_locked_and_every_record_lands_once_it
     tickets = controller.calllog.tickets()
     assert sorted(t["call_id"] for t in tickets) == sorted(r["call_id"] for r in rows)
     until(lambda: journal.stat().st_size == 0, timeout=10, what="the journal emptied")
-    assert "calllog_journal_replayed" in controller.log()
-    assert "calllog_records_lost" not in controller.log()
+    assert controller.saw("calllog_journal_replayed")
+    assert not controller.saw("calllog_records_lost")

@@ -17,7 +17,6 @@ down as the lab, with its real addresses, trunks over TCP/TLS and registered sea
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from ivr.settings import Settings
 from ivr.site import config as site_config
 from ivr.site.render import render
 from ivr.site.secrets import Secrets
+from lab import manager
 
 REPO = Path(__file__).resolve().parents[2]
 DIALPLAN = REPO / "dialplan"
@@ -97,40 +97,26 @@ def test_no_shipped_file_defines_an_ari_user_or_any_password() -> None:
     assert include == "#tryinclude ari_users.conf"
 
 
-def run_install_config(tmp_path: Path) -> Path:
-    """Run hotlinectl's own install_config (lifted out of the script) against a scratch root.
+def run_install_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the lab manager's own install_config (what `hotlinectl start-asterisk` runs) on a scratch root.
 
     Ownership is not what is checked here (and needs root), so chown is a no-op.
     """
-    script = (REPO / "hotlinectl").read_text()
-    body = script[script.index("install_config() {") :]
-    body = body[: body.index("\n}\n") + 3]
     root = tmp_path / "root"
     for d in ("var/lib/asterisk", "var/log/asterisk", "var/spool/asterisk", "usr/share/asterisk/sounds"):
         (root / d).mkdir(parents=True)
-    password = "Gen3ratedByTheTestNotSetup"
-    (tmp_path / "ari-password").write_text(password)
-    stubs = 'say() { :; }; warn() { :; }; chown() { :; }; root_ids() { echo "0 0"; }'
-    run = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", f"{stubs}\n{body}\ninstall_config"],
-        cwd=REPO,
-        env={
-            **os.environ,
-            "ROOT": str(root),
-            "PW_FILE": str(tmp_path / "ari-password"),
-            "ARI_USER": "hotline",
-            "HOTLINE_STATE": str(tmp_path),
-        },
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
+    (tmp_path / "ari-password").write_text("Gen3ratedByTheTestNotSetup")
+    monkeypatch.setattr(manager.os, "chown", lambda *args, **kwargs: None)
+    asterisk = manager.Asterisk(state=tmp_path, root=root)
+    monkeypatch.setattr(asterisk, "_root_ids", lambda: (0, 0))
+    asterisk.install_config()
     return root / "etc" / "hotline"
 
 
-def test_the_generated_ari_user_has_a_sha512_crypt_hash_of_the_password_and_no_plaintext(tmp_path: Path) -> None:
-    etc = run_install_config(tmp_path)
+def test_the_generated_ari_user_has_a_sha512_crypt_hash_of_the_password_and_no_plaintext(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    etc = run_install_config(tmp_path, monkeypatch)
     password = (tmp_path / "ari-password").read_text()
     (user,) = [s for s in read_conf(etc / "ari.conf") if s.get("type") == "user"]
     assert user.name == "hotline"
