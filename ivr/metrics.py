@@ -11,7 +11,7 @@ Served on HOTLINE_METRICS_ADDR (default 127.0.0.1:9345) at /metrics by the contr
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -40,6 +40,8 @@ OUTCOMES = tuple(o.value for o in Outcome if o is not Outcome.IN_PROGRESS)  # ho
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MESSAGE_REASONS = ("after_hours", "nobody_free")
 WEBHOOK_RESULTS = ("delivered", "rejected", "gave_up", "dropped")
+UNIT_CALL_RESULTS = ("answered", "not_answered")
+UNIT_LEGS = ("department", "overflow")  # dial legs on a unit's own ring chain (ivr.report.figures counts the same)
 NOTICE_MODES = ("announce", "to_operators")
 ROUTES_ROLES = ("live", "staged")
 
@@ -113,6 +115,13 @@ class Metrics:
         self.routed = Counter(
             "hotline_routed_calls_total",
             "Attempts to reach a unit's line (department, overflow or partner), by result.",
+            ["unit", "mode", "result"],
+            registry=r,
+        )
+        self.unit_calls = Counter(
+            "hotline_unit_calls_total",
+            "Calls dialled to a unit's ring chain (its line, then its overflow lines), counted once when the call "
+            "ends: result answered when a person at the unit answered. Per call, not per attempt.",
             ["unit", "mode", "result"],
             registry=r,
         )
@@ -245,6 +254,8 @@ class Metrics:
             for result in set(DIAL_RESULTS.values()) | {"failed"}:
                 self.routed.labels(route.unit, route.mode.value, result)
             self.answer.labels(route.unit, route.mode.value)
+            for result in UNIT_CALL_RESULTS:
+                self.unit_calls.labels(route.unit, route.mode.value, result)
             for step in ("overflow", "operators", "message"):
                 self.overflow.labels(route.unit, step)
             for score in ("1", "2", "3"):
@@ -279,6 +290,14 @@ class Metrics:
         self.routed.labels(unit, mode, result).inc()
         if result == "answered":
             self.answer.labels(unit, mode).observe(ring_seconds)
+
+    def unit_call_ended(self, unit: str, mode: str, legs: Iterable[str], dial_status: str) -> None:
+        """A finished call, against its unit if the unit's ring chain was dialled (`legs`: its dial steps' legs).
+
+        The report's department answered % (ivr.report.figures.DEPARTMENT_ANSWERED) counts the same calls.
+        """
+        if unit and any(leg in UNIT_LEGS for leg in legs):
+            self.unit_calls.labels(unit, mode, "answered" if dial_status == "ANSWER" else "not_answered").inc()
 
     def human_answered(self, kind: str, seconds_since_arrival: float) -> None:
         self.to_human.labels(kind).observe(seconds_since_arrival)

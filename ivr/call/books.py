@@ -258,6 +258,8 @@ class Books:
         record.ended(talk_seconds)
         self._svc.calllog.call_finished(record)
         self._svc.metrics.call_ended(record.entry, record.outcome)
+        legs = [str(step.detail.get("leg", "")) for step in record.steps if step.name == "dial"]
+        self._svc.metrics.unit_call_ended(record.unit, record.mode, legs, record.dial_status)
         log.info(
             "call_ended",
             outcome=record.outcome.value,

@@ -117,3 +117,17 @@ def test_admission_refusals_are_counted_from_the_start() -> None:
     assert samples(m)[("hotline_admission_refused_calls_total", ())] == 0  # rate() sees the first refusal
     m.call_refused()
     assert samples(m)[("hotline_admission_refused_calls_total", ())] == 1
+
+
+def test_a_call_counts_once_against_its_unit_when_its_ring_chain_was_dialled() -> None:
+    m = Metrics()
+    m.set_routes(TABLE)
+    m.unit_call_ended("市公安局", "merge", ["department", "overflow"], "ANSWER")  # overflow answered: one call
+    m.unit_call_ended("市公安局", "merge", ["department"], "BUSY")
+    m.unit_call_ended("市公安局", "merge", [], "")  # hung up while "connecting": never dialled
+    m.unit_call_ended("市公安局", "merge", ["operators"], "")  # straight to the operators: not the unit's
+    m.unit_call_ended("", "", ["department"], "ANSWER")  # no unit: nothing
+    got = samples(m)
+    key = "hotline_unit_calls_total"
+    assert got[(key, (("mode", "merge"), ("result", "answered"), ("unit", "市公安局")))] == 1
+    assert got[(key, (("mode", "merge"), ("result", "not_answered"), ("unit", "市公安局")))] == 1

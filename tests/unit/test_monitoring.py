@@ -23,7 +23,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from ivr.metrics import DIAL_RESULTS, MESSAGE_REASONS, OUTCOMES, WEBHOOK_RESULTS, Metrics
+from ivr.metrics import DIAL_RESULTS, MESSAGE_REASONS, OUTCOMES, UNIT_CALL_RESULTS, WEBHOOK_RESULTS, Metrics
 
 REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "monitoring"
@@ -88,8 +88,8 @@ def test_rule_unit_tests_evaluate_recording_rules_before_the_alerts_that_read_th
 
 BREAKAGES = {
     "unbalanced parenthesis": (
-        "sum by (unit) (rate(hotline_routed_calls_total[15m]))",
-        "sum by (unit) (rate(hotline_routed_calls_total[15m])",
+        "sum by (unit) (rate(hotline_unit_calls_total[15m]))",
+        "sum by (unit) (rate(hotline_unit_calls_total[15m])",
     ),
     "bad for duration": ("for: 5m", "for: 5 minutes"),
     "broken annotation template": ("{{ $labels.unit }} answers only", "{{ $labels.unit answers only"),
@@ -177,6 +177,7 @@ def metric_names() -> set[str]:
 LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
     ("hotline_calls_total", "outcome"): frozenset(OUTCOMES),
     ("hotline_routed_calls_total", "result"): frozenset(DIAL_RESULTS.values()) | {"failed"},
+    ("hotline_unit_calls_total", "result"): frozenset(UNIT_CALL_RESULTS),
     ("hotline_webhook_deliveries_total", "result"): frozenset(WEBHOOK_RESULTS),
     ("hotline_messages_total", "reason"): frozenset(MESSAGE_REASONS),
     ("hotline_time_to_human_seconds", "kind"): frozenset({"department", "operator"}),

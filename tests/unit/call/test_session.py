@@ -255,6 +255,7 @@ def test_a_department_answers_and_after_the_talk_the_citizen_rates_the_service(t
     assert call.metric("hotline_calls_total", entry="12345", outcome="connected") == 1
     assert call.metric("hotline_survey_responses_total", unit="市公安局", score=rating) == 1
     assert call.metric("hotline_routed_calls_total", unit="市公安局", mode="merge", result="answered") == 1
+    assert call.metric("hotline_unit_calls_total", unit="市公安局", mode="merge", result="answered") == 1
 
 
 def test_a_citizen_who_does_not_rate_is_not_asked_twice(tmp_path: Path) -> None:
@@ -301,6 +302,9 @@ def test_a_busy_department_overflows_down_its_chain_and_then_to_the_operators_qu
     assert call.metric("hotline_overflow_steps_total", unit="市公安局", step="overflow") == 1
     assert call.metric("hotline_overflow_steps_total", unit="市公安局", step="operators") == 1
     assert call.metric("hotline_routed_calls_total", unit="市公安局", mode="merge", result="busy") == 2
+    # Two attempts, one call: the department answered % counts it once, not answered by the unit.
+    assert call.metric("hotline_unit_calls_total", unit="市公安局", mode="merge", result="not_answered") == 1
+    assert call.metric("hotline_unit_calls_total", unit="市公安局", mode="merge", result="answered") == 0
     assert call.metric("hotline_operator_queue_wait_seconds_count", result="answered") == 1
 
 

@@ -722,5 +722,6 @@ def test_the_glossary_and_the_recording_rules_say_the_same_words() -> None:
     rules = comment_text(ROUTES_YAML.parent / "monitoring" / "alerts.yml")
     assert report.DEFINITIONS["satisfaction"][1] == report.SATISFACTION
     assert report.DEFINITIONS["answered"][1] == report.DEPARTMENT_ANSWERED
+    assert " ".join(report.DEPARTMENT_ANSWERED.split()) in rules, "alerts.yml no longer quotes the answered %"
     first_sentence = report.SATISFACTION.split(" Also")[0]
     assert " ".join(first_sentence.split()) in rules, "alerts.yml no longer quotes the report's satisfaction rate"
