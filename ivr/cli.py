@@ -527,6 +527,23 @@ def _relative_period(period: str, today: dt.date) -> tuple[dt.date, dt.date]:
     return last.replace(day=1), last
 
 
+def _table_in_force(
+    log: CallLog, table: routes.RouteTable, start: dt.date, end: dt.date
+) -> tuple[routes.RouteTable, str]:
+    """The number ledger's table: the one in force at the period's end (routes history), else routes.yaml."""
+    from ivr.calllog import editing
+    from ivr.report.figures import window
+
+    try:
+        current, changes = editing.in_force(log, *window(start, end))
+        if current is None or current["digest"] == table.digest:
+            return table, editing.period_note(current, changes)
+        return routes.parse(current["text"], f"routes {current['digest']}"), editing.period_note(current, changes)
+    except (RoutesError, CallLogError) as exc:  # an old table this version reads otherwise, an old log
+        click.echo(f"hotline: the ledger shows {table.source}: the table in force is unreadable ({exc})", err=True)
+        return table, ""
+
+
 @main.command("report")
 @click.option(
     "--from",
@@ -611,7 +628,10 @@ def report_(
     with contextlib.redirect_stdout(sys.stderr):  # the call log's own notices (a schema upgrade) stay off stdout
         log = _open_calllog(calllog)
     rows = report.load(log, start, end)
-    built = report.build(rows, start, end, as_of=time.time(), table=table, callback_minutes=callback_minutes)
+    table, routes_note = _table_in_force(log, table, start, end)
+    built = report.build(
+        rows, start, end, as_of=time.time(), table=table, callback_minutes=callback_minutes, routes_note=routes_note
+    )
     data = render.RENDERERS[fmt](built)
     if out is None:
         click.echo(data, nl=False)  # bytes go to the binary stream as they are (the CSV keeps its BOM)

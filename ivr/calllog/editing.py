@@ -260,11 +260,30 @@ def in_force(calllog: CallLog, start: float, end: float) -> tuple[dict[str, Any]
             (end,),
         )
         changes = db.rows(
-            "SELECT digest, live_at, author, how, summary FROM routes_history WHERE live_at >= ? AND live_at < ?"
+            "SELECT digest, previous, live_at, author, how, summary FROM routes_history"
+            " WHERE live_at >= ? AND live_at < ?"
             " ORDER BY live_at, id",
             (start, end),
         )
     return (last[0] if last else None), changes
+
+
+def period_note(current: dict[str, Any] | None, changes: list[dict[str, Any]]) -> str:
+    """What a report says of its routing table: the version in force at the period's end and each change in it."""
+    if current is None:
+        return ""
+    note = f"version {current['digest']} in force since {_local(current['live_at']):%Y-%m-%d %H:%M}"
+    note += f" ({current['author']})" if current["author"] else ""
+    if changes:
+        listed = "; ".join(
+            f"{_local(c['live_at']):%Y-%m-%d %H:%M} {c['previous'] or '—'} -> {c['digest']} by {c['author'] or '?'}"
+            f" ({c['summary']})"
+            for c in changes
+        )
+        note += f"; changed during the period: {listed}"
+    else:
+        note += "; unchanged during the period"
+    return note
 
 
 # -- notices ----------------------------------------------------------------------------------

@@ -308,6 +308,9 @@ class Report:
     # Set when days of the period are on a provisional calendar (ivr/routing/calendar.py): office hours
     # and ticket deadlines then knew the statutory holidays only, no 调休 — said beside the figures.
     calendar: str = ""
+    # Which routing table the number ledger is (the one in force at the period's end, from the call log's
+    # routes history) and when it changed during the period (ivr.calllog.editing.period_note).
+    routes_note: str = ""
 
     def unit(self, unit: str, mode: str) -> UnitRow:
         return next(r for r in self.units if (r.unit, r.mode) == (unit, mode))
@@ -471,6 +474,7 @@ def build(
     as_of: float,
     table: RouteTable | None = None,
     callback_minutes: int = DEFAULT_CALLBACK_MINUTES,
+    routes_note: str = "",
 ) -> Report:
     """The report for `start`..`end` (local dates, inclusive) as judged at `as_of` (Unix seconds)."""
     if end < start:
@@ -578,6 +582,7 @@ def build(
         ledger=ledger(table, from_epoch(as_of)) if table else (),
         modes=modes,
         calendar=_calendar_note(table, start, end) if table else "",
+        routes_note=routes_note,
     )
 
 

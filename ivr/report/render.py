@@ -171,6 +171,7 @@ def render_csv(report: Report) -> bytes:
             f"generated {report.generated_at}",
             f"routes {report.routes_version}",
             *([f"calendar: {report.calendar}"] if report.calendar else []),
+            *([f"routes: {report.routes_note}"] if report.routes_note else []),
         ]
     )
     writer.writerow([])
@@ -475,7 +476,9 @@ def render_xlsx(report: Report) -> bytes:
     _table(
         centre,
         f"12345热线通报考核 Assessment report {period} · generated {report.generated_at}"
-        f" · routes {report.routes_version}" + (f" · calendar: {report.calendar}" if report.calendar else ""),
+        f" · routes {report.routes_version}"
+        + (f" · calendar: {report.calendar}" if report.calendar else "")
+        + (f" · routes: {report.routes_note}" if report.routes_note else ""),
         (("key", "指标"), ("value", "数值")),
         [{"key": f"{zh} {key}", "value": centre_row[key]} for key, zh in CENTRE_COLUMNS],
     )
