@@ -96,6 +96,9 @@ def backup(host: Host, *, out: Path | None = None, recordings: bool = False, rea
 
 def restore(host: Host, archive: Path, *, calllog: bool = True) -> list[str]:
     """Put the backup's parts back; the lines say what was restored."""
+    if host.root == Path("/") and _controller_running():
+        # Its writer would keep writing into the call log being replaced, and its journal replay after.
+        raise ConfigError("the controller is running: `systemctl stop hotline` first, then restore")
     done: list[str] = []
     service = accounts.user(host, SERVICE_USER)
     uid, gid = service if service else (0, 0)
@@ -147,6 +150,14 @@ def restore(host: Host, archive: Path, *, calllog: bool = True) -> list[str]:
             shutil.copytree(unpacked / "recordings", where, dirs_exist_ok=True)
             done.append(f"restored recordings into {host.on_host(where)}")
     return done
+
+
+def _controller_running() -> bool:
+    try:
+        done = subprocess.run(["systemctl", "is-active", "--quiet", "hotline.service"], check=False, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False  # no systemd here: nothing to ask
+    return done.returncode == 0
 
 
 def _modes(host: Host, uid: int, gid: int) -> None:
