@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ivr.errors import ConfigError
-from ivr.settings import MIN_PASSWORD_LENGTH, Settings
+from ivr.settings import MIN_PASSWORD_LENGTH, Settings, Storage
 
 REPO = Path(__file__).resolve().parents[2]
 STRONG = "k3Jq9vXz2LmPq8RtYw4N"
@@ -98,3 +98,38 @@ def test_the_call_rate_limit_is_a_number_of_calls_per_second(tmp_path: Path) -> 
     for bad in ("fast", "-1"):
         with pytest.raises(ConfigError, match="HOTLINE_MAX_CALL_RATE"):
             Settings.from_env({**env, "HOTLINE_MAX_CALL_RATE": bad})
+
+
+# -- where the state is: one loader for the controller and every command ----------------------------------
+
+
+def test_storage_defaults_to_the_state_folder_and_the_journal_beside_the_file() -> None:
+    storage = Storage.from_env({"HOTLINE_STATE": "/srv/h"})
+    assert (storage.state, storage.calllog, storage.journal) == (
+        Path("/srv/h"),
+        Path("/srv/h/calllog.sqlite3"),
+        Path("/srv/h/calllog.sqlite3.journal"),
+    )
+    assert Storage.from_env({}).calllog == Path("var/calllog.sqlite3")  # the folder it runs in, as ever
+
+
+def test_a_database_url_journals_in_the_state_folder_and_stays_out_of_repr() -> None:
+    url = "postgresql://hotline:s3cret@db/calllog"
+    storage = Storage.from_env({"HOTLINE_STATE": "/srv/h", "HOTLINE_CALLLOG": url})
+    assert (storage.calllog, storage.journal) == (url, Path("/srv/h/calllog.journal"))
+    assert "s3cret" not in repr(storage)
+
+
+def test_a_commands_flags_win_over_the_environment() -> None:
+    env = {"HOTLINE_STATE": "/srv/h", "HOTLINE_CALLLOG": "/srv/other.sqlite3", "HOTLINE_JOURNAL": "/disk2/j"}
+    assert Storage.from_env(env).journal == Path("/disk2/j")
+    flagged = Storage.from_env(env, calllog="/tmp/x.sqlite3", journal="/tmp/j")
+    assert (flagged.calllog, flagged.journal) == (Path("/tmp/x.sqlite3"), Path("/tmp/j"))
+
+
+def test_the_controller_reads_its_storage_with_the_same_loader(state: Path) -> None:
+    env = {"HOTLINE_STATE": str(state), "ARI_PASSWORD": STRONG, "HOTLINE_CALLLOG": str(state / "log.sqlite3")}
+    loaded = Settings.from_env(env)
+    storage = Storage.from_env(env)
+    assert (loaded.calllog_path, loaded.journal_path) == (storage.calllog, storage.journal)
+    assert storage.calllog == state / "log.sqlite3"
