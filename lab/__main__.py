@@ -3,9 +3,10 @@
 python -m lab start [PART...]              start the lab (default: asterisk controller phones)
 python -m lab stop [PART...]               stop it (default: every part), by the pids it recorded
 python -m lab status                       what runs, the controller's /health, ARI, channels
+python -m lab cluster start|stop|status    the cluster profile: Kamailio, two nodes, PostgreSQL
 python -m lab call --to 12345 --keys 1     a demo citizen (SIPp) calls the lab hotline
 
-PART: asterisk | controller | phones | prometheus (lab/manager.py).
+PART: asterisk | controller | phones | prometheus (lab/manager.py); the cluster: lab/cluster.py.
 """
 
 from __future__ import annotations
@@ -65,6 +66,19 @@ def status() -> None:
             click.echo(f"{label:22} {state}")
 
     _run(show)
+
+
+@main.command()
+@click.argument("action", type=click.Choice(["start", "stop", "status"]))
+def cluster(action: str) -> None:
+    """The cluster profile (Kamailio, node1 + node2, PostgreSQL, phones): start, stop or status."""
+    from lab import cluster as profile
+
+    def show() -> None:
+        for label, state in profile.status():
+            click.echo(f"{label:24} {state}")
+
+    _run({"start": profile.start, "stop": profile.stop, "status": show}[action])
 
 
 @main.command()

@@ -82,7 +82,7 @@ class Cluster:
             return list(json.loads(resp.read()))
 
     def department_invites(self) -> int:
-        log = CSTATE / "phone-departments.messages.log"
+        log = CSTATE / "phone-departments-messages.log"
         text = log.read_text(errors="replace") if log.exists() else ""
         return sum(1 for line in text.splitlines() if line.startswith("INVITE sip:"))
 
