@@ -125,6 +125,16 @@ class Notice:
     def __hash__(self) -> int:
         return hash((self.year, frozenset(self.holidays.items()), self.workdays))
 
+    def summary(self) -> str:
+        """The notice in one line, as an editor would check it: 元旦 01-01..01-03; 春节 ...; 上班 02-14."""
+        by_name: dict[str, list[dt.date]] = {}
+        for day, name in sorted(self.holidays.items()):
+            by_name.setdefault(name, []).append(day)
+        parts = [f"{name} {_span(days)}" for name, days in by_name.items()]
+        if self.workdays:
+            parts.append(f"上班 {_span(sorted(self.workdays))}")
+        return "; ".join(parts) or "no days"
+
 
 @dataclass(frozen=True)
 class Closure:
@@ -316,9 +326,17 @@ class CalendarCheck:
 
 
 def _span(days: list[dt.date]) -> str:
-    if len(days) > 1 and (days[-1] - days[0]).days == len(days) - 1:
-        return f"{days[0]:%m-%d}..{days[-1]:%m-%d}"
-    return ",".join(f"{d:%m-%d}" for d in days)
+    """Sorted days as runs: 02-05..02-08,02-14."""
+    runs = []
+    start = prev = days[0]
+    for day in [*days[1:], None]:
+        if day is not None and day == prev + dt.timedelta(days=1):
+            prev = day
+            continue
+        runs.append(f"{start:%m-%d}" if start == prev else f"{start:%m-%d}..{prev:%m-%d}")
+        if day is not None:
+            start = prev = day
+    return ",".join(runs)
 
 
 _provisional_cache: dict[int, dict[dt.date, str]] = {}

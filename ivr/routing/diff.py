@@ -19,7 +19,7 @@ Sections (all empty: nothing changes for callers, `changed` is False):
 - direct-dial entries (short numbers dialled straight) added / removed / redirected
 - routes added / removed (by id) and changed (field: old -> new)
 - menu prompts whose spoken text changed, and call-handling settings (operators, hotline number,
-  key time-out, attempts) that changed
+  key time-out, attempts, the holiday notices of calendar.notices) that changed
 """
 
 from __future__ import annotations
@@ -406,6 +406,15 @@ def _setting_changes(old: RouteTable, new: RouteTable) -> Iterable[FieldChange]:
     for name, a, b in pairs:
         if a != b:
             yield FieldChange(name, str(a), str(b))
+    # Holiday notices move office hours and ticket deadlines for whole days (ivr/routing/calendar.py).
+    for year in sorted(old.calendar.notices.keys() | new.calendar.notices.keys()):
+        before, after = old.calendar.notices.get(year), new.calendar.notices.get(year)
+        if before != after:
+            yield FieldChange(
+                f"calendar.notices.{year}",
+                before.summary() if before else f"none ({old.calendar.source(year)})",
+                after.summary() if after else f"none ({new.calendar.source(year)})",
+            )
 
 
 def _short(route: Route) -> str:

@@ -340,3 +340,36 @@ def test_cli_a_broken_new_file_exits_1_with_every_problem_as_file_line(tmp_path:
 def test_cli_rejects_a_bad_at(tmp_path: Path) -> None:
     code, _, err = run(tmp_path, SHIPPED, "--at", "tomorrow")
     assert code == 2 and "not an ISO date/time" in err
+
+
+CALENDAR = """
+calendar:
+  notices:
+    2027:
+      holidays:
+        元旦: 2027-01-01..2027-01-03
+        春节: [2027-02-05..2027-02-08, 2027-02-10]
+      workdays: [2027-02-14]
+"""
+
+
+def test_entering_a_holiday_notice_is_a_setting_change_and_its_days_are_listed() -> None:
+    report = diff(SHIPPED + CALENDAR)
+    assert report.changed
+    (change,) = report.settings_changed
+    assert change.name == "calendar.notices.2027"
+    assert change.old == "none (provisional)"
+    assert change.new == "元旦 01-01..01-03; 春节 02-05..02-08,02-10; 上班 02-14"
+    assert "~ calendar.notices.2027: none (provisional) -> 元旦 01-01..01-03; 春节 02-05..02-08,02-10; 上班 02-14" in (
+        report.lines()
+    )
+
+
+def test_a_closure_shows_as_a_change_of_the_units_routes() -> None:
+    closure = "\ncalendar:\n  closures:\n    - {unit: 市公安局, dates: [2026-12-28], reason: 系统升级}\n"
+    report = diff(SHIPPED + closure)
+    changed = {c.id: c.fields for c in report.routes_changed}
+    assert set(changed) == {r.id for r in routes.parse(SHIPPED).routes.values() if r.unit == "市公安局"}
+    ((field,),) = {c for c in changed.values()}
+    assert field.name == "closures" and field.old == "[]"
+    assert "start=2026-12-28" in field.new and "reason=系统升级" in field.new
