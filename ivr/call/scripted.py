@@ -59,7 +59,7 @@ class HangupStep(enum.StrEnum):
     MESSAGE = "message"
 
 
-_LINE_STATUS = {Line.BUSY: (DialStatus.BUSY, 17), Line.NOANSWER: (DialStatus.NOANSWER, 0)}
+USER_BUSY = 17  # Q.850: what a busy line's channel reports
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class ScriptedCall:
         return self._bridged
 
     def verbs(self, *names: str) -> list[tuple[Any, ...]]:
-        """The requests made, compactly: ('play', 'connecting'), ('dial', '3372000', 'BUSY') ..."""
+        """The requests made, compactly: ('play', 'connecting'), ('dial', '3372000', '市公安局', 'BUSY') ..."""
         out: list[tuple[Any, ...]] = []
         for done in self.did:
             if names and done.verb not in names:
@@ -196,7 +196,7 @@ class ScriptedCall:
             result.status = DialStatus.ANSWER
         elif line is Line.BUSY:
             await asyncio.sleep(1.0)
-            result.status, result.cause = _LINE_STATUS[line]
+            result.status, result.cause = DialStatus.BUSY, USER_BUSY
         else:
             await asyncio.sleep(ring_seconds)
             result.status = DialStatus.NOANSWER
