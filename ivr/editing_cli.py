@@ -18,7 +18,6 @@ import datetime as dt
 import hashlib
 import os
 import pwd
-import shutil
 import sys
 import tempfile
 import time
@@ -110,28 +109,17 @@ def _write_routes(path: Path, text: str) -> None:
 
 # -- notices ------------------------------------------------------------------------------------
 def _sound_dirs(sounds: tuple[str, ...]) -> list[Path]:
-    """Where a notice's prompt goes: the state's sounds (copied to Asterisk at its start) and, when
-    `hotlinectl start-asterisk` left its path in var/asterisk-sounds, the running Asterisk's own."""
-    if sounds:
-        return [Path(s) for s in sounds]
-    dirs = [Path(os.environ.get("HOTLINE_STATE", "var")) / "sounds"]
-    pointer = Path(os.environ.get("HOTLINE_STATE", "var")) / "asterisk-sounds"
-    with contextlib.suppress(OSError):
-        live = Path(pointer.read_text(encoding="utf-8").strip())
-        if live.is_dir():
-            dirs.append(live)
-    return dirs
+    from ivr.prompts import live_dirs
+
+    return [Path(d) for d in sounds] if sounds else live_dirs(Path(os.environ.get("HOTLINE_STATE") or "var"))
 
 
 def render_notice(text: str, dirs: list[Path]) -> str:
     """Render `text` to a prompt in every dir now (espeak-ng, as `hotline prompts`); its name."""
-    from ivr import prompts
+    from ivr.prompts import render_live
 
     name = notices.prompt_for("say-" + hashlib.sha256(text.encode()).hexdigest()[:10])
-    prompts.render({name: text}, dirs[0])
-    for other in dirs[1:]:
-        shutil.copyfile(dirs[0] / f"{name}.wav", other / f"{name}.wav")
-        os.chmod(other / f"{name}.wav", 0o644)  # Asterisk runs as its own user
+    render_live({name: text}, dirs)
     return name
 
 

@@ -136,3 +136,26 @@ def render(texts: dict[str, str], out: Path, voice_dir: Path | None = None) -> l
         sha.write_text(digest)
         made.append(name)
     return made
+
+
+def live_dirs(state: Path) -> list[Path]:
+    """Where a prompt made while the hotline runs goes: the state's sounds (copied into Asterisk at its
+    start) and, when `hotlinectl start-asterisk` left its path in STATE/asterisk-sounds, the running
+    Asterisk's own — so a notice is heard at once, not only after Asterisk's next start."""
+    dirs = [state / "sounds"]
+    try:
+        live = Path((state / "asterisk-sounds").read_text(encoding="utf-8").strip())
+    except OSError:
+        return dirs
+    return [*dirs, live] if live.is_dir() else dirs
+
+
+def render_live(texts: dict[str, str], dirs: list[Path]) -> list[str]:
+    """Render `texts` into the first dir (as `render`) and copy each wav to the others; the names made."""
+    made = render(texts, dirs[0])
+    for other in dirs[1:]:
+        for name in texts:
+            if name in made or not (other / f"{name}.wav").exists():
+                shutil.copyfile(dirs[0] / f"{name}.wav", other / f"{name}.wav")
+                (other / f"{name}.wav").chmod(0o644)  # Asterisk runs as its own user
+    return made

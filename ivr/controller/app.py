@@ -43,11 +43,11 @@ from ivr.handoff.webhook import Handoff, WebhookSender
 from ivr.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ivr.metrics import Metrics
 from ivr.operators.queue import SeatPool
-from ivr.prompts import Prompts
+from ivr.prompts import Prompts, live_dirs
 from ivr.routing import routes
 from ivr.routing.routes import RouteTable
 from ivr.routing.staging import table_for
-from ivr.settings import Settings
+from ivr.settings import Settings, Storage
 from ivr.timekeeping import local_clock
 
 log = structlog.get_logger("ivr.controller.app")
@@ -115,7 +115,8 @@ class Controller:
         self.metrics.watch_calllog(self.calllog)
         self._connections = 0
         clock = clock or local_clock(settings.clock_start)
-        self.editing = RouteEditing(self.calllog, self.metrics, settings.routes_path, clock)
+        state = Storage.from_env(settings.environ).state if settings.environ else Path("var")
+        self.editing = RouteEditing(self.calllog, self.metrics, settings.routes_path, clock, live_dirs(state))
         self.services = self._services(table, clock)
         self._staged: tuple[int, Services] | None = None  # the staged table's services, by stage id
         self.dispatcher = Dispatcher(self._start_call, self._hangup_orphan)

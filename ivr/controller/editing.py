@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import pwd
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ import structlog
 from ivr.calllog import CallLog, editing
 from ivr.errors import RoutesError
 from ivr.metrics import Metrics
+from ivr.prompts import render_live
 from ivr.routing import routes
 from ivr.routing.notices import Notice, NoticeBoard
 from ivr.routing.routes import RouteTable
@@ -43,8 +45,16 @@ def file_owner(path: Path) -> str:
 
 
 class RouteEditing:
-    def __init__(self, calllog: CallLog, metrics: Metrics, routes_path: Path, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self,
+        calllog: CallLog,
+        metrics: Metrics,
+        routes_path: Path,
+        clock: Callable[[], dt.datetime],
+        sound_dirs: list[Path] | None = None,
+    ) -> None:
         self.clock = clock  # the controller's local clock (naive), simulated in drills
+        self.sound_dirs = sound_dirs or []  # where routes.yaml's notice texts are rendered (prompts.live_dirs)
         self.calllog = calllog
         self.metrics = metrics
         self.routes_path = routes_path
@@ -53,12 +63,25 @@ class RouteEditing:
         self._read_failed = False
 
     def went_live(self, table: RouteTable, how: str) -> None:
-        """Put `table` on record in the call log (through the writer: journaled while the database is down)."""
+        """Put `table` on record in the call log (through the writer: journaled while the database is down),
+        and render its notices' texts now, off the event loop, so a notice added by a reload is heard."""
         self.calllog.record(
             editing.RoutesLive(
                 table.digest, table.text, str(self.routes_path), time.time(), how, file_owner(self.routes_path)
             )
         )
+        texts = {n.prompt: n.text for n in table.notices if n.text}
+        if texts and self.sound_dirs:
+            threading.Thread(target=self._render, args=(texts,), name="notice-prompts", daemon=True).start()
+
+    def _render(self, texts: dict[str, str]) -> None:
+        try:
+            made = render_live(texts, self.sound_dirs)
+        except Exception as exc:  # no espeak-ng, a full disk: the notice plays silence, the calls go on
+            log.error("notice_prompts_not_rendered", prompts=sorted(texts), error=str(exc))
+        else:
+            if made:
+                log.info("notice_prompts_rendered", prompts=made)
 
     async def watch(self, live: Callable[[], RouteTable], interval: float = 1.0) -> None:
         while True:
