@@ -43,9 +43,10 @@ _MODE_ORDER = {m.value: i for i, m in enumerate(Mode)}
 # recording rules quote them (tests/unit/report/test_figures.py checks they stay the same words).
 DEPARTMENT_ANSWERED = (
     "Department answered % = calls dialled to the unit that a person at the unit answered (its first line or an "
-    "overflow line) / calls dialled to the unit: per call, not per attempt. Dialled: the unit's ring chain was "
-    'dialled (a department or overflow dial step); a caller who hung up before that (during "connecting") is '
-    "routed but not dialled and does not count against the unit. Answered: the chain ended in ANSWER "
+    "overflow line) / calls dialled to the unit: per call, not per attempt. Dialled: a line of the unit's ring "
+    "chain was rung to its end (a department or overflow dial step); a caller who hung up before that (during "
+    '"connecting", or while its first line still rang) is routed but not dialled and does not count against the '
+    "unit. Answered: the chain ended in ANSWER "
     "(calls.dial_status, the result of the last department/overflow leg). A call the 12345 operators took after "
     "the unit failed is not the unit's."
 )

@@ -27,9 +27,11 @@ from ivr.handoff.webhook import Handoff, WebhookTarget
 from ivr.metrics import Metrics
 from ivr.operators.queue import SeatPool
 from ivr.prompts import Prompts
+from ivr.report import figures as report
 from ivr.routing import routes
 from ivr.routing.notices import Notice
 from ivr.routing.routes import RouteTable
+from ivr.tickets import from_epoch
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = (ROOT / "routes.yaml").read_text(encoding="utf-8")
@@ -556,6 +558,27 @@ def test_hanging_up_at_any_step_of_a_department_call_leaves_a_complete_record(
     assert row["satisfaction"] is None
     assert call.call.verbs()[-3:] == [("caller_hangup",), ("cleanup",), ("close",)]
     assert call.metric("hotline_calls_total", entry="12345", outcome=outcome) == 1
+
+
+@pytest.mark.parametrize(
+    ("step", "dialled", "answered"),
+    [(HangupStep.CONNECTING, 0, 0), (HangupStep.RINGING, 0, 0), (HangupStep.TALKING, 1, 1)],
+)
+def test_the_department_answered_figure_counts_the_same_call_in_the_metrics_and_the_report(
+    tmp_path: Path, step: HangupStep, dialled: int, answered: int
+) -> None:
+    """A caller gone while "connecting" or while the line rang was routed, not dialled (no dial result):
+    neither the dashboard's per-call metric nor the report holds it against the unit."""
+    call = play(tmp_path, Script(keys="1", hangup_at=step, survey_key="1"))
+
+    unit = {"unit": "市公安局", "mode": "merge"}
+    got = call.metric("hotline_unit_calls_total", **unit, result="answered")
+    got_not = call.metric("hotline_unit_calls_total", **unit, result="not_answered")
+    assert (got + got_not, got) == (dialled, answered)
+    day = from_epoch(call.row["started_at"]).date()
+    figures = report.build(report.load(call.log, day, day), day, day, as_of=call.row["ended_at"] + 1, table=TABLE)
+    total = figures.unit("市公安局", "merge").total
+    assert (total.routed, total.dialled, total.answered) == (1, dialled, answered)
 
 
 def test_hanging_up_while_talking_keeps_the_talk_time_and_asks_no_rating(tmp_path: Path) -> None:
