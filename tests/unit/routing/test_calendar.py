@@ -286,3 +286,15 @@ def test_bad_calendar_entries_are_reported_at_their_line(edit: tuple[str, str], 
     assert text != CALENDAR
     (found,) = [p for p in problems(text) if message in p]
     assert found.startswith(f"r.yaml:{line_of(TABLE + text, needle)}: "), found
+
+
+def test_the_shipped_tables_calendar_covers_the_next_60_days_from_today() -> None:
+    """Date-dependent on purpose: this turns red 60 days before the shipped calendar runs out, as
+    `hotline check` does in production — enter the next State Council notice to make it green."""
+    from pathlib import Path
+
+    from ivr import timekeeping
+
+    shipped = routes.load(Path(__file__).resolve().parents[3] / "routes.yaml")
+    check = shipped.calendar.check(timekeeping.now({}).date())
+    assert check.failure is None, check.failure

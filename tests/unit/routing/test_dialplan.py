@@ -30,6 +30,11 @@ def checkout(tmp_path: Path) -> Path:
     return tmp_path
 
 
+# `check` fails when the holiday calendar runs out within 60 days of today; these tests are about the
+# dialplan, so they run on a fixed day (the calendar's freshness is tested in routing/test_calendar.py).
+FIXED_CLOCK = {"HOTLINE_CLOCK_START": "2026-11-24T10:00"}
+
+
 def drop_exten(conf: Path, number: str) -> None:
     conf.write_text(conf.read_text().replace(f"exten => {number},", f"exten => 1{number},"))
 
@@ -126,10 +131,10 @@ def test_hotline_check_takes_the_dialplan_from_an_option_and_can_skip_it(checkou
     other.write_text("[from-carrier]\n")
     result = CliRunner().invoke(main, ["check", str(checkout / "routes.yaml"), "--dialplan", str(other)])
     assert result.exit_code == 1 and result.output.count("is not sent to Stasis") == 20  # 12345 + 19 short numbers
-    skipped = CliRunner().invoke(main, ["check", str(checkout / "routes.yaml"), "--dialplan", ""])
+    skipped = CliRunner(env=FIXED_CLOCK).invoke(main, ["check", str(checkout / "routes.yaml"), "--dialplan", ""])
     assert skipped.exit_code == 0 and ": ok — 50 routes" in skipped.output
 
 
 def test_hotline_check_passes_the_shipped_table_and_dialplan() -> None:
-    result = CliRunner().invoke(main, ["check", str(REPO / "routes.yaml")])
+    result = CliRunner(env=FIXED_CLOCK).invoke(main, ["check", str(REPO / "routes.yaml")])
     assert result.exit_code == 0, result.output
