@@ -27,7 +27,7 @@ import click
 
 from ivr import logs
 from ivr.calllog import CallLog, editing
-from ivr.errors import ConfigError, RoutesError
+from ivr.errors import CallLogError, ConfigError, RoutesError
 from ivr.exitcode import ExitCode
 from ivr.routing import notices, routes
 from ivr.timekeeping import LOCAL_TZ
@@ -123,7 +123,18 @@ def render_notice(text: str, dirs: list[Path]) -> str:
     return name
 
 
-@click.group("notice")
+class _Group(click.Group):
+    """A call log that cannot be read or written is said in one line (exit 2), not as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except CallLogError as exc:
+            click.echo(f"hotline: {exc}", err=True)
+            sys.exit(ExitCode.ENVIRONMENT)
+
+
+@click.group("notice", cls=_Group)
 def notice() -> None:
     """紧急公告: an announcement before the menu, optionally sending every caller to the operators."""
     logs.configure()  # each change is also a log line (stderr), for the journal of the shift
@@ -239,7 +250,7 @@ def notice_end(notice_id: int, by: str | None, calllog: str | None) -> None:
 
 
 # -- routes: history, rollback, stage ---------------------------------------------------------------
-@click.group("routes")
+@click.group("routes", cls=_Group)
 def routes_() -> None:
     """Every table that went live, rollback to one of them, and staged (canary) tables."""
     logs.configure()

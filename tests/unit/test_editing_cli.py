@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -160,3 +161,14 @@ def test_the_reports_ledger_is_the_table_in_force_and_says_when_it_changed(place
     note = report["routes_note"]
     assert note.startswith(f"version {digest_of(EDITED)} in force since") and "(zhang)" in note
     assert f"{digest_of(SHIPPED)} -> {digest_of(EDITED)} by zhang (1 key path(s) redirected" in note
+
+
+def test_a_call_log_without_the_editors_tables_is_said_in_one_line(tmp_path: Path) -> None:
+    odd = tmp_path / "calllog.sqlite3"
+    db = sqlite3.connect(odd)
+    db.execute("PRAGMA user_version = 99")  # a newer version's file: left as it is, without our tables
+    db.commit()
+    db.close()
+    result = CliRunner().invoke(main, ["routes", "history", "--calllog", str(odd)])
+    assert result.exit_code == 2 and "cannot use the call log" in result.output and "routes_history" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
