@@ -61,6 +61,7 @@ class RouteEditing:
         self.board = NoticeBoard()
         self.stage: Stage | None = None
         self._read_failed = False
+        self._planned: set[str] = set()  # routes.yaml's notices live at the last look
 
     def went_live(self, table: RouteTable, how: str) -> None:
         """Put `table` on record in the call log (through the writer: journaled while the database is down),
@@ -114,6 +115,14 @@ class RouteEditing:
             )
         for notice in ended:
             log.info("notice_over", notice=notice.id)
+        # routes.yaml's dated notices start and end on the clock, not on a command: logged when seen to.
+        planned = {n.id: n for n in table.notices if n.live_at(self.table_now())}
+        for nid in planned.keys() - self._planned:
+            n = planned[nid]
+            log.info("notice_live", notice=nid, prompt=n.prompt, source=table.source, to_operators=n.to_operators)
+        for nid in self._planned - planned.keys():
+            log.info("notice_over", notice=nid, source=table.source)
+        self._planned = set(planned)
         self.metrics.set_notices(self.board.live(table.notices, self.table_now(), dt.datetime.now(LOCAL_TZ)))
 
     def table_now(self) -> dt.datetime:

@@ -8,6 +8,8 @@ import datetime as dt
 import time
 from pathlib import Path
 
+import structlog.testing
+
 from ivr.calllog import open_calllog
 from ivr.calllog.editing import digest_of, end_notice, end_stage, history, stage, start_notice
 from ivr.controller.editing import RouteEditing, file_owner
@@ -102,3 +104,21 @@ def test_a_notice_text_in_routes_yaml_is_rendered_when_its_table_goes_live(tmp_p
         time.sleep(0.1)
     assert copied.read_bytes() == rendered.read_bytes()  # into the running Asterisk too
     assert rendered.stat().st_size > 16000  # about a second of 8 kHz speech at least
+
+
+def test_a_dated_notice_of_routes_yaml_is_logged_when_it_starts_and_ends(tmp_path: Path) -> None:
+    table = routes.parse(
+        SHIPPED + "notices:\n  - {id: move, prompt: notice-move, from: 2026-11-24T09:00, until: 2026-11-24T11:00}\n",
+        "routes.yaml",
+    )
+    clock = [dt.datetime(2026, 11, 24, 8, 59)]
+    metrics = Metrics()
+    editing = RouteEditing(open_calllog(tmp_path / "c.sqlite3"), metrics, tmp_path / "routes.yaml", lambda: clock[0])
+    with structlog.testing.capture_logs() as logged:
+        for at in (8, 10, 10, 12):
+            clock[0] = dt.datetime(2026, 11, 24, at, 0)
+            editing._take_notices([], table)
+            if at == 10:
+                assert metrics.registry.get_sample_value("hotline_notices_active", {"mode": "announce"}) == 1
+    assert [(e["event"], e["notice"]) for e in logged] == [("notice_live", "move"), ("notice_over", "move")]
+    assert metrics.registry.get_sample_value("hotline_notices_active", {"mode": "announce"}) == 0
