@@ -1,4 +1,4 @@
-"""`hotline backup` → wipe → `hotline restore` brings back the same report, secrets and site."""
+"""`hotline backup` → wipe → `hotline restore` brings back the same report, secrets and site (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from click.testing import CliRunner
 
 from ivr.calllog import open_calllog
 from ivr.cli import main
 from ivr.install.installer import install
 from ivr.install.layout import Host
+from tests.pg import running_server
 from tests.unit.calllog.workload import traffic
 
 
-def report(host: Host) -> dict[str, Any]:
+def report(host: Host, calllog: str | None = None) -> dict[str, Any]:
     done = CliRunner().invoke(
         main,
         [
@@ -28,7 +30,7 @@ def report(host: Host) -> dict[str, Any]:
             "--format",
             "json",
             "--calllog",
-            str(host.state / "calllog.sqlite3"),
+            calllog or str(host.state / "calllog.sqlite3"),
             "--routes",
             str(host.routes_file),
         ],
@@ -83,3 +85,30 @@ def test_version_names_the_release() -> None:
     done = CliRunner().invoke(main, ["version"])
     assert done.exit_code == 0
     assert done.output.startswith("hotline 0.")
+
+
+def test_a_postgresql_call_log_is_dumped_and_restored_with_the_same_report(host: Host, prompts: Path) -> None:
+    example = (Path(__file__).resolve().parents[3] / "deploy" / "site.example.yaml").read_text()
+    with running_server() as server:
+        url = server.database()
+        host.etc.mkdir(parents=True)
+        host.site_file.write_text(example.replace("calllog: /var/lib/hotline/calllog.sqlite3", f"calllog: {url}"))
+        install(host, prompts=prompts, live=False)
+        log = open_calllog(url)
+        log.start()
+        traffic(log, "pg", 25)
+        log.close()
+        before = report(host, url)
+        assert before["centre"]["calls"] == 25
+
+        made = CliRunner().invoke(main, ["backup", "--root", str(host.root)])
+        assert made.exit_code == 0, made.output
+        with tarfile.open(made.stdout.strip()) as tar:
+            assert "calllog.pgdump" in tar.getnames()
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute("DROP SCHEMA public CASCADE")
+            db.execute("CREATE SCHEMA public")
+        restored = CliRunner().invoke(main, ["restore", made.stdout.strip(), "--root", str(host.root)])
+        assert restored.exit_code == 0, restored.output
+
+        assert report(host, url) == before
