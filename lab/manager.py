@@ -307,10 +307,17 @@ def lab_phones(state: Path = STATE) -> list[Phone]:
 
 
 class Prometheus:
-    """Prometheus with monitoring/prometheus.yml (rules included), scraping the lab's controller."""
+    """Prometheus with monitoring/prometheus.yml (rules included), scraping the lab's controller.
 
-    def __init__(self, state: Path = STATE) -> None:
+    A test names its own `config` (faster scrapes), `addr` and state dir (pid file, log, data).
+    """
+
+    def __init__(
+        self, state: Path = STATE, *, config: Path = REPO / "monitoring/prometheus.yml", addr: str = PROMETHEUS_ADDR
+    ) -> None:
         self.state = state
+        self.config = config
+        self.addr = addr
         self.pid_file = PidFile(state / "prometheus.pid", "prometheus")
         self.log = state / "prometheus.log"
 
@@ -319,7 +326,7 @@ class Prometheus:
 
     def ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://{PROMETHEUS_ADDR}/-/ready", timeout=2) as resp:
+            with urllib.request.urlopen(f"http://{self.addr}/-/ready", timeout=2) as resp:
                 return bool(resp.status == 200)
         except OSError:
             return False
@@ -336,9 +343,9 @@ class Prometheus:
         proc = spawn(
             [
                 binary,
-                f"--config.file={REPO / 'monitoring/prometheus.yml'}",
+                f"--config.file={self.config}",
                 f"--storage.tsdb.path={self.state / 'prometheus'}",
-                f"--web.listen-address={PROMETHEUS_ADDR}",
+                f"--web.listen-address={self.addr}",
             ],
             log=self.log,
         )
@@ -346,7 +353,7 @@ class Prometheus:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.ready():
-                say(f"prometheus ready on http://{PROMETHEUS_ADDR} (pid {proc.pid})")
+                say(f"prometheus ready on http://{self.addr} (pid {proc.pid})")
                 return proc.pid
             if proc.poll() is not None:
                 break

@@ -71,7 +71,7 @@ def test_a_notice_is_heard_before_the_menu_and_can_send_every_caller_to_the_oper
     with wave.open(str(asterisk_sounds / f"{prompt}.wav")) as wav:
         spoken = wav.getnframes() / wav.getframerate()
     assert spoken > 2.0
-    until(lambda: "notice_live" in controller.log(), what="the controller to take the notice")
+    until(lambda: controller.saw("notice_live"), what="the controller to take the notice")
 
     heard = place_call("12345", "1", caller="13912345678", first_key_ms=int(spoken * 1000) + 2500, talk_ms=15000)
     assert heard.succeeded, heard.stderr
@@ -87,8 +87,8 @@ def test_a_notice_is_heard_before_the_menu_and_can_send_every_caller_to_the_oper
     assert ok("notice", "end", "1", "--by", "duty", "--calllog", str(controller.process.calllog)) == "notice 1 ended\n"
     out = ok("notice", "start", "--say", ANNOUNCEMENT, "--all-to-operators", "--until", later(), *where)
     assert "every caller goes to the operators" in out and "on every entry" in out
-    until(lambda: controller.log().count("notice_live") == 2, what="the second notice")
-    assert "notice_over" in controller.log()
+    until(lambda: len(controller.events("notice_live")) == 2, what="the second notice")
+    assert controller.saw("notice_over")
 
     sent = place_call("12345", "1", caller="13912345679", first_key_ms=500, talk_ms=15000)
     assert sent.succeeded, sent.stderr
@@ -133,7 +133,7 @@ def test_a_staged_table_takes_its_share_of_callers_by_their_hash(
 
     out = ok("routes", "stage", str(new), "--share", "50", "--by", "li", *where)
     assert f"version {digest_of(TO_SIFA)} staged for 50 % of callers" in out
-    until(lambda: "routes_stage_live" in controller.log(), what="the controller to take the staged table")
+    until(lambda: controller.saw("routes_stage_live"), what="the controller to take the staged table")
 
     on_staged, on_live = callers_on_each_side(50)
     with ThreadPoolExecutor(2) as pool:
@@ -151,7 +151,7 @@ def test_a_staged_table_takes_its_share_of_callers_by_their_hash(
     assert sorted(u.split("@")[0] for u in department.invites()) == ["sip:3023804", "sip:3372000"]
 
     assert "dropped" in ok("routes", "drop", "--by", "li", "--calllog", str(controller.process.calllog))
-    until(lambda: "routes_stage_ended" in controller.log(), what="the controller to drop the staged table")
+    until(lambda: controller.saw("routes_stage_ended"), what="the controller to drop the staged table")
     again = place_call("12345", "1", caller=on_staged, talk_ms=15000)
     assert again.succeeded
     assert controller.finished_calls(3)[-1]["routes_version"] == digest_of(SHIPPED)
@@ -167,15 +167,15 @@ def test_every_live_table_is_on_record_and_a_rollback_applies_to_new_calls_only(
     calllog = ("--calllog", str(controller.process.calllog))
 
     routes.write_text(TO_SIFA, encoding="utf-8")  # an editor saves the file: the watcher reloads it
-    until(lambda: "routes_reloaded" in controller.log(), what="the edit to go live")
+    until(lambda: controller.saw("routes_reloaded"), what="the edit to go live")
 
     with ThreadPoolExecutor(1) as pool:
         # Arrives on the edited table, and presses 1 only after the rollback went live.
         early = pool.submit(place_call, "12345", ",,,,,,,,1", caller="13912345678", first_key_ms=200, talk_ms=15000)
-        until(lambda: "call_arrived" in controller.log(), what="the call to arrive")
+        until(lambda: controller.saw("call_arrived"), what="the call to arrive")
         out = ok("routes", "rollback", digest_of(SHIPPED)[:8], "--by", "zhang", *calllog, "--routes", str(routes))
         assert f"rolled back to {digest_of(SHIPPED)}" in out
-        until(lambda: controller.log().count("routes_reloaded") == 2, what="the rollback to go live")
+        until(lambda: len(controller.events("routes_reloaded")) == 2, what="the rollback to go live")
         assert early.result().succeeded
 
     late = place_call("12345", "1", caller="13912345679", talk_ms=15000)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -26,6 +25,7 @@ import yaml
 
 from ivr.timekeeping import LOCAL_TZ
 from lab.citizen import place_call
+from lab.manager import Prometheus
 from tests.integration.conftest import DEPARTMENTS_PORT, REPO, SEAT_PORTS, Controller, Phone, until
 
 pytestmark = pytest.mark.integration
@@ -75,9 +75,7 @@ def rule_exprs() -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    binary = shutil.which("prometheus")
-    assert binary, "prometheus is not installed: ./hotlinectl setup installs it"
+def prometheus(tmp_path: Path) -> Iterator[Prometheus]:
     config = tmp_path / "prometheus.yml"
     config.write_text(
         yaml.safe_dump(
@@ -88,35 +86,16 @@ def prometheus(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
             }
         )
     )
-    with (tmp_path / "prometheus.log").open("w") as log:
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    server = Prometheus(tmp_path, config=config, addr=f"127.0.0.1:{PROMETHEUS_PORT}")  # the lab manager's
+    server.start()
     try:
-        until(lambda: _ready(), timeout=30, what="prometheus to be ready")
-        yield proc
+        yield server
     finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _ready() -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{PROMETHEUS_PORT}/-/ready", timeout=2) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
+        server.stop()
 
 
 def test_every_dashboard_and_rule_expression_returns_data_that_agrees_with_the_call_log(
-    start_controller: Callable[..., Controller], phones: Callable[..., Phone], prometheus: subprocess.Popen[bytes]
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], prometheus: Prometheus
 ) -> None:
     phones(DEPARTMENTS_PORT, talk_ms=1000)
     phones(SEAT_PORTS[0], talk_ms=1000)
