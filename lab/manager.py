@@ -28,7 +28,7 @@ from pathlib import Path
 
 from lab.daemon import LabError, PidFile, rotate_log, say, signal_pid, spawn, state_lock, tail, wait_gone
 from lab.processes import REPO, STATE, ControllerProcess, health
-from lab.sipp.phone import Phone
+from lab.sipp.phone import Phone, stop_process
 
 CACHE = Path(os.environ.get("HOTLINE_CACHE", "/var/cache/hotline12345"))
 ROOT = CACHE / "sid-root"
@@ -320,6 +320,7 @@ class Prometheus:
         self.addr = addr
         self.pid_file = PidFile(state / "prometheus.pid", "prometheus")
         self.log = state / "prometheus.log"
+        self.proc: subprocess.Popen[bytes] | None = None  # when this process started it
 
     def pid(self) -> int | None:
         return self.pid_file.pid()
@@ -340,7 +341,7 @@ class Prometheus:
         if binary is None:
             raise LabError("prometheus is not installed: ./hotlinectl setup installs it")
         rotate_log(self.log)
-        proc = spawn(
+        self.proc = proc = spawn(
             [
                 binary,
                 f"--config.file={self.config}",
@@ -358,10 +359,14 @@ class Prometheus:
             if proc.poll() is not None:
                 break
             time.sleep(0.3)
-        self.pid_file.stop("prometheus", signal.SIGTERM, 10)
+        self.stop()
         raise LabError(f"prometheus (pid {proc.pid}) not ready within {timeout:g}s\n{tail(self.log)}")
 
     def stop(self) -> None:
+        if self.proc is not None:  # ours: stopped and reaped through its Popen
+            stop_process(self.proc, signal.SIGTERM, 10)
+            self.pid_file.remove()
+            return
         self.pid_file.stop("prometheus", signal.SIGTERM, 10)
 
 
