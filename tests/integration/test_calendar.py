@@ -47,7 +47,7 @@ def test_on_a_provisional_holiday_the_department_does_not_ring(
     assert department.invites() == []
     (row,) = controller.finished_calls()
     assert (row["decision"], row["reason"], row["unit"]) == ("message", "after_hours", "市公安局")
-    assert "holiday_calendar_provisional" in controller.log()
+    assert controller.saw("holiday_calendar_provisional")
 
 
 def test_an_entered_notices_make_up_saturday_rings_the_department(
