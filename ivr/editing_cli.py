@@ -297,7 +297,7 @@ def routes_rollback(digest: str, by: str | None, calllog: str | None, routes_pat
     table = checked(row["text"], f"{routes_path} (version {row['digest']})", routes_path)
     path = Path(routes_path)
     with contextlib.suppress(OSError):
-        if editing.digest_of(path.read_text(encoding="utf-8")) == table.digest:
+        if routes.digest_of(path.read_text(encoding="utf-8")) == table.digest:
             click.echo(f"{routes_path} is already version {table.digest}: nothing to do")
             return
     editing.claim(log, table.digest, _author(by), "rollback", time.time())
@@ -316,7 +316,7 @@ def routes_stage(new: str, share: int, by: str | None, calllog: str | None, rout
     text = Path(new).read_text(encoding="utf-8")
     table = checked(text, new, routes_path)
     with contextlib.suppress(OSError):
-        if editing.digest_of(Path(routes_path).read_text(encoding="utf-8")) == table.digest:
+        if routes.digest_of(Path(routes_path).read_text(encoding="utf-8")) == table.digest:
             click.echo(f"hotline: {new} is the table already live ({table.digest}): nothing to stage", err=True)
             sys.exit(ExitCode.INPUT)
     editing.stage(_calllog(calllog), text=text, source=new, share=share, author=_author(by), at=time.time())

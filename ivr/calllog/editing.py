@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from ivr.calllog.commands import Db
 from ivr.errors import RoutesError
 from ivr.routing import routes
 from ivr.routing.notices import Notice
+from ivr.tickets import from_epoch
 from ivr.timekeeping import LOCAL_TZ
 
 if TYPE_CHECKING:
@@ -112,15 +112,6 @@ def _db(calllog: CallLog) -> Iterator[Db]:
             raise
 
 
-def digest_of(text: str) -> str:
-    """A table's version: as routes.parse computes it."""
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _local(at: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(at, LOCAL_TZ).replace(tzinfo=None)
-
-
 # -- the history ------------------------------------------------------------------------------
 def summarize(
     old_text: str, new_text: str, at: float, old_name: str = "previous", new_name: str = "new"
@@ -135,7 +126,7 @@ def summarize(
     except RoutesError as exc:
         return f"previous table does not load with this version ({len(exc.problems)} problems)", ""
     new = routes.parse(new_text, new_name)
-    report = compare(old, new, _local(at))
+    report = compare(old, new, from_epoch(at))
     counts = [
         (len(report.units_unreachable), "unit(s) unreachable"),
         (len(report.lost_after_hours), "after-hours fallback(s) lost"),
@@ -274,11 +265,11 @@ def period_note(current: dict[str, Any] | None, changes: list[dict[str, Any]]) -
     """What a report says of its routing table: the version in force at the period's end and each change in it."""
     if current is None:
         return ""
-    note = f"version {current['digest']} in force since {_local(current['live_at']):%Y-%m-%d %H:%M}"
+    note = f"version {current['digest']} in force since {from_epoch(current['live_at']):%Y-%m-%d %H:%M}"
     note += f" ({current['author']})" if current["author"] else ""
     if changes:
         listed = "; ".join(
-            f"{_local(c['live_at']):%Y-%m-%d %H:%M} {c['previous'] or '—'} -> {c['digest']} by {c['author'] or '?'}"
+            f"{from_epoch(c['live_at']):%Y-%m-%d %H:%M} {c['previous'] or '—'} -> {c['digest']} by {c['author'] or '?'}"
             f" ({c['summary']})"
             for c in changes
         )
@@ -312,7 +303,7 @@ def start_notice(
         prompt=prompt,
         entries=",".join(sorted(entries)) or "all",
         to_operators=to_operators,
-        until=_local(ends).isoformat(timespec="minutes"),
+        until=from_epoch(ends).isoformat(timespec="minutes"),
         by=author,
     )
     return int(nid)
@@ -369,9 +360,9 @@ def stage(calllog: CallLog, *, text: str, source: str, share: int, author: str, 
         (sid,) = db.execute(
             "INSERT INTO routes_stage (digest, text, source, share, author, staged_at) VALUES (?, ?, ?, ?, ?, ?)"
             " RETURNING id",
-            (digest_of(text), text, source, share, author, at),
+            (routes.digest_of(text), text, source, share, author, at),
         ).fetchone()
-    log.info("routes_staged", version=digest_of(text), share=share, by=author, source=source)
+    log.info("routes_staged", version=routes.digest_of(text), share=share, by=author, source=source)
     return int(sid)
 
 

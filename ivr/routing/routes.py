@@ -206,6 +206,11 @@ class RouteTable:
         return frozenset({t.number for r in self.routes.values() for t in r.targets} | {self.operators.number})
 
 
+def digest_of(text: str) -> str:
+    """A table's version: a short sha256 of the file's text (logs, metrics, the call log, history)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def load(path: str | Path) -> RouteTable:
     path = Path(path)
     try:
@@ -365,7 +370,7 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
     assert operators is not None  # guaranteed: a missing/invalid operators block is a problem above
     return RouteTable(
         source=filename,
-        digest=hashlib.sha256(text.encode()).hexdigest()[:12],
+        digest=digest_of(text),
         hotline_number=hotline_number,
         operators=operators,
         policy=policy,

@@ -68,15 +68,23 @@ def render(site: Site, dialplan: Path, out: Path, secrets: Secrets) -> Rendered:
                 f"[{SEAT_CONTEXT}]\nexten => s,1,Hangup(21)\n"
             )
         written[name] = _header(name, site) + text
-    hashed = sha512_crypt(secrets.ari_password())
-    written["ari_users.conf"] = (
-        f"; rendered by `hotline site render`: the ARI user of the controller (its password: "
-        f"{secrets.directory}/ari-password)\n"
-        f"[{ARI_USER}]\ntype = user\nread_only = no\npassword_format = crypt\npassword = {hashed}\n"
+    written["ari_users.conf"] = ari_users_conf(
+        secrets.ari_password(),
+        f"rendered by `hotline site render`: the ARI user of the controller (its password: "
+        f"{secrets.directory}/ari-password)",
     )
     for name, text in written.items():
         _write(out / name, text)
     return Rendered(out, tuple(sorted(written)))
+
+
+def ari_users_conf(password: str, origin: str) -> str:
+    """ari_users.conf for the controller's ARI user: only a crypt hash of `password` is written
+    (the production render and the lab's Asterisk share it, so their sizing figures transfer)."""
+    return (
+        f"; {origin}\n"
+        f"[{ARI_USER}]\ntype = user\nread_only = no\npassword_format = crypt\npassword = {sha512_crypt(password)}\n"
+    )
 
 
 def _header(name: str, site: Site) -> str:

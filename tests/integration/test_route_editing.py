@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from ivr import privacy
-from ivr.calllog.editing import digest_of, history
+from ivr.calllog.editing import history
+from ivr.routing.routes import digest_of
 from ivr.routing.staging import bucket
 from ivr.timekeeping import LOCAL_TZ
 from lab.citizen import place_call

@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ivr.calllog import open_calllog
-from ivr.calllog.editing import RoutesLive, current_stage, digest_of, find, history, live_notices
+from ivr.calllog.editing import RoutesLive, current_stage, find, history, live_notices
 from ivr.cli import main
+from ivr.routing.routes import digest_of
 from ivr.timekeeping import LOCAL_TZ
 
 ROOT = Path(__file__).resolve().parents[2]

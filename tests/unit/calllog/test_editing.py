@@ -12,7 +12,6 @@ from ivr.calllog.editing import (
     RoutesLive,
     claim,
     current_stage,
-    digest_of,
     end_notice,
     end_stage,
     find,
@@ -23,6 +22,7 @@ from ivr.calllog.editing import (
     stage,
     start_notice,
 )
+from ivr.routing.routes import digest_of
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = (ROOT / "routes.yaml").read_text(encoding="utf-8")

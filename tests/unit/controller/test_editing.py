@@ -11,10 +11,11 @@ from pathlib import Path
 import structlog.testing
 
 from ivr.calllog import open_calllog
-from ivr.calllog.editing import digest_of, end_notice, end_stage, history, stage, start_notice
+from ivr.calllog.editing import end_notice, end_stage, history, stage, start_notice
 from ivr.controller.editing import RouteEditing, file_owner
 from ivr.metrics import Metrics
 from ivr.routing import routes
+from ivr.routing.routes import digest_of
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = (ROOT / "routes.yaml").read_text(encoding="utf-8")
