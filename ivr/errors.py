@@ -16,6 +16,10 @@
     ├── QueueTimeout                a caller waited max_wait_s for an operator without a seat
     ├── AlertPayloadError           alert relay: the body is not an Alertmanager webhook (ivr.alerts)
     ├── AlertDeliveryError          alert relay: the chat robot did not take the message
+    ├── TicketError                 a ticket action refused as asked (ivr.ticketing); nothing changed
+    │   ├── UnknownTicket           no such ticket
+    │   ├── WrongUnit               the ticket is another unit's
+    │   └── TransitionRefused       the ticket's state does not allow it, or it changed meanwhile
     └── CallEnded                   raised inside a call's coroutine when the caller hangs up; the
                                     normal way a call unwinds, so `finally` writes the record
 
@@ -114,6 +118,26 @@ class AlertPayloadError(HotlineError):
 
 class AlertDeliveryError(HotlineError):
     """The robot did not take the message; the text says what it answered."""
+
+
+class TicketError(HotlineError):
+    """A ticket action that cannot be done as asked; the message says what and why. Nothing was changed."""
+
+    status = 400  # what the tickets API answers with (ivr.ticketing.api)
+
+
+class UnknownTicket(TicketError):
+    status = 404
+
+
+class WrongUnit(TicketError):
+    """The ticket is another unit's: a unit or partner acts on its own tickets only."""
+
+    status = 403
+
+
+class TransitionRefused(TicketError):
+    status = 409
 
 
 class CallEnded(HotlineError):

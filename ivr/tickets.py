@@ -152,6 +152,7 @@ class Ticket:
     created_at: float
     deadline_at: float
     status: str = "open"
+    workdays: int = 0  # the policy's budget at opening (a reopened ticket gets it again); 0: not known
 
 
 class _Slots:
@@ -244,4 +245,5 @@ def new_ticket(
         route_id=route_id,
         created_at=to_epoch(created),
         deadline_at=to_epoch(due),
+        workdays=policy.workdays_for(kind, unit),
     )

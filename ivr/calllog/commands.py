@@ -25,6 +25,8 @@ from typing import Any, ClassVar, Protocol
 
 import structlog
 
+from ivr.ticketing.lifecycle import State, opened_state
+from ivr.ticketing.store import INSERT_EVENT, close_event, opening_event
 from ivr.tickets import Ticket
 
 log = structlog.get_logger("ivr.calllog")
@@ -144,11 +146,17 @@ class _TicketOpened:
 
     def apply(self, db: Db) -> None:
         t = self.ticket
+        state = State.CLOSED if t.status == "closed" else opened_state(t.kind, t.unit)
         cur = db.execute(
-            "INSERT INTO tickets (ticket_id, call_id, kind, unit, mode, route_id, created_at, deadline_at, status)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ticket_id) DO NOTHING",
-            (t.ticket_id, t.call_id, t.kind, t.unit, t.mode, t.route_id, t.created_at, t.deadline_at, t.status),
+            "INSERT INTO tickets (ticket_id, call_id, kind, unit, mode, route_id, created_at, deadline_at, status,"
+            " state, workdays) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ticket_id) DO NOTHING",
+            (
+                *(t.ticket_id, t.call_id, t.kind, t.unit, t.mode, t.route_id, t.created_at, t.deadline_at, t.status),
+                *(state.value, t.workdays),
+            ),
         )
+        if cur.rowcount == 1:  # the lifecycle's first event (ivr.ticketing)
+            db.execute(INSERT_EVENT, opening_event(t.ticket_id, t.kind, t.unit, t.created_at, state))
         if cur.rowcount == 0:
             (owner,) = db.execute("SELECT call_id FROM tickets WHERE ticket_id = ?", (t.ticket_id,)).fetchone()
             if owner != t.call_id:  # the same ticket written twice is fine; another call's is not
@@ -189,10 +197,14 @@ class _TicketClosed:
     kind: ClassVar[str] = "ticket_closed"
 
     def apply(self, db: Db) -> None:
+        row = db.execute("SELECT state, version FROM tickets WHERE ticket_id = ?", (self.ticket_id,)).fetchone()
         cur = db.execute(
-            "UPDATE tickets SET status = 'closed', closed_at = ?, note = ? WHERE ticket_id = ? AND status = 'open'",
-            (self.at, self.note, self.ticket_id),
+            "UPDATE tickets SET status = 'closed', state = 'closed', closed_at = ?, note = ?, version = version + 1,"
+            " updated_at = ? WHERE ticket_id = ? AND status = 'open'",
+            (self.at, self.note, self.at, self.ticket_id),
         )
+        if cur.rowcount == 1:  # an event like any close (ivr.ticketing), by the hotline itself
+            db.execute(INSERT_EVENT, close_event(self.ticket_id, row[1] + 1, row[0], self.at, self.note))
         if cur.rowcount == 0:
             row = db.execute("SELECT closed_at, note FROM tickets WHERE ticket_id = ?", (self.ticket_id,)).fetchone()
             if row is not None and tuple(row) == (self.at, self.note):
