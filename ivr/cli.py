@@ -425,20 +425,9 @@ def callbacks_mark(callback_id: int, calllog: str | None, outcome: str, done: bo
     click.echo(f"callback {callback_id}: {outcome}, {'done' if done else 'still open'}")
 
 
-@main.command("tickets")
-@calllog_option
-@click.option("--open", "only_open", is_flag=True, help="Only tickets not yet closed.")
-@click.option("--overdue", is_flag=True, help="Only open tickets past their deadline.")
-def tickets_(calllog: str | None, only_open: bool, overdue: bool) -> None:
-    """Tickets (限时办结), one JSON object per line; `created`/`deadline` are local time."""
-    log = _open_calllog(calllog)
-    if overdue:
-        rows = log.overdue(time.time())
-    else:
-        rows = log.tickets("status = 'open'") if only_open else log.tickets()
-    for row in rows:
-        row["created"], row["deadline"] = _local(row["created_at"]), _local(row["deadline_at"])
-        click.echo(json.dumps(row, ensure_ascii=False))
+from ivr.ticketing.cli import tickets  # noqa: E402 — `hotline tickets …`: the lifecycle's commands
+
+main.add_command(tickets)
 
 
 # -- retention (PIPL) and the call log's journal ---------------------------------------------------
