@@ -425,9 +425,10 @@ def callbacks_mark(callback_id: int, calllog: str | None, outcome: str, done: bo
     click.echo(f"callback {callback_id}: {outcome}, {'done' if done else 'still open'}")
 
 
-from ivr.ticketing.cli import tickets  # noqa: E402 — `hotline tickets …`: the lifecycle's commands
+from ivr.ticketing.cli import api_keys, tickets  # noqa: E402 — `hotline tickets …`, `hotline api-keys …`
 
 main.add_command(tickets)
+main.add_command(api_keys)
 
 
 # -- retention (PIPL) and the call log's journal ---------------------------------------------------

@@ -39,7 +39,7 @@ from ivr.calllog.records import CallRecord
 from ivr.controller.editing import RouteEditing
 from ivr.controller.sdnotify import Notifier
 from ivr.errors import AriError, CallLogError, ConfigError, RoutesError
-from ivr.handoff.webhook import Handoff, WebhookSender
+from ivr.handoff.webhook import Payload, WebhookSender
 from ivr.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ivr.metrics import Metrics
 from ivr.operators.queue import SeatPool
@@ -48,6 +48,9 @@ from ivr.routing import routes
 from ivr.routing.routes import RouteTable
 from ivr.routing.staging import table_for
 from ivr.settings import Settings, Storage
+from ivr.ticketing.api import TicketsApi
+from ivr.ticketing.keys import KeyStore, keys_dir
+from ivr.ticketing.store import TicketBook
 from ivr.timekeeping import local_clock
 
 log = structlog.get_logger("ivr.controller.app")
@@ -118,6 +121,9 @@ class Controller:
         state = Storage.from_env(settings.environ).state if settings.environ else Path("var")
         self.editing = RouteEditing(self.calllog, self.metrics, settings.routes_path, clock, live_dirs(state))
         self.services = self._services(table, clock)
+        # The tickets API (ivr.ticketing.api) acts on the controller's clock, as the tickets were opened on it.
+        book = TicketBook(self.calllog, table.calendar, clock=lambda: tickets.to_epoch(self.services.clock()))
+        self.tickets_api = TicketsApi(book, KeyStore(keys_dir(settings.environ or None)), pusher=self.webhooks)
         self._staged: tuple[int, Services] | None = None  # the staged table's services, by stage id
         self.dispatcher = Dispatcher(self._start_call, self._hangup_orphan)
         self.ari = AriClient(settings.ari)
@@ -143,7 +149,7 @@ class Controller:
             notices=self.editing.notices_for,
         )
 
-    def _webhook_result(self, target: str, handoff: Handoff, result: str, attempts: int) -> None:
+    def _webhook_result(self, target: str, handoff: Payload, result: str, attempts: int) -> None:
         self.metrics.webhook_result(target, result)
         log.info(
             "webhook_result",
@@ -225,6 +231,7 @@ class Controller:
         self.metrics.routes_reloaded(ok=True)
         self.metrics.set_routes(table)
         self.services = self._services(table, self.services.clock)
+        self.tickets_api.book.calendar = table.calendar
         self.editing.went_live(table, how)
         self._log_calendar(table)
         return True
@@ -284,6 +291,7 @@ class Controller:
         app = web.Application()
         app.router.add_get("/metrics", handle)
         app.router.add_get("/health", health)
+        app.router.add_routes(self.tickets_api.routes())
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = self.settings.metrics_addr
@@ -294,7 +302,7 @@ class Controller:
             raise ConfigError(
                 f"HOTLINE_METRICS_ADDR {host}:{port}: cannot listen: {exc.strerror} (another controller running?)"
             ) from None
-        log.info("metrics_listening", address=f"{host}:{port}")
+        log.info("metrics_listening", address=f"{host}:{port}", tickets_api=f"http://{host}:{port}/api/v1/tickets")
         return runner
 
     async def _refresh_gauges(self, interval: float = 15.0) -> None:

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import aiohttp
 import structlog
@@ -41,7 +41,21 @@ import structlog
 log = structlog.get_logger("ivr.handoff.webhook")
 
 Result = Literal["delivered", "rejected", "gave_up", "dropped"]
-OnResult = Callable[[str, "Handoff", Result, int], None]
+
+
+class Payload(Protocol):
+    """What can be delivered: a hand-off, or a ticket's status change (ivr.ticketing.api.StatusChange)."""
+
+    @property
+    def call_id(self) -> str: ...
+
+    @property
+    def ticket_id(self) -> str: ...
+
+    def to_json(self) -> bytes: ...
+
+
+OnResult = Callable[[str, Payload, Result, int], None]
 
 SIGNATURE_PREFIX = "sha256="
 CONTENT_TYPE = "application/json; charset=utf-8"
@@ -122,7 +136,7 @@ def verify(secret: bytes, timestamp: int, body: bytes, signature: str, *, now: f
 @dataclass(eq=False)
 class _Job:
     target: WebhookTarget
-    handoff: Handoff
+    handoff: Payload
     delivery_id: str
     attempts: int = 0
 
@@ -213,7 +227,7 @@ class WebhookSender:
         return len(left)
 
     # -- the call path: never blocks -------------------------------------------------------------
-    def submit(self, target: WebhookTarget, handoff: Handoff) -> None:
+    def submit(self, target: WebhookTarget, handoff: Payload) -> None:
         """Queue one hand-off for `target` and return at once."""
         job = _Job(target, handoff, uuid.uuid4().hex)
         if self._closed:

@@ -6,6 +6,7 @@
     hotline tickets dispatch ID [--unit U] [--summary T] [--category C] [--urgency normal|urgent|critical]
     hotline tickets accept ID · reply ID TEXT · close ID [--note T]
     hotline tickets return ID --reason T · reopen ID --reason T · extend ID --workdays N --reason T
+    hotline api-keys add ID --unit U [--partner] [--webhook URL] · api-keys list · api-keys remove ID
 
 Every action names its author (`--by`, else the unix user; recorded as "cli:<name>") and is refused,
 with nothing changed, when the ticket's state does not allow it (exit 1, the reason on stderr). The
@@ -26,6 +27,7 @@ import click
 from ivr.errors import RoutesError, TicketError
 from ivr.exitcode import ExitCode
 from ivr.routing.calendar import PACKAGE_ONLY, Calendar
+from ivr.ticketing.keys import KeyStore, keys_dir
 from ivr.ticketing.lifecycle import MAX_EXTEND_WORKDAYS, URGENCIES, State
 from ivr.ticketing.store import TicketBook
 from ivr.tickets import from_epoch
@@ -196,3 +198,82 @@ def extend(
     ticket_id: str, workdays: int, reason: str, calllog: str | None, routes_path: str | None, by: str | None
 ) -> None:
     _act(calllog, routes_path, ticket_id, "extend", by, workdays=workdays, reason=reason)
+
+
+# -- credentials of the units and partners (ivr.ticketing.keys) ----------------------------------
+
+keys_option = click.option(
+    "--keys",
+    "keys_path",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="The keys directory [default: $HOTLINE_API_KEYS, else $HOTLINE_STATE/api-keys].",
+)
+
+
+def _store(keys_path: str | None) -> KeyStore:
+    return KeyStore(Path(keys_path) if keys_path else keys_dir())
+
+
+@click.group("api-keys")
+def api_keys() -> None:
+    """Credentials of the units and partner platforms using the tickets API (/api/v1, beside /metrics)."""
+
+
+@api_keys.command("add")
+@click.argument("key_id", metavar="ID")
+@click.option("--unit", required=True, help="The unit whose tickets the key sees and moves (as in routes.yaml).")
+@click.option("--partner", is_flag=True, help="A partner platform (12315…), not a unit.")
+@click.option("--webhook", default="", help="A partner's URL for status pushes (signed like the hand-off).")
+@click.option("--routes", "routes_path", default="routes.yaml", show_default=True, type=click.Path(dir_okay=False))
+@keys_option
+def api_keys_add(key_id: str, unit: str, partner: bool, webhook: str, routes_path: str, keys_path: str | None) -> None:
+    """Issue a key: its secret is printed once, here, and kept 0600 in the keys directory."""
+    from ivr import logs
+    from ivr.routing import routes
+
+    logs.configure()  # the key's log line goes to stderr; stdout holds the secret alone
+
+    try:
+        units = {r.unit for r in routes.load(routes_path).routes.values()}
+    except RoutesError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(ExitCode.INPUT)
+    if unit not in units:
+        click.echo(
+            f"hotline: --unit {unit!r} is no unit of {routes_path} (one of: {', '.join(sorted(units))})", err=True
+        )
+        sys.exit(ExitCode.INPUT)
+    try:
+        key = _store(keys_path).add(key_id, unit=unit, kind="partner" if partner else "unit", webhook=webhook)
+    except ValueError as exc:
+        click.echo(f"hotline: {exc}; nothing changed", err=True)
+        sys.exit(ExitCode.INPUT)
+    click.echo(f"key {key.key_id} ({key.kind}, unit {key.unit}) — its secret, shown this once:")
+    click.echo(key.secret)
+
+
+@api_keys.command("list")
+@keys_option
+def api_keys_list(keys_path: str | None) -> None:
+    """The keys, one a line (never their secrets)."""
+    found = _store(keys_path).all()
+    if not found:
+        click.echo("no api keys", err=True)
+    for key in found:
+        click.echo(f"{key.key_id}  {key.kind:<7}  {key.unit}  {key.webhook or '-'}  added {_local(key.created_at)}")
+
+
+@api_keys.command("remove")
+@click.argument("key_id", metavar="ID")
+@keys_option
+def api_keys_remove(key_id: str, keys_path: str | None) -> None:
+    """Revoke a key: requests signed with it are refused from now on."""
+    from ivr import logs
+
+    logs.configure()
+    if not _store(keys_path).remove(key_id):
+        click.echo(f"hotline: no api key {key_id!r} (see `hotline api-keys list`)", err=True)
+        sys.exit(ExitCode.INPUT)
+    click.echo(f"key {key_id} removed")

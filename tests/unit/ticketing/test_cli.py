@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,25 @@ def test_a_refused_action_says_why_and_changes_nothing(ticket: tuple[str, str]) 
     code, _, err = run("tickets", "extend", tid, "--workdays", "30", "--reason", "r", "--calllog", path)
     assert code == 2 and "30 is not in the range 1<=x<=10" in err
     assert run("tickets", "show", tid, "--calllog", path)[1] == before
+
+
+def test_api_keys_are_issued_once_kept_0600_listed_without_secrets_and_revoked(tmp_path: Path) -> None:
+    keys = str(tmp_path / "api-keys")
+    routes = ("--routes", str(ROOT / "routes.yaml"))
+    code, out, err = run("api-keys", "add", "shuiwu", "--unit", "市水务局", "--keys", keys, *routes)
+    assert code == 0, err
+    secret = out.splitlines()[1]
+    assert len(secret) == 64
+    stored = tmp_path / "api-keys" / "shuiwu.json"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600 and stat.S_IMODE(stored.parent.stat().st_mode) == 0o700
+    listed = run("api-keys", "list", "--keys", keys)[1]
+    assert listed.startswith("shuiwu  unit     市水务局  -  added") and secret not in listed
+    code, _, err = run("api-keys", "add", "shuiwu", "--unit", "市水务局", "--keys", keys, *routes)
+    assert (code, err) == (
+        1,
+        "hotline: key id 'shuiwu' exists already (remove it first to issue a new secret); nothing changed\n",
+    )
+    code, _, err = run("api-keys", "add", "x", "--unit", "火星局", "--keys", keys, *routes)
+    assert code == 1 and err.startswith("hotline: --unit '火星局' is no unit of")
+    assert run("api-keys", "remove", "shuiwu", "--keys", keys)[:2] == (0, "key shuiwu removed\n")
+    assert run("api-keys", "remove", "shuiwu", "--keys", keys)[0] == 1
