@@ -282,6 +282,10 @@ class Metrics:
 
     def call_ended(self, entry: str, outcome: str) -> None:
         self.active.dec()
+        self.call_counted(entry, outcome)
+
+    def call_counted(self, entry: str, outcome: str) -> None:
+        """A finished call in hotline_calls_total; alone for calls imported from Asterisk (refused, fallback)."""
         entry = entry if entry in self._entries else "other"
         self.calls.labels(entry, outcome if outcome in OUTCOMES else "failed").inc()
 

@@ -28,6 +28,9 @@ HOTLINE_MAX_CALL_RATE  new calls per second taken (0 = no limit); beyond it a ca
                    once, unanswered (the carrier gets 503) — set it to ~80 % of the maximum
                    BENCHMARKS.md measures: at the maximum, the refusals' own cost can tip
                    Asterisk into overload and the admitted callers wait
+HOTLINE_ASTERISK_EVENTS  /var/log/asterisk/hotline-events.db — the SQLite file Asterisk writes refused and
+                   fallback calls to (dialplan/cel_sqlite3_custom.conf); the controller imports them
+                   into the call log (ivr/calllog/evidence.py)
 HOTLINE_TEST_MODE  1: accept a weak ARI password (normally refused: a known default or < 12 characters)
 <partner secret_env> the HMAC secret of each partner platform named in routes.yaml
 """
@@ -83,6 +86,7 @@ class Settings:
     metrics_addr: tuple[str, int] = ("127.0.0.1", 9345)
     node: str = ""
     max_call_rate: float = 0.0
+    asterisk_events: Path = Path("/var/log/asterisk/hotline-events.db")
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # for partner secrets
 
     def partner_secrets(self, table: RouteTable) -> dict[str, bytes]:
@@ -163,6 +167,7 @@ class Settings:
             metrics_addr=(host, int(port)),
             node=node,
             max_call_rate=max_call_rate,
+            asterisk_events=Path(env.get("HOTLINE_ASTERISK_EVENTS") or "/var/log/asterisk/hotline-events.db"),
             environ=dict(env),
         )
 

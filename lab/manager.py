@@ -28,11 +28,9 @@ from pathlib import Path
 
 from ivr.site.render import ari_users_conf
 from lab.daemon import LabError, PidFile, rotate_log, say, signal_pid, spawn, state_lock, tail, wait_gone
-from lab.processes import REPO, STATE, ControllerProcess, health
+from lab.processes import REPO, ROOT, STATE, ControllerProcess, health
 from lab.sipp.phone import Phone, stop_process
 
-CACHE = Path(os.environ.get("HOTLINE_CACHE", "/var/cache/hotline12345"))
-ROOT = CACHE / "sid-root"
 AST_CONF = "/etc/hotline/asterisk.conf"  # inside the root
 ARI_URL = "http://127.0.0.1:8088/ari"
 ARI_USER = "hotline"

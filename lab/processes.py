@@ -30,6 +30,10 @@ from lab.sipp.phone import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("HOTLINE_STATE", REPO / "var"))
+CACHE = Path(os.environ.get("HOTLINE_CACHE", "/var/cache/hotline12345"))
+ROOT = CACHE / "sid-root"  # the lab's Asterisk runs chrooted here
+# Where the lab's Asterisk writes refused and fallback calls (dialplan/cel_sqlite3_custom.conf).
+ASTERISK_EVENTS = ROOT / "var/log/asterisk/hotline-events.db"
 LAB_LOCK = Path("/tmp/hotline-lab.lock")
 OFFICE_HOURS = "2026-11-24T10:00"  # a Tuesday morning: the departments are open
 PARTNER_SECRET_ENVS = (
@@ -188,6 +192,7 @@ class ControllerProcess:
             "ARI_PASSWORD_FILE": str(STATE / "ari-password"),
             "HOTLINE_CALLER_KEY_FILE": str(self.key_file),
             "HOTLINE_STATE": str(STATE),
+            "HOTLINE_ASTERISK_EVENTS": str(ASTERISK_EVENTS),
             **self.base_env,
         }
         if self.calllog_set:

@@ -22,6 +22,11 @@ class Queries(Backend):
         sql = "SELECT * FROM calls" + (f" WHERE {where}" if where else "") + " ORDER BY started_at"
         return self._query(sql, params)
 
+    def first_call_at(self) -> float | None:
+        """When the first call in the log arrived (Unix seconds); None for an empty log."""
+        rows = self._query("SELECT min(started_at) AS first FROM calls", ())
+        return rows[0]["first"] if rows else None
+
     def steps(self, call_id: str) -> list[dict[str, Any]]:
         rows = self._query("SELECT seq, at, name, detail FROM call_steps WHERE call_id = ? ORDER BY seq", (call_id,))
         return [{**r, "detail": json.loads(r["detail"])} for r in rows]

@@ -35,6 +35,7 @@ from ivr.call.ari_call import PLAYBACK_VARIABLE, AriCall, quietly
 from ivr.call.dispatcher import Dispatcher
 from ivr.call.session import Services, handle_call
 from ivr.calllog import open_calllog
+from ivr.calllog.evidence import Importer
 from ivr.calllog.records import CallRecord
 from ivr.controller.editing import RouteEditing
 from ivr.controller.sdnotify import Notifier
@@ -56,6 +57,7 @@ from ivr.timekeeping import local_clock
 log = structlog.get_logger("ivr.controller.app")
 
 FALLBACK_CONTEXT = ("hotline-fallback", "operators")  # dialplan/extensions.conf
+REFUSED_CONTEXT = ("hotline-refused", "congestion")  # ditto: Asterisk records the refusal, then 503
 RESYNC_CONCURRENCY = 16  # calls repaired at once after a reconnect
 
 
@@ -134,6 +136,7 @@ class Controller:
         self._sessions: dict[asyncio.Task[None], AriCall] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.admission = Admission(settings.max_call_rate)
+        self.evidence = Importer(settings.asterisk_events)
 
     def _services(self, table: RouteTable, clock: Callable[[], dt.datetime]) -> Services:
         return Services(
@@ -179,6 +182,7 @@ class Controller:
         consumer = asyncio.create_task(self._consume(), name="ari-events")
         watcher = asyncio.create_task(self._watch_routes(), name="routes-watcher")
         gauges = asyncio.create_task(self._refresh_gauges(), name="metrics-gauges")
+        imports = asyncio.create_task(self._import_asterisk_calls(), name="asterisk-calls")
         editing = asyncio.create_task(self.editing.watch(lambda: self.table), name="notices-and-stage")
         stopper = asyncio.create_task(self._stop.wait(), name="stop-flag")
         systemd = Notifier()  # READY=1, then the watchdog's keep-alives from this loop (deploy/systemd)
@@ -190,9 +194,11 @@ class Controller:
             systemd.notify("STOPPING=1")
             await self._drain()
         finally:
-            for task in (stopper, consumer, watcher, gauges, editing, keepalive):
+            for task in (stopper, consumer, watcher, gauges, imports, editing, keepalive):
                 task.cancel()
-            await asyncio.gather(consumer, stopper, watcher, gauges, editing, keepalive, return_exceptions=True)
+            await asyncio.gather(
+                consumer, stopper, watcher, gauges, imports, editing, keepalive, return_exceptions=True
+            )
             systemd.close()
             await metrics_site.cleanup()
             await self.ari.close()
@@ -326,6 +332,21 @@ class Controller:
                 self.metrics.set_callbacks_oldest([c["first_missed_at"] for c in open_callbacks], time.time())
             await asyncio.sleep(interval)
 
+    async def _import_asterisk_calls(self, interval: float = 5.0) -> None:
+        """Refused and fallback calls, from Asterisk's own record, into the call log and /metrics.
+
+        At start this brings in the calls the fallback took while the controller was down.
+        """
+        while True:
+            try:
+                added = await asyncio.to_thread(self.evidence.run, self.calllog)
+            except Exception as exc:  # an unreadable file or call log: try again next time, lose nothing
+                log.warning("asterisk_calls_import_failed", source=str(self.evidence.path), error=str(exc))
+            else:
+                for record in added:
+                    self.metrics.call_counted(record.entry, record.outcome)
+            await asyncio.sleep(interval)
+
     # -- events -----------------------------------------------------------------------------
     def _resume_ticket_numbers(self) -> None:
         today = self.services.clock().date()
@@ -390,7 +411,7 @@ class Controller:
             # so the carrier gets 503 and can retry elsewhere — rather than slow every call.
             self.admission.refused += 1
             self.metrics.call_refused()
-            self._spawn(self._quiet_hangup(start.channel, reason="congestion"))
+            self._spawn(self._refuse(start.channel))
             return
         entry = start.args[0] if start.args else start.dialed
         record = CallRecord(
@@ -444,6 +465,13 @@ class Controller:
 
     async def _quiet_hangup(self, channel: str, reason: str = "normal") -> None:
         await quietly(self.ari.hangup(channel, reason))
+
+    async def _refuse(self, channel: str) -> None:
+        """Send a refused call to the dialplan, which writes Asterisk's own record of it and answers 503."""
+        try:
+            await self.ari.continue_in_dialplan(channel, *REFUSED_CONTEXT)
+        except AriError:
+            await self._quiet_hangup(channel, reason="congestion")  # refused all the same, if uncounted
 
     async def _release(self, channel: str) -> None:
         try:

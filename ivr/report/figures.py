@@ -36,7 +36,15 @@ CONNECTION_TARGET_PCT = 95.0  # national 12345 indicator: 24-hour connection rat
 DEFAULT_CALLBACK_MINUTES = 30
 ROUTED_DECISIONS = ("dial", "handoff")  # the controller put the call through to a unit's line
 UNIT_LEGS = ("department", "overflow")  # dial legs on the unit's own ring chain (not the operators)
-CONNECTED_OUTCOMES = ("connected", "operator", "message")
+PERSON_ANSWERED_OUTCOMES = ("connected", "operator")  # CONNECTION_RATE: a person answered
+# Shown beside the rate, not inside it: CentreFigures' field for each outcome.
+BESIDE_FIELDS = {
+    "messages": "message",
+    "goodbyes": "goodbye",
+    "abandoned": "abandoned",
+    "refused": "refused",
+    "fallback": "fallback",
+}
 _MODE_ORDER = {m.value: i for i, m in enumerate(Mode)}
 
 # Two definitions written once: the report's glossary says these words, and monitoring/alerts.yml's
@@ -54,6 +62,15 @@ SATISFACTION = (
     "Satisfaction rate (满意率) = (满意 + 基本满意) / rated: calls rated 1 (满意, satisfied) or 2 (基本满意, "
     "basically satisfied) / calls rated 1, 2 or 3 (不满意, dissatisfied), as 12345 satisfaction rates count. "
     "Also the average score (lower is better)."
+)
+CONNECTION_RATE = (
+    "24 h connection rate (24小时接通率) = calls a person answered / calls offered. Offered: every call Asterisk "
+    "accepted for a hotline number, once it has ended: the calls the controller carried, the calls it refused "
+    "under overload (outcome refused) and the calls the dialplan fallback took while it was down (outcome "
+    "fallback), both counted from Asterisk's own record. A person answered: outcome connected (a person at the "
+    "unit or partner) or operator (a 12345 operator). Messages, goodbyes, abandoned, refused and fallback calls "
+    "are shown beside it, not inside it; a fallback call counts as offered and not answered (Asterisk records "
+    "that the fallback took it, not whether the duty line answered). Target >= 95 % every day."
 )
 
 DEFINITIONS: dict[str, tuple[str, str]] = {
@@ -144,13 +161,13 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
             "that arrived in the period; a call never answered counts as not within."
         ),
     ),
-    "connection_rate": (
-        "24小时接通率 Connection rate (24 h)",
+    "connection_rate": ("24小时接通率 Connection rate (24 h)", CONNECTION_RATE),
+    "beside": (
+        "接通率旁列 Beside the connection rate",
         (
-            "Per local day, over all 24 hours, and for the whole period: calls ended connected (to the unit), "
-            "operator (to a 12345 operator) or message (a message taken, to be called back) / all ended calls "
-            "(every call not still in progress: goodbye, abandoned, failed, handed_off and interrupted count "
-            "against it). Target >= 95 % every day."
+            "Offered calls that ended as a message (留言), goodbye (no valid choice), abandoned (hung up before "
+            "reaching anyone), refused (SIP 503 under overload) or fallback (controller down): counted, not "
+            "inside the rate. The report counts each per local day and for the period."
         ),
     ),
     "time_to_human": (
@@ -269,6 +286,12 @@ class CentreFigures:
     tickets_due: int
     tickets_within: int
     within_deadline_pct: float | None
+    # Beside the connection rate, not inside it (BESIDE_OUTCOMES): offered calls by how they ended.
+    messages: int = 0
+    goodbyes: int = 0
+    abandoned: int = 0
+    refused: int = 0
+    fallback: int = 0
 
 
 @dataclass(frozen=True)
@@ -539,7 +562,7 @@ def build(
     )
     days = _days(calls, start, end)
     ended = [c for c in calls if c["outcome"] != "in_progress"]
-    connected = sum(1 for c in ended if c["outcome"] in CONNECTED_OUTCOMES)
+    connected = sum(1 for c in ended if c["outcome"] in PERSON_ANSWERED_OUTCOMES)
     in_15s = sum(
         1 for c in calls if c["answered_at"] is not None and c["answered_at"] - c["started_at"] <= ANSWER_WITHIN_SECONDS
     )
@@ -569,6 +592,7 @@ def build(
         tickets_due=len(tickets),
         tickets_within=tickets_within,
         within_deadline_pct=_pct(tickets_within, len(tickets)),
+        **{name: sum(1 for c in ended if c["outcome"] == outcome) for name, outcome in BESIDE_FIELDS.items()},
     )
     return Report(
         start=start,
@@ -606,7 +630,7 @@ def _days(calls: Sequence[Row], start: dt.date, end: dt.date) -> tuple[DayFigure
     while day <= end:
         todays = by_day.get(day, [])
         ended = [c for c in todays if c["outcome"] != "in_progress"]
-        connected = sum(1 for c in ended if c["outcome"] in CONNECTED_OUTCOMES)
+        connected = sum(1 for c in ended if c["outcome"] in PERSON_ANSWERED_OUTCOMES)
         pct = _pct(connected, len(ended))
         out.append(
             DayFigures(

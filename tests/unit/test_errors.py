@@ -49,4 +49,6 @@ def test_database_drivers_are_imported_only_by_the_call_log_backends() -> None:
             )
             if any(n.split(".")[0] in ("sqlite3", "psycopg") for n in names):
                 importers.append(str(path.relative_to(IVR.parent)))
-    assert sorted(set(importers)) == ["ivr/calllog/postgres.py", "ivr/calllog/sqlite.py"]
+    # evidence.py reads Asterisk's own SQLite file (refused/fallback calls), read-only; its errors are
+    # StorageUnavailable too.
+    assert sorted(set(importers)) == ["ivr/calllog/evidence.py", "ivr/calllog/postgres.py", "ivr/calllog/sqlite.py"]

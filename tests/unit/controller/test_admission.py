@@ -8,6 +8,7 @@ from pathlib import Path
 from ivr.ari.client import AriSettings
 from ivr.ari.events import StasisStart
 from ivr.controller.app import Admission, Controller
+from ivr.errors import AriError
 from ivr.routing import routes
 from ivr.settings import Settings
 
@@ -52,7 +53,49 @@ def test_calls_are_admitted_again_once_the_storm_has_passed() -> None:
     assert [gate.admit() for _ in range(5)] == [True] * 5
 
 
-async def test_a_refused_call_is_hung_up_with_congestion_and_counted_in_the_metrics(tmp_path: Path) -> None:
+async def test_a_refused_call_goes_to_the_dialplan_that_records_and_refuses_it_and_is_counted(tmp_path: Path) -> None:
+    controller = refusing_controller(tmp_path)
+    continued: list[tuple[str, str, str]] = []
+
+    async def continue_in_dialplan(channel: str, context: str, extension: str, priority: int = 1) -> None:
+        continued.append((channel, context, extension))
+
+    controller.ari.continue_in_dialplan = continue_in_dialplan  # type: ignore[method-assign]
+    try:
+        controller._start_call(StasisStart("StasisStart", {}, channel="refused-1", args=("12345",)))
+        await asyncio.sleep(0)
+        # dialplan/extensions.conf [hotline-refused]: Asterisk's CEL record of it, then 503.
+        assert continued == [("refused-1", "hotline-refused", "congestion")]
+        assert controller.admission.refused == 1
+        assert controller.metrics.refused._value.get() == 1
+        assert b"hotline_admission_refused_calls_total 1.0" in controller.metrics.exposition()
+    finally:
+        controller.calllog.close()
+
+
+async def test_a_refused_call_asterisk_will_not_take_back_is_hung_up_with_congestion(tmp_path: Path) -> None:
+    controller = refusing_controller(tmp_path)
+    hangups: list[tuple[str, str]] = []
+
+    async def continue_in_dialplan(channel: str, context: str, extension: str, priority: int = 1) -> None:
+        raise AriError("404 channel not in Stasis")
+
+    async def hangup(channel: str, reason: str = "normal") -> None:
+        hangups.append((channel, reason))
+
+    controller.ari.continue_in_dialplan = continue_in_dialplan  # type: ignore[method-assign]
+    controller.ari.hangup = hangup  # type: ignore[method-assign]
+    try:
+        controller._start_call(StasisStart("StasisStart", {}, channel="refused-1", args=("12345",)))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert hangups == [("refused-1", "congestion")]
+    finally:
+        controller.calllog.close()
+
+
+def refusing_controller(tmp_path: Path) -> Controller:
+    """A controller whose one call of this second has come: the next is refused."""
     settings = Settings(
         ari=AriSettings("http://127.0.0.1:9", "hotline", "unused", "hotline"),
         routes_path=ROOT / "routes.yaml",
@@ -61,20 +104,6 @@ async def test_a_refused_call_is_hung_up_with_congestion_and_counted_in_the_metr
         max_call_rate=1,
     )
     controller = Controller(settings, routes.load(ROOT / "routes.yaml"))
-    hangups: list[tuple[str, str]] = []
-
-    async def hangup(channel: str, reason: str = "normal") -> None:
-        hangups.append((channel, reason))
-
-    controller.ari.hangup = hangup  # type: ignore[method-assign]
     controller.admission = Admission(1, Clock())
-    controller.admission.admit()  # the second's one call has come
-    try:
-        controller._start_call(StasisStart("StasisStart", {}, channel="refused-1", args=("12345",)))
-        await asyncio.sleep(0)
-        assert hangups == [("refused-1", "congestion")]
-        assert controller.admission.refused == 1
-        assert controller.metrics.refused._value.get() == 1
-        assert b"hotline_admission_refused_calls_total 1.0" in controller.metrics.exposition()
-    finally:
-        controller.calllog.close()
+    controller.admission.admit()
+    return controller

@@ -539,8 +539,8 @@ def test_centre_indicators(rep: report.Report) -> None:
         answered_15s=15,
         answered_15s_pct=88.24,  # all but c2 (20 s) and x1 (never answered): 15/17
         ended=17,
-        connected=13,
-        connection_pct=76.47,  # not connected: c3, g1, a1, x1
+        connected=11,
+        connection_pct=64.71,  # nobody answered c3, a1 (abandoned), g1 (goodbye), x1 (failed), c6, d2 (messages)
         connection_target_pct=95.0,
         days_with_calls=2,
         days_meeting_target=1,
@@ -554,13 +554,16 @@ def test_centre_indicators(rep: report.Report) -> None:
         callback_pct=25.0,
         tickets_due=6,
         tickets_within=3,
-        within_deadline_pct=50.0,
-    )  # the 5 unit tickets + the operator's
+        within_deadline_pct=50.0,  # the 5 unit tickets + the operator's
+        messages=2,  # beside the rate: c6, d2
+        goodbyes=1,
+        abandoned=2,
+    )
 
 
 def test_connection_rate_per_day_against_the_95_percent_target(rep: report.Report) -> None:
     assert rep.days == (
-        DayFigures(D1, calls=12, ended=12, connected=8, connection_pct=66.67, meets_target=False),
+        DayFigures(D1, calls=12, ended=12, connected=6, connection_pct=50.0, meets_target=False),
         DayFigures(D2, calls=5, ended=5, connected=5, connection_pct=100.0, meets_target=True),
     )
 
@@ -725,3 +728,23 @@ def test_the_glossary_and_the_recording_rules_say_the_same_words() -> None:
     assert " ".join(report.DEPARTMENT_ANSWERED.split()) in rules, "alerts.yml no longer quotes the answered %"
     first_sentence = report.SATISFACTION.split(" Also")[0]
     assert " ".join(first_sentence.split()) in rules, "alerts.yml no longer quotes the report's satisfaction rate"
+    assert report.DEFINITIONS["connection_rate"][1] == report.CONNECTION_RATE
+    assert " ".join(report.CONNECTION_RATE.split()) in rules, "alerts.yml no longer quotes the connection rate"
+
+
+def test_refused_and_fallback_calls_are_offered_and_shown_beside_the_connection_rate(
+    tmp_path: Path, table: RouteTable
+) -> None:
+    log = SqliteCallLog(tmp_path / "calllog.sqlite3")
+    log.start()
+    put(log, "op", "2026-11-02T09:00:00", decision="operator", answered=1, human=20, outcome="operator")
+    put(log, "unit", "2026-11-02T09:10:00", route=GONGAN, answered=1, dial_status="ANSWER", human=12)
+    put(log, "msg", "2026-11-02T09:20:00", route=GONGAN, decision="message", outcome="message")
+    put(log, "ast-1", "2026-11-02T09:30:00", decision="", answered=None, outcome="refused")
+    put(log, "ast-2", "2026-11-02T09:40:00", decision="", answered=None, outcome="fallback")
+    log.close()
+    rows = report.load(SqliteCallLog(tmp_path / "calllog.sqlite3"), D1, D1)
+    centre = report.build(rows, D1, D1, as_of=AS_OF, table=table).centre
+    # A person answered 2 of the 5 offered; the message, the refused and the fallback call are beside it.
+    assert (centre.ended, centre.connected, centre.connection_pct) == (5, 2, 40.0)
+    assert (centre.messages, centre.refused, centre.fallback, centre.goodbyes, centre.abandoned) == (1, 1, 1, 0, 0)

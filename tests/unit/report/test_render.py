@@ -131,7 +131,7 @@ def test_csv_round_trip(rep: Report) -> None:
     assert lvyou == [("total", "4", "75.0"), ("direct", "2", "50.0"), ("via_12345", "2", "100.0")]
     assert units[-1]["unit"] == "全部单位 all units" and units[-1]["routed"] == "12"
     assert [(d["day"], d["connection_pct"], d["meets_target"]) for d in sections["每日趋势 Daily trend"]] == [
-        ("2026-11-02", "66.67", "no"),
+        ("2026-11-02", "50.0", "no"),
         ("2026-11-03", "100.0", "yes"),
     ]
     ledger = sections["号码台账 Number ledger"]
@@ -354,7 +354,7 @@ def test_the_command_writes_each_format(runner: CliRunner, logfile: Path, tmp_pa
     assert result.exit_code == 0, result.output
     assert result.stdout_bytes.startswith(b"\xef\xbb\xbf")
     (centre,) = csv_sections(result.stdout_bytes)["中心指标 Centre indicators"]
-    assert (centre["callback_minutes"], centre["connection_pct"]) == ("60", "76.47")
+    assert (centre["callback_minutes"], centre["connection_pct"]) == ("60", "64.71")
 
     result = run_report(runner, logfile, *period, "--format", "html", "--out", str(tmp_path / "r.out"))
     assert result.exit_code == 0, result.output

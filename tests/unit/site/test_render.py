@@ -136,5 +136,5 @@ def test_site_render_command_writes_the_files(tmp_path: Path) -> None:
         main, ["site", "render", str(EXAMPLE), "--out", str(tmp_path / "etc"), "--secrets", str(tmp_path / "s")]
     )
     assert done.exit_code == 0, done.output
-    assert f"{tmp_path / 'etc'}: 21 files rendered" in done.output
+    assert f"{tmp_path / 'etc'}: 22 files rendered" in done.output
     assert (tmp_path / "etc" / "pjsip.conf").is_file() and (tmp_path / "etc" / "ari_users.conf").is_file()
