@@ -14,6 +14,9 @@
     │                               locked, read-only, full, schema not writable
     ├── QueueFull                   the operator queue already holds max_queue callers (ivr.operators)
     ├── QueueTimeout                a caller waited max_wait_s for an operator without a seat
+    ├── SeatStateError              a seat state change that cannot be made (unknown seat, no reason)
+    ├── TransferRefused             an operator's ask that cannot be done (a number not in routes.yaml,
+    │                               a call that ended); carries the HTTP status the API answers with
     ├── AlertPayloadError           alert relay: the body is not an Alertmanager webhook (ivr.alerts)
     ├── AlertDeliveryError          alert relay: the chat robot did not take the message
     ├── TicketError                 a ticket action refused as asked (ivr.ticketing); nothing changed
@@ -110,6 +113,18 @@ class QueueFull(HotlineError):
 
 class QueueTimeout(HotlineError):
     """The caller waited `max_wait_s` without a seat: the call flow takes a message instead."""
+
+
+class SeatStateError(HotlineError):
+    """A seat state change that cannot be made (unknown seat or state, a pause without reason): nothing changed."""
+
+
+class TransferRefused(HotlineError):
+    """An operator's ask that cannot be done: said to the operator (HTTP 4xx, a log event); nothing changed."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AlertPayloadError(HotlineError):

@@ -145,6 +145,18 @@ class Metrics:
             ["unit", "step"],
             registry=r,
         )
+        self.transfers = Counter(
+            "hotline_transfers_total",
+            "Operators' transfers (consult, three-way, blind), by unit, kind and outcome.",
+            ["unit", "kind", "outcome"],
+            registry=r,
+        )
+        self.seats = Gauge(
+            "hotline_seats",
+            "Operator seats by state (signed_out, ready, busy, paused, wrap_up).",
+            ["state"],
+            registry=r,
+        )
         self.queue_length = Gauge("hotline_operator_queue_length", "Callers waiting for an operator.", registry=r)
         self.queue_wait = Histogram(
             "hotline_operator_queue_wait_seconds",
@@ -308,6 +320,16 @@ class Metrics:
 
     def overflow_step(self, unit: str, step: str) -> None:
         self.overflow.labels(unit or "none", step).inc()
+
+    def transfer_done(self, unit: str, kind: str, outcome: str) -> None:
+        self.transfers.labels(unit, kind, outcome).inc()
+
+    def set_seats(self, statuses: Iterable[str]) -> None:
+        counts = {state: 0 for state in ("signed_out", "ready", "busy", "paused", "wrap_up")}
+        for status in statuses:
+            counts[status] = counts.get(status, 0) + 1
+        for state, n in counts.items():
+            self.seats.labels(state).set(n)
 
     def queue_changed(self, waiting: int) -> None:
         self.queue_length.set(waiting)

@@ -164,8 +164,14 @@ class AriClient:
     async def create_bridge(self, bridge_id: str, name: str = "") -> None:
         await self.request("POST", f"/bridges/{bridge_id}", {"type": "mixing", "name": name or bridge_id})
 
-    async def add_to_bridge(self, bridge_id: str, channels: list[str]) -> None:
-        await self.request("POST", f"/bridges/{bridge_id}/addChannel", {"channel": ",".join(channels)})
+    async def add_to_bridge(self, bridge_id: str, channels: list[str], *, absorb_dtmf: bool = False) -> None:
+        params: dict[str, str | int] = {"channel": ",".join(channels)}
+        if absorb_dtmf:  # the channel's keys reach us (events) but not the bridge's other members
+            params["absorbDTMF"] = "true"
+        await self.request("POST", f"/bridges/{bridge_id}/addChannel", params)
+
+    async def remove_from_bridge(self, bridge_id: str, channel: str) -> None:
+        await self.request("POST", f"/bridges/{bridge_id}/removeChannel", {"channel": channel})
 
     async def destroy_bridge(self, bridge_id: str) -> None:
         await self.request("DELETE", f"/bridges/{bridge_id}")

@@ -19,14 +19,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TypeVar
 
 import structlog
 
 from ivr.ari import events as ev
 from ivr.ari.client import AriClient
-from ivr.call.control import FAILED_DIAL, BridgeResult, DialResult, DialStatus
+from ivr.call.control import FAILED_DIAL, BridgeResult, DialResult, DialStatus, LegEvent
 from ivr.errors import AriConflict, AriError, AriNotFound, CallEnded
 
 log = structlog.get_logger("ivr.call.ari_call")
@@ -40,6 +40,10 @@ PLAYBACK_VARIABLE = "HOTLINE_PLAYBACK"  # the id of the prompt playing now, kept
 
 # How long a created outbound channel may take to enter our app (normally milliseconds).
 STASIS_WAIT_S = 5.0
+
+# What a caller on hold (an operator consulting a department) hears: the lab and the shipped
+# configuration have no music-on-hold files (dialplan/musiconhold.conf), so a soft periodic tone.
+HOLD_MEDIA = ["tone:425/200,0/200,425/200,0/4400"]
 
 
 class AriCall:
@@ -75,6 +79,10 @@ class AriCall:
         self._handing_off = False
         self.bridged_since: float | None = None
         self.bridged_until: float | None = None
+        self._leg_events: deque[LegEvent] = deque()  # keys and hang-ups of dialled legs, in order
+        self._talk: str | None = None  # the bridge of talk_with()
+        self._members: set[str] = set()
+        self._hold: str | None = None  # the hold playback while the caller is held
         register(channel, self)
 
     def _next_id(self, kind: str) -> str:
@@ -104,8 +112,12 @@ class AriCall:
                 if isinstance(event, (ev.ChannelHangupRequest, ev.ChannelDestroyed)):
                     self.hangup_cause = event.cause
                 raise CallEnded("caller_hangup", self.hangup_cause)
+        elif cid in self._outbound and isinstance(event, ev.ChannelDtmfReceived):
+            self._leg_events.append(LegEvent(cid, event.digit))
         elif cid in self._outbound and isinstance(event, (ev.StasisEnd, ev.ChannelDestroyed)):
             self._outbound.discard(cid)
+            self._members.discard(cid)
+            self._leg_events.append(LegEvent(cid, None))
         elif isinstance(event, ev.StasisStart) and cid not in self._outbound:
             # A leg we gave up on entered our app after all: its create timed out on our side
             # (an overloaded Asterisk) but went through. Nobody would ever hang it up.
@@ -209,10 +221,12 @@ class AriCall:
             await self._next(left)
         return self.digits.popleft()
 
-    async def dial(self, endpoint: str, ring_seconds: int, *, caller_id: str, label: str) -> DialResult:
+    async def dial(
+        self, endpoint: str, ring_seconds: int, *, caller_id: str, label: str, ringback: bool = True
+    ) -> DialResult:
         """Ring `endpoint` (a dial string from routes.yaml) and wait for answer or failure.
 
-        The caller hears ringback meanwhile. The channel is created in our app before it is
+        The caller hears ringback meanwhile (unless `ringback` is False). The channel is created in our app before it is
         dialled, so we own it from its first event; on any failure it is hung up here.
         """
         out = self._next_id("out")
@@ -234,7 +248,8 @@ class AriCall:
                 self._outbound.discard(out)
                 result.status = DialStatus.TRUNK_DOWN
                 return result
-            await self._quietly(self._start_playback(ring, ["tone:ring;tonezone=cn"]))
+            if ringback:
+                await self._quietly(self._start_playback(ring, ["tone:ring;tonezone=cn"]))
             try:
                 await self.ari.dial(out, caller=self.channel, timeout=ring_seconds)
             except AriConflict:
@@ -275,8 +290,9 @@ class AriCall:
             result.status = DialStatus.CHANUNAVAIL
             return result
         finally:
-            await self._quietly(self.ari.stop_playback(ring))
-            self._playing.discard(ring)
+            if ringback:
+                await self._quietly(self.ari.stop_playback(ring))
+                self._playing.discard(ring)
             if not result.ok and out in self._outbound:
                 await self._quietly(self.ari.hangup(out))
 
@@ -320,6 +336,61 @@ class AriCall:
                     return BridgeResult("callee", self.talk_seconds, cause)
         finally:
             self.bridged_until = self.bridged_until or time.monotonic()
+
+    async def talk_with(self, legs: Sequence[str], *, hold: bool = False) -> None:
+        """The caller (or, on `hold`, only the legs) in the call's bridge; legs' keys absorbed there."""
+        if self._talk is None:
+            self._talk = self._next_id("talk")
+            await self.ari.create_bridge(self._talk)
+            self._bridges.add(self._talk)
+            self.bridged_since = self.bridged_since or time.monotonic()
+        wanted = {leg for leg in legs if leg in self._outbound}
+        if not hold and legs:
+            wanted.add(self.channel)
+        for channel in self._members - wanted:
+            await self._quietly(self.ari.remove_from_bridge(self._talk, channel))
+            self._members.discard(channel)
+        if hold and self._hold is None:
+            self._hold = self._next_id("hold")
+            await self._quietly(self._start_playback(self._hold, HOLD_MEDIA))
+        elif not hold and self._hold is not None:
+            await self._quietly(self.ari.stop_playback(self._hold))
+            self._playing.discard(self._hold)
+            self._hold = None
+        for channel in sorted(wanted - self._members, key=lambda c: c != self.channel):
+            await self.ari.add_to_bridge(self._talk, [channel], absorb_dtmf=channel != self.channel)
+            self._members.add(channel)
+
+    async def listen(self, legs: Collection[str], command: Awaitable[T]) -> LegEvent | T:
+        """A key or hang-up of one of `legs` (one already seen first), or `command`'s result."""
+        if not self.caller_up:
+            _close(command)
+            raise CallEnded("caller_hangup", self.hangup_cause)
+        task = asyncio.ensure_future(command)
+        try:
+            while True:
+                while self._leg_events:
+                    event = self._leg_events.popleft()
+                    if event.channel in legs:
+                        return event
+                if task.done():
+                    return task.result()
+                getter = asyncio.ensure_future(self.queue.get())
+                done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    self._absorb(getter.result())  # the caller leaving raises CallEnded here
+                else:
+                    getter.cancel()
+        finally:
+            if not task.done():
+                task.cancel()
+
+    async def drop(self, leg: str) -> None:
+        if self._talk is not None and leg in self._members:
+            await self._quietly(self.ari.remove_from_bridge(self._talk, leg))
+            self._members.discard(leg)
+        if leg in self._outbound:
+            await self._quietly(self.ari.hangup(leg))
 
     @property
     def talk_seconds(self) -> float:
@@ -419,6 +490,13 @@ class AriCall:
 
     async def _quietly(self, coro: Awaitable[object]) -> None:
         await quietly(coro)
+
+
+def _close(awaitable: Awaitable[object]) -> None:
+    """Close a coroutine never awaited (it would warn otherwise)."""
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
 
 
 async def quietly(coro: Awaitable[object]) -> None:

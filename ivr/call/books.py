@@ -20,6 +20,7 @@ from ivr.call.control import BridgeResult, DialResult
 from ivr.calllog.records import CallRecord, Leg, Outcome
 from ivr.handoff.webhook import Handoff, WebhookTarget
 from ivr.metrics import Metrics
+from ivr.operators.desk import Desk
 from ivr.operators.queue import SeatPool, Turn
 from ivr.prompts import Prompts
 from ivr.routing.menu import Decision
@@ -67,6 +68,7 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     node: str = ""  # this controller's node id in a cluster (HOTLINE_NODE): part of ticket numbers
     notices: Callable[[RouteTable, str], Sequence[Notice]] | None = None  # (call's table, entry) -> live notices
+    desk: Desk = field(default_factory=Desk)  # the calls operators are on, and their asks (ivr.operators.desk)
 
 
 class Books:
@@ -187,7 +189,7 @@ class Books:
     # -- the operators' queue ---------------------------------------------------------------------
     def queue_joined(self, turn: Turn, pool: SeatPool) -> None:
         self.record.step("queue_joined", position=turn.position)
-        self._svc.metrics.queue_changed(pool.snapshot().waiting)
+        self.queue_changed(pool)
 
     def queue_answered(self, turn: Turn, seat: str) -> None:
         self.record.step("queue_left", waited_seconds=round(turn.waited_seconds, 3), seat=seat)
@@ -202,7 +204,15 @@ class Books:
         self._svc.metrics.queue_left("abandoned", turn.waited_seconds)
 
     def queue_changed(self, pool: SeatPool) -> None:
-        self._svc.metrics.queue_changed(pool.snapshot().waiting)
+        snapshot = pool.snapshot()
+        self._svc.metrics.queue_changed(snapshot.waiting)
+        self._svc.metrics.set_seats([seat.status for seat in snapshot.seats])
+
+    # -- an operator's transfers (ivr.call.transfer) ----------------------------------------------
+    def transferred(self, detail: dict[str, object]) -> None:
+        """One transfer, whatever its outcome: a "transfer" step, and hotline_transfers_total."""
+        self.record.step("transfer", **detail)
+        self._svc.metrics.transfer_done(str(detail["unit"]), str(detail["kind"]), str(detail["outcome"]))
 
     def queue_full(self) -> None:
         self.record.step("queue_full")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -80,6 +80,14 @@ class BridgeResult:
     cause: int = 0
 
 
+@dataclass(frozen=True)
+class LegEvent:
+    """What a dialled leg did while the call listened: pressed `key`, or hung up (key None)."""
+
+    channel: str
+    key: str | None = None
+
+
 class CallControl(Protocol):
     """One citizen's call as the story drives it.
 
@@ -116,11 +124,25 @@ class CallControl(Protocol):
     async def collect_digit(self, timeout: float) -> str | None:
         """One key (a buffered one at once), or None after `timeout` seconds."""
 
-    async def dial(self, endpoint: str, ring_seconds: int, *, caller_id: str, label: str) -> DialResult:
-        """Ring a dial string from routes.yaml until answer or failure; the caller hears ringback."""
+    async def dial(
+        self, endpoint: str, ring_seconds: int, *, caller_id: str, label: str, ringback: bool = True
+    ) -> DialResult:
+        """Ring a dial string from routes.yaml until answer or failure; the caller hears ringback
+        (unless `ringback` is False: they are talking or on hold meanwhile)."""
 
     async def bridge(self, other: str) -> BridgeResult:
         """Talk with the answered channel until either side hangs up."""
+
+    async def talk_with(self, legs: Sequence[str], *, hold: bool = False) -> None:
+        """Arrange the call's one conversation: the caller and exactly `legs` in it — or, with
+        `hold`, the legs without the caller, who hears hold music. Keys pressed on a leg are
+        never passed to the others (an operator's feature codes stay unheard)."""
+
+    async def listen(self, legs: Collection[str], command: Awaitable[T]) -> LegEvent | T:
+        """Wait for a key or a hang-up on one of `legs`, or for `command` (whichever first)."""
+
+    async def drop(self, leg: str) -> None:
+        """Hang up one dialled leg (an operator leaving, a department cancelled)."""
 
     async def record(self, name: str, max_seconds: int = 60, max_silence_seconds: int = 5) -> tuple[str, int]:
         """A voice message: (state, seconds); 'done' when one was kept."""

@@ -27,11 +27,11 @@ import enum
 import selectors
 import time
 from collections import deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from ivr.call.control import BridgeResult, DialResult, DialStatus
+from ivr.call.control import BridgeResult, DialResult, DialStatus, LegEvent
 from ivr.errors import AriError, CallEnded
 from ivr.routing.routes import RouteTable
 
@@ -81,6 +81,9 @@ class Script:
     talk_seconds: float = 60.0
     message_seconds: int = 8  # spoken into the recorder
     message_state: str = "done"  # what the recorder reports ('failed': nothing was kept)
+    # Keys typed on the operator's seat phone: (seconds after the seat answered, keys), a key
+    # every 0.2 s — e.g. ((5, "*13372000#"), (20, "*5#")): consult 市公安局, then complete.
+    seat_keys: tuple[tuple[float, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,10 +115,16 @@ class ScriptedCall:
         self._dialled = 0
         self._started = asyncio.get_running_loop().time()
         self._talked = False  # a conversation ended: key waits from now on are the survey
+        self._leg_end: dict[str, float] = {}  # answered legs still up -> when they hang up (loop time)
+        self._seat_leg: str | None = None  # the first operator line that answered
+        self._seat_keys: deque[tuple[float, str]] = deque()  # (loop time, key) still to be typed
+        self._talk_from: float | None = None
 
     # -- what the story reads ------------------------------------------------------------------
     @property
     def talk_seconds(self) -> float:
+        if self._talk_from is not None:
+            return round(asyncio.get_running_loop().time() - self._talk_from, 3)
         return self._bridged
 
     def verbs(self, *names: str) -> list[tuple[Any, ...]]:
@@ -176,7 +185,9 @@ class ScriptedCall:
         self._note("key", key=key)
         return key
 
-    async def dial(self, endpoint: str, ring_seconds: int, *, caller_id: str, label: str) -> DialResult:
+    async def dial(
+        self, endpoint: str, ring_seconds: int, *, caller_id: str, label: str, ringback: bool = True
+    ) -> DialResult:
         self._alive()
         self._dialled += 1
         channel = f"scripted-out{self._dialled}"
@@ -205,6 +216,12 @@ class ScriptedCall:
         result.started = time.time() - (asyncio.get_running_loop().time() - rang_from)
         if result.ok:
             result.answered = time.time()
+            now = asyncio.get_running_loop().time()
+            self._leg_end[channel] = now + self.script.talk_seconds
+            if endpoint in self._operator_lines and self._seat_leg is None:
+                self._seat_leg = channel
+                for after, keys in self.script.seat_keys:
+                    self._seat_keys.extend((now + after + 0.2 * n, key) for n, key in enumerate(keys))
         return result
 
     async def bridge(self, other: str) -> BridgeResult:
@@ -218,6 +235,49 @@ class ScriptedCall:
         self._bridged = self.script.talk_seconds
         self._talked = True
         return BridgeResult("callee", self._bridged, NORMAL_CLEARING)
+
+    async def talk_with(self, legs: Sequence[str], *, hold: bool = False) -> None:
+        self._alive()
+        if self._talk_from is None:
+            self._talk_from = asyncio.get_running_loop().time()
+        self._note("talk_with", legs=" ".join(legs), hold=hold)
+
+    async def listen(self, legs: Collection[str], command: Awaitable[T]) -> LegEvent | T:
+        try:
+            self._alive()
+            await self._at(HangupStep.TALKING)
+        except BaseException:
+            _discard(command)
+            raise
+        task = asyncio.ensure_future(command)
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                now = loop.time()
+                seat_listened = self._seat_leg in legs and self._seat_leg in self._leg_end
+                if seat_listened and self._seat_keys and self._seat_keys[0][0] <= now:
+                    assert self._seat_leg is not None
+                    key = self._seat_keys.popleft()[1]
+                    self._note("seat_key", key=key)
+                    return LegEvent(self._seat_leg, key)
+                for leg in legs:
+                    if leg in self._leg_end and self._leg_end[leg] <= now:
+                        del self._leg_end[leg]
+                        self._note("leg_hangup", channel=leg)
+                        return LegEvent(leg, None)
+                if task.done():
+                    return task.result()
+                due = [self._leg_end[leg] for leg in legs if leg in self._leg_end]
+                if seat_listened and self._seat_keys:
+                    due.append(self._seat_keys[0][0])
+                await asyncio.wait({task}, timeout=max(0.0, min(due) - now) if due else None)
+        finally:
+            if not task.done():
+                task.cancel()
+
+    async def drop(self, leg: str) -> None:
+        if self._leg_end.pop(leg, None) is not None:
+            self._note("drop", channel=leg)
 
     async def record(self, name: str, max_seconds: int = 60, max_silence_seconds: int = 5) -> tuple[str, int]:
         self._alive()

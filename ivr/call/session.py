@@ -11,9 +11,11 @@ and, whatever happens, in `finally` when it ends.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from ivr.call.books import Books, HandoffSender, Services
 from ivr.call.control import CallControl, DialResult, DialStatus
+from ivr.call.transfer import attend
 from ivr.calllog.records import CallRecord, Outcome
 from ivr.errors import AriError, CallEnded
 from ivr.operators.queue import QueueFull, QueueTimeout
@@ -103,8 +105,10 @@ async def reach_operator(call: CallControl, books: Books, table: RouteTable, svc
     """Connect the caller with a human operator; False if none could be had (take a message).
 
     With seats, the caller waits in the controller's queue hearing their position, and the
-    longest-idle seat is rung; a seat that does not answer passes the caller to the next one
-    while they keep their place. Without seats, the operators' group number is rung once.
+    longest-idle ready seat is rung; a seat that does not answer passes the caller to the next
+    one while they keep their place. The operator may then transfer the call (ivr.call.transfer);
+    a blind transfer nobody answers brings the caller back here, first in line. Without seats,
+    the operators' group number is rung once.
     """
     operators = table.operators
     entry = books.record.entry
@@ -116,39 +120,47 @@ async def reach_operator(call: CallControl, books: Books, table: RouteTable, svc
         await _talk(call, books, result, Outcome.OPERATOR)
         return True
     pool = svc.seats
-    try:
-        async with pool.wait_turn(books.record.call_id, max_wait_s=operators.max_wait_seconds) as turn:
-            books.queue_joined(turn, pool)
-            try:
-                while True:
-                    announced = 0
-                    while turn.seat is None and not turn.timed_out:
-                        if turn.position != announced:
-                            announced = turn.position
-                            await call.play([svc.prompts.sound(queue_prompt(turn.position))])
-                            continue  # the position may have moved while the prompt played
-                        await call.play_until(svc.prompts.hold_media, call.wait(turn.changed(), 30))
-                    seat = await turn.offered()
-                    result = await call.dial(seat.dial_string, operators.ring_seconds, caller_id=entry, label=seat.name)
-                    books.rang_operators(seat.name, result)
-                    if result.ok:
-                        turn.connected(seat)
-                        books.queue_answered(turn, seat.name)
-                        await _talk(call, books, result, Outcome.OPERATOR)
-                        return True
-                    turn.no_answer(seat)
-            except QueueTimeout:
-                books.queue_timed_out(turn)
-                return False
-            except CallEnded:
-                if not books.served:  # hung up while waiting, not after talking
-                    books.queue_abandoned(turn)
-                raise
-            finally:
-                books.queue_changed(pool)
-    except QueueFull:
-        books.queue_full()
-        return False
+    front = False  # back from a blind transfer nobody answered: first in line
+    while True:
+        try:
+            async with pool.wait_turn(books.record.call_id, max_wait_s=operators.max_wait_seconds, front=front) as turn:
+                books.queue_joined(turn, pool)
+                try:
+                    while True:
+                        announced = 0
+                        while turn.seat is None and not turn.timed_out:
+                            if turn.position != announced:
+                                announced = turn.position
+                                await call.play([svc.prompts.sound(queue_prompt(turn.position))])
+                                continue  # the position may have moved while the prompt played
+                            await call.play_until(svc.prompts.hold_media, call.wait(turn.changed(), 30))
+                        seat = await turn.offered()
+                        result = await call.dial(
+                            seat.dial_string, operators.ring_seconds, caller_id=entry, label=seat.name
+                        )
+                        books.rang_operators(seat.name, result)
+                        if result.ok:
+                            turn.connected(seat)
+                            books.queue_answered(turn, seat.name)
+                            books.connected(Outcome.OPERATOR)
+                            leave = partial(turn.release, seat)  # the operator transferred the call
+                            if await attend(call, books, svc, table, seat.name, result.channel, leave) == "ended":
+                                return True
+                            break  # requeued
+                        turn.no_answer(seat)
+                except QueueTimeout:
+                    books.queue_timed_out(turn)
+                    return False
+                except CallEnded:
+                    if not books.served:  # hung up while waiting, not after talking
+                        books.queue_abandoned(turn)
+                    raise
+                finally:
+                    books.queue_changed(pool)
+        except QueueFull:
+            books.queue_full()
+            return False
+        front = True
 
 
 def queue_prompt(position: int) -> str:

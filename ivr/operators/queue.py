@@ -28,6 +28,11 @@ Rules, and why:
   if that seat does not answer they are first again, so "您前面还有N位" never goes backwards.
 - Leaving the `async with` (hangup = exception, or done) takes the caller out of the line and
   frees their seat at once; cleanup is synchronous, so a cancelled task cannot skip it.
+- Only a seat whose operator is signed in and ready is offered a call. A paused (小休) or
+  signed-out seat is never offered one; after each call a seat is in after-call work (话后处理)
+  for `wrap_up_s`, then ready again (or sooner, when its operator says "ready"). Pausing or
+  signing out during a call takes effect when the call ends: a call is never cut by it.
+- A caller sent back to the line after a failed transfer joins at the FRONT (`front=True`).
 - All time comes from the injected `clock` and `sleep` (`time.monotonic` and `asyncio.sleep`
   by default, which agree); tests drive both with a fake. No threads, no module state.
 """
@@ -43,12 +48,33 @@ from typing import Literal
 
 import structlog
 
-from ivr.errors import QueueFull, QueueTimeout
+from ivr.errors import QueueFull, QueueTimeout, SeatStateError
+
+__all__ = ["QueueFull", "QueueTimeout", "SeatChange", "SeatPool", "SeatStateError", "Turn"]
 from ivr.operators.seats import Seat
 
 log = structlog.get_logger("ivr.operators.queue")
 
 SeatState = Literal["idle", "reserved", "busy", "penalty"]
+# Where the operator at a seat stands (the seat states of issue 17), apart from the call it holds.
+Presence = Literal["signed_out", "ready", "paused", "wrap_up"]
+PRESENCES: tuple[Presence, ...] = ("signed_out", "ready", "paused", "wrap_up")
+# What `hotline_seats{state=…}` counts: the presence, with "busy" for a seat ringing or in a call.
+SEAT_STATUSES = ("signed_out", "ready", "busy", "paused", "wrap_up")
+
+
+@dataclass(frozen=True)
+class SeatChange:
+    """One change of a seat's presence, as told to the pool's listeners (call log, metrics)."""
+
+    seat: str
+    state: Presence
+    reason: str
+    by: str  # "api", "dtmf", "cli", "pool" (wrap-up ended, a pending change applied)
+    at: float  # wall-clock time (time.time())
+    pending: bool = False  # asked during a call: applied when it ends
+
+
 _CounterName = Literal["offered", "answered", "no_answer", "abandoned", "timed_out", "rejected"]
 
 
@@ -63,6 +89,14 @@ class SeatView:
     penalty_until: float | None  # set while a no-answer penalty runs (state "penalty")
     call_id: str | None  # the call it is reserved for or connected to
     retiring: bool  # removed by set_seats(): finishing its call, gets no new offers
+    presence: Presence = "ready"
+    reason: str = ""  # why paused
+    after_call: Presence | None = None  # asked during the call: applied when it ends
+
+    @property
+    def status(self) -> str:
+        """One of SEAT_STATUSES: busy while ringing or in a call, else the presence."""
+        return "busy" if self.call_id is not None else self.presence
 
 
 @dataclass(frozen=True)
@@ -95,6 +129,11 @@ class _SeatSlot:
     holder: Turn | None = None
     busy: bool = False  # connected; otherwise a holder means reserved
     retiring: bool = False
+    presence: Presence = "ready"
+    reason: str = ""
+    after_call: Presence | None = None
+    after_reason: str = ""
+    wrap_timer: asyncio.Task[None] | None = None
 
     def penalized(self, now: float) -> bool:
         return self.penalty_until is not None and self.penalty_until > now
@@ -216,11 +255,14 @@ class SeatPool:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_queue: int = 50,
         penalty_s: float = 10.0,
+        wrap_up_s: float = 0.0,
     ) -> None:
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
         self.max_queue = max_queue
         self.penalty_s = penalty_s
+        self.wrap_up_s = wrap_up_s
+        self.listeners: list[Callable[[SeatChange], None]] = []  # told of every presence change
         self._clock = clock
         self._sleep = sleep
         self._slots: dict[str, _SeatSlot] = {}
@@ -235,15 +277,17 @@ class SeatPool:
 
     # -- joining and leaving --------------------------------------------------------------------
     @asynccontextmanager
-    async def wait_turn(self, call_id: str, *, max_wait_s: float | None = None) -> AsyncIterator[Turn]:
-        """Join the end of the line for the block's duration; raises QueueFull if it is full."""
-        turn = self._join(call_id, max_wait_s)
+    async def wait_turn(
+        self, call_id: str, *, max_wait_s: float | None = None, front: bool = False
+    ) -> AsyncIterator[Turn]:
+        """Join the end of the line (the front with `front`) for the block's duration; QueueFull if it is full."""
+        turn = self._join(call_id, max_wait_s, front)
         try:
             yield turn
         finally:
             self._leave(turn)
 
-    def _join(self, call_id: str, max_wait_s: float | None) -> Turn:
+    def _join(self, call_id: str, max_wait_s: float | None, front: bool = False) -> Turn:
         if call_id in self._active:
             raise ValueError(f"call {call_id} is already in the operator queue")
         if len(self._queue) >= self.max_queue:
@@ -253,9 +297,14 @@ class SeatPool:
         now = self._clock()
         turn = Turn(self, call_id, now, max_wait_s)
         self._active.add(call_id)
-        self._queue.append(turn)
-        turn._position = len(self._queue)  # the starting point, not a change to report
-        log.info("operator_queue_joined", call_id=call_id, position=turn.position)
+        if front:  # back from a transfer nobody answered: they have waited already
+            self._queue.insert(0, turn)
+            turn._position = 1
+            self._reposition()
+        else:
+            self._queue.append(turn)
+            turn._position = len(self._queue)  # the starting point, not a change to report
+        log.info("operator_queue_joined", call_id=call_id, position=turn.position, front=front)
         self._dispatch()
         if turn._deadline is not None:
             turn._timer = asyncio.get_running_loop().create_task(
@@ -366,13 +415,73 @@ class SeatPool:
 
     def _free(self, name: str, now: float) -> None:
         slot = self._slots[name]
+        talked = slot.busy
         slot.holder, slot.busy, slot.penalty_until, slot.idle_since = None, False, None, now
         if slot.retiring:
             del self._slots[name]
+            return
+        if slot.after_call is not None:  # asked during the call
+            state, reason = slot.after_call, slot.after_reason
+            slot.after_call, slot.after_reason = None, ""
+            self._presence(slot, state, reason, "pool")
+        elif talked and self.wrap_up_s > 0 and slot.presence == "ready":
+            self._presence(slot, "wrap_up", "", "pool")
+            slot.wrap_timer = asyncio.get_running_loop().create_task(
+                self._wrap_up_ends(slot, now + self.wrap_up_s), name=f"wrap-up-{name}"
+            )
+
+    async def _wrap_up_ends(self, slot: _SeatSlot, until: float) -> None:
+        while (left := until - self._clock()) > 0:
+            await self._sleep(left)
+        slot.wrap_timer = None
+        if slot.presence == "wrap_up" and self._slots.get(slot.seat.name) is slot:
+            self._presence(slot, "ready", "", "pool")
+            self._dispatch()
+
+    # -- seat states (sign in / out, pause, after-call work) ---------------------------------------
+    def set_state(self, seat: str, state: str, reason: str = "", by: str = "api") -> SeatChange:
+        """Sign a seat in ("ready"), out ("signed_out"), pause it (with a reason) or end its wrap-up.
+
+        During a call (ringing or talking) a pause or sign-out is kept and applied when the call
+        ends; "ready" cancels such a pending change. SeatStateError, with nothing changed, for an
+        unknown seat or state, or a pause without a reason.
+        """
+        slot = self._slots.get(seat)
+        if slot is None or slot.retiring:
+            raise SeatStateError(f"no seat '{seat}' (seats: {', '.join(self._slots) or 'none'})")
+        if state not in ("ready", "paused", "signed_out"):
+            raise SeatStateError(f"state must be one of ready, paused, signed_out; got {state!r}")
+        reason = reason.strip()
+        if state == "paused" and not reason:
+            raise SeatStateError("a pause (小休) needs a reason")
+        if len(reason) > 200:
+            raise SeatStateError("a reason is at most 200 characters")
+        presence: Presence = "ready" if state == "ready" else "paused" if state == "paused" else "signed_out"
+        if slot.holder is not None:
+            slot.after_call, slot.after_reason = (None, "") if presence == "ready" else (presence, reason)
+            change = SeatChange(seat, presence, reason, by, time.time(), pending=presence != "ready")
+            log.info("seat_state_pending", seat=seat, state=presence, reason=reason, by=by)
+            return change
+        change = self._presence(slot, presence, reason, by)
+        self._dispatch()
+        return change
+
+    def _presence(self, slot: _SeatSlot, presence: Presence, reason: str, by: str) -> SeatChange:
+        if slot.wrap_timer is not None and presence != "wrap_up":
+            slot.wrap_timer.cancel()
+            slot.wrap_timer = None
+        if presence == "ready" and slot.presence != "ready":
+            slot.idle_since = self._clock()  # longest idle counts from when the operator became ready
+        slot.presence, slot.reason = presence, reason if presence == "paused" else ""
+        change = SeatChange(slot.seat.name, presence, slot.reason, by, time.time())
+        log.info("seat_state_changed", seat=slot.seat.name, state=presence, reason=slot.reason, by=by)
+        for listener in self.listeners:
+            listener(change)
+        return change
 
     def _pick(self, now: float) -> _SeatSlot | None:
         """The idle seat to offer: not on penalty first, then longest idle, then configured order."""
-        idle = [s for s in self._slots.values() if s.holder is None and not s.retiring]
+        idle = [s for s in self._slots.values() if s.holder is None and not s.retiring and s.presence == "ready"]
         if not idle:
             return None
         return min(idle, key=lambda s: (s.penalized(now), s.idle_since, s.order))
@@ -433,6 +542,9 @@ class SeatPool:
                     penalty_until=slot.penalty_until if state == "penalty" else None,
                     call_id=slot.holder.call_id if slot.holder is not None else None,
                     retiring=slot.retiring,
+                    presence=slot.presence,
+                    reason=slot.reason,
+                    after_call=slot.after_call,
                 )
             )
         return PoolSnapshot(

@@ -120,6 +120,26 @@ class Operators:
     ring_seconds: int
     seats: tuple[Seat, ...] = ()
     max_wait_seconds: int = 120
+    wrap_up_seconds: int = 0  # 话后处理: after a call a seat gets no new one for this long (or until "ready")
+
+    @property
+    def dial_string(self) -> str:
+        return f"PJSIP/{self.number}@{self.trunk.endpoint}"
+
+
+TRANSFER_WAYS = ("consult", "three-way", "blind")
+
+
+@dataclass(frozen=True)
+class EmergencyLine:
+    """An emergency service (110/119/120) an operator brings into the call: 12345↔110 linkage."""
+
+    id: str
+    name: str
+    number: str
+    trunk: Trunk
+    ring_seconds: int = 30
+    transfer: str = "three-way"  # how the operator's one-key transfer joins it (TRANSFER_WAYS)
 
     @property
     def dial_string(self) -> str:
@@ -181,6 +201,7 @@ class RouteTable:
     calendar_line: int = field(default=0, compare=False)  # where `calendar:` is (0: not there)
     route_lines: dict[str, int] = field(default_factory=dict, compare=False)  # route id -> line
     notices: tuple[Notice, ...] = ()  # dated announcements (ivr.routing.notices)
+    emergency: tuple[EmergencyLine, ...] = ()  # lines an operator may transfer to besides the routes
     text: str = field(default="", repr=False, compare=False)  # the file as loaded: kept in the routes history
 
     @property
@@ -203,7 +224,11 @@ class RouteTable:
 
     def dialable_numbers(self) -> frozenset[str]:
         """Every number the controller may ever dial: the whole whitelist."""
-        return frozenset({t.number for r in self.routes.values() for t in r.targets} | {self.operators.number})
+        return frozenset(
+            {t.number for r in self.routes.values() for t in r.targets}
+            | {self.operators.number}
+            | {line.number for line in self.emergency}
+        )
 
 
 def digest_of(text: str) -> str:
@@ -243,6 +268,7 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
             "routes",
             "menus",
             "notices",
+            "emergency",
         },
         required={"version", "hotline", "trunks", "operators", "routes", "menus"},
     )
@@ -282,7 +308,8 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
     if "operators" in top:
         fields = (
             top["operators"].mapping(
-                allowed={"number", "trunk", "ring_seconds", "seats", "max_wait_seconds"}, required={"number", "trunk"}
+                allowed={"number", "trunk", "ring_seconds", "seats", "max_wait_seconds", "wrap_up_seconds"},
+                required={"number", "trunk"},
             )
             or {}
         )
@@ -290,6 +317,7 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
         trunk = trunk_ref(fields["trunk"]) if "trunk" in fields else None
         ring = fields["ring_seconds"].integer(5, 120) if "ring_seconds" in fields else 30
         wait = fields["max_wait_seconds"].integer(10, 1800) if "max_wait_seconds" in fields else 120
+        wrap_up = fields["wrap_up_seconds"].integer(0, 600) if "wrap_up_seconds" in fields else 0
         seats: list[Seat] = []
         for item in fields["seats"].sequence() or [] if "seats" in fields else []:
             sfields = item.mapping(allowed={"id", "endpoint"}, required={"id", "endpoint"}) or {}
@@ -302,7 +330,7 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
             elif sid and endpoint:
                 seats.append(Seat(sid, f"PJSIP/{endpoint}"))
         if number and trunk and ring and wait:
-            operators = Operators(number, trunk, ring, tuple(seats), wait)
+            operators = Operators(number, trunk, ring, tuple(seats), wait, wrap_up or 0)
 
     policy = MenuPolicy(key_timeout_seconds=5, max_attempts=3)
     if "menu_policy" in top:
@@ -365,6 +393,8 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
 
     entries = frozenset({hotline_number} | {r.number for r in routes.values() if r.mode is not Mode.MERGE})
     table_notices = notices.parse(top["notices"], entries) if "notices" in top else ()
+    taken = {t.number for r in routes.values() for t in r.targets}
+    emergency = _parse_emergency(top["emergency"], trunk_ref, taken) if "emergency" in top else ()
 
     src.raise_if_problems()
     assert operators is not None  # guaranteed: a missing/invalid operators block is a problem above
@@ -386,7 +416,38 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
         route_lines=route_lines,
         notices=table_notices,
         text=text,
+        emergency=emergency,
     )
+
+
+def _parse_emergency(
+    node: Node, trunk_ref: Callable[[Node], Trunk | None], taken: set[str]
+) -> tuple[EmergencyLine, ...]:
+    """`emergency:` — a list of {id, name, number, trunk, ring_seconds?, transfer?}."""
+    lines: list[EmergencyLine] = []
+    for item in node.sequence() or []:
+        fields = (
+            item.mapping(
+                allowed={"id", "name", "number", "trunk", "ring_seconds", "transfer"},
+                required={"id", "number", "trunk"},
+            )
+            or {}
+        )
+        eid = fields["id"].string(ID_PATTERN, "an id (lower-case letters, digits, - and _)") if "id" in fields else None
+        name = fields["name"].string() if "name" in fields else None
+        number = fields["number"].string(NUMBER_PATTERN, "a phone number (3-15 digits)") if "number" in fields else None
+        trunk = trunk_ref(fields["trunk"]) if "trunk" in fields else None
+        ring = fields["ring_seconds"].integer(5, 120) if "ring_seconds" in fields else 30
+        way = fields["transfer"].choice(TRANSFER_WAYS) if "transfer" in fields else "three-way"
+        if eid and any(line.id == eid for line in lines):
+            fields["id"].problem(f"emergency: duplicate id '{eid}'")
+            continue
+        if number and (number in taken or any(line.number == number for line in lines)):
+            fields["number"].problem(f"emergency: number {number} is already used by a route or another line")
+            continue
+        if eid and number and trunk and ring and way:
+            lines.append(EmergencyLine(eid, name or number, number, trunk, ring, way))
+    return tuple(lines)
 
 
 def _parse_deadlines(node: Node, units: set[str]) -> DeadlinePolicy:

@@ -133,3 +133,40 @@ def test_the_parser_needs_only_the_seat_type_not_the_runtime_queue() -> None:
     code = "import sys, ivr.routing.routes; print('ivr.operators.queue' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert result.stdout.strip() == "False"
+
+
+# -- emergency lines (issue 17) -------------------------------------------------------------------
+
+
+def test_emergency_lines_are_typed_and_only_they_join_the_dialable_numbers() -> None:
+    table = routes.load(Path(__file__).resolve().parents[3] / "routes.yaml")
+    assert [(e.id, e.number, e.transfer) for e in table.emergency] == [
+        ("police", "110", "three-way"),
+        ("fire", "119", "three-way"),
+        ("ambulance", "120", "three-way"),
+    ]
+    assert {"110", "119", "120"} <= table.dialable_numbers()
+    assert table.operators.wrap_up_seconds == 5
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('  - {id: police, number: "11O", trunk: departments}', "emergency[0].number '11O' is not a phone number"),
+        ('  - {id: police, number: "110", trunk: nowhere}', "unknown trunk 'nowhere'"),
+        ('  - {id: police, number: "110", trunk: departments, transfer: later}', "must be one of consult, three-way"),
+        ('  - {id: police, number: "3372000", trunk: departments}', "number 3372000 is already used"),
+        ("  - {id: police, trunk: departments}", "missing"),
+    ],
+)
+def test_a_bad_emergency_line_is_refused_with_its_line(line: str, message: str) -> None:
+    text = (Path(__file__).resolve().parents[3] / "routes.yaml").read_text(encoding="utf-8")
+    old = '  - {id: police, name: 110报警服务台, number: "110", trunk: departments}'
+    assert old in text
+    bad = text.replace(old, line)
+    with pytest.raises(RoutesError) as refused:
+        routes.parse(bad, "routes.yaml")
+    where = bad[: bad.index(line)].count("\n") + 1
+    assert any(f"routes.yaml:{where}:" in str(p) and message in str(p) for p in refused.value.problems), [
+        str(p) for p in refused.value.problems
+    ]
