@@ -15,7 +15,7 @@ TABLE = routes.load(Path(__file__).resolve().parents[3] / "routes.yaml")
 
 def typed(keys: str) -> list[tuple[str, str]]:
     codes = FeatureCodes()
-    out = []
+    out: list[tuple[str, str]] = []
     for key in keys:
         command = codes.feed(key)
         if command is not None:
