@@ -36,8 +36,10 @@ class Retention(Backend):
           (the number was last given to us then); the masked form and the keyed hash stay, so
           the entry still counts in reports. A new missed call from the caller restores it.
         - Calls that started more than `keep_calls_days` ago are deleted with their steps and
-          callback links, as are closed tickets created before then and done callback entries
-          with no call left. Open tickets and open callback entries are never deleted.
+          callback links, as are closed tickets created before then (with their lifecycle events)
+          and done callback entries with no call left. Open tickets and open callback entries are
+          never deleted. The tickets API's idempotency answers go after a day (its nonces after
+          ten minutes, as it writes new ones: ivr.ticketing.api).
 
         Synchronous and safe while a controller writes (it waits for the write lock). What
         happens to the erased bytes afterwards is the backend's (`_after_purge`). `dry_run`
@@ -59,7 +61,14 @@ class Retention(Backend):
             ("steps_deleted", f"DELETE FROM call_steps WHERE call_id IN ({old_calls})"),
             ("callback_calls_deleted", f"DELETE FROM callback_calls WHERE call_id IN ({old_calls})"),
             ("calls_deleted", "DELETE FROM calls WHERE started_at < :calls"),
+            (
+                "ticket_events_deleted",
+                "DELETE FROM ticket_events WHERE ticket_id IN"
+                " (SELECT ticket_id FROM tickets WHERE status = 'closed' AND created_at < :calls)",
+            ),
             ("tickets_deleted", "DELETE FROM tickets WHERE status = 'closed' AND created_at < :calls"),
+            # The tickets API's replay and retry memory (ivr.ticketing.api): a day is far past any window.
+            ("api_requests_deleted", "DELETE FROM api_idempotency WHERE at < :day"),
             (
                 "callbacks_deleted",
                 (
@@ -68,7 +77,7 @@ class Retention(Backend):
                 ),
             ),
         )
-        params = {"numbers": numbers_before, "calls": calls_before}
+        params = {"numbers": numbers_before, "calls": calls_before, "day": now - 86400.0}
         counts: dict[str, int] = {}
         with self._session("purge") as db:
             self._begin_exclusive(db)

@@ -111,7 +111,9 @@ def test_a_purge_erases_numbers_no_longer_needed_and_records_past_three_years(pa
         "steps_deleted": 6,
         "callback_calls_deleted": 3,
         "calls_deleted": 3,
+        "ticket_events_deleted": 2,  # the old closed ticket's opening and close (ivr.ticketing)
         "tickets_deleted": 1,
+        "api_requests_deleted": 0,
         "callbacks_deleted": 1,
     }
     if not is_url(path):
@@ -168,7 +170,9 @@ def test_cli_purge_prints_the_counts_and_dry_run_keeps_everything(path: str) -> 
         "steps_deleted": 12,
         "callback_calls_deleted": 6,
         "calls_deleted": 6,
+        "ticket_events_deleted": 4,
         "tickets_deleted": 2,
+        "api_requests_deleted": 0,
         "callbacks_deleted": 2,
     }
     assert dump(path) == before

@@ -11,7 +11,7 @@ import pytest
 
 from ivr.calllog import CallLog, open_calllog
 from ivr.ticketing.lifecycle import State, TicketError, TransitionRefused, UnknownTicket, WrongUnit
-from ivr.ticketing.store import SQLITE_V4_COLUMNS, TicketBook
+from ivr.ticketing.store import SQLITE_V4_COLUMNS, TicketBook, transaction
 from ivr.tickets import DeadlinePolicy, new_ticket, to_epoch
 
 
@@ -145,3 +145,25 @@ def test_a_version_3_file_is_upgraded_and_its_closed_tickets_are_closed_in_the_l
     # A budget not stored is the one its deadline was given: reopening gives those 3 workdays again.
     change = TicketBook(log).act(tid, "reopen", actor="cli:li", at=at("2026-11-06 15:00"), reason="复核")
     assert (change.ticket["state"], change.ticket["deadline_at"]) == ("opened", at("2026-11-11 15:00"))
+
+
+def test_purge_takes_closed_tickets_with_their_events_and_the_apis_old_answers(calllog: CallLog) -> None:
+    closed, still_open = open_ticket(calllog), open_ticket(calllog)
+    written(calllog)
+    book = TicketBook(calllog)
+    book.act(closed, "reply", actor="unit:water", at=at("2026-11-03 10:00"), text="已处理")
+    book.act(closed, "close", actor="unit:water", at=at("2026-11-03 11:00"))
+    book.act(still_open, "accept", actor="unit:water", at=at("2026-11-03 10:00"))
+    with transaction(calllog) as db:
+        db.execute(
+            "INSERT INTO api_idempotency (key_id, idempotency_key, request, status, response, at)"
+            " VALUES ('shuiwu', 'k1', 'd', 200, '{}', ?)",
+            (at("2026-11-03 10:00"),),
+        )
+    three_years_on = at("2029-12-01 00:00")
+    counts = calllog.purge(three_years_on)
+    assert (counts["tickets_deleted"], counts["ticket_events_deleted"], counts["api_requests_deleted"]) == (1, 3, 1)
+    assert [t["ticket_id"] for t in calllog.tickets()] == [still_open]
+    assert len(book.events(still_open)) == 2
+    with transaction(calllog) as db:
+        assert db.rows("SELECT * FROM ticket_events WHERE ticket_id = ?", (closed,)) == []
