@@ -27,6 +27,7 @@ import click
 from ivr.errors import RoutesError, TicketError
 from ivr.exitcode import ExitCode
 from ivr.routing.calendar import PACKAGE_ONLY, Calendar
+from ivr.routing.routes import RouteTable
 from ivr.ticketing.keys import KeyStore, keys_dir
 from ivr.ticketing.lifecycle import MAX_EXTEND_WORKDAYS, URGENCIES, State
 from ivr.ticketing.store import TicketBook
@@ -54,15 +55,16 @@ def _local(seconds: float | None) -> str:
     return "-" if seconds is None else from_epoch(seconds).strftime("%Y-%m-%d %H:%M")
 
 
-def _calendar(routes_path: str | None) -> Calendar:
+def _table(routes_path: str | None) -> RouteTable | None:
+    """The routing table (its calendar counts the workdays, its units are the ones to dispatch to)."""
     from ivr.routing import routes
 
     path = routes_path or "routes.yaml"
     if routes_path is None and not Path(path).is_file():
         click.echo("hotline: no routes.yaml here: workdays from the packaged official calendar only", err=True)
-        return PACKAGE_ONLY
+        return None
     try:
-        return routes.load(path).calendar
+        return routes.load(path)
     except RoutesError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -137,7 +139,15 @@ def _act(calllog: str | None, routes_path: str | None, ticket_id: str, action: s
     from ivr.editing_cli import _author
 
     logs.configure()  # each action is also a log line (stderr), for the shift's journal
-    book = _book(calllog, _calendar(routes_path))
+    table = _table(routes_path)
+    unit = kw.get("unit")
+    if table is not None and unit is not None and unit not in {r.unit for r in table.routes.values()}:
+        known = ", ".join(sorted({r.unit for r in table.routes.values()}))
+        click.echo(
+            f"hotline: --unit {unit!r} is no unit of {table.source} (one of: {known}); nothing changed", err=True
+        )
+        sys.exit(ExitCode.INPUT)
+    book = _book(calllog, table.calendar if table is not None else PACKAGE_ONLY)
     with _refusals():
         change = book.act(ticket_id, action, actor=f"cli:{_author(by)}", **kw)
     row = change.ticket

@@ -1,6 +1,7 @@
 """The tickets API as a unit or partner sees it: signed requests move their own tickets, and nothing else.
 
-A real aiohttp server on loopback, the API's handlers on an SQLite call log, keys in a temporary directory.
+A real aiohttp server on loopback, the API's handlers on a call log (SQLite, then PostgreSQL: the nonces and
+idempotency keys live there), keys in a temporary directory.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ async def send(
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    log = open_calllog(tmp_path / "calllog.sqlite3")
+async def world(target: str, tmp_path: Path) -> AsyncIterator[World]:
+    log = open_calllog(target, tmp_path / "journal")
     log.start()
     opened = {}
     for name, kind, unit in (
@@ -225,3 +226,12 @@ async def test_a_partners_reply_closes_the_hand_off_and_its_status_is_pushed_sig
         tid,
         "closed",
     )
+
+
+def test_the_readmes_signing_recipe_is_the_apis() -> None:
+    import hashlib
+    import hmac
+
+    secret, ts, nonce, path, body = "s" * 64, 1796000000, "abcdef012345", "/api/v1/tickets/X/reply", b'{"text":"x"}'
+    readme = hmac.new(secret.encode(), f"{ts}.{nonce}.POST {path}.".encode() + body, hashlib.sha256).hexdigest()
+    assert signature(secret, ts, nonce, "POST", path, body) == "sha256=" + readme

@@ -70,6 +70,10 @@ def test_a_refused_action_says_why_and_changes_nothing(ticket: tuple[str, str]) 
     assert err == f"hotline: ticket {tid} is opened: accept needs it dispatched; nothing changed\n"
     code, _, err = run("tickets", "show", "12345-20991231-000000", "--calllog", path)
     assert (code, err) == (1, "hotline: no ticket 12345-20991231-000000; nothing changed\n")
+    code, _, err = run(
+        "tickets", "dispatch", tid, "--unit", "火星局", "--calllog", path, "--routes", str(ROOT / "routes.yaml")
+    )
+    assert code == 1 and err.startswith("hotline: --unit '火星局' is no unit of")
     code, _, err = run("tickets", "extend", tid, "--workdays", "30", "--reason", "r", "--calllog", path)
     assert code == 2 and "30 is not in the range 1<=x<=10" in err
     assert run("tickets", "show", tid, "--calllog", path)[1] == before
