@@ -276,6 +276,8 @@ def node_controller(node: Node, calllog: str = "") -> ControllerProcess:
             "HOTLINE_STATE": str(workdir),
             "HOTLINE_CALLLOG": calllog,
             "HOTLINE_METRICS_ADDR": f"127.0.0.1:{node.metrics}",
+            # What the node's own Asterisk wrote of refused and fallback calls (its astlogdir).
+            "HOTLINE_ASTERISK_EVENTS": str(ROOT / f"var/log/hotline-{node.name}/hotline-events.db"),
             "HOTLINE_NODE": node.name,
         },
     )
