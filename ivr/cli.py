@@ -430,6 +430,10 @@ from ivr.ticketing.cli import api_keys, tickets  # noqa: E402 — `hotline ticke
 main.add_command(tickets)
 main.add_command(api_keys)
 
+from ivr.console.cli import operators  # noqa: E402 — `hotline operators …`: the console's accounts
+
+main.add_command(operators)
+
 
 # -- retention (PIPL) and the call log's journal ---------------------------------------------------
 

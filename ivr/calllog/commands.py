@@ -297,6 +297,10 @@ def decode(entry: dict[str, Any]) -> Write:
         from ivr.calllog.editing import RoutesLive
 
         return RoutesLive.from_json({k: v for k, v in entry.items() if k != "kind"})
+    if entry["kind"] == "console_action":  # the console's audit trail lives with the console
+        from ivr.console.audit import ConsoleAction
+
+        return ConsoleAction.from_json({k: v for k, v in entry.items() if k != "kind"})
     return _KINDS[entry["kind"]]({k: v for k, v in entry.items() if k != "kind"})
 
 

@@ -41,6 +41,7 @@ from ivr.calllog import CallLog, is_url
 from ivr.calllog.backend import SCHEMA_VERSION
 from ivr.calllog.commands import Db, to_pyformat
 from ivr.calllog.editing import POSTGRES_V3
+from ivr.console.audit import POSTGRES_AUDIT
 from ivr.errors import StorageUnavailable
 from ivr.ticketing.store import POSTGRES_V4
 
@@ -142,7 +143,7 @@ _V2 = (
 )
 
 # 3: ivr.calllog.editing, 4: ivr.ticketing.store
-_STEPS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 3: POSTGRES_V3, 4: POSTGRES_V4}
+_STEPS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 3: POSTGRES_V3, 4: POSTGRES_V4, 5: POSTGRES_AUDIT}
 
 # SQLSTATEs that say "the storage, not this write" (journal it): connection exception,
 # insufficient resources (disk full, out of memory, too many connections), operator

@@ -46,6 +46,7 @@ from ivr.calllog.commands import (
 from ivr.calllog.commands import decode as _decode
 from ivr.calllog.commands import encode as _encode
 from ivr.calllog.editing import SQLITE_V3
+from ivr.console.audit import sqlite_audit_table
 from ivr.ticketing.store import sqlite_to_v4
 
 __all__ = [
@@ -249,7 +250,13 @@ class SqliteCallLog(CallLog):
         two processes opening the same old file upgrade it once. A file from newer code is
         left as it is (its extra tables and columns do not disturb this code).
         """
-        steps: dict[int, Callable[[Db], None]] = {1: _to_v1, 2: _to_v2, 3: _to_v3, 4: sqlite_to_v4}
+        steps: dict[int, Callable[[Db], None]] = {
+            1: _to_v1,
+            2: _to_v2,
+            3: _to_v3,
+            4: sqlite_to_v4,
+            5: sqlite_audit_table,
+        }
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version >= SCHEMA_VERSION:
             if version > SCHEMA_VERSION:

@@ -37,6 +37,9 @@ from ivr.call.session import Services, handle_call
 from ivr.calllog import open_calllog
 from ivr.calllog.evidence import Importer
 from ivr.calllog.records import CallRecord
+from ivr.console.accounts import AccountStore
+from ivr.console.screen import Hotline
+from ivr.console.web import Console
 from ivr.controller.editing import RouteEditing
 from ivr.controller.sdnotify import Notifier
 from ivr.errors import AriError, CallLogError, ConfigError, RoutesError
@@ -127,6 +130,19 @@ class Controller:
         book = TicketBook(self.calllog, table.calendar, clock=lambda: tickets.to_epoch(self.services.clock()))
         self.tickets_api = TicketsApi(book, KeyStore(keys_dir(settings.environ or None)), pusher=self.webhooks)
         self._staged: tuple[int, Services] | None = None  # the staged table's services, by stage id
+        self.records: dict[str, CallRecord] = {}  # calls in progress, by call id: the console's screen pop
+        self.console = Console(
+            Hotline(
+                self.seats,
+                lambda: self.services.desk,
+                self.calllog,
+                lambda: self.table,
+                self.records.get,
+                lambda: self.tickets_api.book,
+                lambda: self.services,
+            ),
+            AccountStore.in_state(state),
+        )
         self.dispatcher = Dispatcher(self._start_call, self._hangup_orphan)
         self.ari = AriClient(settings.ari)
         self.accepting = True
@@ -298,6 +314,7 @@ class Controller:
         app.router.add_get("/metrics", handle)
         app.router.add_get("/health", health)
         app.router.add_routes(self.tickets_api.routes())
+        app.add_subapp("/console/", self.console.app())  # the operators' console (ivr.console.web)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = self.settings.metrics_addr
@@ -308,7 +325,12 @@ class Controller:
             raise ConfigError(
                 f"HOTLINE_METRICS_ADDR {host}:{port}: cannot listen: {exc.strerror} (another controller running?)"
             ) from None
-        log.info("metrics_listening", address=f"{host}:{port}", tickets_api=f"http://{host}:{port}/api/v1/tickets")
+        log.info(
+            "metrics_listening",
+            address=f"{host}:{port}",
+            tickets_api=f"http://{host}:{port}/api/v1/tickets",
+            console=f"http://{host}:{port}/console/",
+        )
         return runner
 
     async def _refresh_gauges(self, interval: float = 15.0) -> None:
@@ -453,11 +475,13 @@ class Controller:
         structlog.contextvars.bind_contextvars(
             call_id=record.call_id, entry=record.entry, channel=record.channel_id, caller=record.caller_masked
         )
+        self.records[record.call_id] = record
         try:
             await handle_call(call, record, table, services)
         except Exception:
             log.exception("call_crashed")
         finally:
+            self.records.pop(record.call_id, None)
             self.metrics.call_on_routes(role, record.outcome)
 
     def _hangup_orphan(self, start: ev.StasisStart) -> None:

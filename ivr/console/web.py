@@ -1,0 +1,378 @@
+"""The operator console: an aiohttp sub-application mounted at /console/ on the controller's HTTP server
+(loopback by default, HOTLINE_METRICS_ADDR; put TLS or a reverse proxy in front for other machines).
+
+    GET  /console/login           the login form              POST /console/login     sign in
+    POST /console/logout          sign out
+    GET  /console/                the operator's page (server-rendered, a little plain JS)
+    GET  /console/events          live updates (Server-Sent Events): the seat, the screen pop
+    POST /console/seat            {"state": "ready" | "paused" | "signed_out", "reason": "..."}: my seat
+    POST /console/calls/{call_id}/transfer   {"kind": consult|three-way|blind|emergency, "target": ...}
+    POST /console/calls/{call_id}/complete   POST /console/calls/{call_id}/cancel
+    POST /console/calls/{call_id}/ticket     {"summary", "category", "unit", "urgency"}: the call's ticket
+    GET  /console/supervisor      every seat, the queue (supervisor role)
+
+Every route but the login form needs a session of its role (ROLE_OF: the test lists the routes from
+the app itself and checks each); every POST needs the session's CSRF token. A refusal is JSON
+{"error": ...} with a 4xx status and changes nothing; every action and refusal is audited in the
+call log (ivr.console.audit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import structlog
+from aiohttp import web
+
+from ivr.calllog.records import CallRecord
+from ivr.console.accounts import AccountStore
+from ivr.console.audit import ConsoleAction
+from ivr.console.screen import Hotline, history, pop, seat_state, seat_view, transfer_targets
+from ivr.console.sessions import COOKIE, Session, Sessions, csrf_ok
+from ivr.errors import HotlineError, SeatStateError, TicketError, TransferRefused, UnknownTicket
+from ivr.operators.desk import TRANSFER_ACTIONS, Command
+from ivr.ticketing.lifecycle import URGENCIES
+from ivr.tickets import new_ticket
+
+log = structlog.get_logger("ivr.console.web")
+
+MAX_BODY = 8192
+REPLY_WAIT_S = 3.0  # how long a transfer ask waits to hear the call take it
+EVENT_INTERVAL_S = 1.0
+LOGIN_COOKIE = "hotline_login"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Which role each route needs: None = anyone (the login itself), "any" = any signed-in account.
+ROLE_OF: dict[str, str | None] = {
+    "login_form": None,
+    "login": None,
+    "logout": "any",
+    "page": "operator",
+    "events": "operator",
+    "seat": "operator",
+    "call_action": "operator",
+    "ticket": "operator",
+    "supervisor": "supervisor",
+    "supervisor_events": "supervisor",
+}
+
+SESSION_KEY = web.RequestKey("session", Session)
+
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+class Refused(HotlineError):
+    """A console request refused with an HTTP status; nothing was changed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _refuse(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+class Console:
+    def __init__(self, hotline: Hotline, accounts: AccountStore, sessions: Sessions | None = None) -> None:
+        self.hotline = hotline
+        self.accounts = accounts
+        self.sessions = sessions or Sessions()
+        self._history: dict[str, dict[str, Any]] = {}  # call id -> the caller's history, read once per call
+
+    # -- the app ----------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY)
+        app.router.add_get("/login", self._login_form, name="login_form")
+        app.router.add_post("/login", self._login, name="login")
+        app.router.add_post("/logout", self._logout, name="logout")
+        app.router.add_get("/", self._page, name="page")
+        app.router.add_get("/events", self._events, name="events")
+        app.router.add_post("/seat", self._seat, name="seat")
+        app.router.add_post("/calls/{call_id}/ticket", self._ticket, name="ticket")
+        app.router.add_post("/calls/{call_id}/{action}", self._call_action, name="call_action")
+        app.router.add_get("/supervisor", self._supervisor, name="supervisor")
+        app.router.add_get("/supervisor/events", self._supervisor_events, name="supervisor_events")
+        return app
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Session, role and CSRF for every route, before its handler runs (ROLE_OF)."""
+        name = request.match_info.route.name
+        if name is None or name not in ROLE_OF:  # 404/405 from the router, or a route nobody classified
+            if name is not None:
+                return _refuse(403, "route without a role")
+            return await handler(request)
+        role = ROLE_OF[name]
+        if role is None:
+            return await handler(request)
+        session = self.sessions.get(request.cookies.get(COOKIE))
+        if session is None:
+            if request.method == "GET" and name in ("page", "supervisor"):
+                raise web.HTTPSeeOther(request.app.router["login_form"].url_for())
+            return _refuse(401, "sign in first (the session is missing or expired)")
+        if role != "any" and session.role != role:
+            self._audit(request, session, name, "", f"refused: needs the {role} role")
+            return _refuse(403, f"this needs the {role} role; {session.name} is {session.role}")
+        if request.method == "POST":
+            token = request.headers.get("X-CSRF-Token")
+            if token is None and request.content_type == "application/x-www-form-urlencoded":
+                token = str((await request.post()).get("csrf", ""))
+            if not csrf_ok(session, token):
+                self._audit(request, session, name, "", "refused: bad CSRF token")
+                return _refuse(403, "the CSRF token is missing or wrong: reload the page")
+        request[SESSION_KEY] = session
+        return await handler(request)
+
+    # -- audit ------------------------------------------------------------------------------------
+    def _audit(
+        self, request: web.Request, who: Session | str, action: str, target: str, result: str, **detail: Any
+    ) -> None:
+        account, role = (who.name, who.role) if isinstance(who, Session) else (who, "")
+        entry = ConsoleAction(
+            time.time(),
+            account[:40],
+            role,
+            request.remote or "",
+            action,
+            target[:80],
+            result[:300],
+            json.dumps(detail, ensure_ascii=False),
+        )
+        self.hotline.calllog.record(entry)
+        log.info("console_action", account=entry.account, action=action, target=entry.target, result=entry.result)
+
+    # -- login ------------------------------------------------------------------------------------
+    async def _login_form(self, request: web.Request, error: str = "", status: int = 200) -> web.Response:
+        token = secrets.token_urlsafe(24)
+        html = _templates.get_template("login.html.j2").render(token=token, error=error)
+        response = web.Response(text=html, content_type="text/html", status=status)
+        response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="Strict", path="/console/")
+        return response
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        name, password = str(form.get("name", ""))[:40], str(form.get("password", ""))
+        sent, kept = str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "")
+        if not kept or not secrets.compare_digest(sent.encode(), kept.encode()):
+            self._audit(request, name, "login", "", "refused: bad login form token")
+            return await self._login_form(request, "The form expired: try again.", 403)
+        account = await asyncio.to_thread(self.accounts.verify, name, password)
+        if account is None:
+            self._audit(request, name, "login", "", "refused: wrong name or password")
+            return await self._login_form(request, "Wrong name or password.", 401)
+        session = self.sessions.open(account)
+        self._audit(request, session, "login", account.seat, "ok")
+        page = "supervisor" if account.role == "supervisor" else "page"
+        response = web.Response(status=303, headers={"Location": str(request.app.router[page].url_for())})
+        response.set_cookie(COOKIE, session.id, httponly=True, samesite="Strict", path="/console/")
+        response.del_cookie(LOGIN_COOKIE, path="/console/")
+        return response
+
+    async def _logout(self, request: web.Request) -> web.StreamResponse:
+        session = request[SESSION_KEY]
+        self.sessions.close(session.id)
+        self._audit(request, session, "logout", "", "ok")
+        response = web.Response(status=303, headers={"Location": str(request.app.router["login_form"].url_for())})
+        response.del_cookie(COOKIE, path="/console/")
+        return response
+
+    # -- the operator's page ----------------------------------------------------------------------
+    async def _page(self, request: web.Request) -> web.Response:
+        session = request[SESSION_KEY]
+        html = _templates.get_template("console.html.j2").render(
+            name=session.name,
+            seat=session.account.seat,
+            csrf=session.csrf,
+            targets=transfer_targets(self.hotline.table()),
+            urgencies=URGENCIES,
+        )
+        return web.Response(text=html, content_type="text/html")
+
+    async def state_of(self, session: Session) -> dict[str, Any]:
+        """What the operator's page shows now: their seat, and the screen pop of the call at it."""
+        view = seat_view(self.hotline, session.account.seat)
+        if view is None:
+            return {"seat": {"seat": session.account.seat, "state": "unknown"}, "call": None}
+        call = pop(self.hotline, view)
+        if call is not None:
+            if call["call_id"] not in self._history:
+                record = self.hotline.record(call["call_id"])
+                assert record is not None
+                self._history[call["call_id"]] = await asyncio.to_thread(
+                    history, self.hotline.calllog, record.caller_hash, record.call_id
+                )
+                while len(self._history) > 200:
+                    self._history.pop(next(iter(self._history)))
+            call.update(self._history[call["call_id"]])
+        return {"seat": seat_state(view), "call": call}
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        session = request[SESSION_KEY]
+        return await self._stream(request, session, lambda: self.state_of(session))
+
+    async def _stream(
+        self, request: web.Request, session: Session, state: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
+        await response.prepare(request)
+        sent = ""
+        while self.sessions.get(session.id) is session:
+            now = json.dumps(await state(), ensure_ascii=False, sort_keys=True)
+            if now != sent:
+                await response.write(f"data: {now}\n\n".encode())
+                sent = now
+            else:
+                await response.write(b": keep-alive\n\n")
+            await asyncio.sleep(EVENT_INTERVAL_S)
+        await response.write(b'event: expired\ndata: "sign in again"\n\n')
+        return response
+
+    async def _body(self, request: web.Request) -> dict[str, str]:
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Refused(400, f"the body is not JSON: {exc}") from None
+        if not isinstance(body, dict) or not all(isinstance(v, str) for v in body.values()):
+            raise Refused(400, 'the body must be a JSON object of strings, e.g. {"state": "ready"}')
+        return body
+
+    async def _seat(self, request: web.Request) -> web.Response:
+        session = request[SESSION_KEY]
+        try:
+            body = await self._body(request)
+            seat = body.get("seat", session.account.seat)
+            if seat != session.account.seat:
+                raise Refused(403, f"seat {seat[:40]} is not yours ({session.name} sits at {session.account.seat})")
+            change = self.hotline.seats.set_state(seat, body.get("state", ""), body.get("reason", ""), by="console")
+        except Refused as exc:
+            self._audit(request, session, "seat_state", session.account.seat, f"refused: {exc}")
+            return _refuse(exc.status, str(exc))
+        except SeatStateError as exc:
+            self._audit(request, session, "seat_state", session.account.seat, f"refused: {exc}")
+            return _refuse(400, str(exc))
+        self._audit(request, session, "seat_state", seat, "ok", state=change.state, pending=change.pending)
+        return web.json_response({"seat": seat, "state": change.state, "pending": change.pending})
+
+    async def _call_action(self, request: web.Request) -> web.Response:
+        session = request[SESSION_KEY]
+        call_id, action = request.match_info["call_id"], request.match_info["action"]
+        try:
+            body = await self._body(request)
+            if action == "transfer":
+                kind = body.get("kind", "")
+                if kind not in TRANSFER_ACTIONS:
+                    raise Refused(400, f"kind must be one of {', '.join(sorted(TRANSFER_ACTIONS))}; got {kind[:20]!r}")
+                command = Command(kind, body.get("target", ""), by="console")  # type: ignore[arg-type]
+            elif action in ("complete", "cancel"):
+                command = Command("complete" if action == "complete" else "cancel", by="console")
+            else:
+                raise Refused(404, f"unknown action {action[:20]!r} (transfer, complete, cancel)")
+            command.reply = asyncio.get_running_loop().create_future()
+            self.hotline.desk().submit(call_id, command, seat=session.account.seat)
+        except Refused as exc:
+            self._audit(request, session, action[:20], call_id, f"refused: {exc}")
+            return _refuse(exc.status, str(exc))
+        except TransferRefused as exc:
+            self._audit(request, session, action[:20], call_id, f"refused: {exc}")
+            return _refuse(exc.status, str(exc))
+        try:
+            said = await asyncio.wait_for(asyncio.shield(command.reply), REPLY_WAIT_S)
+        except TimeoutError:
+            said = "queued"
+        self._audit(request, session, action, call_id, said, kind=command.action, to=command.target[:40])
+        if said.startswith("refused"):
+            return _refuse(409, said)
+        return web.json_response({"call_id": call_id, "result": said}, status=202 if said == "queued" else 200)
+
+    async def _ticket(self, request: web.Request) -> web.Response:
+        """The ticket form: the call's ticket gets its 诉求 summary, category and urgency, dispatched to the unit."""
+        session = request[SESSION_KEY]
+        call_id = request.match_info["call_id"]
+        try:
+            body = await self._body(request)
+            live = self.hotline.desk().on_seat(session.account.seat)
+            if live is None or live.call_id != call_id:
+                raise Refused(409, f"call {call_id[:40]} is not at your seat now (ended or transferred)")
+            record = self.hotline.record(call_id)
+            if record is None:
+                raise Refused(409, f"call {call_id[:40]} has already ended")
+            unit = body.get("unit", "")
+            if unit not in {r.unit for r in self.hotline.table().routes.values()}:
+                raise Refused(422, f"unit {unit[:40]!r} is not a unit of routes.yaml")
+            if not body.get("summary", "").strip():
+                raise Refused(400, "the 诉求 summary is empty")
+            ticket_id = await self._ticket_of(record)
+            change = await asyncio.to_thread(
+                self.hotline.tickets().act,
+                ticket_id,
+                "dispatch",
+                actor=f"console:{session.name}",
+                unit=unit,
+                summary=body.get("summary", ""),
+                category=body.get("category", ""),
+                urgency=body.get("urgency", "normal"),
+            )
+        except Refused as exc:
+            self._audit(request, session, "ticket", call_id, f"refused: {exc}")
+            return _refuse(exc.status, str(exc))
+        except TicketError as exc:
+            self._audit(request, session, "ticket", call_id, f"refused: {exc}")
+            return _refuse(409, str(exc))
+        self._audit(request, session, "ticket", call_id, "ok", ticket_id=ticket_id, unit=unit)
+        return web.json_response({"ticket_id": ticket_id, "state": change.ticket["state"], "unit": unit})
+
+    async def _ticket_of(self, record: CallRecord) -> str:
+        """The call's ticket, opened now (an operator's 工单) if the call has none yet."""
+        if not record.ticket_id:
+            svc = self.hotline.services()
+            ticket = new_ticket(record.call_id, "operator", "", "operator", "", svc.clock(), svc.deadlines, svc.node)
+            record.ticket(ticket.ticket_id, "operator")
+            self.hotline.calllog.ticket_opened(ticket)
+        # The opening goes through the call log's writer thread: wait until it is written.
+        for _ in range(50):
+            try:
+                await asyncio.to_thread(self.hotline.tickets().get, record.ticket_id)
+                return record.ticket_id
+            except UnknownTicket:
+                await asyncio.sleep(0.1)
+        raise Refused(503, f"ticket {record.ticket_id} is not in the call log yet (is it writable?): try again")
+
+    # -- the supervisor's page --------------------------------------------------------------------
+    def wallboard(self) -> dict[str, Any]:
+        snapshot = self.hotline.seats.snapshot()
+        oldest = [self.hotline.record(c) for c in snapshot.queue]
+        waits = [time.time() - r.started_at for r in oldest if r is not None]
+        return {
+            "seats": [
+                {**seat_state(s), "call": (pop(self.hotline, s) or {}).get("menu_path", "")} for s in snapshot.seats
+            ],
+            "waiting": snapshot.waiting,
+            "longest_wait_s": round(max(waits), 1) if waits else 0,
+            "counters": dataclasses.asdict(snapshot.counters),
+        }
+
+    async def _supervisor(self, request: web.Request) -> web.Response:
+        session = request[SESSION_KEY]
+        html = _templates.get_template("supervisor.html.j2").render(name=session.name, csrf=session.csrf)
+        return web.Response(text=html, content_type="text/html")
+
+    async def _supervisor_events(self, request: web.Request) -> web.StreamResponse:
+        session = request[SESSION_KEY]
+
+        async def state() -> dict[str, Any]:
+            return self.wallboard()
+
+        return await self._stream(request, session, state)
