@@ -125,6 +125,8 @@ class AccountStore:
         old = accounts[name]
         accounts[name] = Account(old.name, old.role, old.seat, self._hash(password))
         self._save(accounts)
+        if name == FIRST_SUPERVISOR:  # the generated password is no longer the password: do not keep it
+            (self.path.parent / FIRST_PASSWORD_FILE).unlink(missing_ok=True)
         return accounts[name]
 
     def remove(self, name: str) -> None:

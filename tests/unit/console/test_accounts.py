@@ -68,3 +68,5 @@ def test_the_first_supervisor_is_made_once_with_a_generated_password_kept_0600(s
     assert store.verify("supervisor", password) is not None
     assert store.first_supervisor() is None  # accounts exist: nothing changes
     assert store.verify("supervisor", password) is not None
+    store.passwd("supervisor", "my own password")
+    assert not Path(path).exists()  # the generated one is not kept once changed
