@@ -359,12 +359,18 @@ class Controller:
 
         At start this brings in the calls the fallback took while the controller was down.
         """
+        failing = ""  # said once, not every 5 s, until it changes or recovers
         while True:
             try:
                 added = await asyncio.to_thread(self.evidence.run, self.calllog)
             except Exception as exc:  # an unreadable file or call log: try again next time, lose nothing
-                log.warning("asterisk_calls_import_failed", source=str(self.evidence.path), error=str(exc))
+                if str(exc) != failing:
+                    log.warning("asterisk_calls_import_failed", source=str(self.evidence.path), error=str(exc))
+                failing = str(exc)
             else:
+                if failing:
+                    log.info("asterisk_calls_import_recovered", source=str(self.evidence.path))
+                failing = ""
                 for record in added:
                     self.metrics.call_counted(record.entry, record.outcome)
             await asyncio.sleep(interval)
