@@ -52,9 +52,9 @@ from ivr.routing import routes
 from ivr.routing.routes import RouteTable
 from ivr.routing.staging import table_for
 from ivr.settings import Settings, Storage
-from ivr.ticketing.api import TicketsApi
+from ivr.ticketing.api import TicketsApi, push_status
 from ivr.ticketing.keys import KeyStore, keys_dir
-from ivr.ticketing.store import TicketBook
+from ivr.ticketing.store import Change, TicketBook
 from ivr.timekeeping import local_clock
 
 log = structlog.get_logger("ivr.controller.app")
@@ -126,9 +126,16 @@ class Controller:
         state = Storage.from_env(settings.environ).state if settings.environ else Path("var")
         self.editing = RouteEditing(self.calllog, self.metrics, settings.routes_path, clock, live_dirs(state))
         self.services = self._services(table, clock)
-        # The tickets API (ivr.ticketing.api) acts on the controller's clock, as the tickets were opened on it.
-        book = TicketBook(self.calllog, table.calendar, clock=lambda: tickets.to_epoch(self.services.clock()))
-        self.tickets_api = TicketsApi(book, KeyStore(keys_dir(settings.environ or None)), pusher=self.webhooks)
+        # Tickets move on the controller's clock, as they were opened on it; every move made in this process
+        # (the API's, a follow-up's) is pushed to the partners of the ticket's unit (ivr.ticketing.api).
+        self.tickets = TicketBook(
+            self.calllog,
+            table.calendar,
+            clock=lambda: tickets.to_epoch(self.services.clock()),
+            on_change=self._ticket_changed,
+        )
+        self.tickets_api = TicketsApi(self.tickets, KeyStore(keys_dir(settings.environ or None)))
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._staged: tuple[int, Services] | None = None  # the staged table's services, by stage id
         self.records: dict[str, CallRecord] = {}  # calls in progress, by call id: the console's screen pop
         self.console = Console(
@@ -179,8 +186,14 @@ class Controller:
             attempts=attempts,
         )
 
+    def _ticket_changed(self, change: Change) -> None:
+        # Called after the commit, from whichever thread moved the ticket: the sender lives on the loop.
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(push_status, self.webhooks, self.tickets_api.keys, change)
+
     # -- lifecycle --------------------------------------------------------------------------
     async def serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
         metrics_site = await self._serve_metrics()  # first: a busy port must fail before anything runs
         interrupted = self.calllog.start()
         self.editing.went_live(self.table, "start")
@@ -253,7 +266,7 @@ class Controller:
         self.metrics.routes_reloaded(ok=True)
         self.metrics.set_routes(table)
         self.services = self._services(table, self.services.clock)
-        self.tickets_api.book.calendar = table.calendar
+        self.tickets.calendar = table.calendar
         self.editing.went_live(table, how)
         self._log_calendar(table)
         return True

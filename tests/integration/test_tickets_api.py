@@ -3,7 +3,8 @@
 A SIPp citizen presses 1 (市公安局), the SIPp department phone answers: the call's ticket opens dispatched
 to 市公安局. The bureau's key then lists it, accepts, replies and closes it with signed requests to the
 running controller — while a bad signature, a replayed request and another unit's key are refused with
-nothing changed, and each refusal is logged.
+nothing changed, and each refusal is logged. A partner platform's key for the same unit, with a webhook,
+is told of each move, signed like a hand-off.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ from ivr.ticketing.api import signature
 from ivr.ticketing.keys import ApiKey, KeyStore
 from ivr.tickets import to_epoch
 from lab.citizen import place_call
-from tests.integration.conftest import DEPARTMENTS_PORT, OFFICE_HOURS, Controller, Phone, until
+from tests.integration.conftest import (
+    DEPARTMENTS_PORT,
+    OFFICE_HOURS,
+    PARTNER_SECRET,
+    WEBHOOK_PORT,
+    Controller,
+    Partner,
+    Phone,
+    until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -52,11 +62,18 @@ def request(
 
 
 def test_a_unit_closes_a_department_calls_ticket_through_the_api(
-    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+    start_controller: Callable[..., Controller],
+    phones: Callable[..., Phone],
+    partner_webhook: Partner,
+    tmp_path: Path,
 ) -> None:
     keys = KeyStore(tmp_path / "api-keys")
     police = keys.add("gongan", unit="市公安局")
     water = keys.add("shuiwu", unit="市水务局")
+    # A partner's key written as `api-keys add --partner --webhook` would, with the receiver's secret.
+    watcher = {"key_id": "watch", "kind": "partner", "unit": "市公安局", "secret": PARTNER_SECRET}
+    webhook = f"http://127.0.0.1:{WEBHOOK_PORT}/status"
+    (tmp_path / "api-keys" / "watch.json").write_text(json.dumps({**watcher, "webhook": webhook, "created_at": 0}))
     phones(DEPARTMENTS_PORT, talk_ms=2000)
     controller = start_controller(env={"HOTLINE_API_KEYS": str(tmp_path / "api-keys")})
 
@@ -113,3 +130,12 @@ def test_a_unit_closes_a_department_calls_ticket_through_the_api(
     refused = controller.events("tickets_api_refused")
     assert [(e["key"], e["status"]) for e in refused] == [("gongan", 401), ("shuiwu", 403), ("gongan", 409)]
     assert police.secret not in controller.log()
+    pushed = until(lambda: partner_webhook.received if len(partner_webhook.received) == 3 else None, what="3 pushes")
+    # Delivered by concurrent workers: in any order (each carries the ticket's version to order them by).
+    assert sorted((p["body"]["ticket"]["version"], p["verified"], p["body"]["action"]) for p in pushed) == [
+        (1, True, "accept"),
+        (2, True, "reply"),
+        (3, True, "close"),
+    ]
+    assert {(p["path"], p["body"]["event"]) for p in pushed} == {("/status", "ticket_status")}
+    assert {p["body"]["ticket"]["ticket_id"] for p in pushed} == {ticket_id}

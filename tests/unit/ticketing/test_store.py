@@ -167,3 +167,14 @@ def test_purge_takes_closed_tickets_with_their_events_and_the_apis_old_answers(c
     assert len(book.events(still_open)) == 2
     with transaction(calllog) as db:
         assert db.rows("SELECT * FROM ticket_events WHERE ticket_id = ?", (closed,)) == []
+
+
+def test_on_change_hears_each_committed_action_and_no_refusal(calllog: CallLog) -> None:
+    tid = open_ticket(calllog)
+    written(calllog)
+    heard: list[tuple[str, str]] = []
+    book = TicketBook(calllog, on_change=lambda c: heard.append((c.event.action.value, c.ticket["state"])))
+    book.act(tid, "accept", actor="unit:water")
+    with pytest.raises(TransitionRefused):
+        book.act(tid, "accept", actor="unit:water")
+    assert heard == [("accept", "accepted")]
