@@ -30,6 +30,7 @@ REQUIRED = (
     "dept-noanswer",
     "operators-busy",
     "goodbye-invalid",
+    "menu-operator",
     "menu-tail",
     "number-entry",
     "after-hours",
@@ -65,6 +66,8 @@ class Prompts:
         if ask.number_entry:
             names.append("number-entry")
         else:
+            # '0' first: the national standard wants the way to a person heard before any choice.
+            names.append("menu-operator")
             names += [f"menu-{ask.menu.id}-{o.key}" for o in ask.options]
             names.append("menu-tail")
         return [self.sound(n) for n in names]

@@ -164,14 +164,21 @@ class AriCall:
         # Asterisk's own PlaybackFinished is the end marker; the guard timeout only protects
         # against a lost event (a reconnect gap) so a call can never wait forever here.
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            event = await self._next(deadline - time.monotonic())
-            if isinstance(event, ev.PlaybackFinished) and event.playback == playback:
-                self._playing.discard(playback)
-                return False
-            if barge_in and self.digits:
-                await self._quietly(self.ari.stop_playback(playback))
-                return True
+        try:
+            while time.monotonic() < deadline:
+                event = await self._next(deadline - time.monotonic())
+                if isinstance(event, ev.PlaybackFinished) and event.playback == playback:
+                    self._playing.discard(playback)
+                    return False
+                if barge_in and self.digits:
+                    await self._quietly(self.ari.stop_playback(playback))
+                    return True
+        except asyncio.CancelledError:
+            # Cut short by the story (a silent caller's time is up, a seat came free mid-menu): the
+            # caller must hear what comes next, not the rest of this prompt.
+            await self._quietly(self.ari.stop_playback(playback))
+            self._playing.discard(playback)
+            raise
         return False
 
     async def record(self, name: str, max_seconds: int = 60, max_silence_seconds: int = 5) -> tuple[str, int]:

@@ -75,7 +75,7 @@ class Script:
     hangup_at: HangupStep | None = None
     fail_at: HangupStep | None = None  # Asterisk refuses the request at this step (AriError)
     cancel_at: HangupStep | None = None  # the controller shuts down at this step (the task is cancelled)
-    prompt_seconds: float = 2.0  # each media item played
+    prompt_seconds: float = 1.0  # each media item played (a menu of 10 items is said in 10 s)
     key_after: float = 1.0  # from the start of a key wait until the key
     answer_after: float = 4.0  # ringing before a line answers (a busy line fails after 1 s)
     talk_seconds: float = 60.0

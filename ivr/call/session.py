@@ -201,15 +201,25 @@ async def survey(call: CallControl, books: Books, svc: Services) -> None:
 
 
 async def navigate(call: CallControl, books: Books, table: RouteTable, svc: Services) -> Decision:
-    """Walk the menu: play what the Navigator asks, feed back each key (None on time-out)."""
+    """Walk the menu: play what the Navigator asks, feed back each key (None on time-out).
+
+    Until the first key, the menu is bounded by `silent_caller_seconds`: a caller who says nothing
+    is put through to a person then, mid-prompt if need be, whatever the menu's length (issue 16).
+    """
     nav = Navigator(table, books.record.entry, svc.clock())
+    silent_until = asyncio.get_running_loop().time() + table.policy.silent_caller_seconds
     step = nav.start()
     while isinstance(step, Ask):
-        media = svc.prompts.for_ask(step)
-        if media:
-            books.menu_played(step.menu.id, step.notice, step.number_entry)
-            await call.play(media, barge_in=True)
-        key = await call.collect_digit(table.policy.key_timeout_seconds)
+        try:
+            async with asyncio.timeout_at(None if nav.keys else silent_until):
+                media = svc.prompts.for_ask(step)
+                if media:
+                    books.menu_played(step.menu.id, step.notice, step.number_entry)
+                    await call.play(media, barge_in=True)
+                key = await call.collect_digit(table.policy.key_timeout_seconds)
+        except TimeoutError:
+            books.key(None, nav.keys, nav.menu_path)
+            return nav.silent_too_long()
         step = nav.feed(key)
         books.key(key, nav.keys, nav.menu_path)
     return step

@@ -6,7 +6,8 @@ the live flow plays the prompt an `Ask` names and feeds back the key the caller 
 so the dry run cannot drift from what a real call does.
 
 Rules (GB/T 33358-2016 wants shallow menus and a fast path to a human):
-- '0' at any menu reaches the operators; so does a menu left without input `max_attempts` times.
+- '0' at any menu reaches the operators; so does a menu left without input `max_attempts` times, and a
+  caller who pressed nothing at all for `silent_caller_seconds` (the live flow's clock: `silent_too_long`).
 - '*' repeats the current menu; '#' goes back to the main menu.
 - an invalid key is explained and the menu repeats; `max_attempts` invalid keys end the call politely.
 - a dual-track short number dialled directly skips the menu altogether;
@@ -137,6 +138,10 @@ class Navigator:
         assert option.route_id is not None
         return self._route(self.table.routes[option.route_id], "menu_choice")
 
+    def silent_too_long(self) -> Decision:
+        """The caller pressed nothing for `silent_caller_seconds`: a person, not more menu."""
+        return self._decide(Action.OPERATOR, "no_input")
+
     MAX_TYPED = 12
 
     def _press(self, key: str) -> None:
@@ -256,7 +261,7 @@ def reachable(table: RouteTable, at: dt.datetime) -> list[tuple[str, Route]]:
 
 def prompt_text(menu: Menu, options: tuple[MenuOption, ...]) -> str:
     """The spoken menu, built from the options so it can never name one that does not exist."""
-    parts = [o.spoken for o in options]
-    parts.append("人工服务请按0")
+    parts = ["人工服务请按0"]  # first, as the prompt files say it (ivr.prompts)
+    parts += [o.spoken for o in options]
     parts.append("重听请按星号键")
     return "，".join(parts) + "。"

@@ -180,6 +180,10 @@ class MenuPolicy:
     max_depth: int = 2  # GB/T 33358-2016: shallow menus; `check` warns beyond this
     max_options: int = 6  # options per menu (number entry not counted)
     max_prompt_seconds: int = 25  # estimated speaking time of one menu prompt
+    # A caller who has pressed no key this long into the menu is put through to a person, mid-prompt if need
+    # be: with the 'to-operator' prompt they are in the operators' queue within 20 s of arrival (issue 16),
+    # however long the menu takes to say (the shipped main menu takes ~27 s).
+    silent_caller_seconds: int = 15
 
 
 @dataclass(frozen=True)
@@ -340,6 +344,7 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
             "max_depth": (1, 4, 2),
             "max_options": (1, 9, 6),
             "max_prompt_seconds": (5, 120, 25),
+            "silent_caller_seconds": (5, 120, 15),
         }
         fields = top["menu_policy"].mapping(allowed=limits.keys()) or {}
         values = {

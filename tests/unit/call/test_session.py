@@ -40,7 +40,9 @@ TABLE = routes.load(ROOT / "routes.yaml")
 TUESDAY_MORNING = dt.datetime(2026, 11, 24, 10, 0)
 TUESDAY_NIGHT = dt.datetime(2026, 11, 24, 20, 0)
 GONGAN = "3372000"  # 市公安局, key 1 of the main menu
-MENU = "intro menu-main-1 menu-main-2 menu-main-3 menu-main-4 menu-main-5 menu-main-6 menu-main-9 menu-tail"
+MENU = (  # '0' first: the way to a person is heard before any choice
+    "intro menu-operator menu-main-1 menu-main-2 menu-main-3 menu-main-4 menu-main-5 menu-main-6 menu-main-9 menu-tail"
+)
 
 
 def patched(tmp_path: Path, old: str, new: str) -> RouteTable:
@@ -395,12 +397,34 @@ def test_zero_reaches_an_operator_at_once(tmp_path: Path) -> None:
     assert call.metric("hotline_time_to_human_seconds_count", kind="operator") == 1
 
 
-def test_a_menu_left_silent_three_times_goes_to_the_operators(tmp_path: Path) -> None:
+def test_a_silent_caller_is_put_through_to_a_person_after_one_pass_of_the_menu(tmp_path: Path) -> None:
     call = play(tmp_path, Script(keys=""))
 
-    assert call.call.verbs("key") == [("key", "timeout")] * 3
-    assert call.heard[1].startswith("no-input ") and call.heard[-1] == "to-operator"
+    assert call.heard == [MENU.replace("intro", "menu-main-intro"), "to-operator"]
+    assert call.dialled == [("operator-1", "seat-1", "ANSWER")]
     assert (call.row["reason"], call.row["outcome"]) == ("no_input", "operator")
+    assert call.step("key") == [{"key": "timeout"}]
+    # The menu takes 10 s to say and its key wait would end at 15 s: the silent caller's time
+    # (silent_caller_seconds 15) is up then, and "to-operator" leads into the queue by 16 s.
+    (to_operator,) = [d.at for d in call.call.did if d.detail.get("media") == "to-operator"]
+    assert to_operator == TABLE.policy.silent_caller_seconds == 15
+
+
+def test_a_menu_too_long_to_wait_for_is_cut_short_for_a_silent_caller(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="", prompt_seconds=3.0))  # a 30 s main menu
+
+    assert call.heard[-1] == "to-operator" and call.call.verbs("key") == []
+    (to_operator,) = [d.at for d in call.call.did if d.detail.get("media") == "to-operator"]
+    assert to_operator == 15  # mid-menu, not after it
+    assert (call.row["reason"], call.row["outcome"]) == ("no_input", "operator")
+
+
+def test_a_caller_who_pressed_a_key_has_all_the_time_the_menu_takes(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="*1", survey_key="1"))  # the menu twice: '1' comes at 22 s
+
+    assert call.heard[:2] == [MENU.replace("intro", "menu-main-intro"), MENU.replace("intro ", "")]
+    assert call.dialled == [(GONGAN, "市公安局", "ANSWER")]
+    assert call.row["reason"] == "menu_choice"
 
 
 def test_a_queued_caller_hears_their_turn_and_gets_the_first_seat_to_free(tmp_path: Path) -> None:
