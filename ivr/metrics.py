@@ -139,6 +139,15 @@ class Metrics:
             buckets=WAIT_BUCKETS,
             registry=r,
         )
+        # Per intake policy (issue 16: the menu first, or human-first), the citizen's view; kept apart
+        # from hotline_time_to_human_seconds so its series and the rules built on them stay as they are.
+        self.to_human_by_intake = Histogram(
+            "hotline_intake_time_to_human_seconds",
+            "From a call's arrival until a person answered, by intake: menu, human-first, or direct (a short number).",
+            ["intake"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
         self.overflow = Counter(
             "hotline_overflow_steps_total",
             "Steps down a route's chain after its line failed: next target, operators, message.",
@@ -281,7 +290,9 @@ class Metrics:
                 self.webhooks.labels(partner, result)
         for kind in ("department", "operator"):
             self.to_human.labels(kind)
-        for result in ("answered", "abandoned", "timed_out"):
+        for intake in ("menu", "human-first", "direct"):
+            self.to_human_by_intake.labels(intake)
+        for result in ("answered", "abandoned", "timed_out", "menu_choice"):
             self.queue_wait.labels(result)
         self._units = {route.unit for route in table.routes.values()}
         self.set_overdue({})
@@ -315,8 +326,9 @@ class Metrics:
         if unit and any(leg in UNIT_LEGS for leg in legs):
             self.unit_calls.labels(unit, mode, "answered" if dial_status == "ANSWER" else "not_answered").inc()
 
-    def human_answered(self, kind: str, seconds_since_arrival: float) -> None:
+    def human_answered(self, kind: str, seconds_since_arrival: float, intake: str = "menu") -> None:
         self.to_human.labels(kind).observe(seconds_since_arrival)
+        self.to_human_by_intake.labels(intake).observe(seconds_since_arrival)
 
     def overflow_step(self, unit: str, step: str) -> None:
         self.overflow.labels(unit or "none", step).inc()

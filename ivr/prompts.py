@@ -31,6 +31,7 @@ REQUIRED = (
     "operators-busy",
     "goodbye-invalid",
     "menu-operator",
+    "menu-queued",
     "menu-tail",
     "number-entry",
     "after-hours",
@@ -53,7 +54,8 @@ class Prompts:
     def sound(self, name: str) -> str:
         return f"sound:{self.prefix}/{name}"
 
-    def for_ask(self, ask: Ask) -> list[str]:
+    def for_ask(self, ask: Ask, *, queued: bool = False) -> list[str]:
+        """The menu's files; `queued` (intake: human-first): said to a caller already waiting for a person."""
         if ask.silent:
             return []
         names: list[str] = []
@@ -67,7 +69,7 @@ class Prompts:
             names.append("number-entry")
         else:
             # '0' first: the national standard wants the way to a person heard before any choice.
-            names.append("menu-operator")
+            names.append("menu-queued" if queued else "menu-operator")
             names += [f"menu-{ask.menu.id}-{o.key}" for o in ask.options]
             names.append("menu-tail")
         return [self.sound(n) for n in names]

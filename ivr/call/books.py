@@ -25,7 +25,7 @@ from ivr.operators.queue import SeatPool, Turn
 from ivr.prompts import Prompts
 from ivr.routing.menu import Decision
 from ivr.routing.notices import Notice
-from ivr.routing.routes import Route, RouteTable
+from ivr.routing.routes import Intake, Route, RouteTable
 from ivr.tickets import DeadlinePolicy, Ticket, new_ticket
 from ivr.timekeeping import LOCAL_TZ
 
@@ -78,6 +78,7 @@ class Books:
         self.record = record
         self._svc = svc
         self._caller_number = caller_number  # for the callback list only, never logged
+        self.intake = "menu"  # how the call is taken in: an Intake, or "direct" for a short number dialled directly
 
     @property
     def served(self) -> bool:
@@ -86,12 +87,16 @@ class Books:
 
     # -- arrival and the menu ---------------------------------------------------------------------
     def arrived(self, table: RouteTable) -> None:
+        if self.record.entry != table.hotline_number:
+            self.intake = "direct"
+        elif table.policy.intake is Intake.HUMAN_FIRST and self._svc.seats is not None:
+            self.intake = Intake.HUMAN_FIRST.value
         self._svc.calllog.call_started(self.record)
         self._svc.metrics.call_started()
         log.info("call_arrived", routes_version=table.digest)
 
     def answered(self) -> None:
-        self.record.answered()
+        self.record.answered(intake=self.intake)
 
     def notice_played(self, notice: Notice) -> None:
         self.record.step("notice", notice=notice.id, prompt=notice.prompt, to_operators=notice.to_operators)
@@ -164,7 +169,7 @@ class Books:
         self._dialled(leg, route.targets[n].number, result)
         svc.metrics.call_routed(route.unit, route.mode.value, result.status, _rang(result))
         if result.ok:
-            svc.metrics.human_answered("department", time.time() - self.record.started_at)
+            svc.metrics.human_answered("department", time.time() - self.record.started_at, self.intake)
         else:
             svc.metrics.overflow_step(route.unit, "overflow" if n + 1 < len(route.targets) else "operators")
 
@@ -179,7 +184,7 @@ class Books:
     def connected(self, outcome: Outcome) -> None:
         """Someone answered; for an operator, the ticket is opened now if the call has none."""
         if outcome is Outcome.OPERATOR:
-            self._svc.metrics.human_answered("operator", time.time() - self.record.started_at)
+            self._svc.metrics.human_answered("operator", time.time() - self.record.started_at, self.intake)
             self.open_ticket(kind="operator")
         self.record.connected(outcome)
 
@@ -198,6 +203,11 @@ class Books:
     def queue_timed_out(self, turn: Turn) -> None:
         self.record.step("queue_left", waited_seconds=round(turn.waited_seconds, 3), timed_out=True)
         self._svc.metrics.queue_left("timed_out", turn.waited_seconds)
+
+    def queue_left_for_route(self, turn: Turn) -> None:
+        """intake: human-first — the caller picked a route from the menu while waiting."""
+        self.record.step("queue_left", waited_seconds=round(turn.waited_seconds, 3), menu_choice=True)
+        self._svc.metrics.queue_left("menu_choice", turn.waited_seconds)
 
     def queue_abandoned(self, turn: Turn) -> None:
         self.record.step("queue_left", waited_seconds=round(turn.waited_seconds, 3), abandoned=True)

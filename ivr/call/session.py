@@ -18,9 +18,9 @@ from ivr.call.control import CallControl, DialResult, DialStatus
 from ivr.call.transfer import attend
 from ivr.calllog.records import CallRecord, Outcome
 from ivr.errors import AriError, CallEnded
-from ivr.operators.queue import QueueFull, QueueTimeout
+from ivr.operators.queue import QueueFull, QueueTimeout, Turn
 from ivr.routing.menu import Action, Ask, Decision, Navigator, Track
-from ivr.routing.routes import RouteTable
+from ivr.routing.routes import Intake, Route, RouteTable
 
 __all__ = ["HandoffSender", "Services", "handle_call", "queue_prompt"]
 
@@ -40,6 +40,14 @@ async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, 
         if any(notice.to_operators for notice in notices):
             track: Track = "menu" if record.entry == table.hotline_number else "direct"
             decision = Decision(Action.OPERATOR, "notice", track)
+        elif books.intake == Intake.HUMAN_FIRST:
+            # In the operators' line from the first second; the menu is a shortcut heard while waiting,
+            # and only a key that picks a route takes the caller out of the line (issue 16).
+            reached = await reach_operator(call, books, table, svc, shortcut=True)
+            if isinstance(reached, bool):
+                await (survey(call, books, svc) if reached else nobody_free(call, books, svc, None))
+                return
+            decision = reached
         else:
             decision = await navigate(call, books, table, svc)
         books.decided(decision)
@@ -77,11 +85,9 @@ async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, 
             await call.play([svc.prompts.sound("to-operator")])
 
         if await reach_operator(call, books, table, svc):
+            await survey(call, books, svc)  # after the operator's seat is free again
             return
-        # Nobody could take the call: keep the citizen's words rather than drop them.
-        books.nobody_free(route)
-        await call.play([svc.prompts.sound("operators-busy")])
-        await take_message(call, books, svc, kind="message")
+        await nobody_free(call, books, svc, route)
     except CallEnded as ended:
         books.caller_hung_up(ended.cause)
     except asyncio.CancelledError:
@@ -101,14 +107,17 @@ async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, 
         books.ended(talk_seconds)
 
 
-async def reach_operator(call: CallControl, books: Books, table: RouteTable, svc: Services) -> bool:
+async def reach_operator(
+    call: CallControl, books: Books, table: RouteTable, svc: Services, *, shortcut: bool = False
+) -> bool | Decision:
     """Connect the caller with a human operator; False if none could be had (take a message).
 
     With seats, the caller waits in the controller's queue hearing their position, and the
     longest-idle ready seat is rung; a seat that does not answer passes the caller to the next
     one while they keep their place. The operator may then transfer the call (ivr.call.transfer);
     a blind transfer nobody answers brings the caller back here, first in line. Without seats,
-    the operators' group number is rung once.
+    the operators' group number is rung once. With `shortcut` (intake: human-first) the menu
+    plays first while the caller waits; a route picked from it is returned, the caller out of the line.
     """
     operators = table.operators
     entry = books.record.entry
@@ -126,6 +135,12 @@ async def reach_operator(call: CallControl, books: Books, table: RouteTable, svc
             async with pool.wait_turn(books.record.call_id, max_wait_s=operators.max_wait_seconds, front=front) as turn:
                 books.queue_joined(turn, pool)
                 try:
+                    if shortcut and not front:
+                        chosen = await menu_while_waiting(call, books, table, svc, turn)
+                        if chosen.route is not None:
+                            books.queue_left_for_route(turn)
+                            return chosen
+                        books.decided(chosen)
                     while True:
                         announced = 0
                         while turn.seat is None and not turn.timed_out:
@@ -163,6 +178,36 @@ async def reach_operator(call: CallControl, books: Books, table: RouteTable, svc
         front = True
 
 
+async def menu_while_waiting(call: CallControl, books: Books, table: RouteTable, svc: Services, turn: Turn) -> Decision:
+    """intake: human-first — the menu, heard while waiting in the operators' line.
+
+    Returns the menu's decision if it has one first; when a seat is offered (or the wait runs
+    out) before that, the menu stops mid-word — a person beats a prompt — and the caller is
+    simply waiting for the operators. Keys that end in no route mean the same.
+    """
+    menu = asyncio.ensure_future(navigate(call, books, table, svc, queued=True))
+    seat = asyncio.ensure_future(turn.offered())
+    try:
+        await asyncio.wait((menu, seat), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (menu, seat):
+            task.cancel()
+        await asyncio.gather(menu, seat, return_exceptions=True)
+    if not menu.cancelled():
+        decision = menu.result()  # the caller hanging up mid-menu raises here
+        if decision.route is not None or decision.action is Action.OPERATOR:
+            return decision
+    record = books.record
+    return Decision(Action.OPERATOR, "human_first", "menu", None, record.keys, tuple(record.menu_path.split("/")))
+
+
+async def nobody_free(call: CallControl, books: Books, svc: Services, route: Route | None) -> None:
+    """Nobody could take the call: keep the citizen's words rather than drop them."""
+    books.nobody_free(route)
+    await call.play([svc.prompts.sound("operators-busy")])
+    await take_message(call, books, svc, kind="message")
+
+
 def queue_prompt(position: int) -> str:
     """'您是下一位' for the first in line, '您前面还有N位' up to 9, then a general word."""
     ahead = position - 1
@@ -189,7 +234,8 @@ async def take_message(call: CallControl, books: Books, svc: Services, kind: str
 
 
 async def survey(call: CallControl, books: Books, svc: Services) -> None:
-    """After a department call ends, ask for a 1-3 rating (satisfied .. dissatisfied)."""
+    """After a call with a person (department or operator) that they ended, ask for a 1-3 rating
+    (satisfied .. dissatisfied); a caller who hung up first is gone and cannot be asked."""
     if not books.record.ticket_id or books.record.hangup_by != "callee":
         return
     call.digits.clear()  # keys pressed while talking to the department are not a rating
@@ -200,19 +246,22 @@ async def survey(call: CallControl, books: Books, svc: Services) -> None:
         await call.play([svc.prompts.sound("survey-thanks")])
 
 
-async def navigate(call: CallControl, books: Books, table: RouteTable, svc: Services) -> Decision:
+async def navigate(
+    call: CallControl, books: Books, table: RouteTable, svc: Services, *, queued: bool = False
+) -> Decision:
     """Walk the menu: play what the Navigator asks, feed back each key (None on time-out).
 
     Until the first key, the menu is bounded by `silent_caller_seconds`: a caller who says nothing
     is put through to a person then, mid-prompt if need be, whatever the menu's length (issue 16).
+    A caller already `queued` for a person (intake: human-first) has all the time the menu takes.
     """
     nav = Navigator(table, books.record.entry, svc.clock())
-    silent_until = asyncio.get_running_loop().time() + table.policy.silent_caller_seconds
+    silent_until = None if queued else asyncio.get_running_loop().time() + table.policy.silent_caller_seconds
     step = nav.start()
     while isinstance(step, Ask):
         try:
             async with asyncio.timeout_at(None if nav.keys else silent_until):
-                media = svc.prompts.for_ask(step)
+                media = svc.prompts.for_ask(step, queued=queued)
                 if media:
                     books.menu_played(step.menu.id, step.notice, step.number_entry)
                     await call.play(media, barge_in=True)

@@ -94,9 +94,9 @@ class CallRecord:
         self.steps.append(Step(time.time(), name, detail))
 
     # -- what happened, in the order a call can meet it -------------------------------------------
-    def answered(self) -> None:
+    def answered(self, intake: str = "menu") -> None:
         self.answered_at = time.time()
-        self.step("answered")
+        self.step("answered", intake=intake)  # the intake policy the call met: time to a person is reported by it
 
     def walked(self, keys: str, menu_path: tuple[str, ...] | list[str]) -> None:
         """The keys so far and where they led, kept current during the menu."""

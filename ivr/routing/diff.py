@@ -403,6 +403,7 @@ def _setting_changes(old: RouteTable, new: RouteTable) -> Iterable[FieldChange]:
         ("menu_policy.key_timeout_seconds", old.policy.key_timeout_seconds, new.policy.key_timeout_seconds),
         ("menu_policy.max_attempts", old.policy.max_attempts, new.policy.max_attempts),
         ("menu_policy.silent_caller_seconds", old.policy.silent_caller_seconds, new.policy.silent_caller_seconds),
+        ("menu_policy.intake", old.policy.intake.value, new.policy.intake.value),
     ]
     for name, a, b in pairs:
         if a != b:

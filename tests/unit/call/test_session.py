@@ -290,7 +290,8 @@ def test_a_busy_department_overflows_down_its_chain_and_then_to_the_operators_qu
         ("3372001", "市公安局", "BUSY"),
         ("operator-1", "seat-1", "ANSWER"),
     ]
-    assert call.heard[1:] == ["connecting", "dept-busy"]  # a free seat: no position to announce
+    # A free seat: no position to announce; the operator hung up first, so the citizen is asked to rate.
+    assert call.heard[1:] == ["connecting", "dept-busy", "survey"]
     row = call.row
     assert (row["outcome"], row["hangup_by"], row["overflowed"]) == ("operator", "callee", 1)
     assert (row["dial_status"], row["dial_cause"], row["operator_status"]) == ("BUSY", 17, "ANSWER")
@@ -302,7 +303,7 @@ def test_a_busy_department_overflows_down_its_chain_and_then_to_the_operators_qu
     assert call.step("queue_joined") == [{"position": 1}]
     assert call.step("queue_left")[0]["seat"] == "seat-1"
     assert call.step("ticket")[0]["kind"] == "merge"  # the department's ticket, not a second one
-    assert "survey" not in call.steps  # ratings are for departments
+    assert call.steps[-2:] == ["survey", "ended"]  # rated whoever served: here the operator
     assert call.metric("hotline_overflow_steps_total", unit="市公安局", step="overflow") == 1
     assert call.metric("hotline_overflow_steps_total", unit="市公安局", step="operators") == 1
     assert call.metric("hotline_routed_calls_total", unit="市公安局", mode="merge", result="busy") == 2
@@ -316,7 +317,7 @@ def test_a_department_that_does_not_answer_rings_its_full_time_then_the_operator
     call = play(tmp_path, Script(keys="1", department=Line.NOANSWER))
 
     assert call.dialled == [(GONGAN, "市公安局", "NOANSWER"), ("operator-1", "seat-1", "ANSWER")]
-    assert call.heard[1:] == ["connecting", "dept-noanswer"]
+    assert call.heard[1:] == ["connecting", "dept-noanswer", "survey"]
     assert call.step("dial")[0]["ring_seconds"] == pytest.approx(20, abs=0.5)  # its ring_seconds in routes.yaml
     assert (call.row["outcome"], call.row["overflowed"], call.row["dial_status"]) == ("operator", 1, "NOANSWER")
 
@@ -325,7 +326,7 @@ def test_a_department_trunk_that_is_down_goes_to_the_operators(tmp_path: Path) -
     call = play(tmp_path, Script(keys="1", department=Line.DOWN))
 
     assert call.dialled == [(GONGAN, "市公安局", "TRUNK_DOWN"), ("operator-1", "seat-1", "ANSWER")]
-    assert call.heard[1:] == ["connecting", "dept-noanswer"]
+    assert call.heard[1:] == ["connecting", "dept-noanswer", "survey"]
     assert (call.row["outcome"], call.row["dial_status"]) == ("operator", "TRUNK_DOWN")
     assert call.metric("hotline_routed_calls_total", unit="市公安局", mode="merge", result="trunk_down") == 1
 
@@ -385,7 +386,7 @@ def test_an_interconnect_line_is_handed_off_with_a_webhook_carrying_the_ticket(t
 def test_zero_reaches_an_operator_at_once(tmp_path: Path) -> None:
     call = play(tmp_path, Script(keys="0"))
 
-    assert call.heard[1:] == ["to-operator"] and call.dialled == [("operator-1", "seat-1", "ANSWER")]
+    assert call.heard[1:] == ["to-operator", "survey"] and call.dialled == [("operator-1", "seat-1", "ANSWER")]
     row = call.row
     assert (row["decision"], row["reason"], row["outcome"], row["hangup_by"]) == (
         "operator",
@@ -397,10 +398,30 @@ def test_zero_reaches_an_operator_at_once(tmp_path: Path) -> None:
     assert call.metric("hotline_time_to_human_seconds_count", kind="operator") == 1
 
 
+@pytest.mark.parametrize("rating", ["1", "2", "3"])
+def test_after_an_operator_hangs_up_the_citizen_rates_the_service(tmp_path: Path, rating: str) -> None:
+    call = play(tmp_path, Script(keys="0", survey_key=rating))
+
+    assert call.heard[1:] == ["to-operator", "survey", "survey-thanks"]
+    assert call.steps[-3:] == ["callee_hangup", "survey", "ended"]  # once the seat was free again
+    row = call.row
+    assert (row["outcome"], row["hangup_by"], row["satisfaction"]) == ("operator", "callee", int(rating))
+    (ticket,) = call.log.tickets()
+    assert (ticket["ticket_id"], ticket["kind"], ticket["satisfaction"]) == (row["ticket_id"], "operator", int(rating))
+    assert call.metric("hotline_survey_responses_total", unit="", score=rating) == 1
+
+
+def test_a_citizen_who_hangs_up_on_the_operator_is_not_asked_to_rate(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="0", survey_key="1", hangup_at=HangupStep.TALKING))
+
+    assert "survey" not in call.heard and "survey" not in call.steps
+    assert (call.row["outcome"], call.row["hangup_by"], call.row["satisfaction"]) == ("operator", "caller", None)
+
+
 def test_a_silent_caller_is_put_through_to_a_person_after_one_pass_of_the_menu(tmp_path: Path) -> None:
     call = play(tmp_path, Script(keys=""))
 
-    assert call.heard == [MENU.replace("intro", "menu-main-intro"), "to-operator"]
+    assert call.heard == [MENU.replace("intro", "menu-main-intro"), "to-operator", "survey"]
     assert call.dialled == [("operator-1", "seat-1", "ANSWER")]
     assert (call.row["reason"], call.row["outcome"]) == ("no_input", "operator")
     assert call.step("key") == [{"key": "timeout"}]
@@ -413,7 +434,7 @@ def test_a_silent_caller_is_put_through_to_a_person_after_one_pass_of_the_menu(t
 def test_a_menu_too_long_to_wait_for_is_cut_short_for_a_silent_caller(tmp_path: Path) -> None:
     call = play(tmp_path, Script(keys="", prompt_seconds=3.0))  # a 30 s main menu
 
-    assert call.heard[-1] == "to-operator" and call.call.verbs("key") == []
+    assert call.heard[-2:] == ["to-operator", "survey"] and call.call.verbs("key") == [("key", "timeout")]
     (to_operator,) = [d.at for d in call.call.did if d.detail.get("media") == "to-operator"]
     assert to_operator == 15  # mid-menu, not after it
     assert (call.row["reason"], call.row["outcome"]) == ("no_input", "operator")
@@ -552,9 +573,103 @@ def test_a_notice_is_heard_before_the_menu_and_the_call_goes_on_as_usual(tmp_pat
 def test_a_notice_for_the_operators_skips_the_menu(tmp_path: Path) -> None:
     call = play(tmp_path, Script(keys="1"), notices=(notice(to_operators=True),))
 
-    assert call.heard == ["notice-flood", "to-operator"] and call.call.verbs("key") == []
+    assert call.heard == ["notice-flood", "to-operator", "survey"] and call.call.verbs("key") == [("key", "timeout")]
     row = call.row
     assert (row["decision"], row["reason"], row["track"], row["outcome"]) == ("operator", "notice", "menu", "operator")
+
+
+# -- intake: human-first ------------------------------------------------------------------------
+# The caller is in the operators' line from the first second; the menu plays as a shortcut while
+# they wait, and only a key that picks a route takes them out of it.
+
+QUEUED_MENU = MENU.replace("intro", "menu-main-intro").replace("menu-operator", "menu-queued")
+
+
+def human_first(tmp_path: Path) -> RouteTable:
+    table = patched(tmp_path, "  intake: menu ", "  intake: human-first ")
+    assert table.policy.intake == "human-first"
+    return table
+
+
+def test_human_first_a_free_seat_takes_the_call_at_once_and_the_menu_stops(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="", survey_key="1"), table=human_first(tmp_path))
+
+    assert call.heard == [QUEUED_MENU, "survey", "survey-thanks"]  # cut off by the seat ringing
+    assert call.dialled == [("operator-1", "seat-1", "ANSWER")] and call.call.verbs("key") == [("key", "1")]
+    row = call.row
+    assert (row["decision"], row["reason"], row["outcome"], row["satisfaction"]) == (
+        "operator",
+        "human_first",
+        "operator",
+        1,
+    )
+    assert call.steps[:3] == ["answered", "queue_joined", "menu"]
+    assert call.step("answered") == [{"intake": "human-first"}]
+    (rang,) = [d.at for d in call.call.did if d.verb == "dial"]
+    assert rang == 0  # the seat rings the moment the call is answered
+    assert call.metric("hotline_intake_time_to_human_seconds_count", intake="human-first") == 1
+    assert call.metric("hotline_intake_time_to_human_seconds_count", intake="menu") == 0
+
+
+def test_human_first_a_key_that_picks_a_department_leaves_the_line(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", survey_key="2"), table=human_first(tmp_path), setup=operators_busy)
+
+    assert call.heard == [QUEUED_MENU, "connecting", "survey", "survey-thanks"]
+    assert call.dialled == [(GONGAN, "市公安局", "ANSWER")]
+    row = call.row
+    assert (row["decision"], row["reason"], row["unit"], row["outcome"]) == (
+        "dial",
+        "menu_choice",
+        "市公安局",
+        "connected",
+    )
+    (left,) = call.step("queue_left")
+    assert left["menu_choice"] is True and left["waited_seconds"] == 11  # the menu (10 s) and the key
+    assert call.metric("hotline_operator_queue_wait_seconds_count", result="menu_choice") == 1
+    assert call.metric("hotline_intake_time_to_human_seconds_count", intake="human-first") == 1
+
+
+def test_human_first_a_seat_freeing_mid_menu_interrupts_it(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys=""), table=human_first(tmp_path), setup=one_seat_frees_after(20))
+
+    assert call.heard[0] == QUEUED_MENU and call.heard[1].startswith("no-input ")  # the second pass, cut at 20 s
+    (rang,) = [d.at for d in call.call.did if d.verb == "dial"]
+    assert rang == 20
+    assert (call.row["reason"], call.row["outcome"]) == ("human_first", "operator")
+    assert call.step("queue_left")[0]["waited_seconds"] == 24  # 20 s, then the seat's 4 s of ringing
+
+
+def test_human_first_zero_ends_the_menu_and_the_caller_waits_hearing_their_turn(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="0"), table=human_first(tmp_path), setup=one_seat_frees_after(30))
+
+    assert call.call.verbs("play", "hold")[1:4] == [("play", "queue-next"), ("hold",), ("play", "survey")]
+    assert (call.row["reason"], call.row["outcome"]) == ("caller_pressed_0", "operator")
+    assert call.dialled == [("operator-1", "seat-1", "ANSWER")]
+
+
+def test_human_first_with_nobody_free_in_time_the_citizen_leaves_a_message(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys=""), table=human_first(tmp_path), setup=operators_busy)
+
+    assert call.dialled == [] and call.heard[-3:] == ["operators-busy", "leave-message", "message-saved"]
+    assert (call.row["decision"], call.row["reason"], call.row["outcome"]) == ("operator", "no_input", "message")
+    assert call.step("queue_left")[0]["timed_out"] is True
+
+
+def test_human_first_a_caller_hanging_up_during_the_menu_abandoned_the_line(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="", hangup_at=HangupStep.MENU), table=human_first(tmp_path), setup=operators_busy)
+
+    assert call.row["outcome"] == "abandoned"
+    assert call.step("queue_left")[0]["abandoned"] is True
+    assert call.callbacks == {"139****1234": "in_queue"}
+
+
+def test_human_first_is_for_the_12345_number_a_short_number_still_reaches_its_unit(tmp_path: Path) -> None:
+    route = next(r for r in TABLE.routes.values() if r.mode.value == "transfer" and r.open_at(TUESDAY_MORNING))
+    call = play(tmp_path, Script(), entry=route.number, table=human_first(tmp_path))
+
+    assert call.dialled[0] == (route.dial, route.unit, "ANSWER") and "queue_joined" not in call.steps
+    assert call.step("answered") == [{"intake": "direct"}]
+    assert call.metric("hotline_intake_time_to_human_seconds_count", intake="direct") == 1
 
 
 # -- the citizen hangs up -----------------------------------------------------------------------

@@ -99,6 +99,36 @@ def test_mistakes_name_file_line_and_what_is_wrong(edit: tuple[str, str], expect
     assert any(p.startswith(expected) for p in found), found
 
 
+# -- intake (issue 16): the menu first, or a person first -------------------------------------------
+
+SEATED = GOOD.replace(
+    'operators: {number: "8000", trunk: operators}',
+    'operators: {number: "8000", trunk: operators, seats: [{id: seat-1, endpoint: operator-1}]}',
+)
+
+
+def test_intake_is_the_menu_unless_routes_yaml_says_human_first() -> None:
+    assert routes.parse(GOOD).policy.intake == "menu"
+    table = routes.parse(SEATED + "menu_policy: {intake: human-first, silent_caller_seconds: 12}\n")
+    assert (table.policy.intake, table.policy.silent_caller_seconds) == ("human-first", 12)
+    assert routes.load(ROOT / "routes.yaml").policy.intake == "menu"
+
+
+def test_a_wrong_intake_names_its_line_and_the_choices() -> None:
+    found = problems(SEATED + "menu_policy:\n  intake: humans-first\n")
+    assert found == ["r.yaml:17: menu_policy.intake must be one of menu, human-first, got 'humans-first'"]
+
+
+def test_human_first_needs_seats_to_queue_for() -> None:
+    found = problems(GOOD + "menu_policy:\n  key_timeout_seconds: 5\n  intake: human-first\n")
+    assert found == ["r.yaml:18: intake: human-first needs operators.seats (a queue to wait in for a person)"]
+
+
+def test_the_silent_callers_time_is_bounded() -> None:
+    found = problems(GOOD + "menu_policy: {silent_caller_seconds: 2}\n")
+    assert found == ["r.yaml:16: menu_policy.silent_caller_seconds must be between 5 and 120, got 2"]
+
+
 def test_duplicate_keys_are_refused_rather_than_silently_overwritten() -> None:
     found = problems(GOOD.replace("version: 1\n", "version: 1\nversion: 1\n"))
     assert found == ["r.yaml:2: (top level): duplicate key 'version' (first at line 1)"]
