@@ -264,6 +264,7 @@ class ScriptedCall:
                     if leg in self._leg_end and self._leg_end[leg] <= now:
                         del self._leg_end[leg]
                         self._note("leg_hangup", channel=leg)
+                        self._talked = True  # a conversation ended: the next key wait is the survey
                         return LegEvent(leg, None)
                 if task.done():
                     return task.result()
