@@ -177,6 +177,17 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
             "(target_answered_at), over calls that reached one: mean, p50 and p90 by nearest rank."
         ),
     ),
+    "intake": (
+        "按受理方式人工接通 Time to a person by intake",
+        (
+            "Calls by the intake they met (routes.yaml menu_policy.intake, kept in each call's 'answered' step: "
+            "menu = the menu first, human-first = queued for a person at once with the menu as a shortcut, "
+            "direct = a short number dialled directly; calls logged before intakes were recorded count as menu): "
+            "calls, calls a person (department or operator) answered, those answered within 15 s of arrival and "
+            "their share of all the intake's calls, and seconds from arrival to the person: mean and p90 by "
+            "nearest rank."
+        ),
+    ),
     "callback": (
         "N分钟回拨率 Called back within N min %",
         (
@@ -295,6 +306,19 @@ class CentreFigures:
 
 
 @dataclass(frozen=True)
+class IntakeRow:
+    """Time to a person for the calls of one intake policy (DEFINITIONS['intake'])."""
+
+    intake: str
+    calls: int
+    to_person: int
+    within_15s: int
+    within_15s_pct: float | None
+    mean_s: float | None
+    p90_s: float | None
+
+
+@dataclass(frozen=True)
 class LedgerRow:
     number: str
     unit: str
@@ -335,6 +359,7 @@ class Report:
     # Which routing table the number ledger is (the one in force at the period's end, from the call log's
     # routes history) and when it changed during the period (ivr.calllog.editing.period_note).
     routes_note: str = ""
+    intakes: tuple[IntakeRow, ...] = ()  # time to a person per intake policy (issue 16)
 
     def unit(self, unit: str, mode: str) -> UnitRow:
         return next(r for r in self.units if (r.unit, r.mode) == (unit, mode))
@@ -380,7 +405,7 @@ def load(log: CallLog, start: dt.date, end: dt.date) -> CallLogRows:
         if lo <= r["last_missed_at"] < hi
     ]
     steps: dict[str, list[dict[str, Any]]] = {}
-    for s in log.report_steps(lo, hi, ("dial", "queue_left")):
+    for s in log.report_steps(lo, hi, ("dial", "queue_left", "answered")):
         steps.setdefault(s["call_id"], []).append(
             {"seq": s["seq"], "at": s["at"], "name": s["name"], "detail": json.loads(s["detail"])}
         )
@@ -608,7 +633,30 @@ def build(
         modes=modes,
         calendar=_calendar_note(table, start, end) if table else "",
         routes_note=routes_note,
+        intakes=_intakes(calls, rows.steps),
     )
+
+
+INTAKES = ("menu", "human-first", "direct")
+
+
+def _intakes(calls: Sequence[Row], steps: Mapping[str, Sequence[Row]]) -> tuple[IntakeRow, ...]:
+    """Time to a person per intake (DEFINITIONS['intake']): each intake in INTAKES order, then any other the log has."""
+    by: dict[str, list[Row]] = {}
+    for c in calls:
+        answered = next((s for s in steps.get(c["call_id"], ()) if s["name"] == "answered"), None)
+        by.setdefault(str(answered["detail"].get("intake", "menu")) if answered else "menu", []).append(c)
+    out = []
+    for intake in sorted(by, key=lambda i: (INTAKES.index(i) if i in INTAKES else len(INTAKES), i)):
+        group = by[intake]
+        waits = [c["target_answered_at"] - c["started_at"] for c in group if c["target_answered_at"] is not None]
+        within = sum(1 for w in waits if w <= ANSWER_WITHIN_SECONDS)
+        out.append(
+            IntakeRow(
+                intake, len(group), len(waits), within, _pct(within, len(group)), _mean(waits), nearest_rank(waits, 90)
+            )
+        )
+    return tuple(out)
 
 
 def _calendar_note(table: RouteTable, start: dt.date, end: dt.date) -> str:

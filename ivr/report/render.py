@@ -84,6 +84,15 @@ CENTRE_COLUMNS = (
     ("tickets_within", "按时办结"),
     ("within_deadline_pct", "按时办结率%"),
 )
+INTAKE_COLUMNS = (
+    ("intake", "受理方式"),
+    ("calls", "来电量"),
+    ("to_person", "人工接通数"),
+    ("within_15s", "15秒内人工接通"),
+    ("within_15s_pct", "15秒人工接通率%"),
+    ("mean_s", "人工接通平均秒"),
+    ("p90_s", "人工接通P90秒"),
+)
 DAY_COLUMNS = (
     ("day", "日期"),
     ("calls", "来电量"),
@@ -196,6 +205,7 @@ def render_csv(report: Report) -> bytes:
         ],
     )
     section("每日趋势 Daily trend", DAY_COLUMNS, [dataclasses.asdict(d) for d in report.days])
+    section("按受理方式人工接通 Time to a person by intake", INTAKE_COLUMNS, intake_records(report))
     section("号码台账 Number ledger", LEDGER_COLUMNS, [dataclasses.asdict(r) for r in report.ledger])
     section(
         "指标口径 Definitions",
@@ -395,6 +405,7 @@ def render_html(report: Report) -> bytes:
         TRACK_NAMES=TRACK_NAMES,
         UNIT_COLUMNS=UNIT_COLUMNS,
         DAY_COLUMNS=DAY_COLUMNS,
+        INTAKE_COLUMNS=INTAKE_COLUMNS,
         LEDGER_COLUMNS=LEDGER_COLUMNS,
         DEFINITIONS=DEFINITIONS,
     )
@@ -418,10 +429,15 @@ SHEETS = {
     "modes": "接入方式 Modes",
     "dual_track": "双号并行 Dual-track",
     "days": "每日 Days",
+    "intakes": "受理方式 Intake",
     "ledger": "号码台账 Ledger",
     "callbacks": "回拨 Callbacks",
     "glossary": "指标口径 Glossary",
 }
+
+
+def intake_records(report: Report) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(i) for i in report.intakes]
 
 
 def mode_records(report: Report) -> list[dict[str, Any]]:
@@ -494,6 +510,7 @@ def render_xlsx(report: Report) -> bytes:
         ("modes", "按接入方式 By mode", MODE_COLUMNS, mode_records(report)),
         ("dual_track", "双号并行分渠道 Dual-track rows by track", UNIT_COLUMNS, dual_track_records(report)),
         ("days", "每日趋势 Daily trend", DAY_COLUMNS, [dataclasses.asdict(d) for d in report.days]),
+        ("intakes", "按受理方式人工接通 Time to a person by intake", INTAKE_COLUMNS, intake_records(report)),
         ("ledger", "号码台账 Number ledger", LEDGER_COLUMNS, [dataclasses.asdict(r) for r in report.ledger]),
         ("callbacks", "未接来电回拨 Missed-call callbacks", CALLBACK_COLUMNS, [centre_row]),
         (

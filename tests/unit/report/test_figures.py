@@ -748,3 +748,46 @@ def test_refused_and_fallback_calls_are_offered_and_shown_beside_the_connection_
     # A person answered 2 of the 5 offered; the message, the refused and the fallback call are beside it.
     assert (centre.ended, centre.connected, centre.connection_pct) == (5, 2, 40.0)
     assert (centre.messages, centre.refused, centre.fallback, centre.goodbyes, centre.abandoned) == (1, 1, 1, 0, 0)
+
+
+# -- time to a person per intake policy (issue 16) ----------------------------------------------------------
+
+
+def test_time_to_a_person_is_reported_per_intake(tmp_path: Path) -> None:
+    log = SqliteCallLog(tmp_path / "calllog.sqlite3")
+    log.start()
+
+    def met(intake: str) -> tuple[tuple[float, str, dict[str, Any]], ...]:
+        return ((0.1, "answered", {"intake": intake}),)
+
+    # menu: a silent caller put through at 18 s, one at 9 s, one who gave up; one logged before intakes were kept.
+    put(log, "m1", "2026-11-02T09:00:00", decision="operator", outcome="operator", human=18, steps=met("menu"))
+    put(log, "m2", "2026-11-02T09:05:00", decision="operator", outcome="operator", human=9, steps=met("menu"))
+    put(log, "m3", "2026-11-02T09:10:00", decision="", outcome="abandoned", steps=met("menu"))
+    put(log, "m4", "2026-11-02T09:15:00", decision="operator", outcome="operator", human=12)
+    # human-first: a seat at 3 s; a department picked from the menu while waiting, answered at 16 s.
+    put(log, "h1", "2026-11-02T09:20:00", decision="operator", outcome="operator", human=3, steps=met("human-first"))
+    put(log, "h2", "2026-11-02T09:25:00", route=GONGAN, dial_status="ANSWER", human=16, steps=met("human-first"))
+    # a short number dialled directly, answered at 5 s.
+    put(
+        log,
+        "d1",
+        "2026-11-02T09:30:00",
+        route=LVYOU,
+        track="direct",
+        dial_status="ANSWER",
+        human=5,
+        steps=met("direct"),
+    )
+
+    log.close()
+    logged = report.load(SqliteCallLog(tmp_path / "calllog.sqlite3"), D1, D1)
+    rows = report.build(logged, D1, D1, as_of=AS_OF).intakes
+
+    assert rows == (
+        # 4 calls, 3 reached a person (18, 9, 12 s), 2 within 15 s = 50 % of 4; mean 13, p90 = 3rd of 3 = 18
+        report.IntakeRow("menu", 4, 3, 2, 50.0, 13.0, 18.0),
+        # 2 calls, both to a person (3, 16 s), 1 within 15 s = 50 %; mean 9.5, p90 = 16
+        report.IntakeRow("human-first", 2, 2, 1, 50.0, 9.5, 16.0),
+        report.IntakeRow("direct", 1, 1, 1, 100.0, 5.0, 5.0),
+    )

@@ -93,11 +93,14 @@ def test_csv_round_trip(rep: Report) -> None:
         "中心指标 Centre indicators",
         "各单位考核 Per-unit assessment",
         "每日趋势 Daily trend",
+        "按受理方式人工接通 Time to a person by intake",
         "号码台账 Number ledger",
         "指标口径 Definitions",
     ]
     (centre,) = sections["中心指标 Centre indicators"]
     assert centre == {k: cell(v) for k, v in render.centre_dict(rep.centre).items()}
+    intakes = sections["按受理方式人工接通 Time to a person by intake"]
+    assert rep.intakes and intakes == [{k: cell(v) for k, v in r.items()} for r in render.intake_records(rep)]
     assert centre["answered_15s_pct"] == "88.24" and centre["time_to_human_p90_s"] == "30.0"
     units = sections["各单位考核 Per-unit assessment"]
     expected = render.unit_records(rep)
@@ -214,7 +217,15 @@ def test_the_html_page_is_self_contained(rep: Report) -> None:
     assert re.search(r"https?://", page) is None
     assert not re.search(r"<script|<link|<img|@import|url\(|<iframe|<object", page, re.IGNORECASE)
     assert page.count("<svg") == 3 and "<style>" in page
-    for heading in ("中心指标", "每日趋势", "各单位接通率", "各单位考核表", "号码台账", "Number ledger"):
+    for heading in (
+        "中心指标",
+        "每日趋势",
+        "各单位接通率",
+        "各单位考核表",
+        "按受理方式人工接通",
+        "号码台账",
+        "Number ledger",
+    ):
         assert heading in page
     assert page.count("<tr") > 50 + len(rep.units)  # the ledger and the unit table are there
 
