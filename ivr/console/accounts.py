@@ -15,6 +15,7 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -72,8 +73,10 @@ class AccountStore:
         self.rounds = rounds
 
     @classmethod
-    def in_state(cls, state: Path) -> AccountStore:
-        return cls(state / ACCOUNTS_FILE)
+    def in_state(cls, state: Path, env: Mapping[str, str] | None = None) -> AccountStore:
+        """HOTLINE_CONSOLE_ACCOUNTS if set (a test's own accounts), else the state directory's file."""
+        named = (env if env is not None else os.environ).get("HOTLINE_CONSOLE_ACCOUNTS")
+        return cls(Path(named) if named else state / ACCOUNTS_FILE)
 
     # -- reads ------------------------------------------------------------------------------------
     def load(self) -> dict[str, Account]:

@@ -148,7 +148,7 @@ class Controller:
                 lambda: self.tickets_api.book,
                 lambda: self.services,
             ),
-            AccountStore.in_state(state),
+            AccountStore.in_state(state, settings.environ),
         )
         self.dispatcher = Dispatcher(self._start_call, self._hangup_orphan)
         self.ari = AriClient(settings.ari)
