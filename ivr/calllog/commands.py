@@ -301,6 +301,10 @@ def decode(entry: dict[str, Any]) -> Write:
         from ivr.console.audit import ConsoleAction
 
         return ConsoleAction.from_json({k: v for k, v in entry.items() if k != "kind"})
+    if entry["kind"] == "seat_changed":  # the operators' seat states live with their table
+        from ivr.calllog.seats import SeatChanged
+
+        return SeatChanged.from_json({k: v for k, v in entry.items() if k != "kind"})
     return _KINDS[entry["kind"]]({k: v for k, v in entry.items() if k != "kind"})
 
 

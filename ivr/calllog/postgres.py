@@ -42,6 +42,7 @@ from ivr.calllog.backend import SCHEMA_VERSION
 from ivr.calllog.commands import Db, to_pyformat
 from ivr.calllog.editing import POSTGRES_V3
 from ivr.console.audit import POSTGRES_AUDIT
+from ivr.calllog.seats import POSTGRES_SEATS
 from ivr.errors import StorageUnavailable
 from ivr.ticketing.store import POSTGRES_V4
 
@@ -142,8 +143,15 @@ _V2 = (
     "CREATE INDEX IF NOT EXISTS callback_calls_callback ON callback_calls (callback_id)",
 )
 
-# 3: ivr.calllog.editing, 4: ivr.ticketing.store
-_STEPS: dict[int, tuple[str, ...]] = {1: _V1, 2: _V2, 3: POSTGRES_V3, 4: POSTGRES_V4, 5: POSTGRES_AUDIT}
+# 3: ivr.calllog.editing, 4: ivr.ticketing.store, 5: ivr.console.audit, 6: ivr.calllog.seats
+_STEPS: dict[int, tuple[str, ...]] = {
+    1: _V1,
+    2: _V2,
+    3: POSTGRES_V3,
+    4: POSTGRES_V4,
+    5: POSTGRES_AUDIT,
+    6: POSTGRES_SEATS,
+}
 
 # SQLSTATEs that say "the storage, not this write" (journal it): connection exception,
 # insufficient resources (disk full, out of memory, too many connections), operator

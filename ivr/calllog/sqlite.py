@@ -47,6 +47,7 @@ from ivr.calllog.commands import decode as _decode
 from ivr.calllog.commands import encode as _encode
 from ivr.calllog.editing import SQLITE_V3
 from ivr.console.audit import sqlite_audit_table
+from ivr.calllog.seats import sqlite_seats_table
 from ivr.ticketing.store import sqlite_to_v4
 
 __all__ = [
@@ -256,6 +257,7 @@ class SqliteCallLog(CallLog):
             3: _to_v3,
             4: sqlite_to_v4,
             5: sqlite_audit_table,
+            6: sqlite_seats_table,
         }
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version >= SCHEMA_VERSION:

@@ -40,13 +40,16 @@ from ivr.calllog.records import CallRecord
 from ivr.console.accounts import AccountStore
 from ivr.console.screen import Hotline
 from ivr.console.web import Console
+from ivr.calllog.seats import SeatChanged
 from ivr.controller.editing import RouteEditing
 from ivr.controller.sdnotify import Notifier
 from ivr.errors import AriError, CallLogError, ConfigError, RoutesError
 from ivr.handoff.webhook import Payload, WebhookSender
 from ivr.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ivr.metrics import Metrics
-from ivr.operators.queue import SeatPool
+from ivr.operators.api import OperatorsApi
+from ivr.operators.desk import Desk
+from ivr.operators.queue import SeatChange, SeatPool
 from ivr.prompts import Prompts, live_dirs
 from ivr.routing import routes
 from ivr.routing.routes import RouteTable
@@ -117,7 +120,10 @@ class Controller:
         if settings.node:  # a cluster node: its Asterisk's systemname is its node id
             self.calllog.channel_prefix = f"{settings.node}-"
         self.webhooks = WebhookSender(on_result=self._webhook_result)
-        self.seats = SeatPool(table.operators.seats)
+        self.seats = SeatPool(table.operators.seats, wrap_up_s=table.operators.wrap_up_seconds)
+        self.seats.listeners.append(self._seat_changed)
+        self.desk = Desk()  # the calls at operators and their asks (feature codes, the operators' API)
+        self.operators_api = OperatorsApi(self.seats, self.desk, settings.caller_hash_key)
         self.metrics = Metrics(table.entries)
         self.metrics.set_routes(table)
         self.metrics.watch_calllog(self.calllog)
@@ -173,7 +179,13 @@ class Controller:
             metrics=self.metrics,
             node=self.settings.node,
             notices=self.editing.notices_for,
+            desk=self.desk,
         )
+
+    def _seat_changed(self, change: SeatChange) -> None:
+        """A seat signed in or out, paused, wrapped up: on record, and in hotline_seats."""
+        self.calllog.record(SeatChanged(change.at, change.seat, change.state, change.reason, change.by, change.pending))
+        self.metrics.set_seats(seat.status for seat in self.seats.snapshot().seats)
 
     def _webhook_result(self, target: str, handoff: Payload, result: str, attempts: int) -> None:
         self.metrics.webhook_result(target, result)
@@ -263,6 +275,7 @@ class Controller:
         log.info("routes_reloaded", old_version=self.table.digest, new_version=table.digest)
         self.table = table
         self.seats.set_seats(table.operators.seats)  # removed seats finish their call first
+        self.seats.wrap_up_s = table.operators.wrap_up_seconds
         self.metrics.routes_reloaded(ok=True)
         self.metrics.set_routes(table)
         self.services = self._services(table, self.services.clock)
@@ -328,6 +341,7 @@ class Controller:
         app.router.add_get("/health", health)
         app.router.add_routes(self.tickets_api.routes())
         app.add_subapp("/console/", self.console.app())  # the operators' console (ivr.console.web)
+        app.router.add_routes(self.operators_api.routes())
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = self.settings.metrics_addr
@@ -349,7 +363,9 @@ class Controller:
     async def _refresh_gauges(self, interval: float = 15.0) -> None:
         """Gauges read from state: overdue tickets and open callbacks (from the call log, off the loop), the queue."""
         while True:
-            self.metrics.queue_changed(self.seats.snapshot().waiting)
+            snapshot = self.seats.snapshot()
+            self.metrics.queue_changed(snapshot.waiting)
+            self.metrics.set_seats(seat.status for seat in snapshot.seats)
             try:
                 overdue = await asyncio.to_thread(self.calllog.overdue, time.time())
             except Exception as exc:  # a locked or unreadable log must not stop the controller

@@ -461,6 +461,8 @@ class SeatPool:
             slot.after_call, slot.after_reason = (None, "") if presence == "ready" else (presence, reason)
             change = SeatChange(seat, presence, reason, by, time.time(), pending=presence != "ready")
             log.info("seat_state_pending", seat=seat, state=presence, reason=reason, by=by)
+            for listener in self.listeners:
+                listener(change)
             return change
         change = self._presence(slot, presence, reason, by)
         self._dispatch()
