@@ -434,6 +434,10 @@ from ivr.console.cli import operators  # noqa: E402 — `hotline operators …`:
 
 main.add_command(operators)
 
+from ivr.operators.cli import seats  # noqa: E402 — the operators' seats of the running controller
+
+main.add_command(seats)
+
 
 # -- retention (PIPL) and the call log's journal ---------------------------------------------------
 

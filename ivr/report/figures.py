@@ -73,7 +73,16 @@ CONNECTION_RATE = (
     "that the fallback took it, not whether the duty line answered). Target >= 95 % every day."
 )
 
+TRANSFERS = (
+    "Operators' transfers (转办), per destination unit (or emergency line): every consult, three-way and blind "
+    'transfer an operator started from the seat phone or the operators\' API, one call-log "transfer" step each. '
+    "Answered: the unit's line answered. Handed over: the citizen was left talking with the unit — a consult "
+    "completed, a three-way the operator left, or a blind transfer answered. Handed-over % = handed over / "
+    "transfers. A blind transfer nobody answered is counted here and its caller went back to the operators' queue."
+)
+
 DEFINITIONS: dict[str, tuple[str, str]] = {
+    "transfers": ("转办 Operators' transfers", TRANSFERS),
     "period": (
         "统计周期 Period",
         (
@@ -334,6 +343,20 @@ class LedgerRow:
 
 
 @dataclass(frozen=True)
+class TransferRow:
+    """The operators' transfers to one unit or emergency line (TRANSFERS)."""
+
+    unit: str
+    transfers: int
+    consult: int
+    three_way: int
+    blind: int
+    answered: int
+    handed_over: int
+    handed_over_pct: float | None
+
+
+@dataclass(frozen=True)
 class ModeRow:
     mode: str
     units: int  # unit rows of this mode (with calls or not)
@@ -360,6 +383,7 @@ class Report:
     # routes history) and when it changed during the period (ivr.calllog.editing.period_note).
     routes_note: str = ""
     intakes: tuple[IntakeRow, ...] = ()  # time to a person per intake policy (issue 16)
+    transfers: tuple[TransferRow, ...] = ()  # the operators' transfers by destination unit (TRANSFERS)
 
     def unit(self, unit: str, mode: str) -> UnitRow:
         return next(r for r in self.units if (r.unit, r.mode) == (unit, mode))
@@ -373,7 +397,7 @@ class CallLogRows:
     """What a report is computed from, as the call log stores it (rows outside the period are ignored)."""
 
     calls: list[dict[str, Any]]
-    steps: dict[str, list[dict[str, Any]]]  # call_id -> its dial and queue_left steps, detail decoded
+    steps: dict[str, list[dict[str, Any]]]  # call_id -> its dial, queue_left and transfer steps, detail decoded
     tickets: list[dict[str, Any]]
     callbacks: list[dict[str, Any]]
     tracks: dict[str, str] = field(default_factory=dict)  # call_id -> track, for tickets' calls
@@ -405,7 +429,7 @@ def load(log: CallLog, start: dt.date, end: dt.date) -> CallLogRows:
         if lo <= r["last_missed_at"] < hi
     ]
     steps: dict[str, list[dict[str, Any]]] = {}
-    for s in log.report_steps(lo, hi, ("dial", "queue_left", "answered")):
+    for s in log.report_steps(lo, hi, ("dial", "queue_left", "answered", "transfer")):
         steps.setdefault(s["call_id"], []).append(
             {"seq": s["seq"], "at": s["at"], "name": s["name"], "detail": json.loads(s["detail"])}
         )
@@ -634,6 +658,9 @@ def build(
         calendar=_calendar_note(table, start, end) if table else "",
         routes_note=routes_note,
         intakes=_intakes(calls, rows.steps),
+        transfers=transfer_rows(
+            [s for c in calls for s in rows.steps.get(c["call_id"], ()) if s["name"] == "transfer"]
+        ),
     )
 
 
@@ -657,6 +684,29 @@ def _intakes(calls: Sequence[Row], steps: Mapping[str, Sequence[Row]]) -> tuple[
             )
         )
     return tuple(out)
+
+
+def transfer_rows(steps: Sequence[Row]) -> tuple[TransferRow, ...]:
+    """TRANSFERS: the "transfer" steps of the period's calls, by destination unit (most transfers first)."""
+    by_unit: dict[str, list[Mapping[str, Any]]] = {}
+    for step in steps:
+        by_unit.setdefault(str(step["detail"]["unit"]), []).append(step["detail"])
+    rows = []
+    for unit, details in by_unit.items():
+        handed = sum(1 for d in details if d.get("handed_over"))
+        rows.append(
+            TransferRow(
+                unit=unit,
+                transfers=len(details),
+                consult=sum(1 for d in details if d["kind"] == "consult"),
+                three_way=sum(1 for d in details if d["kind"] == "three-way"),
+                blind=sum(1 for d in details if d["kind"] == "blind"),
+                answered=sum(1 for d in details if d.get("answered_at")),
+                handed_over=handed,
+                handed_over_pct=_pct(handed, len(details)),
+            )
+        )
+    return tuple(sorted(rows, key=lambda r: (-r.transfers, r.unit)))
 
 
 def _calendar_note(table: RouteTable, start: dt.date, end: dt.date) -> str:

@@ -206,6 +206,7 @@ def render_csv(report: Report) -> bytes:
     )
     section("每日趋势 Daily trend", DAY_COLUMNS, [dataclasses.asdict(d) for d in report.days])
     section("按受理方式人工接通 Time to a person by intake", INTAKE_COLUMNS, intake_records(report))
+    section("话务员转办 Operators' transfers", TRANSFER_COLUMNS, [dataclasses.asdict(t) for t in report.transfers])
     section("号码台账 Number ledger", LEDGER_COLUMNS, [dataclasses.asdict(r) for r in report.ledger])
     section(
         "指标口径 Definitions",
@@ -421,6 +422,16 @@ CALLBACK_COLUMNS = (
     ("callbacks_within", "按时回拨"),
     ("callback_pct", "按时回拨率%"),
 )
+TRANSFER_COLUMNS = (
+    ("unit", "单位"),
+    ("transfers", "转办"),
+    ("consult", "咨询转"),
+    ("three_way", "三方"),
+    ("blind", "直转"),
+    ("answered", "接通"),
+    ("handed_over", "转交成功"),
+    ("handed_over_pct", "转交成功率%"),
+)
 GLOSSARY_COLUMNS = (("key", "指标"), ("title", "名称"), ("definition", "定义"))
 # Sheet names: Excel allows 31 characters and no []:*?/\ in them.
 SHEETS = {
@@ -430,6 +441,7 @@ SHEETS = {
     "dual_track": "双号并行 Dual-track",
     "days": "每日 Days",
     "intakes": "受理方式 Intake",
+    "transfers": "转办 Transfers",
     "ledger": "号码台账 Ledger",
     "callbacks": "回拨 Callbacks",
     "glossary": "指标口径 Glossary",
@@ -511,6 +523,12 @@ def render_xlsx(report: Report) -> bytes:
         ("dual_track", "双号并行分渠道 Dual-track rows by track", UNIT_COLUMNS, dual_track_records(report)),
         ("days", "每日趋势 Daily trend", DAY_COLUMNS, [dataclasses.asdict(d) for d in report.days]),
         ("intakes", "按受理方式人工接通 Time to a person by intake", INTAKE_COLUMNS, intake_records(report)),
+        (
+            "transfers",
+            "话务员转办 Operators' transfers",
+            TRANSFER_COLUMNS,
+            [dataclasses.asdict(t) for t in report.transfers],
+        ),
         ("ledger", "号码台账 Number ledger", LEDGER_COLUMNS, [dataclasses.asdict(r) for r in report.ledger]),
         ("callbacks", "未接来电回拨 Missed-call callbacks", CALLBACK_COLUMNS, [centre_row]),
         (

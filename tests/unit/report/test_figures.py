@@ -791,3 +791,22 @@ def test_time_to_a_person_is_reported_per_intake(tmp_path: Path) -> None:
         report.IntakeRow("human-first", 2, 2, 1, 50.0, 9.5, 16.0),
         report.IntakeRow("direct", 1, 1, 1, 100.0, 5.0, 5.0),
     )
+
+
+def test_operators_transfers_are_counted_per_destination_unit_with_their_success() -> None:
+    def step(unit: str, kind: str, outcome: str, answered: bool) -> dict[str, object]:
+        detail = {"unit": unit, "kind": kind, "outcome": outcome, "answered_at": 1.0 if answered else None}
+        return {"name": "transfer", "detail": {**detail, "handed_over": outcome in ("completed", "connected")}}
+
+    rows = report.transfer_rows(
+        [
+            step("市公安局", "consult", "completed", True),
+            step("市公安局", "consult", "cancelled", True),
+            step("市公安局", "blind", "requeued", False),
+            step("110报警服务台", "three-way", "operator_left", True),
+        ]
+    )
+    police, emergency = rows
+    assert (police.unit, police.transfers, police.consult, police.blind) == ("市公安局", 3, 2, 1)
+    assert (police.answered, police.handed_over, police.handed_over_pct) == (2, 1, pytest.approx(33.3, abs=0.1))
+    assert (emergency.three_way, emergency.answered, emergency.handed_over) == (1, 1, 0)  # handed_over as recorded
