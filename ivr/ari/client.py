@@ -161,8 +161,11 @@ class AriClient:
         return list(await self.request("GET", "/channels") or [])
 
     # -- bridges ----------------------------------------------------------------------------
-    async def create_bridge(self, bridge_id: str, name: str = "") -> None:
-        await self.request("POST", f"/bridges/{bridge_id}", {"type": "mixing", "name": name or bridge_id})
+    async def create_bridge(self, bridge_id: str, name: str = "", *, dtmf_events: bool = False) -> None:
+        # dtmf_events: never bridged natively (RTP forwarded below the core), so every key a member
+        # presses reaches us as ChannelDtmfReceived.
+        kind = "mixing,dtmf_events" if dtmf_events else "mixing"
+        await self.request("POST", f"/bridges/{bridge_id}", {"type": kind, "name": name or bridge_id})
 
     async def add_to_bridge(self, bridge_id: str, channels: list[str], *, absorb_dtmf: bool = False) -> None:
         params: dict[str, str | int] = {"channel": ",".join(channels)}

@@ -348,7 +348,7 @@ class AriCall:
         """The caller (or, on `hold`, only the legs) in the call's bridge; legs' keys absorbed there."""
         if self._talk is None:
             self._talk = self._next_id("talk")
-            await self.ari.create_bridge(self._talk)
+            await self.ari.create_bridge(self._talk, dtmf_events=True)  # the operator's feature codes
             self._bridges.add(self._talk)
             self.bridged_since = self.bridged_since or time.monotonic()
         wanted = {leg for leg in legs if leg in self._outbound}

@@ -63,6 +63,7 @@ class _Seat:
             if got.channel == self.leg:
                 command = self.codes.feed(got.key)
                 if command is not None:
+                    log.info("feature_code", seat=self.live.seat, action=command.action, target=command.target)
                     return command
 
     def leave(self) -> None:
