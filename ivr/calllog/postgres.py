@@ -41,8 +41,8 @@ from ivr.calllog import CallLog, is_url
 from ivr.calllog.backend import SCHEMA_VERSION
 from ivr.calllog.commands import Db, to_pyformat
 from ivr.calllog.editing import POSTGRES_V3
-from ivr.console.audit import POSTGRES_AUDIT
 from ivr.calllog.seats import POSTGRES_SEATS
+from ivr.console.audit import POSTGRES_AUDIT
 from ivr.errors import StorageUnavailable
 from ivr.ticketing.store import POSTGRES_V4
 

@@ -46,8 +46,8 @@ from ivr.calllog.commands import (
 from ivr.calllog.commands import decode as _decode
 from ivr.calllog.commands import encode as _encode
 from ivr.calllog.editing import SQLITE_V3
-from ivr.console.audit import sqlite_audit_table
 from ivr.calllog.seats import sqlite_seats_table
+from ivr.console.audit import sqlite_audit_table
 from ivr.ticketing.store import sqlite_to_v4
 
 __all__ = [

@@ -37,10 +37,10 @@ from ivr.call.session import Services, handle_call
 from ivr.calllog import open_calllog
 from ivr.calllog.evidence import Importer
 from ivr.calllog.records import CallRecord
+from ivr.calllog.seats import SeatChanged
 from ivr.console.accounts import AccountStore
 from ivr.console.screen import Hotline
 from ivr.console.web import Console
-from ivr.calllog.seats import SeatChanged
 from ivr.controller.editing import RouteEditing
 from ivr.controller.sdnotify import Notifier
 from ivr.errors import AriError, CallLogError, ConfigError, RoutesError

@@ -1,6 +1,7 @@
-"""The operators' HTTP API on the controller's server: seat states and transfers (the console will call it).
+"""The operators' HTTP API on the controller's server: seat states and transfers, for tools and scripts.
 
-Authentication, until the console's sessions come: `Authorization: Bearer TOKEN`, where TOKEN is a
+The web console (ivr.console, its own logins) drives the same seats and calls. Here authentication is
+`Authorization: Bearer TOKEN`, where TOKEN is a
 seat's own token (`hotline seats token SEAT`: acts on that seat and the call at it only) or the
 supervisor's (`hotline seats token '*'`: every seat). Both are derived from the controller's
 caller-hash key (ivr.operators.desk.seat_token), so there is no new secret to keep.
