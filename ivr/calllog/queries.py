@@ -42,9 +42,15 @@ class Queries(Backend):
         return rows[0]["last"] if rows else None
 
     def overdue(self, now: float) -> list[dict[str, Any]]:
-        """Open tickets whose deadline (Unix seconds) is before `now`, most overdue first."""
+        """Open tickets whose deadline (Unix seconds) is before `now`, most overdue first.
+
+        A ticket returned to 12345 is not overdue: its clock stands still until it is dispatched
+        again (ivr.ticketing.lifecycle), so no unit is chased for it.
+        """
         return self._query(
-            "SELECT * FROM tickets WHERE status = 'open' AND deadline_at < ? ORDER BY deadline_at, ticket_id", (now,)
+            "SELECT * FROM tickets WHERE status = 'open' AND state != 'returned' AND deadline_at < ?"
+            " ORDER BY deadline_at, ticket_id",
+            (now,),
         )
 
     def callbacks(self, status: str | None = "open") -> list[dict[str, Any]]:

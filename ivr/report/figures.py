@@ -471,9 +471,15 @@ def _time_to_answer(call: Row, steps: Sequence[Row]) -> float | None:
 
 
 def _ticket_within(ticket: Row, as_of: float) -> bool | None:
-    """True closed in time, False late or open past its deadline, None open and not yet due."""
+    """True closed in time, False late or open past its deadline, None open and not yet due.
+
+    A ticket returned to 12345 is not judged: its clock stands still, and its deadline moves when it
+    is dispatched again (ivr.ticketing.lifecycle).
+    """
     if ticket["status"] == "closed" and ticket["closed_at"] is not None:
         return bool(ticket["closed_at"] <= ticket["deadline_at"])
+    if ticket.get("state") == "returned":
+        return None
     return False if ticket["deadline_at"] < as_of else None
 
 

@@ -32,7 +32,8 @@ the n-th workday after T's date, as ivr.tickets.DeadlinePolicy counts), is moved
 2. Returned: the clock stops. When it is dispatched again, the deadline moves later by the workdays that
    began while it was back at 12345 (those after the return's date, up to and including the dispatch's
    date), so a unit is never charged for the time 12345 held the ticket. A return and re-dispatch within
-   one day cost no day; nor do they give one.
+   one day cost no day; nor do they give one. While returned, a ticket is neither overdue (the alert,
+   ivr.calllog.queries) nor judged by the report.
 3. Extended: the deadline moves later by the extension's workdays.
 4. Reopened: the matter is handled again (重办) with a fresh budget: the ticket's `workdays` after the
    reopening. Its earlier close no longer counts; the report judges the ticket by its last close.

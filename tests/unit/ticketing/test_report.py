@@ -10,6 +10,7 @@ through the lifecycle; the November report judged on Dec 1. By hand:
        Wed and Thu: due Mon Nov 9 10:00), closed Mon Nov 9 09:00      within
     E  never touched: open past its deadline                          late
     F  closed Wed, reopened Fri 15:00 (due Wed Nov 11 15:00), open    late
+    G  returned Tue, still at 12345: its clock stands still           not judged (nor overdue)
 
     due 6, within 3: 50.0 %
 """
@@ -37,7 +38,7 @@ def test_within_deadline_rate_from_the_lifecycles_events_equals_the_hand_compute
     log = open_calllog(target, tmp_path / "journal")
     log.start()
     ids = {}
-    for name in "ABCDEF":
+    for name in "ABCDEFG":
         t = new_ticket(
             f"call-{name}", "transfer", UNIT, "transfer", "r", dt.datetime(2026, 11, 2, 10), DeadlinePolicy(3)
         )
@@ -63,9 +64,11 @@ def test_within_deadline_rate_from_the_lifecycles_events_equals_the_hand_compute
     act("F", "reply", "2026-11-04 09:00", text="已处理")
     act("F", "close", "2026-11-04 10:00")
     act("F", "reopen", "2026-11-06 15:00", reason="回访不满意")
+    act("G", "return", "2026-11-03 10:00", reason="非本单位职责")
 
     start, end = dt.date(2026, 11, 1), dt.date(2026, 11, 30)
     built = report.build(report.load(log, start, end), start, end, as_of=at("2026-12-01 00:00"))
 
     assert (built.centre.tickets_due, built.centre.tickets_within, built.centre.within_deadline_pct) == (6, 3, 50.0)
     assert (built.unit(UNIT, "transfer").total.tickets_due, built.unit(UNIT, "transfer").total.tickets_within) == (6, 3)
+    assert sorted(t["ticket_id"] for t in log.overdue(at("2026-12-01 00:00"))) == sorted(ids[n] for n in "EF")
