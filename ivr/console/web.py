@@ -119,6 +119,9 @@ class Console:
         if role is None:
             return await handler(request)
         session = self.sessions.get(request.cookies.get(COOKIE))
+        if session is not None and self.accounts.get(session.name) != session.account:
+            self.sessions.close(session.id)  # removed, or its password or role changed since the login
+            session = None
         if session is None:
             if request.method == "GET" and name in ("page", "supervisor"):
                 raise web.HTTPSeeOther(request.app.router["login_form"].url_for())
@@ -229,7 +232,7 @@ class Console:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
         await response.prepare(request)
         sent = ""
-        while self.sessions.get(session.id) is session:
+        while self.sessions.get(session.id) is session and self.accounts.get(session.name) == session.account:
             now = json.dumps(await state(), ensure_ascii=False, sort_keys=True)
             if now != sent:
                 await response.write(f"data: {now}\n\n".encode())

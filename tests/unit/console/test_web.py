@@ -333,6 +333,17 @@ async def test_the_supervisor_sees_every_seat_and_the_queue(world: World) -> Non
     assert board["waiting"] == 0
 
 
+async def test_a_removed_account_or_a_changed_password_ends_its_sessions_at_once(world: World) -> None:
+    li, wang = await world.client("li"), await world.client("wang")
+    assert (await li.get("/console/", allow_redirects=False)).status == 200
+    world.console.accounts.passwd("li", "a new password for li")
+    world.console.accounts.remove("wang")
+    assert (await li.get("/console/", allow_redirects=False)).status == 303
+    assert (await wang.get("/console/events")).status == 401
+    assert (await login(li, "li", "li's password"))[0] == 401
+    assert (await login(li, "li", "a new password for li"))[0] == 200
+
+
 async def test_logout_ends_the_session(world: World) -> None:
     client = await world.client("li")
     csrf = csrf_of(await (await client.get("/console/")).text())
