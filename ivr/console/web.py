@@ -39,14 +39,16 @@ from ivr.console.screen import Hotline, history, pop, seat_state, seat_view, tra
 from ivr.console.sessions import COOKIE, Session, Sessions, csrf_ok
 from ivr.errors import HotlineError, SeatStateError, TicketError, TransferRefused, UnknownTicket
 from ivr.operators.desk import TRANSFER_ACTIONS, Command
+from ivr.report import figures as report
 from ivr.ticketing.lifecycle import URGENCIES
-from ivr.tickets import new_ticket
+from ivr.tickets import from_epoch, new_ticket
 
 log = structlog.get_logger("ivr.console.web")
 
 MAX_BODY = 8192
 REPLY_WAIT_S = 3.0  # how long a transfer ask waits to hear the call take it
 EVENT_INTERVAL_S = 1.0
+TODAY_EVERY_S = 30.0
 LOGIN_COOKIE = "hotline_login"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -91,6 +93,7 @@ class Console:
         self.accounts = accounts
         self.sessions = sessions or Sessions()
         self._history: dict[str, dict[str, Any]] = {}  # call id -> the caller's history, read once per call
+        self._today: tuple[float, dict[str, Any]] | None = None  # (read at, today's figures)
 
     # -- the app ----------------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -354,6 +357,29 @@ class Console:
         raise Refused(503, f"ticket {record.ticket_id} is not in the call log yet (is it writable?): try again")
 
     # -- the supervisor's page --------------------------------------------------------------------
+    async def today(self) -> dict[str, Any]:
+        """Today's figures (Beijing day), as the 通报考核 report counts them; read at most every 30 s."""
+        now = time.time()
+        if self._today is None or now - self._today[0] > TODAY_EVERY_S:
+            day = from_epoch(now).date()
+            table = self.hotline.table()
+
+            def read() -> dict[str, Any]:
+                centre = report.build(report.load(self.hotline.calllog, day, day), day, day, as_of=now, table=table)
+                c = centre.centre
+                return {
+                    "day": day.isoformat(),
+                    "calls": c.calls,
+                    "answered_by_a_person": c.connected,
+                    "connection_pct": c.connection_pct,
+                    "answered_15s_pct": c.answered_15s_pct,
+                    "abandoned": c.abandoned,
+                    "messages": c.messages,
+                }
+
+            self._today = (now, await asyncio.to_thread(read))
+        return self._today[1]
+
     def wallboard(self) -> dict[str, Any]:
         snapshot = self.hotline.seats.snapshot()
         oldest = [self.hotline.record(c) for c in snapshot.queue]
@@ -376,6 +402,6 @@ class Console:
         session = request[SESSION_KEY]
 
         async def state() -> dict[str, Any]:
-            return self.wallboard()
+            return {**self.wallboard(), "today": await self.today()}
 
         return await self._stream(request, session, state)

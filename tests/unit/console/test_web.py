@@ -322,6 +322,14 @@ async def test_the_ticket_form_opens_the_calls_ticket_and_dispatches_it_with_its
 
 async def test_the_supervisor_sees_every_seat_and_the_queue(world: World) -> None:
     world.pool.set_state("seat-2", "paused", reason="培训")
+    done = world.call("call-today")
+    done.outcome = Outcome.OPERATOR
+    world.log.call_started(done)
+    world.log.call_finished(done)
+    for _ in range(100):
+        if world.log.calls():
+            break
+        await asyncio.sleep(0.02)
     client = await world.client("boss")
     page = await client.get("/console/supervisor")
     assert page.status == 200
@@ -331,6 +339,7 @@ async def test_the_supervisor_sees_every_seat_and_the_queue(world: World) -> Non
         ("seat-2", "paused", "培训"),
     ]
     assert board["waiting"] == 0
+    assert (board["today"]["calls"], board["today"]["answered_by_a_person"]) == (1, 1)
 
 
 async def test_a_removed_account_or_a_changed_password_ends_its_sessions_at_once(world: World) -> None:
