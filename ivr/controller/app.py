@@ -147,7 +147,7 @@ class Controller:
         self.console = Console(
             Hotline(
                 self.seats,
-                lambda: self.services.desk,
+                lambda: self.desk,
                 self.calllog,
                 lambda: self.table,
                 self.records.get,
