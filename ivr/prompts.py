@@ -39,6 +39,16 @@ REQUIRED = (
     "message-saved",
     "survey",
     "survey-thanks",
+    *(f"digit-{d}" for d in range(10)),
+    "ticket-number-is",
+    "ticket-number-repeat",
+    "progress-enter",
+    "progress-not-found",
+    "progress-none-own",
+    "progress-ticket",
+    "progress-due",
+    "progress-goodbye",
+    "ticket-state-other",
 )
 
 
@@ -91,6 +101,14 @@ def load_static(path: Path) -> dict[str, str]:
 DIGITS = "零一二三四五六七八九"
 
 
+def numeral(n: int) -> str:
+    """0..99 in Chinese numerals, as a date or an hour is said: 十, 十二, 二十, 三十一."""
+    tens, ones = divmod(n, 10)
+    if not tens:
+        return DIGITS[ones]
+    return ("" if tens == 1 else DIGITS[tens]) + "十" + (DIGITS[ones] if ones else "")
+
+
 def plan(table: RouteTable, static: dict[str, str]) -> dict[str, str]:
     """Every prompt file the hotline needs, name -> text."""
     texts = dict(static)
@@ -98,6 +116,10 @@ def plan(table: RouteTable, static: dict[str, str]) -> dict[str, str]:
     for ahead in range(1, 10):
         texts[f"queue-ahead-{ahead}"] = f"人工座席正忙，您前面还有{DIGITS[ahead]}位，请稍候。"
     texts["queue-many"] = "人工座席正忙，前面等候的人较多，请耐心等待。"
+    # A ticket's due date (查询办理进度), said as "十二月八日十时".
+    texts.update({f"month-{m}": f"{numeral(m)}月" for m in range(1, 13)})
+    texts.update({f"day-{d}": f"{numeral(d)}日" for d in range(1, 32)})
+    texts.update({f"hour-{h}": f"{numeral(h)}时" for h in range(24)})
     for menu in table.menus.values():
         if menu.intro:
             texts[f"menu-{menu.id}-intro"] = menu.intro

@@ -18,6 +18,7 @@ import structlog
 
 from ivr.call.control import BridgeResult, DialResult
 from ivr.calllog.records import CallRecord, Leg, Outcome
+from ivr.citizen.progress import TicketLookup, TicketProgress
 from ivr.handoff.webhook import Handoff, WebhookTarget
 from ivr.metrics import Metrics
 from ivr.operators.desk import Desk
@@ -69,6 +70,7 @@ class Services:
     node: str = ""  # this controller's node id in a cluster (HOTLINE_NODE): part of ticket numbers
     notices: Callable[[RouteTable, str], Sequence[Notice]] | None = None  # (call's table, entry) -> live notices
     desk: Desk = field(default_factory=Desk)  # the calls operators are on, and their asks (ivr.operators.desk)
+    tickets: TicketLookup | None = None  # 查询办理进度 reads tickets here (the call log)
 
 
 class Books:
@@ -259,6 +261,20 @@ class Books:
         if record.satisfaction is not None:
             self._svc.calllog.ticket_survey(record.ticket_id, record.satisfaction)
             self._svc.metrics.survey_answered(record.unit, record.satisfaction)
+
+    # -- the citizen's ticket: its number told, its progress asked --------------------------------
+    def ticket_told(self, prompts: list[str], again: bool = False) -> None:
+        """The ticket number was said (the prompt names, so the call log shows what was asked to be played)."""
+        self.record.step("ticket_told", ticket_id=self.record.ticket_id, prompts=prompts, again=again)
+        log.info("ticket_told", ticket_id=self.record.ticket_id, again=again)
+
+    def progress_asked(self, typed: str, found: TicketProgress | None) -> None:
+        """One try of 查询办理进度: `typed` "" for the caller's own latest ticket."""
+        ticket_id = found.ticket_id if found else ""
+        self.record.step("progress", own=not typed, digits=len(typed), ticket_id=ticket_id)
+        log.info("progress_asked", own=not typed, found=bool(found), ticket_id=ticket_id)
+        if found is not None:
+            self.record.informed()
 
     # -- how the call ends ------------------------------------------------------------------------
     def caller_hung_up(self, cause: int | None) -> None:

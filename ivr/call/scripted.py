@@ -72,6 +72,7 @@ class Script:
     lines: Mapping[str, Line] = field(default_factory=dict)  # by dialled number
     operators: Line = Line.ANSWER  # the duty line and every seat
     survey_key: str | None = None  # None: the citizen lets the rating prompt time out
+    ticket_key: str | None = None  # pressed after hearing the ticket number ('*': hear it again)
     hangup_at: HangupStep | None = None
     fail_at: HangupStep | None = None  # Asterisk refuses the request at this step (AriError)
     cancel_at: HangupStep | None = None  # the controller shuts down at this step (the task is cancelled)
@@ -119,6 +120,7 @@ class ScriptedCall:
         self._seat_leg: str | None = None  # the first operator line that answered
         self._seat_keys: deque[tuple[float, str]] = deque()  # (loop time, key) still to be typed
         self._talk_from: float | None = None
+        self._told = False  # the ticket number was said: the next key wait is for '*'
 
     # -- what the story reads ------------------------------------------------------------------
     @property
@@ -153,6 +155,7 @@ class ScriptedCall:
             await self._at(HangupStep.QUEUE)
         elif any(n.startswith("menu-") or n == "number-entry" for n in names):
             await self._at(HangupStep.MENU)
+        self._told = self._told or "ticket-number-repeat" in names
         for _ in media:
             if barge_in and self.digits:
                 return True
@@ -174,9 +177,14 @@ class ScriptedCall:
         await self._at(HangupStep.SURVEY if self._talked else HangupStep.MENU)
         if self.digits:
             return self.digits.popleft()
-        key = (self.script.survey_key or ",") if self._talked else (self._keys.popleft() if self._keys else ",")
-        if self._talked:
+        if self._told:
+            self._told = False
+            key = self.script.ticket_key or ","
+        elif self._talked:
             self._talked = False  # one rating
+            key = self.script.survey_key or ","
+        else:
+            key = self._keys.popleft() if self._keys else ","
         if key == "," or self.script.key_after >= timeout:
             await asyncio.sleep(timeout)
             self._note("key", key="timeout")

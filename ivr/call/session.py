@@ -17,6 +17,8 @@ from ivr.call.books import Books, HandoffSender, Services
 from ivr.call.control import CallControl, DialResult, DialStatus
 from ivr.call.transfer import attend
 from ivr.calllog.records import CallRecord, Outcome
+from ivr.citizen import progress
+from ivr.citizen.ticket_number import digit_prompts, keypad_number
 from ivr.errors import AriError, CallEnded
 from ivr.operators.queue import QueueFull, QueueTimeout, Turn
 from ivr.routing.menu import Action, Ask, Decision, Navigator, Track
@@ -58,6 +60,10 @@ async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, 
             books.said_goodbye()
             return
 
+        if decision.action is Action.PROGRESS:
+            await tell_progress(call, books, table, svc)
+            return
+
         if decision.action is Action.MESSAGE:
             await call.play([svc.prompts.sound("after-hours")])
             await take_message(call, books, svc, kind="message")
@@ -76,6 +82,7 @@ async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, 
                 books.rang_line(route, n, result)
                 if result.ok:
                     await _talk(call, books, result, Outcome.CONNECTED)
+                    await tell_ticket(call, books, svc)
                     await survey(call, books, svc)
                     return
             assert result is not None
@@ -229,8 +236,58 @@ async def take_message(call: CallControl, books: Books, svc: Services, kind: str
     if not call.caller_up:
         books.message_ended_by_caller(call.hangup_cause)
         return
+    await tell_ticket(call, books, svc)
     await call.play([svc.prompts.sound("message-saved")])
     books.message_saved()
+
+
+async def tell_ticket(call: CallControl, books: Books, svc: Services) -> None:
+    """The citizen hears their ticket number digit by digit, to quote it later; once more on '*'."""
+    if not books.record.ticket_id:
+        return
+    number = ["ticket-number-is", *digit_prompts(keypad_number(books.record.ticket_id))]
+    call.digits.clear()  # keys pressed while talking are not a request to repeat
+    books.ticket_told(number)
+    await call.play([svc.prompts.sound(n) for n in [*number, "ticket-number-repeat"]], barge_in=True)
+    if await call.collect_digit(3) == "*":
+        books.ticket_told(number, again=True)
+        await call.play([svc.prompts.sound(n) for n in number])
+    call.digits.clear()
+
+
+async def tell_progress(call: CallControl, books: Books, table: RouteTable, svc: Services) -> None:
+    """查询办理进度: a typed ticket number, or '#' alone for the caller's own latest ticket, is looked
+    up and its state and due date said; a number not found is asked for again, up to max_attempts."""
+    prompt = ["progress-enter"]
+    for _ in range(table.policy.max_attempts):
+        await call.play([svc.prompts.sound(n) for n in prompt], barge_in=True)
+        typed = await _typed_number(call, table.policy.key_timeout_seconds)
+        if typed is None:  # silence: ask again, like a menu
+            prompt = ["no-input", "progress-enter"]
+            continue
+        found = await asyncio.to_thread(_find_ticket, svc, typed, books.record.caller_hash)
+        books.progress_asked(typed, found)
+        if found is not None:
+            await call.play([svc.prompts.sound(n) for n in [*progress.spoken(found), "progress-goodbye"]])
+            return
+        prompt = ["progress-not-found" if typed else "progress-none-own"]
+    await call.play([svc.prompts.sound("goodbye-invalid")])
+    books.said_goodbye()
+
+
+def _find_ticket(svc: Services, typed: str, caller_hash: str) -> progress.TicketProgress | None:
+    if svc.tickets is None:
+        return None
+    return svc.tickets.by_number(typed) if typed else svc.tickets.latest_for(caller_hash)
+
+
+async def _typed_number(call: CallControl, timeout: float) -> str | None:
+    """Digits up to '#' or a pause; "" for '#' alone, None when nothing was pressed."""
+    digits = ""
+    while (key := await call.collect_digit(timeout)) not in (None, "#"):
+        if key.isdigit():
+            digits = (digits + key)[: progress.MAX_TYPED]
+    return digits if digits or key == "#" else None
 
 
 async def survey(call: CallControl, books: Books, svc: Services) -> None:

@@ -27,6 +27,7 @@ class Outcome(enum.StrEnum):
     OPERATOR = "operator"  # talked with a 12345 operator
     MESSAGE = "message"  # left a message (留言): a ticket and a callback-list entry
     GOODBYE = "goodbye"  # too many invalid keys: ended politely
+    INFORMED = "informed"  # heard how their ticket stands (查询办理进度), then goodbye
     ABANDONED = "abandoned"  # hung up before reaching anyone: on the callback list (漏接回拨)
     FAILED = "failed"  # the system could not carry the call on
     HANDED_OFF = "handed_off"  # the controller shut down and released the caller to the dialplan
@@ -154,6 +155,9 @@ class CallRecord:
 
     def said_goodbye(self) -> None:
         self.outcome, self.hangup_by = Outcome.GOODBYE, HangupBy.SYSTEM
+
+    def informed(self) -> None:
+        self.outcome, self.hangup_by = Outcome.INFORMED, HangupBy.SYSTEM
 
     def message(self, recording: str, state: str, seconds: int) -> None:
         self.step("message", recording=recording, state=state, seconds=seconds)

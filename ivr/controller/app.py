@@ -38,6 +38,7 @@ from ivr.calllog import open_calllog
 from ivr.calllog.evidence import Importer
 from ivr.calllog.records import CallRecord
 from ivr.calllog.seats import SeatChanged
+from ivr.citizen.progress import CallLogTickets
 from ivr.console.accounts import AccountStore
 from ivr.console.screen import Hotline
 from ivr.console.web import Console
@@ -180,6 +181,7 @@ class Controller:
             node=self.settings.node,
             notices=self.editing.notices_for,
             desk=self.desk,
+            tickets=CallLogTickets(self.calllog),
         )
 
     def _seat_changed(self, change: SeatChange) -> None:

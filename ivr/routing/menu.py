@@ -16,6 +16,8 @@ Rules (GB/T 33358-2016 wants shallow menus and a fast path to a human):
 - the keys a call pressed are kept for the call log up to `MAX_KEYS_KEPT`; beyond that only
   their count is, as a '+N' suffix ('+' is not a key): '*' and '#' never run out of attempts,
   so a caller (or a stuck phone) can press keys without end, and the row must stay bounded.
+- a progress option (查询办理进度) ends the menu with a "progress" decision: the ticket number is
+  typed and looked up by the call's story (ivr.call.session), which needs the call log;
 - interconnect routes are handed off to their partner platform ("handoff"), others dialled;
   a route outside its business hours takes a message instead ("message"), which becomes a
   callback ticket.
@@ -41,6 +43,7 @@ class Action(enum.StrEnum):
     OPERATOR = "operator"  # the 12345 operators
     MESSAGE = "message"  # outside the route's hours: take a message (留言)
     HANGUP = "hangup"  # too many invalid keys: a polite goodbye
+    PROGRESS = "progress"  # 查询办理进度: the caller asks how a ticket stands (ivr.citizen.progress)
 
 
 Track = Literal["menu", "direct"]
@@ -135,6 +138,8 @@ class Navigator:
         if option.number_entry:
             self._typed = ""
             return Ask(self.current, (), number_entry=True)
+        if option.progress:
+            return self._decide(Action.PROGRESS, "menu_choice")
         assert option.route_id is not None
         return self._route(self.table.routes[option.route_id], "menu_choice")
 
@@ -191,7 +196,7 @@ class Navigator:
                     live.append(option)
             elif option.menu_id is not None and self._live_options(self.table.menus[option.menu_id]):
                 live.append(option)
-            elif option.number_entry:
+            elif option.number_entry or option.progress:
                 live.append(option)
         return tuple(live)
 

@@ -156,13 +156,15 @@ class EmergencyLine:
 
 @dataclass(frozen=True)
 class MenuOption:
-    """A key in a menu: a route, a sub-menu, or "type the old hotline number" (number entry)."""
+    """A key in a menu: a route, a sub-menu, "type the old hotline number" (number entry), or
+    "查询办理进度" (progress: the caller asks how a ticket stands, ivr.citizen.progress)."""
 
     key: str
     label: str
     route_id: str | None = None
     menu_id: str | None = None
     number_entry: bool = False
+    progress: bool = False
 
     @property
     def spoken(self) -> str:
@@ -609,19 +611,21 @@ def _parse_menus(node: Node, routes: dict[str, Route]) -> dict[str, Menu]:
                     f"menus.{mid}: key '{key}' is not allowed; options use 1-9 ('0' is the operators, '*' repeats)"
                 )
                 continue
-            ofields = onode.mapping(allowed={"route", "menu", "number_entry", "label"}) or {}
-            if sum(k in ofields for k in ("route", "menu", "number_entry")) != 1:
-                onode.problem(f"menus.{mid}.{key}: give exactly one of 'route', 'menu' or 'number_entry'")
+            ofields = onode.mapping(allowed={"route", "menu", "number_entry", "progress", "label"}) or {}
+            if sum(k in ofields for k in ("route", "menu", "number_entry", "progress")) != 1:
+                onode.problem(f"menus.{mid}.{key}: give exactly one of 'route', 'menu', 'number_entry' or 'progress'")
                 continue
             label = ofields["label"].string() if "label" in ofields else None
-            if "number_entry" in ofields:
-                if ofields["number_entry"].string() not in ("true", "yes"):
-                    ofields["number_entry"].problem(f"menus.{mid}.{key}: number_entry can only be true")
+            flag = next((k for k in ("number_entry", "progress") if k in ofields), None)
+            if flag is not None:
+                if ofields[flag].string() not in ("true", "yes"):
+                    ofields[flag].problem(f"menus.{mid}.{key}: {flag} can only be true")
                     continue
                 if not label:
-                    onode.problem(f"menus.{mid}.{key}: a number_entry option needs a 'label'")
+                    onode.problem(f"menus.{mid}.{key}: a {flag} option needs a 'label'")
                     continue
-                options.append(MenuOption(key, label, number_entry=True))
+                is_entry = flag == "number_entry"
+                options.append(MenuOption(key, label, number_entry=is_entry, progress=not is_entry))
             elif "route" in ofields:
                 target = ofields["route"].string()
                 if target not in routes:
@@ -686,7 +690,7 @@ def warnings(table: RouteTable) -> list[str]:
             continue
         if depth[mid] > policy.max_depth:
             out.append(f"{table.source}: menu '{mid}' is {depth[mid]} levels deep (max_depth {policy.max_depth})")
-        choices = [o for o in menu.options if not o.number_entry]
+        choices = [o for o in menu.options if not (o.number_entry or o.progress)]
         if len(choices) > policy.max_options:
             out.append(f"{table.source}: menu '{mid}' has {len(choices)} options (max_options {policy.max_options})")
         spoken = (menu.intro if mid == "main" else "") + "".join(o.spoken for o in menu.options)

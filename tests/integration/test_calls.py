@@ -107,7 +107,7 @@ def test_three_invalid_keys_end_with_a_polite_goodbye(
     department = phones(DEPARTMENTS_PORT)
     controller = start_controller()
 
-    call = place_call("12345", "878", caller=CITIZEN, gap_ms=1500, talk_ms=30000)
+    call = place_call("12345", "777", caller=CITIZEN, gap_ms=1500, talk_ms=30000)
 
     assert call.succeeded, call.stderr
     assert department.invites() == []
@@ -116,7 +116,7 @@ def test_three_invalid_keys_end_with_a_polite_goodbye(
         "hangup",
         "too_many_invalid_keys",
         "goodbye",
-        "878",
+        "777",
     )
     assert row["hangup_by"] == "system"
 
@@ -354,7 +354,8 @@ def test_after_a_department_call_the_citizen_rates_the_service(
     phones(DEPARTMENTS_PORT, talk_ms=1500)
     controller = start_controller()
 
-    call = place_call("12345", "1" + "," * 9 + "2", caller=CITIZEN, talk_ms=20000)
+    # The rating key comes after the ticket number (about 10 s) and its '*' wait (3 s), during the survey.
+    call = place_call("12345", "1" + "," * 22 + "2", caller=CITIZEN, talk_ms=20000)
 
     assert call.succeeded, call.stderr
     (row,) = controller.finished_calls()

@@ -308,7 +308,7 @@ def test_a_thousand_hostile_invites_are_refused_or_answered_and_nothing_else_is_
     assert not controller.saw("call_crashed")
 
 
-# Keys no menu offers: A-D (no Chinese keypad has them), 7 and 8 in the main menu, 7 and 9 in a
+# Keys no menu offers: A-D (no Chinese keypad has them), 7 in the main menu (8 is the progress query), 7 and 9 in a
 # submenu (number entry is a main-menu option). Each script ends in a decision: no silences.
 ODD_KEYS = ["ABC", "D71", "2791", "9B*88", "9123A*88", "7878", "6C#C1", "93022782A"]
 

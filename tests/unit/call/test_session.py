@@ -23,6 +23,8 @@ from ivr.call.scripted import HangupStep, Line, Script, ScriptedCall, VirtualTim
 from ivr.call.session import Services, handle_call
 from ivr.calllog import CallLog, open_calllog
 from ivr.calllog.records import CallRecord
+from ivr.citizen.progress import CallLogTickets
+from ivr.citizen.ticket_number import keypad_number
 from ivr.handoff.webhook import Handoff, WebhookTarget
 from ivr.metrics import Metrics
 from ivr.operators.queue import SeatPool
@@ -31,7 +33,7 @@ from ivr.report import figures as report
 from ivr.routing import routes
 from ivr.routing.notices import Notice
 from ivr.routing.routes import RouteTable
-from ivr.tickets import from_epoch
+from ivr.tickets import from_epoch, new_ticket
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = (ROOT / "routes.yaml").read_text(encoding="utf-8")
@@ -41,7 +43,8 @@ TUESDAY_MORNING = dt.datetime(2026, 11, 24, 10, 0)
 TUESDAY_NIGHT = dt.datetime(2026, 11, 24, 20, 0)
 GONGAN = "3372000"  # 市公安局, key 1 of the main menu
 MENU = (  # '0' first: the way to a person is heard before any choice
-    "intro menu-operator menu-main-1 menu-main-2 menu-main-3 menu-main-4 menu-main-5 menu-main-6 menu-main-9 menu-tail"
+    "intro menu-operator menu-main-1 menu-main-2 menu-main-3 menu-main-4 menu-main-5 menu-main-6 menu-main-8"
+    " menu-main-9 menu-tail"
 )
 
 
@@ -98,6 +101,12 @@ class Played:
     @property
     def heard(self) -> list[str]:
         return [media for _, media in self.call.verbs("play")]
+
+    @property
+    def told(self) -> str:
+        """What the citizen hears of their ticket number: the 14 keypad digits one by one."""
+        digits = " ".join(f"digit-{d}" for d in keypad_number(self.row["ticket_id"]))
+        return f"ticket-number-is {digits} ticket-number-repeat"
 
     @property
     def dialled(self) -> list[tuple[str, str, str]]:
@@ -166,6 +175,7 @@ def play(
             seats=pool,
             metrics=metrics,
             notices=(lambda _table, entry: [n for n in notices if n.applies_to(entry)]) if notices else None,
+            tickets=CallLogTickets(log),
         )
         played = Played(call, record, log, metrics, webhooks.sent)
         async with contextlib.AsyncExitStack() as others:
@@ -225,6 +235,8 @@ def test_a_department_answers_and_after_the_talk_the_citizen_rates_the_service(t
         ("play", "connecting"),
         ("dial", GONGAN, "市公安局", "ANSWER"),
         ("bridge", "scripted-out1"),
+        ("play", call.told),
+        ("key", "timeout"),
         ("play", "survey"),
         ("key", rating),
         ("play", "survey-thanks"),
@@ -247,7 +259,9 @@ def test_a_department_answers_and_after_the_talk_the_citizen_rates_the_service(t
         int(rating),
     )
     assert row["talk_seconds"] == 60.0 and row["keys"] == "1" and row["menu_path"] == "main"
-    assert call.steps == ["answered", "menu", "key", "decided", "ticket", "dial", "callee_hangup", "survey", "ended"]
+    assert call.steps == [
+        *("answered", "menu", "key", "decided", "ticket", "dial", "callee_hangup", "ticket_told", "survey", "ended")
+    ]
     (ticket,) = call.log.tickets()
     assert (ticket["ticket_id"], ticket["kind"], ticket["unit"], ticket["satisfaction"]) == (
         row["ticket_id"],
@@ -345,7 +359,7 @@ def test_without_seats_and_nobody_at_the_group_line_the_citizen_leaves_a_message
     )
 
     assert call.dialled == [(GONGAN, "市公安局", "BUSY"), ("8000", "operators", "NOANSWER")]
-    assert call.heard[-3:] == ["operators-busy", "leave-message", "message-saved"]
+    assert call.heard[-4:] == ["operators-busy", "leave-message", call.told, "message-saved"]
     row = call.row
     assert (row["outcome"], row["hangup_by"], row["operator_status"]) == ("message", "system", "NOANSWER")
     assert call.callbacks == {"139****1234": "message:menu_choice"}
@@ -462,7 +476,7 @@ def test_nobody_free_within_the_maximum_wait_means_a_message(tmp_path: Path) -> 
     call = play(tmp_path, Script(keys="0"), setup=operators_busy)
 
     assert call.dialled == []
-    assert call.heard[-4:] == ["queue-next", "operators-busy", "leave-message", "message-saved"]
+    assert call.heard[-5:] == ["queue-next", "operators-busy", "leave-message", call.told, "message-saved"]
     (left,) = call.step("queue_left")
     assert left["timed_out"] is True and left["waited_seconds"] == TABLE.operators.max_wait_seconds
     row = call.row
@@ -478,7 +492,7 @@ def test_a_full_queue_takes_a_message_without_queueing(tmp_path: Path) -> None:
     call = play(tmp_path, Script(keys="0"), setup=someone_waiting, max_queue=1)
 
     assert "queue_joined" not in call.steps and "queue_full" in call.steps
-    assert call.heard[-3:] == ["operators-busy", "leave-message", "message-saved"]
+    assert call.heard[-4:] == ["operators-busy", "leave-message", call.told, "message-saved"]
     assert call.row["outcome"] == "message"
 
 
@@ -489,7 +503,7 @@ def test_after_hours_the_department_takes_a_message_that_becomes_a_ticket_and_a_
     call = play(tmp_path, Script(keys="1"), at=TUESDAY_NIGHT)
 
     assert call.dialled == []
-    assert call.heard[1:] == ["after-hours", "leave-message", "message-saved"]
+    assert call.heard[1:] == ["after-hours", "leave-message", call.told, "message-saved"]
     assert call.call.verbs("record") == [("record", "hotline-msg-call-1", "done", 8)]
     row = call.row
     assert (row["decision"], row["reason"], row["outcome"], row["hangup_by"]) == (
@@ -614,7 +628,7 @@ def test_human_first_a_free_seat_takes_the_call_at_once_and_the_menu_stops(tmp_p
 def test_human_first_a_key_that_picks_a_department_leaves_the_line(tmp_path: Path) -> None:
     call = play(tmp_path, Script(keys="1", survey_key="2"), table=human_first(tmp_path), setup=operators_busy)
 
-    assert call.heard == [QUEUED_MENU, "connecting", "survey", "survey-thanks"]
+    assert call.heard == [QUEUED_MENU, "connecting", call.told, "survey", "survey-thanks"]
     assert call.dialled == [(GONGAN, "市公安局", "ANSWER")]
     row = call.row
     assert (row["decision"], row["reason"], row["unit"], row["outcome"]) == (
@@ -624,7 +638,7 @@ def test_human_first_a_key_that_picks_a_department_leaves_the_line(tmp_path: Pat
         "connected",
     )
     (left,) = call.step("queue_left")
-    assert left["menu_choice"] is True and left["waited_seconds"] == 11  # the menu (10 s) and the key
+    assert left["menu_choice"] is True and left["waited_seconds"] == 12  # the menu (11 s, key 8 included), the key
     assert call.metric("hotline_operator_queue_wait_seconds_count", result="menu_choice") == 1
     assert call.metric("hotline_intake_time_to_human_seconds_count", intake="human-first") == 1
 
@@ -650,7 +664,7 @@ def test_human_first_zero_ends_the_menu_and_the_caller_waits_hearing_their_turn(
 def test_human_first_with_nobody_free_in_time_the_citizen_leaves_a_message(tmp_path: Path) -> None:
     call = play(tmp_path, Script(keys=""), table=human_first(tmp_path), setup=operators_busy)
 
-    assert call.dialled == [] and call.heard[-3:] == ["operators-busy", "leave-message", "message-saved"]
+    assert call.dialled == [] and call.heard[-4:] == ["operators-busy", "leave-message", call.told, "message-saved"]
     assert (call.row["decision"], call.row["reason"], call.row["outcome"]) == ("operator", "no_input", "message")
     assert call.step("queue_left")[0]["timed_out"] is True
 
@@ -757,3 +771,68 @@ def test_asterisk_refusing_a_request_mid_call_ends_that_call_as_failed(tmp_path:
     assert (row["outcome"], row["hangup_by"]) == ("failed", "system")
     assert call.steps[-2:] == ["ari_error", "ended"]
     assert call.call.verbs()[-3:] == [("hangup",), ("cleanup",), ("close",)]
+
+
+# -- the ticket number and the progress query (查询办理进度) ----------------------------------------
+
+
+def test_star_after_the_ticket_number_says_it_once_more_before_the_survey(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", ticket_key="*", survey_key="1"))
+
+    number = call.told.removesuffix(" ticket-number-repeat")
+    assert call.heard[-4:] == [call.told, number, "survey", "survey-thanks"]
+    assert [d["again"] for d in call.step("ticket_told")] == [False, True]
+    assert call.step("ticket_told")[0]["ticket_id"] == call.row["ticket_id"]
+    assert call.row["satisfaction"] == 1
+
+
+def seed_ticket(tmp_path: Path, caller_hash: str, created: dt.datetime, n: int = 1) -> str:
+    """An earlier call's ticket in the call log the call will read; its id."""
+    log = open_calllog(tmp_path / "calllog.sqlite3")
+    log.start()
+    record = CallRecord(f"earlier-{n}", f"chan-e{n}", "12345", "139****1234", caller_hash, TABLE.digest)
+    log.call_started(record)
+    ticket = new_ticket(record.call_id, "merge", "市公安局", "merge", "gongan", created, TABLE.deadlines)
+    log.ticket_opened(ticket)
+    log.close()
+    return ticket.ticket_id
+
+
+def test_hash_alone_asks_for_the_callers_own_latest_ticket(tmp_path: Path) -> None:
+    seed_ticket(tmp_path, "hash-of-13900001234", dt.datetime(2026, 11, 20, 9, 0), n=1)
+    latest = seed_ticket(tmp_path, "hash-of-13900001234", dt.datetime(2026, 11, 23, 15, 0), n=2)
+    seed_ticket(tmp_path, "hash-of-someone-else", dt.datetime(2026, 11, 23, 16, 0), n=3)
+
+    call = play(tmp_path, Script(keys="8#"))
+
+    digits = " ".join(f"digit-{d}" for d in keypad_number(latest))
+    # Opened Mon 23 Nov 15:00 with 3 workdays (市公安局): due Thu 26 Nov 15:00.
+    said = f"progress-ticket {digits} ticket-state-open progress-due month-11 day-26 hour-15 progress-goodbye"
+    assert call.heard[1:] == ["progress-enter", said]
+    assert call.step("progress") == [{"own": True, "digits": 0, "ticket_id": latest}]
+    row = [r for r in call.log.calls() if r["call_id"] == "call-1"][0]
+    assert (row["decision"], row["outcome"], row["hangup_by"]) == ("progress", "informed", "system")
+    assert call.callbacks == {}
+
+
+def test_a_typed_ticket_number_is_found_after_a_wrong_one(tmp_path: Path) -> None:
+    wanted = seed_ticket(tmp_path, "hash-of-someone-else", dt.datetime(2026, 11, 23, 15, 0))
+    typed = keypad_number(wanted)
+
+    call = play(tmp_path, Script(keys="8" + "12345678901234#" + typed + "#"))
+
+    assert call.heard[1:3] == ["progress-enter", "progress-not-found"]
+    assert call.heard[3].startswith("progress-ticket") and "ticket-state-open" in call.heard[3]
+    assert call.step("progress") == [
+        {"own": False, "digits": 14, "ticket_id": ""},
+        {"own": False, "digits": 14, "ticket_id": wanted},
+    ]
+
+
+def test_three_wrong_numbers_end_with_a_polite_goodbye(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="8" + "123#" + "99999999999999#" + "#"))
+
+    assert call.heard[1:] == ["progress-enter", "progress-not-found", "progress-not-found", "goodbye-invalid"]
+    assert [d["ticket_id"] for d in call.step("progress")] == ["", "", ""]
+    row = [r for r in call.log.calls() if r["call_id"] == "call-1"][0]
+    assert (row["decision"], row["outcome"]) == ("progress", "goodbye")

@@ -83,17 +83,17 @@ def test_silence_reaches_a_human_after_the_allowed_attempts() -> None:
 
 
 def test_three_invalid_keys_end_politely() -> None:
-    d = decide(TABLE, "12345", "878", NOW)
-    assert (d.action, d.reason, d.keys) == ("hangup", "too_many_invalid_keys", "878")
+    d = decide(TABLE, "12345", "777", NOW)
+    assert (d.action, d.reason, d.keys) == ("hangup", "too_many_invalid_keys", "777")
 
 
 def test_an_invalid_key_is_explained_and_the_menu_repeats() -> None:
     nav = Navigator(TABLE, "12345", NOW)
     first = nav.start()
     assert isinstance(first, Ask) and first.first
-    again = nav.feed("8")
+    again = nav.feed("7")
     assert isinstance(again, Ask) and again.notice == "invalid" and again.menu.id == "main"
-    assert decide(TABLE, "12345", "81", NOW).route.id == "gongan"  # type: ignore[union-attr]
+    assert decide(TABLE, "12345", "71", NOW).route.id == "gongan"  # type: ignore[union-attr]
 
 
 def test_star_repeats_and_hash_returns_to_the_main_menu() -> None:
@@ -116,7 +116,7 @@ def test_an_unrouted_entry_number_goes_to_the_operators() -> None:
     assert decide(TABLE, "12399", "", NOW).reason == "entry_not_routed"
 
 
-@pytest.mark.parametrize("keys", ["1", "61", "62", "0", "", "888", "93372000#", "9123456789012#"])
+@pytest.mark.parametrize("keys", ["1", "61", "62", "0", "", "777", "93372000#", "9123456789012#"])
 def test_decisions_never_dial_a_number_outside_routes_yaml(keys: str) -> None:
     d = decide(TABLE, "12345", keys, NOW)
     if d.route is not None:
@@ -151,8 +151,8 @@ def test_a_100_digit_number_after_9_uses_one_attempt_and_its_keys_stay_bounded()
         step = nav.feed(key)
     assert isinstance(step, Ask) and (step.notice, step.number_entry) == ("invalid", True)
     # '*' back to the menu: two more invalid keys, not one, end the call.
-    assert isinstance(nav.feed("*"), Ask) and isinstance(nav.feed("8"), Ask)
-    d = nav.feed("8")
+    assert isinstance(nav.feed("*"), Ask) and isinstance(nav.feed("7"), Ask)
+    d = nav.feed("7")
     assert isinstance(d, Decision) and (d.action, d.route) == ("hangup", None)
     assert d.keys == "9" + "1" * 31 + "+73"
 
@@ -160,3 +160,8 @@ def test_a_100_digit_number_after_9_uses_one_attempt_and_its_keys_stay_bounded()
 def test_a_number_typed_too_long_counts_as_one_wrong_number_and_the_caller_may_retype() -> None:
     d = decide(TABLE, "12345", "9" + "1" * 100 + "#3022782#", NOW)
     assert (d.action, d.reason, d.route.number) == ("dial", "number_entry", "3022782")  # type: ignore[union-attr]
+
+
+def test_the_progress_option_ends_the_menu_with_a_progress_decision() -> None:
+    d = decide(TABLE, "12345", "8", NOW)
+    assert (d.action, d.reason, d.route, d.menu_path) == ("progress", "menu_choice", None, ("main",))

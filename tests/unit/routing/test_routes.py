@@ -200,3 +200,15 @@ def test_a_bad_emergency_line_is_refused_with_its_line(line: str, message: str) 
     assert any(f"routes.yaml:{where}:" in str(p) and message in str(p) for p in refused.value.problems), [
         str(p) for p in refused.value.problems
     ]
+
+
+def test_a_progress_option_is_parsed_typed_and_needs_a_label() -> None:
+    with_progress = GOOD.replace(
+        '"2": {route: bianban}', '"2": {route: bianban}\n      "8": {progress: true, label: 查询办理进度}'
+    )
+    option = routes.parse(with_progress, "r.yaml").menus["main"].options[-1]
+    assert (option.key, option.progress, option.number_entry, option.spoken) == ("8", True, False, "查询办理进度请按8")
+    unlabelled = GOOD.replace('"2": {route: bianban}', '"2": {route: bianban}\n      "8": {progress: true}')
+    assert problems(unlabelled) == ["r.yaml:16: menus.main.8: a progress option needs a 'label'"]
+    wrong = GOOD.replace('"2": {route: bianban}', '"2": {route: bianban}\n      "8": {progress: "no", label: x}')
+    assert problems(wrong) == ["r.yaml:16: menus.main.8: progress can only be true"]
