@@ -49,6 +49,14 @@ REQUIRED = (
     "progress-due",
     "progress-goodbye",
     "ticket-state-other",
+    "callback-seat",
+    "callback-citizen-unreached",
+    "followup-intro",
+    "followup-question",
+    "followup-thanks",
+    "followup-reopened",
+    "followup-opted-out",
+    "followup-goodbye",
 )
 
 

@@ -26,7 +26,7 @@ import structlog
 
 from ivr.ari import events as ev
 from ivr.ari.client import AriClient
-from ivr.call.control import FAILED_DIAL, BridgeResult, DialResult, DialStatus, LegEvent
+from ivr.call.control import CAUSE_TO_STATUS, FAILED_DIAL, BridgeResult, DialResult, DialStatus, LegEvent
 from ivr.errors import AriConflict, AriError, AriNotFound, CallEnded
 
 log = structlog.get_logger("ivr.call.ari_call")
@@ -302,6 +302,53 @@ class AriCall:
                 self._playing.discard(ring)
             if not result.ok and out in self._outbound:
                 await self._quietly(self.ari.hangup(out))
+
+    async def ring(self, endpoint: str, ring_seconds: int, *, caller_id: str, label: str) -> DialResult:
+        """A call the hotline places (ivr.outbound): create this call's own channel and ring it.
+
+        The channel is registered (by the constructor) before it exists, so its first event finds
+        this call. Until it answers, its hanging up ends the ring, not the call: the result says how.
+        """
+        result = DialResult(DialStatus.CHANUNAVAIL, self.channel, started=time.time())
+        params = {"endpoint": endpoint, "app": self.ari.settings.app, "appArgs": f"outbound,{self.id}"}
+        variables = {"CALLERID(num)": caller_id, "HOTLINE_CALL_ID": self.id, "HOTLINE_TARGET": label}
+        try:
+            await self.ari.request(
+                "POST", "/channels/create", {**params, "channelId": self.channel}, {"variables": variables}
+            )
+        except AriError as exc:
+            log.warning("ring_create_failed", endpoint=endpoint, error=str(exc))
+            self.caller_up = False
+            result.status = DialStatus.TRUNK_DOWN
+            return result
+        known = False
+        try:
+            for _ in range(25):  # the create answers before the channel is in our app (see `dial`)
+                try:
+                    await self.ari.request("POST", f"/channels/{self.channel}/dial", {"timeout": ring_seconds})
+                    break
+                except AriConflict:
+                    await asyncio.sleep(0.2)
+            deadline = time.monotonic() + ring_seconds + 10
+            while (left := deadline - time.monotonic()) > 0:
+                event = await self._next(left)
+                if isinstance(event, ev.Dial) and event.peer == self.channel:
+                    if event.dialstatus == "ANSWER":
+                        result.status, result.answered = DialStatus.ANSWER, time.time()
+                        return result
+                    if event.dialstatus in FAILED_DIAL:
+                        result.status, known = DialStatus(event.dialstatus), True
+        except CallEnded as ended:
+            result.cause = ended.cause or 0
+            if not known:
+                result.status = CAUSE_TO_STATUS.get(result.cause, DialStatus.CHANUNAVAIL)
+            return result
+        except AriNotFound:
+            self.caller_up = False
+            return result
+        result.status = result.status if known else DialStatus.NOANSWER
+        await self.hangup()
+        return result
 
     async def _until_in_stasis(self, out: str, result: DialResult) -> bool:
         """Wait for the created channel's StasisStart (a dial was refused: not yet in Stasis).

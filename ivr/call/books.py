@@ -23,6 +23,7 @@ from ivr.handoff.webhook import Handoff, WebhookTarget
 from ivr.metrics import Metrics
 from ivr.operators.desk import Desk
 from ivr.operators.queue import SeatPool, Turn
+from ivr.outbound.store import ContactKept
 from ivr.prompts import Prompts
 from ivr.routing.menu import Decision
 from ivr.routing.notices import Notice
@@ -43,6 +44,8 @@ class CallLogWrites(Protocol):
     def ticket_opened(self, ticket: Ticket) -> None: ...
 
     def ticket_survey(self, ticket_id: str, score: int) -> None: ...
+
+    def record(self, write: ContactKept) -> None: ...
 
     def missed_call(
         self, call_id: str, caller_number: str, caller_hash: str, caller_masked: str, reason: str, at: float
@@ -136,6 +139,8 @@ class Books:
         )
         record.ticket(ticket.ticket_id, kind)
         svc.calllog.ticket_opened(ticket)
+        if any(ch.isdigit() for ch in self._caller_number):  # the number 回访 will dial (ivr.outbound)
+            svc.calllog.record(ContactKept(ticket.ticket_id, self._caller_number.strip(), ticket.created_at))
 
     def notify_partner(self, route: Route) -> None:
         """Tell the partner platform about the hand-off (context + ticket); never waits for it."""

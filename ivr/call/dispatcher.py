@@ -45,7 +45,7 @@ class Dispatcher:
             call.queue.put_nowait(event)
             return
         if isinstance(event, ev.StasisStart):
-            if event.args and event.args[0] == "dialed":
+            if event.args and event.args[0] in ("dialed", "outbound"):  # outbound: a call we place (ivr.outbound)
                 # An outbound leg whose call already ended (the caller hung up while we were
                 # creating it): nobody wants it.
                 self._on_orphan(event)

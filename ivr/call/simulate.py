@@ -30,6 +30,7 @@ from ivr.calllog.records import CallRecord
 from ivr.handoff.webhook import Handoff, WebhookTarget
 from ivr.metrics import Metrics
 from ivr.operators.queue import SeatPool
+from ivr.outbound.store import ContactKept
 from ivr.prompts import Prompts
 from ivr.routing.routes import RouteTable
 from ivr.tickets import Ticket
@@ -87,6 +88,9 @@ class _CallLogInMemory:
         self, call_id: str, caller_number: str, caller_hash: str, caller_masked: str, reason: str, at: float
     ) -> None:
         self._timeline.add("calllog", "callback_listed", {"caller": caller_masked, "reason": reason})
+
+    def record(self, write: ContactKept) -> None:
+        self._timeline.add("calllog", write.kind, {"ticket_id": write.ticket_id})
 
 
 class _NotedCall(ScriptedCall):

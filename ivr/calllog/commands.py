@@ -305,6 +305,10 @@ def decode(entry: dict[str, Any]) -> Write:
         from ivr.calllog.seats import SeatChanged
 
         return SeatChanged.from_json({k: v for k, v in entry.items() if k != "kind"})
+    if entry["kind"] == "ticket_contact":  # the number for a ticket's 回访 lives with the follow-ups
+        from ivr.outbound.store import ContactKept
+
+        return ContactKept.from_json({k: v for k, v in entry.items() if k != "kind"})
     return _KINDS[entry["kind"]]({k: v for k, v in entry.items() if k != "kind"})
 
 

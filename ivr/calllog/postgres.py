@@ -44,6 +44,7 @@ from ivr.calllog.editing import POSTGRES_V3
 from ivr.calllog.seats import POSTGRES_SEATS
 from ivr.console.audit import POSTGRES_AUDIT
 from ivr.errors import StorageUnavailable
+from ivr.outbound.store import POSTGRES_V7
 from ivr.ticketing.store import POSTGRES_V4
 
 log = structlog.get_logger("ivr.calllog")
@@ -143,7 +144,7 @@ _V2 = (
     "CREATE INDEX IF NOT EXISTS callback_calls_callback ON callback_calls (callback_id)",
 )
 
-# 3: ivr.calllog.editing, 4: ivr.ticketing.store, 5: ivr.console.audit, 6: ivr.calllog.seats
+# 3: ivr.calllog.editing, 4: ivr.ticketing.store, 5: ivr.console.audit, 6: ivr.calllog.seats, 7: ivr.outbound.store
 _STEPS: dict[int, tuple[str, ...]] = {
     1: _V1,
     2: _V2,
@@ -151,6 +152,7 @@ _STEPS: dict[int, tuple[str, ...]] = {
     4: POSTGRES_V4,
     5: POSTGRES_AUDIT,
     6: POSTGRES_SEATS,
+    7: POSTGRES_V7,
 }
 
 # SQLSTATEs that say "the storage, not this write" (journal it): connection exception,

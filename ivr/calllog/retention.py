@@ -40,6 +40,8 @@ class Retention(Backend):
           and done callback entries with no call left. Open tickets and open callback entries are
           never deleted. The tickets API's idempotency answers go after a day (its nonces after
           ten minutes, as it writes new ones: ivr.ticketing.api).
+        - Calls the hotline placed: a number kept for a ticket's 回访 is erased after `keep_numbers_days`
+          (at once when its follow-up ends); callback attempts and follow-ups go with their entry or ticket.
 
         Synchronous and safe while a controller writes (it waits for the write lock). What
         happens to the erased bytes afterwards is the backend's (`_after_purge`). `dry_run`
@@ -76,6 +78,18 @@ class Retention(Backend):
                     " AND id NOT IN (SELECT callback_id FROM callback_calls)"
                 ),
             ),
+            # Calls the hotline placed (ivr.outbound.store): a 回访's number goes with the numbers, the
+            # attempts and follow-ups with their callback entry or ticket.
+            ("followup_numbers_erased", "DELETE FROM ticket_contacts WHERE at < :numbers"),
+            (
+                "callback_attempts_deleted",
+                "DELETE FROM callback_attempts WHERE callback_id NOT IN (SELECT id FROM callbacks)",
+            ),
+            (
+                "followup_attempts_deleted",
+                "DELETE FROM followup_attempts WHERE ticket_id NOT IN (SELECT ticket_id FROM tickets)",
+            ),
+            ("followups_deleted", "DELETE FROM followups WHERE ticket_id NOT IN (SELECT ticket_id FROM tickets)"),
         )
         params = {"numbers": numbers_before, "calls": calls_before, "day": now - 86400.0}
         counts: dict[str, int] = {}

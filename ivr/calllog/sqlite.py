@@ -48,6 +48,7 @@ from ivr.calllog.commands import encode as _encode
 from ivr.calllog.editing import SQLITE_V3
 from ivr.calllog.seats import sqlite_seats_table
 from ivr.console.audit import sqlite_audit_table
+from ivr.outbound.store import sqlite_to_v7
 from ivr.ticketing.store import sqlite_to_v4
 
 __all__ = [
@@ -258,6 +259,7 @@ class SqliteCallLog(CallLog):
             4: sqlite_to_v4,
             5: sqlite_audit_table,
             6: sqlite_seats_table,
+            7: sqlite_to_v7,
         }
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version >= SCHEMA_VERSION:

@@ -258,6 +258,11 @@ class Writer(Backend):
                 {"at": at, "outcome": outcome, "done": int(done), "id": callback_id},
             )
             found = cur.rowcount == 1
+            if found:  # every attempt is kept: the report judges the first (ivr.outbound.store)
+                from ivr.outbound.store import CallbackAttempt, insert_callback_attempt
+
+                attempt = CallbackAttempt(callback_id, at, outcome, citizen_status=outcome, by_whom="operator")
+                insert_callback_attempt(db, attempt)
             db.commit()
         log.info("callback_attempt", callback_id=callback_id, outcome=outcome, done=done, found=found)
         return found

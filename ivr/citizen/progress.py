@@ -19,7 +19,7 @@ from ivr.tickets import from_epoch
 
 MAX_TYPED = 16  # a few digits over a ticket number's 14 are kept to tell "too long" from a number
 
-STATES = ("open", "dispatched", "accepted", "replied", "closed", "returned", "reopened", "extended")
+STATES = ("opened", "open", "dispatched", "accepted", "replied", "closed", "returned", "reopened", "extended")
 """Ticket states with a prompt of their own (ticket-state-NAME); any other is said as ticket-state-other."""
 
 
@@ -63,7 +63,8 @@ class CallLogTickets:
 
 
 def _progress(row: dict[str, Any]) -> TicketProgress:
-    return TicketProgress(str(row["ticket_id"]), str(row["status"]), float(row["deadline_at"]))
+    # `state` is the lifecycle's (ivr.ticketing); `status` (open/closed) what older call logs have.
+    return TicketProgress(str(row["ticket_id"]), str(row.get("state") or row["status"]), float(row["deadline_at"]))
 
 
 def spoken(ticket: TicketProgress) -> list[str]:

@@ -51,6 +51,7 @@ from ivr.metrics import Metrics
 from ivr.operators.api import OperatorsApi
 from ivr.operators.desk import Desk
 from ivr.operators.queue import SeatChange, SeatPool
+from ivr.outbound.runner import Outbound
 from ivr.prompts import Prompts, live_dirs
 from ivr.routing import routes
 from ivr.routing.routes import RouteTable
@@ -159,6 +160,19 @@ class Controller:
         )
         self.dispatcher = Dispatcher(self._start_call, self._hangup_orphan)
         self.ari = AriClient(settings.ari)
+        # Callbacks and 回访 (ivr.outbound), on the tickets' clock too. One controller places them: a
+        # cluster's nodes share one list and would call the same citizen twice.
+        self.outbound = Outbound(
+            ari=self.ari,
+            dispatcher=self.dispatcher,
+            calllog=self.calllog,
+            table=lambda: self.table,
+            seats=self.seats,
+            clock=lambda: self.services.clock(),
+            prompts=self.services.prompts,
+            book=TicketBook(self.calllog, table.calendar, clock=lambda: tickets.to_epoch(self.services.clock())),
+            ready=lambda: self.connected.is_set() and self.accepting and not settings.node,
+        )
         self.accepting = True
         self.ari_up = False  # the events WebSocket is open (the resync may still be running)
         self.connected = asyncio.Event()  # open AND resynced: calls are dispatched
@@ -228,6 +242,7 @@ class Controller:
         imports = asyncio.create_task(self._import_asterisk_calls(), name="asterisk-calls")
         editing = asyncio.create_task(self.editing.watch(lambda: self.table), name="notices-and-stage")
         stopper = asyncio.create_task(self._stop.wait(), name="stop-flag")
+        outbound = asyncio.create_task(self.outbound.run(), name="outbound-calls")
         systemd = Notifier()  # READY=1, then the watchdog's keep-alives from this loop (deploy/systemd)
         keepalive = asyncio.create_task(systemd.run(), name="systemd-notify")
         try:
@@ -237,10 +252,10 @@ class Controller:
             systemd.notify("STOPPING=1")
             await self._drain()
         finally:
-            for task in (stopper, consumer, watcher, gauges, imports, editing, keepalive):
+            for task in (stopper, consumer, watcher, gauges, imports, editing, keepalive, outbound):
                 task.cancel()
             await asyncio.gather(
-                consumer, stopper, watcher, gauges, imports, editing, keepalive, return_exceptions=True
+                consumer, stopper, watcher, gauges, imports, editing, keepalive, outbound, return_exceptions=True
             )
             systemd.close()
             await metrics_site.cleanup()

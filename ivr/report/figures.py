@@ -26,6 +26,7 @@ from fractions import Fraction
 from typing import Any
 
 from ivr.calllog import CallLog
+from ivr.outbound.store import callback_attempts, followups
 from ivr.routing.routes import Mode, RouteTable
 from ivr.tickets import from_epoch, to_epoch
 
@@ -200,12 +201,21 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
     "callback": (
         "N分钟回拨率 Called back within N min %",
         (
-            "Callback-list entries (漏接回拨) whose last missed call falls in the period: within when a callback "
-            "attempt was made between last_missed_at and last_missed_at + N minutes. The call log keeps only the "
-            "latest attempt's time (last_attempt_at): exact for entries tried once; for entries tried several "
-            "times the latest try is the one judged (an early unanswered try followed by a late one counts as "
-            "late). Entries not yet called back whose N minutes are still running at the report time are left "
-            "out."
+            "Callback-list entries (漏接回拨) whose last missed call falls in the period: within when the first "
+            "attempt to call the citizen after their last missed call (every attempt is kept, the system's "
+            "automatic ones and the operators') was made by last_missed_at + N minutes, answered or not; a "
+            "later retry does not make a late first attempt timely, nor an early unanswered one late. An "
+            "attempt where no operator seat answered did not call the citizen and is not judged. Entries "
+            "not yet called back whose N minutes are still running at the report time are left out."
+        ),
+    ),
+    "handling_satisfaction": (
+        "办理满意率 Handling satisfaction (回访)",
+        (
+            "From the follow-up calls (回访) made after tickets were closed, answered in the period: the "
+            "citizen's 1-3 rating of how the matter was handled, as the satisfaction rate above counts "
+            "(满意 + 基本满意) / rated. Apart from the post-call survey, which rates the call itself; a 3 "
+            "reopens the ticket for review."
         ),
     ),
     "centre_tickets": (
@@ -312,6 +322,10 @@ class CentreFigures:
     abandoned: int = 0
     refused: int = 0
     fallback: int = 0
+    # 回访: the handling rated after the ticket closed, apart from the call's own survey.
+    followups_rated: int = 0
+    handling_satisfaction_avg: float | None = None
+    handling_satisfied_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -401,6 +415,7 @@ class CallLogRows:
     tickets: list[dict[str, Any]]
     callbacks: list[dict[str, Any]]
     tracks: dict[str, str] = field(default_factory=dict)  # call_id -> track, for tickets' calls
+    followups: list[dict[str, Any]] = field(default_factory=list)  # 回访 answered (ivr.outbound.store)
 
 
 def window(start: dt.date, end: dt.date) -> tuple[float, float]:
@@ -428,12 +443,28 @@ def load(log: CallLog, start: dt.date, end: dt.date) -> CallLogRows:
         for r in log.callbacks(None)
         if lo <= r["last_missed_at"] < hi
     ]
+    callbacks = with_first_attempts(log, callbacks)
     steps: dict[str, list[dict[str, Any]]] = {}
     for s in log.report_steps(lo, hi, ("dial", "queue_left", "answered", "transfer")):
         steps.setdefault(s["call_id"], []).append(
             {"seq": s["seq"], "at": s["at"], "name": s["name"], "detail": json.loads(s["detail"])}
         )
-    return CallLogRows(calls, steps, tickets, callbacks, tracks)
+    rated = [f for f in followups(log) if f["answered_at"] is not None and lo <= f["answered_at"] < hi]
+    return CallLogRows(calls, steps, tickets, callbacks, tracks, rated)
+
+
+def with_first_attempts(log: CallLog, callbacks: Sequence[Row]) -> list[dict[str, Any]]:
+    """The callback entries, each with `first_attempt_at`: its first attempt on the citizen after their last
+    missed call (None: none yet), from every attempt kept (ivr.outbound.store)."""
+    tries: dict[int, list[float]] = {}
+    for a in callback_attempts(log):
+        if a["citizen_status"]:  # the citizen was dialled (not only a seat rung)
+            tries.setdefault(int(a["callback_id"]), []).append(float(a["at"]))
+    out = []
+    for entry in callbacks:
+        after = [at for at in tries.get(int(entry["id"]), []) if at >= entry["last_missed_at"]]
+        out.append({**entry, "first_attempt_at": min(after) if after else None})
+    return out
 
 
 # -- the computation ------------------------------------------------------------------------------------
@@ -487,8 +518,9 @@ def _callback_within(entry: Row, minutes: int, as_of: float) -> bool | None:
     """True called back in time, False late or not at all, None not yet and the time not yet up."""
     missed = entry["last_missed_at"]
     limit = missed + minutes * 60
-    attempt = entry["last_attempt_at"]
-    if entry["attempts"] and attempt is not None:
+    # The first attempt after the missed call (from the kept attempts, `load`); rows without them, the latest.
+    attempt = entry["first_attempt_at"] if "first_attempt_at" in entry else entry["last_attempt_at"]
+    if attempt is not None and (entry["attempts"] or "first_attempt_at" in entry):
         if missed <= attempt <= limit:
             return True
         if attempt > limit:
@@ -629,6 +661,12 @@ def build(
         if (ok := _callback_within(e, callback_minutes, as_of)) is not None
     ]
     tickets_within = sum(1 for _, ok in tickets if ok)
+    period = window(start, end)
+    handling = [
+        int(f["satisfaction"])
+        for f in rows.followups
+        if f["satisfaction"] in (1, 2, 3) and f["answered_at"] is not None and period[0] <= f["answered_at"] < period[1]
+    ]
     centre = CentreFigures(
         calls=len(calls),
         answered_15s=in_15s,
@@ -648,6 +686,9 @@ def build(
         tickets_within=tickets_within,
         within_deadline_pct=_pct(tickets_within, len(tickets)),
         **{name: sum(1 for c in ended if c["outcome"] == outcome) for name, outcome in BESIDE_FIELDS.items()},
+        followups_rated=len(handling),
+        handling_satisfaction_avg=_mean(handling),
+        handling_satisfied_pct=_pct(sum(1 for s in handling if s in (1, 2)), len(handling)),
     )
     return Report(
         start=start,

@@ -83,6 +83,9 @@ CENTRE_COLUMNS = (
     ("tickets_due", "到期工单"),
     ("tickets_within", "按时办结"),
     ("within_deadline_pct", "按时办结率%"),
+    ("followups_rated", "回访评价数"),
+    ("handling_satisfaction_avg", "办理平均评分"),
+    ("handling_satisfied_pct", "办理满意率%"),
 )
 INTAKE_COLUMNS = (
     ("intake", "受理方式"),

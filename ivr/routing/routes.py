@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from ivr.errors import RoutesError
 from ivr.operators.seats import Seat
+from ivr.outbound.policy import OutboundPolicy
 from ivr.routing import notices
 from ivr.routing.calendar import PACKAGE_ONLY, Calendar, Closure, parse_closures, parse_notices
 from ivr.routing.hours import Hours, parse_ranges
@@ -217,6 +218,7 @@ class RouteTable:
     route_lines: dict[str, int] = field(default_factory=dict, compare=False)  # route id -> line
     notices: tuple[Notice, ...] = ()  # dated announcements (ivr.routing.notices)
     emergency: tuple[EmergencyLine, ...] = ()  # lines an operator may transfer to besides the routes
+    outbound: OutboundPolicy | None = None  # calls the hotline places: 漏接回拨, 回访 (None: it places none)
     text: str = field(default="", repr=False, compare=False)  # the file as loaded: kept in the routes history
 
     @property
@@ -284,6 +286,7 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
             "menus",
             "notices",
             "emergency",
+            "outbound",
         },
         required={"version", "hotline", "trunks", "operators", "routes", "menus"},
     )
@@ -415,6 +418,8 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
     taken = {t.number for r in routes.values() for t in r.targets}
     emergency = _parse_emergency(top["emergency"], trunk_ref, taken) if "emergency" in top else ()
 
+    outbound = _parse_outbound(top["outbound"], trunk_ref, hours) if "outbound" in top else None
+
     src.raise_if_problems()
     assert operators is not None  # guaranteed: a missing/invalid operators block is a problem above
     return RouteTable(
@@ -436,7 +441,37 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
         notices=table_notices,
         text=text,
         emergency=emergency,
+        outbound=outbound,
     )
+
+
+def _parse_outbound(
+    node: Node, trunk_ref: Callable[[Node], Trunk | None], hours: dict[str, Hours]
+) -> OutboundPolicy | None:
+    """`outbound:` — when and how the hotline calls citizens back (ivr.outbound.policy)."""
+    fields = (
+        node.mapping(
+            allowed={"trunk", "hours", "ring_seconds", "max_attempts", "backoff_minutes", "poll_seconds"},
+            required={"trunk", "hours"},
+        )
+        or {}
+    )
+    trunk = trunk_ref(fields["trunk"]) if "trunk" in fields else None
+    allowed = _named(fields["hours"], hours, "hours") if "hours" in fields else None
+    ring = fields["ring_seconds"].integer(5, 120) if "ring_seconds" in fields else 30
+    attempts = fields["max_attempts"].integer(1, 10) if "max_attempts" in fields else 3
+    poll = fields["poll_seconds"].integer(1, 600) if "poll_seconds" in fields else 10
+    backoff: list[int] = []
+    if "backoff_minutes" in fields:
+        for item in fields["backoff_minutes"].sequence() or []:
+            minutes = item.integer(1, 24 * 60)
+            if minutes is not None:
+                backoff.append(minutes)
+        if not backoff:
+            fields["backoff_minutes"].problem("outbound.backoff_minutes: give at least one number of minutes")
+    if trunk is None or allowed is None or not ring or not attempts or not poll:
+        return None
+    return OutboundPolicy(trunk.endpoint, allowed, ring, attempts, tuple(backoff) or (10, 30), poll)
 
 
 def _parse_emergency(

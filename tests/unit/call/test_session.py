@@ -807,7 +807,8 @@ def test_hash_alone_asks_for_the_callers_own_latest_ticket(tmp_path: Path) -> No
 
     digits = " ".join(f"digit-{d}" for d in keypad_number(latest))
     # Opened Mon 23 Nov 15:00 with 3 workdays (市公安局): due Thu 26 Nov 15:00.
-    said = f"progress-ticket {digits} ticket-state-open progress-due month-11 day-26 hour-15 progress-goodbye"
+    # A department ticket is dispatched to its unit at once (ivr.ticketing.lifecycle).
+    said = f"progress-ticket {digits} ticket-state-dispatched progress-due month-11 day-26 hour-15 progress-goodbye"
     assert call.heard[1:] == ["progress-enter", said]
     assert call.step("progress") == [{"own": True, "digits": 0, "ticket_id": latest}]
     row = [r for r in call.log.calls() if r["call_id"] == "call-1"][0]
@@ -822,7 +823,7 @@ def test_a_typed_ticket_number_is_found_after_a_wrong_one(tmp_path: Path) -> Non
     call = play(tmp_path, Script(keys="8" + "12345678901234#" + typed + "#"))
 
     assert call.heard[1:3] == ["progress-enter", "progress-not-found"]
-    assert call.heard[3].startswith("progress-ticket") and "ticket-state-open" in call.heard[3]
+    assert call.heard[3].startswith("progress-ticket") and "ticket-state-dispatched" in call.heard[3]
     assert call.step("progress") == [
         {"own": False, "digits": 14, "ticket_id": ""},
         {"own": False, "digits": 14, "ticket_id": wanted},

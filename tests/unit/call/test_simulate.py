@@ -66,6 +66,7 @@ def test_without_a_free_operator_the_caller_waits_the_maximum_then_leaves_a_mess
     assert [line["calllog"] for line in timeline if "calllog" in line] == [
         "call_started",
         "ticket_opened",
+        "ticket_contact",  # the number its 回访 will dial
         "callback_listed",
         "call_finished",
     ]

@@ -550,8 +550,8 @@ def test_centre_indicators(rep: report.Report) -> None:
         # after (only the latest attempt's time is kept); D's 30 min still run at AS_OF; E is before the period
         callback_minutes=30,
         callbacks_due=4,
-        callbacks_within=1,
-        callback_pct=25.0,
+        callbacks_within=2,  # A at 10 min; F's first try at 5 min (unanswered; reached at 50 min) counts
+        callback_pct=50.0,
         tickets_due=6,
         tickets_within=3,
         within_deadline_pct=50.0,  # the 5 unit tickets + the operator's
@@ -581,7 +581,7 @@ def test_build_is_pure_and_filters_the_period_itself(logfile: Path, table: Route
         calls=log.calls(),
         steps={c["call_id"]: log.steps(c["call_id"]) for c in log.calls()},
         tickets=log.tickets(),
-        callbacks=log.callbacks(None),
+        callbacks=report.with_first_attempts(log, log.callbacks(None)),
     )
     assert (len(everything.calls), len(everything.tickets), len(everything.callbacks)) == (20, 9, 6)
     assert report.build(everything, D1, D2, as_of=AS_OF, table=table) == rep
@@ -810,3 +810,16 @@ def test_operators_transfers_are_counted_per_destination_unit_with_their_success
     assert (police.unit, police.transfers, police.consult, police.blind) == ("市公安局", 3, 2, 1)
     assert (police.answered, police.handed_over, police.handed_over_pct) == (2, 1, pytest.approx(33.3, abs=0.1))
     assert (emergency.three_way, emergency.answered, emergency.handed_over) == (1, 1, 0)  # handed_over as recorded
+
+
+def test_handling_satisfaction_from_followups_is_apart_from_the_call_survey() -> None:
+    inside, outside = at("2026-11-02T11:00"), at("2026-10-30T11:00")
+    followups = [
+        {"ticket_id": "t1", "satisfaction": 1, "answered_at": inside},
+        {"ticket_id": "t2", "satisfaction": 3, "answered_at": inside},
+        {"ticket_id": "t3", "satisfaction": 2, "answered_at": inside},
+        {"ticket_id": "t4", "satisfaction": 3, "answered_at": outside},  # another period
+        {"ticket_id": "t5", "satisfaction": None, "answered_at": None},  # opted out: no rating
+    ]
+    centre = report.build(report.CallLogRows([], {}, [], [], followups=followups), D1, D2, as_of=AS_OF).centre
+    assert (centre.followups_rated, centre.handling_satisfaction_avg, centre.handling_satisfied_pct) == (3, 2.0, 66.67)
