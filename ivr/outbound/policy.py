@@ -21,17 +21,19 @@ class OutboundPolicy:
     max_attempts: int = 3
     backoff_minutes: tuple[int, ...] = (10, 30)
     poll_seconds: int = 10  # how often the lists are looked at
+    first_after_minutes: int = 5  # a missed caller often calls again at once; a close may be undone at once
 
     def allowed(self, now: dt.datetime) -> bool:
         """May a citizen be called at local time `now`?"""
         return self.hours.is_open(now)
 
-    def due(self, attempts: int, last_attempt_at: float | None, now: float) -> bool:
-        """Is another attempt due, after `attempts` made (the last at `last_attempt_at`, Unix seconds)?"""
+    def due(self, attempts: int, last_attempt_at: float | None, now: float, since: float) -> bool:
+        """Is another attempt due, after `attempts` made (the last at `last_attempt_at`), for something that
+        happened at `since` (the missed call, the close)? Unix seconds."""
         if attempts >= self.max_attempts:
             return False
         if attempts == 0 or last_attempt_at is None:
-            return True
+            return now >= since + self.first_after_minutes * 60
         wait = self.backoff_minutes[min(attempts, len(self.backoff_minutes)) - 1] * 60
         return now >= last_attempt_at + wait
 

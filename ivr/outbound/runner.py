@@ -88,7 +88,7 @@ class Outbound:
     # -- 漏接回拨 ------------------------------------------------------------------------------------
     async def callbacks(self, table: RouteTable, policy: OutboundPolicy) -> None:
         for entry in await asyncio.to_thread(store.open_callbacks, self.calllog):
-            if not policy.due(entry["attempts"], entry["last_attempt_at"], time.time()):
+            if not policy.due(entry["attempts"], entry["last_attempt_at"], time.time(), entry["last_missed_at"]):
                 continue
             snapshot = self.seats.snapshot()
             if snapshot.waiting or not any(s.state == "idle" and s.presence == "ready" for s in snapshot.seats):
@@ -153,7 +153,7 @@ class Outbound:
         since = to_epoch(self.clock()) - FOLLOWUP_WINDOW_DAYS * 86400
         await asyncio.to_thread(store.closed_without_followup, self.calllog, since)
         for row in await asyncio.to_thread(store.pending_followups, self.calllog):
-            if not policy.due(row["attempts"], row["last_attempt_at"], time.time()):
+            if not policy.due(row["attempts"], row["last_attempt_at"], time.time(), row["created_at"]):
                 continue
             await self.follow_up(row, table, policy)
             return  # one call per round

@@ -451,7 +451,15 @@ def _parse_outbound(
     """`outbound:` — when and how the hotline calls citizens back (ivr.outbound.policy)."""
     fields = (
         node.mapping(
-            allowed={"trunk", "hours", "ring_seconds", "max_attempts", "backoff_minutes", "poll_seconds"},
+            allowed={
+                "trunk",
+                "hours",
+                "ring_seconds",
+                "max_attempts",
+                "backoff_minutes",
+                "poll_seconds",
+                "first_after_minutes",
+            },
             required={"trunk", "hours"},
         )
         or {}
@@ -461,6 +469,7 @@ def _parse_outbound(
     ring = fields["ring_seconds"].integer(5, 120) if "ring_seconds" in fields else 30
     attempts = fields["max_attempts"].integer(1, 10) if "max_attempts" in fields else 3
     poll = fields["poll_seconds"].integer(1, 600) if "poll_seconds" in fields else 10
+    first = fields["first_after_minutes"].integer(0, 24 * 60) if "first_after_minutes" in fields else 5
     backoff: list[int] = []
     if "backoff_minutes" in fields:
         for item in fields["backoff_minutes"].sequence() or []:
@@ -469,9 +478,9 @@ def _parse_outbound(
                 backoff.append(minutes)
         if not backoff:
             fields["backoff_minutes"].problem("outbound.backoff_minutes: give at least one number of minutes")
-    if trunk is None or allowed is None or not ring or not attempts or not poll:
+    if trunk is None or allowed is None or not ring or not attempts or not poll or first is None:
         return None
-    return OutboundPolicy(trunk.endpoint, allowed, ring, attempts, tuple(backoff) or (10, 30), poll)
+    return OutboundPolicy(trunk.endpoint, allowed, ring, attempts, tuple(backoff) or (10, 30), poll, first)
 
 
 def _parse_emergency(

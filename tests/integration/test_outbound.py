@@ -28,11 +28,14 @@ CITIZEN = "13912345678"
 
 
 def quick_routes(tmp_path: Path) -> Path:
-    """The shipped routes.yaml, its outbound lists looked at every second."""
+    """The shipped routes.yaml, its outbound lists looked at every second and the first try made at once."""
     text = (REPO / "routes.yaml").read_text(encoding="utf-8")
-    assert "  poll_seconds: 10 " in text
+    assert "  poll_seconds: 10 " in text and "  first_after_minutes: 5 " in text
+    text = text.replace("  poll_seconds: 10 ", "  poll_seconds: 1 ").replace(
+        "  first_after_minutes: 5 ", "  first_after_minutes: 0 "
+    )
     patched = tmp_path / "routes.yaml"
-    patched.write_text(text.replace("  poll_seconds: 10 ", "  poll_seconds: 1 "), encoding="utf-8")
+    patched.write_text(text, encoding="utf-8")
     return patched
 
 

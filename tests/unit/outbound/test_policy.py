@@ -31,10 +31,11 @@ def test_the_shipped_policy_dials_over_the_carrier_in_office_hours() -> None:
 
 def test_attempts_are_bounded_and_spaced_by_the_backoff() -> None:
     assert POLICY is not None
-    assert POLICY.due(0, None, now=0)
-    assert not POLICY.due(1, 1000.0, now=1000.0 + 9 * 60) and POLICY.due(1, 1000.0, now=1000.0 + 10 * 60)
-    assert not POLICY.due(2, 1000.0, now=1000.0 + 29 * 60) and POLICY.due(2, 1000.0, now=1000.0 + 30 * 60)
-    assert not POLICY.due(3, 1000.0, now=1e12)  # max_attempts
+    # The first try waits first_after_minutes (5) after the missed call: the caller may call again.
+    assert not POLICY.due(0, None, now=500.0 + 4 * 60, since=500.0) and POLICY.due(0, None, 500.0 + 5 * 60, 500.0)
+    assert not POLICY.due(1, 1000.0, 1000.0 + 9 * 60, 500.0) and POLICY.due(1, 1000.0, 1000.0 + 10 * 60, 500.0)
+    assert not POLICY.due(2, 1000.0, 1000.0 + 29 * 60, 500.0) and POLICY.due(2, 1000.0, 1000.0 + 30 * 60, 500.0)
+    assert not POLICY.due(3, 1000.0, now=1e12, since=500.0)  # max_attempts
 
 
 @pytest.mark.parametrize(
