@@ -170,7 +170,7 @@ class Controller:
             seats=self.seats,
             clock=lambda: self.services.clock(),
             prompts=self.services.prompts,
-            book=TicketBook(self.calllog, table.calendar, clock=lambda: tickets.to_epoch(self.services.clock())),
+            book=self.tickets,  # a 3 reopens the ticket, pushed to its partners like any move
             ready=lambda: self.connected.is_set() and self.accepting and not settings.node,
         )
         self.accepting = True
