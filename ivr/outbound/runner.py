@@ -153,7 +153,8 @@ class Outbound:
         since = to_epoch(self.clock()) - FOLLOWUP_WINDOW_DAYS * 86400
         await asyncio.to_thread(store.closed_without_followup, self.calllog, since)
         for row in await asyncio.to_thread(store.pending_followups, self.calllog):
-            if not policy.due(row["attempts"], row["last_attempt_at"], time.time(), row["created_at"]):
+            # Closes are stamped on the tickets' clock (the controller's), missed calls in real time.
+            if not policy.due(row["attempts"], row["last_attempt_at"], to_epoch(self.clock()), row["created_at"]):
                 continue
             await self.follow_up(row, table, policy)
             return  # one call per round
@@ -161,7 +162,7 @@ class Outbound:
     async def follow_up(self, row: dict[str, object], table: RouteTable, policy: OutboundPolicy) -> None:
         ticket_id, number = str(row["ticket_id"]), str(row["caller_number"])
         attempts = int(str(row["attempts"])) + 1
-        at = time.time()
+        at = to_epoch(self.clock())
         if not number:
             await asyncio.to_thread(
                 store.record_followup_attempt, self.calllog, ticket_id, at, "", "", "no_number", "gave_up"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from ivr.outbound.runner import Outbound
 from ivr.prompts import Prompts
 from ivr.routing import routes
 from ivr.ticketing.store import TicketBook
-from ivr.tickets import new_ticket
+from ivr.tickets import from_epoch, new_ticket
 
 ROOT = Path(__file__).resolve().parents[3]
 TABLE = routes.load(ROOT / "routes.yaml")
@@ -47,7 +48,7 @@ class Scripted(Outbound):
             calllog=log,
             table=lambda: TABLE,
             seats=SeatPool(()),
-            clock=lambda: dt.datetime.now(),
+            clock=lambda: from_epoch(time.time()),  # the tickets' clock: Beijing time, as closes are stamped
             prompts=Prompts(),
             book=TicketBook(log, TABLE.calendar),
         )
