@@ -45,6 +45,7 @@ from ivr.calllog.seats import POSTGRES_SEATS
 from ivr.console.audit import POSTGRES_AUDIT
 from ivr.errors import StorageUnavailable
 from ivr.outbound.store import POSTGRES_V7
+from ivr.recording.schema import POSTGRES_RECORDINGS
 from ivr.ticketing.store import POSTGRES_V4
 
 log = structlog.get_logger("ivr.calllog")
@@ -144,7 +145,8 @@ _V2 = (
     "CREATE INDEX IF NOT EXISTS callback_calls_callback ON callback_calls (callback_id)",
 )
 
-# 3: ivr.calllog.editing, 4: ivr.ticketing.store, 5: ivr.console.audit, 6: ivr.calllog.seats, 7: ivr.outbound.store
+# 3: ivr.calllog.editing, 4: ivr.ticketing.store, 5: ivr.console.audit, 6: ivr.calllog.seats, 7: ivr.outbound.store,
+# 8: ivr.recording.schema
 _STEPS: dict[int, tuple[str, ...]] = {
     1: _V1,
     2: _V2,
@@ -153,6 +155,7 @@ _STEPS: dict[int, tuple[str, ...]] = {
     5: POSTGRES_AUDIT,
     6: POSTGRES_SEATS,
     7: POSTGRES_V7,
+    8: POSTGRES_RECORDINGS,
 }
 
 # SQLSTATEs that say "the storage, not this write" (journal it): connection exception,

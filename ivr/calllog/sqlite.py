@@ -49,6 +49,7 @@ from ivr.calllog.editing import SQLITE_V3
 from ivr.calllog.seats import sqlite_seats_table
 from ivr.console.audit import sqlite_audit_table
 from ivr.outbound.store import sqlite_to_v7
+from ivr.recording.schema import SQLITE_RECORDINGS
 from ivr.ticketing.store import sqlite_to_v4
 
 __all__ = [
@@ -260,6 +261,7 @@ class SqliteCallLog(CallLog):
             5: sqlite_audit_table,
             6: sqlite_seats_table,
             7: sqlite_to_v7,
+            8: _to_v8,
         }
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version >= SCHEMA_VERSION:
@@ -350,4 +352,9 @@ def _to_v2(db: Db) -> None:
 
 def _to_v3(db: Db) -> None:
     for statement in SQLITE_V3:
+        db.execute(statement)
+
+
+def _to_v8(db: Db) -> None:
+    for statement in SQLITE_RECORDINGS:
         db.execute(statement)
