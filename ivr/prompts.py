@@ -57,6 +57,7 @@ REQUIRED = (
     "followup-reopened",
     "followup-opted-out",
     "followup-goodbye",
+    "recording-notice",
 )
 
 

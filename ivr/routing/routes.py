@@ -22,6 +22,7 @@ from typing import TypeVar
 from ivr.errors import RoutesError
 from ivr.operators.seats import Seat
 from ivr.outbound.policy import OutboundPolicy
+from ivr.recording.policy import RecordingPolicy, parse_recording
 from ivr.routing import notices
 from ivr.routing.calendar import PACKAGE_ONLY, Calendar, Closure, parse_closures, parse_notices
 from ivr.routing.hours import Hours, parse_ranges
@@ -219,6 +220,7 @@ class RouteTable:
     notices: tuple[Notice, ...] = ()  # dated announcements (ivr.routing.notices)
     emergency: tuple[EmergencyLine, ...] = ()  # lines an operator may transfer to besides the routes
     outbound: OutboundPolicy | None = None  # calls the hotline places: 漏接回拨, 回访 (None: it places none)
+    recording: RecordingPolicy = field(default_factory=RecordingPolicy)  # 全程录音 (ivr.recording.policy)
     text: str = field(default="", repr=False, compare=False)  # the file as loaded: kept in the routes history
 
     @property
@@ -287,6 +289,7 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
             "notices",
             "emergency",
             "outbound",
+            "recording",
         },
         required={"version", "hotline", "trunks", "operators", "routes", "menus"},
     )
@@ -417,6 +420,8 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
     table_notices = notices.parse(top["notices"], entries) if "notices" in top else ()
     taken = {t.number for r in routes.values() for t in r.targets}
     emergency = _parse_emergency(top["emergency"], trunk_ref, taken) if "emergency" in top else ()
+    modes = [m.value for m in Mode]
+    recording = parse_recording(top["recording"], modes, units) if "recording" in top else RecordingPolicy()
 
     outbound = _parse_outbound(top["outbound"], trunk_ref, hours) if "outbound" in top else None
 
@@ -439,6 +444,7 @@ def parse(text: str, filename: str = "routes.yaml") -> RouteTable:
         calendar_line=top["calendar"].line if "calendar" in top else 0,
         route_lines=route_lines,
         notices=table_notices,
+        recording=recording,
         text=text,
         emergency=emergency,
         outbound=outbound,
