@@ -44,6 +44,7 @@ UNIT_CALL_RESULTS = ("answered", "not_answered")
 UNIT_LEGS = ("department", "overflow")  # dial legs on a unit's own ring chain (ivr.report.figures counts the same)
 NOTICE_MODES = ("announce", "to_operators")
 ROUTES_ROLES = ("live", "staged")
+RECORDING_FAILURES = ("unwritable", "disk_full", "not_written", "empty", "unreadable", "leg_gone")
 
 
 class NoticeLike(Protocol):
@@ -247,6 +248,25 @@ class Metrics:
         self.staged_share = Gauge(
             "hotline_routes_staged_share_percent", "Share of callers routed on the staged table (0: none).", registry=r
         )
+        # 全程录音 (ivr.recording): a call that could not be recorded still goes on, so only these tell.
+        self.recording_failures = Counter(
+            "hotline_recording_failures_total",
+            "Answered legs that should have been recorded and were not, by reason "
+            "(unwritable, disk_full, not_written, empty, unreadable, leg_gone).",
+            ["reason"],
+            registry=r,
+        )
+        self.recordings = Counter(
+            "hotline_recordings_total", "Recordings kept, by kind (call, message).", ["kind"], registry=r
+        )
+        self.recorded_seconds = Counter(
+            "hotline_recorded_seconds_total", "Seconds of audio kept, by kind (call, message).", ["kind"], registry=r
+        )
+        for reason in RECORDING_FAILURES:
+            self.recording_failures.labels(reason)
+        for kind in ("call", "message"):
+            self.recordings.labels(kind)
+            self.recorded_seconds.labels(kind)
         for mode in NOTICE_MODES:
             self.notices.labels(mode)
         for role in ROUTES_ROLES:
@@ -365,6 +385,13 @@ class Metrics:
 
     def survey_answered(self, unit: str, score: int) -> None:
         self.survey.labels(unit, str(score)).inc()
+
+    def recording_failed(self, reason: str) -> None:
+        self.recording_failures.labels(reason).inc()
+
+    def recording_kept(self, kind: str, seconds: float) -> None:
+        self.recordings.labels(kind).inc()
+        self.recorded_seconds.labels(kind).inc(seconds)
 
     def message_taken(self, unit: str, after_hours: bool) -> None:
         self.messages.labels(unit or "none", "after_hours" if after_hours else "nobody_free").inc()

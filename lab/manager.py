@@ -251,6 +251,13 @@ class Asterisk:
         recording.mkdir(parents=True, exist_ok=True)
         os.chown(recording, uid, gid)
         recording.chmod(0o750)
+        # Call recordings (routes.yaml recording.directory): a 0700 tree of Asterisk's user, which
+        # writes them; the controller finds Asterisk's paths under the root it names here.
+        calls = self.root / "var/spool/asterisk/monitor/hotline"
+        calls.mkdir(parents=True, exist_ok=True)
+        os.chown(calls, uid, gid)
+        calls.chmod(0o700)
+        (self.state / "asterisk-root").write_text(f"{self.root}\n")
 
     def _root_ids(self) -> tuple[int, int]:
         def field(file: str) -> int | None:

@@ -45,6 +45,10 @@ STASIS_WAIT_S = 5.0
 # configuration have no music-on-hold files (dialplan/musiconhold.conf), so a soft periodic tone.
 HOLD_MEDIA = ["tone:425/200,0/200,425/200,0/4400"]
 
+# The dialplan context that starts MixMonitor on a leg and sends it straight back (dialplan/extensions.conf).
+RECORD_CONTEXT = "hotline-record"
+RECORDING_VARIABLE = "HOTLINE_RECORDING"
+
 
 class AriCall:
     """A citizen's channel on Asterisk, driven through ARI: the live `CallControl`."""
@@ -72,6 +76,7 @@ class AriCall:
         self._register = register
         self._unregister = unregister
         self._outbound: set[str] = set()  # our dialled channels still alive
+        self._hopping: set[str] = set()  # legs out in the dialplan to start their recording, coming back
         self._strays: set[asyncio.Future[None]] = set()  # hang-ups of legs we had given up on
         self._bridges: set[str] = set()
         self._seq = 0
@@ -115,9 +120,10 @@ class AriCall:
         elif cid in self._outbound and isinstance(event, ev.ChannelDtmfReceived):
             self._leg_events.append(LegEvent(cid, event.digit))
         elif cid in self._outbound and isinstance(event, (ev.StasisEnd, ev.ChannelDestroyed)):
-            self._outbound.discard(cid)
-            self._members.discard(cid)
-            self._leg_events.append(LegEvent(cid, None))
+            if not (isinstance(event, ev.StasisEnd) and cid in self._hopping):  # back in a moment: recording
+                self._outbound.discard(cid)
+                self._members.discard(cid)
+                self._leg_events.append(LegEvent(cid, None))
         elif isinstance(event, ev.StasisStart) and cid not in self._outbound:
             # A leg we gave up on entered our app after all: its create timed out on our side
             # (an overloaded Asterisk) but went through. Nobody would ever hang it up.
@@ -207,6 +213,34 @@ class AriCall:
             except TimeoutError:
                 raise CallEnded("caller_hangup", self.hangup_cause) from None
         return "timeout", max_seconds
+
+    async def record_leg(self, leg: str, path: str) -> bool:
+        """MixMonitor on the answered leg (ARI has no verb for it): the leg leaves Stasis for the
+        `hotline-record` context, which starts it and sends the leg straight back. Recording on the
+        channel, not the bridge, means the file runs to the leg's end even if this controller dies.
+
+        True once the leg is back in Stasis; False if it hung up on the way (or never came back).
+        """
+        await self.ari.set_variable(leg, RECORDING_VARIABLE, path)
+        self._hopping.add(leg)
+        try:
+            await self.ari.continue_in_dialplan(leg, RECORD_CONTEXT, "s")
+            deadline = time.monotonic() + STASIS_WAIT_S
+            while (left := deadline - time.monotonic()) > 0:
+                event = await self._next(left)
+                if event is None:
+                    break
+                if event.channel_id != leg:
+                    continue
+                if isinstance(event, ev.StasisStart):
+                    return True
+                if isinstance(event, (ev.ChannelHangupRequest, ev.ChannelDestroyed)):
+                    self.queue.put_nowait(event)  # the bridge that follows must see the leg go, too
+                    return False
+        finally:
+            self._hopping.discard(leg)
+        log.warning("recording_leg_not_back", channel=leg)
+        return False
 
     async def play_until(self, media: list[str], awaitable: Awaitable[T]) -> T:
         """Play `media` (looping tones, hold music) until `awaitable` completes, then stop it."""

@@ -25,6 +25,8 @@ from ivr.operators.desk import Desk
 from ivr.operators.queue import SeatPool, Turn
 from ivr.outbound.store import ContactKept
 from ivr.prompts import Prompts
+from ivr.recording.policy import RecordingPolicy
+from ivr.recording.store import Planned, Recorder
 from ivr.routing.menu import Decision
 from ivr.routing.notices import Notice
 from ivr.routing.routes import Intake, Route, RouteTable
@@ -74,6 +76,7 @@ class Services:
     notices: Callable[[RouteTable, str], Sequence[Notice]] | None = None  # (call's table, entry) -> live notices
     desk: Desk = field(default_factory=Desk)  # the calls operators are on, and their asks (ivr.operators.desk)
     tickets: TicketLookup | None = None  # 查询办理进度 reads tickets here (the call log)
+    recorder: Recorder | None = None  # 全程录音 (ivr.recording.store); None: nothing is recorded
 
 
 class Books:
@@ -84,6 +87,9 @@ class Books:
         self._svc = svc
         self._caller_number = caller_number  # for the callback list only, never logged
         self.intake = "menu"  # how the call is taken in: an Intake, or "direct" for a short number dialled directly
+        self.recording_announced = False
+        self._legs = 0  # answered legs recorded so far: each is its own file, <call_id>-<n>
+        self._recordings: list[Planned] = []
 
     @property
     def served(self) -> bool:
@@ -124,6 +130,25 @@ class Books:
             route=route.id if route else "",
             keys=decision.keys,
         )
+
+    # -- recording (ivr.recording) ---------------------------------------------------------------
+    def recording_notice_played(self) -> None:
+        self.recording_announced = True
+        self.record.step("recording_notice")
+
+    def recorder_for(self, policy: RecordingPolicy, mode: str, unit: str) -> Recorder | None:
+        """The recorder if this leg is to be recorded (the caller was told so), else None."""
+        recorder = self._svc.recorder
+        return recorder if recorder is not None and self.recording_announced and policy.records(mode, unit) else None
+
+    def next_leg(self) -> int:
+        self._legs += 1
+        return self._legs
+
+    def recording_started(self, planned: Planned) -> None:
+        self._recordings.append(planned)
+        self.record.step("recording", recording=planned.name)
+        log.info("recording_started", recording=planned.name)
 
     def said_goodbye(self) -> None:
         self.record.said_goodbye()
@@ -253,6 +278,8 @@ class Books:
         self._svc.metrics.message_taken(record.unit, after_hours=record.reason == "after_hours")
         self.open_ticket(kind=kind)
         self._missed(reason=f"message:{record.reason}")
+        if self._svc.recorder is not None:  # listed with its hash, ticket and callback entry (hotline messages)
+            self._svc.recorder.message_kept(record.call_id, f"hotline-msg-{record.call_id}", record.unit)
 
     def message_saved(self) -> None:
         self.record.message_saved()
@@ -298,6 +325,9 @@ class Books:
         record = self.record
         record.ended(talk_seconds)
         self._svc.calllog.call_finished(record)
+        for planned in self._recordings:  # the legs are gone: their files can be finished
+            assert self._svc.recorder is not None
+            self._svc.recorder.finish(planned)
         self._svc.metrics.call_ended(record.entry, record.outcome)
         legs = [str(step.detail.get("leg", "")) for step in record.steps if step.name == "dial"]
         self._svc.metrics.unit_call_ended(record.unit, record.mode, legs, record.dial_status)

@@ -147,6 +147,10 @@ class CallControl(Protocol):
     async def record(self, name: str, max_seconds: int = 60, max_silence_seconds: int = 5) -> tuple[str, int]:
         """A voice message: (state, seconds); 'done' when one was kept."""
 
+    async def record_leg(self, leg: str, path: str) -> bool:
+        """Record the answered `leg` (both directions) into `path`, as Asterisk sees it, until the leg
+        ends; False if the leg went away before the recording started."""
+
     async def wait(self, awaitable: Awaitable[T], timeout: float) -> T | None:
         """Await something outside the call (a queue turn) while watching the caller."""
 

@@ -300,6 +300,11 @@ class ScriptedCall:
         self._note("record", name=name, state=self.script.message_state, seconds=seconds)
         return self.script.message_state, seconds
 
+    async def record_leg(self, leg: str, path: str) -> bool:
+        self._alive()
+        self._note("record_leg", channel=leg, path=path)
+        return True
+
     async def wait(self, awaitable: Awaitable[T], timeout: float) -> T | None:
         self._alive()
         try:

@@ -21,6 +21,7 @@ from ivr.citizen import progress
 from ivr.citizen.ticket_number import digit_prompts, keypad_number
 from ivr.errors import AriError, CallEnded
 from ivr.operators.queue import QueueFull, QueueTimeout, Turn
+from ivr.recording.policy import OPERATORS
 from ivr.routing.menu import Action, Ask, Decision, Navigator, Track
 from ivr.routing.routes import Intake, Route, RouteTable
 
@@ -73,6 +74,7 @@ async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, 
             books.open_ticket(kind=route.mode.value)
             if decision.action is Action.HANDOFF:
                 books.notify_partner(route)
+            await announce_recording(call, books, table, svc, route.mode.value, route.unit)
             await call.play([svc.prompts.sound("connecting")])
             result: DialResult | None = None
             for n, target in enumerate(route.targets):
@@ -81,7 +83,7 @@ async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, 
                 )
                 books.rang_line(route, n, result)
                 if result.ok:
-                    await _talk(call, books, result, Outcome.CONNECTED)
+                    await _talk(call, books, result, Outcome.CONNECTED, table, route.mode.value, route.unit)
                     await tell_ticket(call, books, svc)
                     await survey(call, books, svc)
                     return
@@ -128,12 +130,13 @@ async def reach_operator(
     """
     operators = table.operators
     entry = books.record.entry
+    await announce_recording(call, books, table, svc, OPERATORS, "")
     if svc.seats is None or not operators.seats:
         result = await call.dial(operators.dial_string, operators.ring_seconds, caller_id=entry, label="operators")
         books.rang_operators(operators.number, result)
         if not result.ok:
             return False
-        await _talk(call, books, result, Outcome.OPERATOR)
+        await _talk(call, books, result, Outcome.OPERATOR, table, OPERATORS, "", party=operators.number)
         return True
     pool = svc.seats
     front = False  # back from a blind transfer nobody answered: first in line
@@ -165,6 +168,7 @@ async def reach_operator(
                             turn.connected(seat)
                             books.queue_answered(turn, seat.name)
                             books.connected(Outcome.OPERATOR)
+                            await record_answered(call, books, table, OPERATORS, "", result.channel, seat.name)
                             leave = partial(turn.release, seat)  # the operator transferred the call
                             if await attend(call, books, svc, table, seat.name, result.channel, leave) == "ended":
                                 return True
@@ -331,7 +335,43 @@ async def navigate(
     return step
 
 
-async def _talk(call: CallControl, books: Books, result: DialResult, outcome: Outcome) -> None:
+async def announce_recording(
+    call: CallControl, books: Books, table: RouteTable, svc: Services, mode: str, unit: str
+) -> None:
+    """录音提示: a caller about to reach someone whose calls are recorded is told so, once per call."""
+    if svc.recorder is None or books.recording_announced or not table.recording.records(mode, unit):
+        return
+    await call.play([svc.prompts.sound("recording-notice")])
+    books.recording_notice_played()
+
+
+async def record_answered(
+    call: CallControl, books: Books, table: RouteTable, mode: str, unit: str, leg: str, party: str
+) -> None:
+    """From the moment a person answers: the answered leg is recorded on itself (ivr.recording.store)."""
+    recorder = books.recorder_for(table.recording, mode, unit)
+    if recorder is None:
+        return
+    planned = recorder.plan(table.recording, books.record.call_id, books.next_leg(), party or unit)
+    if planned is None:
+        return
+    if await call.record_leg(leg, planned.asterisk_path):
+        books.recording_started(planned)
+    else:
+        recorder.failed("leg_gone", planned.name)
+
+
+async def _talk(
+    call: CallControl,
+    books: Books,
+    result: DialResult,
+    outcome: Outcome,
+    table: RouteTable,
+    mode: str,
+    unit: str,
+    party: str = "",
+) -> None:
     books.connected(outcome)
+    await record_answered(call, books, table, mode, unit, result.channel, party)
     bridged = await call.bridge(result.channel)  # CallEnded here means the caller hung up first
     books.talked(bridged)

@@ -309,6 +309,10 @@ def decode(entry: dict[str, Any]) -> Write:
         from ivr.outbound.store import ContactKept
 
         return ContactKept.from_json({k: v for k, v in entry.items() if k != "kind"})
+    if entry["kind"] == "recording_kept":  # a finished recording's row (ivr.recording.store)
+        from ivr.recording.store import RecordingKept
+
+        return RecordingKept.from_json(entry)
     return _KINDS[entry["kind"]]({k: v for k, v in entry.items() if k != "kind"})
 
 

@@ -36,6 +36,11 @@ class Queries(Backend):
         sql = "SELECT * FROM tickets" + (f" WHERE {where}" if where else "") + " ORDER BY created_at, ticket_id"
         return self._query(sql, params)
 
+    def recordings(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Kept recordings and messages (ivr.recording) in the order they were made; `where` as in `calls`."""
+        sql = "SELECT * FROM recordings" + (f" WHERE {where}" if where else "") + " ORDER BY started_at, name"
+        return self._query(sql, params)
+
     def last_ticket_id(self, prefix: str) -> str | None:
         """The highest ticket id of the form `prefix` + 6 hex digits (ids of one issuer and day)."""
         rows = self._query("SELECT max(ticket_id) AS last FROM tickets WHERE ticket_id LIKE ?", (prefix + "_" * 6,))

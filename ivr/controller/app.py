@@ -53,6 +53,7 @@ from ivr.operators.desk import Desk
 from ivr.operators.queue import SeatChange, SeatPool
 from ivr.outbound.runner import Outbound
 from ivr.prompts import Prompts, live_dirs
+from ivr.recording.store import Recorder, asterisk_root
 from ivr.routing import routes
 from ivr.routing.routes import RouteTable
 from ivr.routing.staging import table_for
@@ -133,6 +134,7 @@ class Controller:
         clock = clock or local_clock(settings.clock_start)
         state = Storage.from_env(settings.environ).state if settings.environ else Path("var")
         self.editing = RouteEditing(self.calllog, self.metrics, settings.routes_path, clock, live_dirs(state))
+        self.recorder = Recorder(asterisk_root(settings.environ or {}, state), self.calllog, self.metrics, clock)
         self.services = self._services(table, clock)
         # Tickets move on the controller's clock, as they were opened on it; every move made in this process
         # (the API's, a follow-up's) is pushed to the partners of the ticket's unit (ivr.ticketing.api).
@@ -196,6 +198,7 @@ class Controller:
             notices=self.editing.notices_for,
             desk=self.desk,
             tickets=CallLogTickets(self.calllog),
+            recorder=self.recorder,
         )
 
     def _seat_changed(self, change: SeatChange) -> None:
@@ -261,6 +264,7 @@ class Controller:
             await metrics_site.cleanup()
             await self.ari.close()
             await self.webhooks.close(timeout=5.0)
+            await self.recorder.drain()  # files of calls that just ended: their rows, before the log closes
             self.calllog.close()
             log.info("controller_stopped")
 

@@ -29,6 +29,7 @@ from ivr.handoff.webhook import Handoff, WebhookTarget
 from ivr.metrics import Metrics
 from ivr.operators.queue import SeatPool
 from ivr.prompts import Prompts
+from ivr.recording.store import Recorder as LegRecorder
 from ivr.report import figures as report
 from ivr.routing import routes
 from ivr.routing.notices import Notice
@@ -146,6 +147,7 @@ def play(
     setup: Setup | None = None,
     max_queue: int = 50,
     notices: tuple[Notice, ...] = (),
+    recorder: LegRecorder | None = None,
 ) -> Played:
     """Play one call with `script` to its end on a virtual-time loop."""
     log = open_calllog(tmp_path / "calllog.sqlite3")
@@ -176,6 +178,7 @@ def play(
             metrics=metrics,
             notices=(lambda _table, entry: [n for n in notices if n.applies_to(entry)]) if notices else None,
             tickets=CallLogTickets(log),
+            recorder=recorder,
         )
         played = Played(call, record, log, metrics, webhooks.sent)
         async with contextlib.AsyncExitStack() as others:
@@ -837,3 +840,35 @@ def test_three_wrong_numbers_end_with_a_polite_goodbye(tmp_path: Path) -> None:
     assert [d["ticket_id"] for d in call.step("progress")] == ["", "", ""]
     row = [r for r in call.log.calls() if r["call_id"] == "call-1"][0]
     assert (row["decision"], row["outcome"]) == ("progress", "goodbye")
+
+
+def test_a_recorded_call_tells_the_citizen_first_and_records_the_answered_leg(tmp_path: Path) -> None:
+    table = patched(tmp_path, "  record: off ", "  record: on  ")
+    book = Metrics()
+    recorder = LegRecorder(
+        tmp_path / "asterisk", open_calllog(tmp_path / "unused.sqlite3"), book, lambda: TUESDAY_MORNING
+    )
+    call = play(tmp_path, Script(keys="1"), table=table, recorder=recorder)
+
+    verbs = [v[:2] for v in call.call.verbs() if v[0] in ("play", "dial", "record_leg", "bridge")]
+    assert verbs[1:5] == [
+        ("play", "recording-notice"),
+        ("play", "connecting"),
+        ("dial", GONGAN),
+        ("record_leg", "scripted-out1"),
+    ]
+    assert verbs[5] == ("bridge", "scripted-out1")
+    (_, _, path) = call.call.verbs("record_leg")[0]
+    assert path == "/var/spool/asterisk/monitor/hotline/2026-11-24/call-1-1.raw"
+    assert call.steps[call.steps.index("decided") :][:4] == ["decided", "ticket", "recording_notice", "dial"]
+    assert call.step("recording") == [{"recording": "call-1-1"}]
+
+
+def test_a_unit_with_recording_off_hears_no_notice_and_is_not_recorded(tmp_path: Path) -> None:
+    table = patched(tmp_path, "  units: {}    ", "  units: {市公安局: off}    ")
+    table = routes.parse(table.text.replace("  record: off ", "  record: on  ", 1))
+    recorder = LegRecorder(tmp_path, open_calllog(tmp_path / "unused.sqlite3"), Metrics(), lambda: TUESDAY_MORNING)
+    call = play(tmp_path, Script(keys="1"), table=table, recorder=recorder)
+
+    assert "recording-notice" not in call.heard and not call.call.verbs("record_leg")
+    assert call.row["outcome"] == "connected" and "recording" not in call.steps

@@ -1,0 +1,149 @@
+"""全程录音 with real calls: SIPp citizen and SIPp phones that both speak, Asterisk's MixMonitor, the call log."""
+
+from __future__ import annotations
+
+import array
+import hashlib
+import shutil
+import urllib.request
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lab.citizen import place_call
+from tests.integration.conftest import DEPARTMENTS_PORT, REPO, SEAT_PORTS, STATE, Controller, Phone, until
+
+pytestmark = pytest.mark.integration
+
+CITIZEN = "13912345678"
+# The citizen picks 1 (市公安局), waits out the prompts and the ringing, then speaks for 7 s.
+SPEAKS_AFTER_BRIDGE = "1" + "," * 9 + "~"
+TO_OPERATOR_AND_SPEAK = "0" + "," * 7 + "~"
+
+
+def recording_routes(tmp_path: Path, *, units: str = "{}", directory: str = "") -> Path:
+    """The shipped routes.yaml with recording switched on (and `units`, `directory` as given)."""
+    text = (REPO / "routes.yaml").read_text(encoding="utf-8")
+    for old, new in (
+        ("  record: off ", "  record: on  "),
+        ("  units: {}   ", f"  units: {units}   "),
+        *((("  directory: /var/spool/asterisk/monitor/hotline ", f"  directory: {directory} "),) if directory else ()),
+    ):
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    patched = tmp_path / "routes.yaml"
+    patched.write_text(text, encoding="utf-8")
+    return patched
+
+
+def channel_levels(path: Path, start: float = 0.0, seconds: float = 3600.0) -> tuple[float, float]:
+    """RMS of each channel of a 16-bit two-channel WAV from `start` for `seconds` (sox stat's RMS amplitude)."""
+    with wave.open(str(path)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, 8000)
+        w.setpos(min(w.getnframes(), int(start * 8000)))
+        samples = array.array("h", w.readframes(int(seconds * 8000)))
+    left, right = samples[0::2], samples[1::2]
+
+    def rms(channel: array.array[int]) -> float:
+        return (sum(s * s for s in channel) / max(1, len(channel))) ** 0.5 / 32768
+
+    return rms(left), rms(right)
+
+
+def kept(controller: Controller, n: int = 1, timeout: float = 20.0) -> list[dict[str, object]]:
+    return list(
+        until(
+            lambda: (rows := controller.calllog.recordings("kind = 'call'")) and len(rows) >= n and rows,
+            timeout=timeout,
+            what=f"{n} recording(s) in the call log",
+        )
+    )
+
+
+def test_a_department_call_is_recorded_in_two_channels_after_the_notice(
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+) -> None:
+    phones(DEPARTMENTS_PORT, scenario="phone_speak.xml", talk_ms=12000)
+    controller = start_controller(recording_routes(tmp_path))
+
+    call = place_call("12345", SPEAKS_AFTER_BRIDGE, caller=CITIZEN, talk_ms=40000)
+
+    assert call.succeeded, call.stderr
+    (row,) = controller.finished_calls()
+    assert (row["unit"], row["outcome"], row["hangup_by"]) == ("市公安局", "connected", "callee")
+    (rec,) = kept(controller)
+    path = Path(str(rec["path"]))
+    # Named by call id (never by number), 0600 in a 0700 day directory.
+    assert path.name == f"{row['call_id']}-1.wav" and CITIZEN not in str(path)
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    assert (rec["call_id"], rec["party"]) == (row["call_id"], "市公安局")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == rec["sha256"]
+    assert rec["bytes"] == path.stat().st_size
+    with wave.open(str(path)) as w:
+        seconds = w.getnframes() / w.getframerate()
+    assert abs(seconds - float(str(rec["seconds"]))) < 0.01
+    assert abs(seconds - row["talk_seconds"]) <= 0.5, (seconds, row["talk_seconds"])
+    citizen, department = channel_levels(path)
+    assert citizen > 0.005 and department > 0.005, (citizen, department)  # both parties audible
+    # Channel 1 is the citizen: the department speaks as it answers, the citizen only seconds later.
+    citizen, department = channel_levels(path, 0, 3)
+    assert citizen < 0.001 < 0.005 < department, (citizen, department)
+    # The citizen was told before anyone answered: the notice, then the ringing, then the recording.
+    steps = [s["name"] for s in controller.calllog.steps(str(row["call_id"]))]
+    assert steps.index("recording_notice") < steps.index("dial") < steps.index("recording")
+    assert controller.saw("recording_kept", recording=f"{row['call_id']}-1")
+
+
+def test_an_operator_call_is_recorded_and_a_unit_with_recording_off_is_not(
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+) -> None:
+    phones(SEAT_PORTS[0], scenario="phone_speak.xml", talk_ms=10000)
+    phones(SEAT_PORTS[1], scenario="phone_speak.xml", talk_ms=10000)
+    phones(DEPARTMENTS_PORT, scenario="phone_speak.xml", talk_ms=4000)
+    controller = start_controller(recording_routes(tmp_path, units="{市公安局: off}"))
+
+    to_operator = place_call("12345", TO_OPERATOR_AND_SPEAK, caller=CITIZEN, talk_ms=40000)
+    unrecorded = place_call("12345", "1", caller="13800000001", talk_ms=40000)
+
+    assert to_operator.succeeded and unrecorded.succeeded
+    operator, department = controller.finished_calls(2)
+    assert operator["outcome"] == "operator" and department["outcome"] == "connected"
+    (rec,) = kept(controller)
+    assert rec["call_id"] == operator["call_id"] and str(rec["party"]).startswith("seat-")
+    path = Path(str(rec["path"]))
+    with wave.open(str(path)) as w:
+        seconds = w.getnframes() / w.getframerate()
+    assert abs(seconds - operator["talk_seconds"]) <= 0.5, (seconds, operator["talk_seconds"])
+    assert min(channel_levels(path)) > 0.005
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == rec["sha256"]
+    # Recording off for the unit: no notice, no file, no row.
+    steps = [s["name"] for s in controller.calllog.steps(str(department["call_id"]))]
+    assert "recording_notice" not in steps and "recording" not in steps
+    assert not list(path.parent.glob(f"{department['call_id']}*"))
+
+
+def test_an_unwritable_recording_directory_leaves_the_call_working_and_is_counted(
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+) -> None:
+    root = Path((STATE / "asterisk-root").read_text().strip())
+    # A directory of root's that Asterisk (its own user) cannot write into.
+    locked = root / "var/spool/asterisk/monitor/locked"
+    shutil.rmtree(locked, ignore_errors=True)
+    locked.mkdir(mode=0o700, parents=True)
+    phones(DEPARTMENTS_PORT, scenario="phone_speak.xml", talk_ms=3000)
+    controller = start_controller(recording_routes(tmp_path, directory="/var/spool/asterisk/monitor/locked"))
+    try:
+        call = place_call("12345", "1", caller=CITIZEN, talk_ms=40000)
+
+        assert call.succeeded, call.stderr
+        (row,) = controller.finished_calls()
+        assert row["outcome"] == "connected" and row["talk_seconds"] >= 2.5
+        until(lambda: controller.saw("recording_failed", reason="not_written"), what="the failure to be logged")
+        with urllib.request.urlopen("http://127.0.0.1:9345/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+        assert 'hotline_recording_failures_total{reason="not_written"} 1.0' in metrics
+        assert not controller.calllog.recordings()
+    finally:
+        shutil.rmtree(locked, ignore_errors=True)
