@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import hashlib
 import shutil
+import struct
 import urllib.request
 import wave
 from collections.abc import Callable
@@ -18,9 +19,38 @@ from tests.integration.conftest import DEPARTMENTS_PORT, REPO, SEAT_PORTS, STATE
 pytestmark = pytest.mark.integration
 
 CITIZEN = "13912345678"
-# The citizen picks 1 (市公安局), waits out the prompts and the ringing, then speaks for 7 s.
-SPEAKS_AFTER_BRIDGE = "1" + "," * 9 + "~"
+# The citizen picks 1 (市公安局), waits out the prompts, the ringing and a few seconds more, then speaks for 7 s.
+SPEAKS_AFTER_BRIDGE = "1" + "," * 12 + "~"
 TO_OPERATOR_AND_SPEAK = "0" + "," * 7 + "~"
+
+
+def speaking_phone(tmp_path: Path) -> Path:
+    """A phone that answers (lab/sipp/phone_answer.xml) and speaks the whole time it talks: SIPp's
+    G.711 a-law speech sample, looped as an RTP stream. Media must flow on the leg the whole
+    time, as a real phone's does: MixMonitor writes the audio that passes, and SIPp sends no RTP
+    between samples."""
+    speech = tmp_path / "speech.alaw"
+    speech.write_bytes(alaw_payload(Path("/usr/share/sip-tester/g711a.pcap")))
+    text = (REPO / "lab/sipp/phone_answer.xml").read_text(encoding="utf-8")
+    ack = '<recv request="ACK" rtd="true" crlf="true"/>'
+    assert ack in text
+    stream = f'<nop><action><exec rtp_stream="{speech},-1,8"/></action></nop>'
+    scenario = tmp_path / "phone_speaks.xml"
+    scenario.write_text(text.replace(ack, ack + stream), encoding="utf-8")
+    return scenario
+
+
+def alaw_payload(pcap: Path) -> bytes:
+    """The RTP payloads of a pcap of one G.711 stream (Ethernet, IPv4, UDP, RTP without extensions)."""
+    data = pcap.read_bytes()
+    out, at = bytearray(), 24
+    while at + 16 <= len(data):
+        (length,) = struct.unpack("<I", data[at + 8 : at + 12])
+        packet = data[at + 16 : at + 16 + length]
+        ihl = (packet[14] & 0x0F) * 4
+        out += packet[14 + ihl + 8 + 12 :]
+        at += 16 + length
+    return bytes(out)
 
 
 def recording_routes(tmp_path: Path, *, units: str = "{}", directory: str = "") -> Path:
@@ -65,7 +95,7 @@ def kept(controller: Controller, n: int = 1, timeout: float = 20.0) -> list[dict
 def test_a_department_call_is_recorded_in_two_channels_after_the_notice(
     start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
 ) -> None:
-    phones(DEPARTMENTS_PORT, scenario="phone_speak.xml", talk_ms=12000)
+    phones(DEPARTMENTS_PORT, scenario=speaking_phone(tmp_path), talk_ms=12000)
     controller = start_controller(recording_routes(tmp_path))
 
     call = place_call("12345", SPEAKS_AFTER_BRIDGE, caller=CITIZEN, talk_ms=40000)
@@ -99,9 +129,9 @@ def test_a_department_call_is_recorded_in_two_channels_after_the_notice(
 def test_an_operator_call_is_recorded_and_a_unit_with_recording_off_is_not(
     start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
 ) -> None:
-    phones(SEAT_PORTS[0], scenario="phone_speak.xml", talk_ms=10000)
-    phones(SEAT_PORTS[1], scenario="phone_speak.xml", talk_ms=10000)
-    phones(DEPARTMENTS_PORT, scenario="phone_speak.xml", talk_ms=4000)
+    phones(SEAT_PORTS[0], scenario=speaking_phone(tmp_path), talk_ms=10000)
+    phones(SEAT_PORTS[1], scenario=speaking_phone(tmp_path), talk_ms=10000)
+    phones(DEPARTMENTS_PORT, scenario=speaking_phone(tmp_path), talk_ms=4000)
     controller = start_controller(recording_routes(tmp_path, units="{市公安局: off}"))
 
     to_operator = place_call("12345", TO_OPERATOR_AND_SPEAK, caller=CITIZEN, talk_ms=40000)
@@ -132,14 +162,14 @@ def test_an_unwritable_recording_directory_leaves_the_call_working_and_is_counte
     locked = root / "var/spool/asterisk/monitor/locked"
     shutil.rmtree(locked, ignore_errors=True)
     locked.mkdir(mode=0o700, parents=True)
-    phones(DEPARTMENTS_PORT, scenario="phone_speak.xml", talk_ms=3000)
+    phones(DEPARTMENTS_PORT, scenario=speaking_phone(tmp_path), talk_ms=8000)
     controller = start_controller(recording_routes(tmp_path, directory="/var/spool/asterisk/monitor/locked"))
     try:
         call = place_call("12345", "1", caller=CITIZEN, talk_ms=40000)
 
         assert call.succeeded, call.stderr
         (row,) = controller.finished_calls()
-        assert row["outcome"] == "connected" and row["talk_seconds"] >= 2.5
+        assert row["outcome"] == "connected" and row["talk_seconds"] >= 7.5
         until(lambda: controller.saw("recording_failed", reason="not_written"), what="the failure to be logged")
         with urllib.request.urlopen("http://127.0.0.1:9345/metrics", timeout=5) as resp:
             metrics = resp.read().decode()
