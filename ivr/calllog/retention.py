@@ -7,6 +7,8 @@ CallLogError (ivr.errors), never a driver error.
 
 from __future__ import annotations
 
+import os
+
 import structlog
 
 from ivr.calllog.backend import Backend
@@ -28,6 +30,8 @@ class Retention(Backend):
         keep_calls_days: int = KEEP_CALLS_DAYS,
         keep_numbers_days: int = KEEP_NUMBERS_DAYS,
         dry_run: bool = False,
+        keep_recordings_days: int | None = None,
+        keep_messages_days: int | None = None,
     ) -> dict[str, int]:
         """Apply the retention rules in one transaction; how many of each were (or would be) affected.
 
@@ -43,16 +47,26 @@ class Retention(Backend):
         - Calls the hotline placed: a number kept for a ticket's 回访 is erased after `keep_numbers_days`
           (at once when its follow-up ends); callback attempts and follow-ups go with their entry or ticket.
 
+        - Recordings (kind `call`) made more than `keep_recordings_days` ago and messages more
+          than `keep_messages_days` ago (routes.yaml `recording:`; None keeps them) lose their rows
+          and then, once that is committed, their files (ivr.recording); a recording of a call
+          deleted above goes with it.
+
         Synchronous and safe while a controller writes (it waits for the write lock). What
         happens to the erased bytes afterwards is the backend's (`_after_purge`). `dry_run`
         runs the same statements and rolls them back.
         """
-        if keep_calls_days < 0 or keep_numbers_days < 0:
+        if min(keep_calls_days, keep_numbers_days, keep_recordings_days or 0, keep_messages_days or 0) < 0:
             raise ValueError("retention periods are whole days, 0 or more")
         numbers_before = now - keep_numbers_days * 86400.0
         calls_before = now - keep_calls_days * 86400.0
         old_calls = "SELECT call_id FROM calls WHERE started_at < :calls"
+        expired = (
+            "(kind = 'call' AND started_at < :recordings) OR (kind = 'message' AND started_at < :messages)"
+            f" OR call_id IN ({old_calls})"
+        )
         statements = (
+            ("recordings_deleted", f"DELETE FROM recordings WHERE {expired}"),
             (
                 "numbers_erased",
                 (
@@ -91,11 +105,20 @@ class Retention(Backend):
             ),
             ("followups_deleted", "DELETE FROM followups WHERE ticket_id NOT IN (SELECT ticket_id FROM tickets)"),
         )
-        params = {"numbers": numbers_before, "calls": calls_before, "day": now - 86400.0}
+        never = float("-inf")
+        params = {
+            "numbers": numbers_before,
+            "calls": calls_before,
+            "day": now - 86400.0,
+            "recordings": never if keep_recordings_days is None else now - keep_recordings_days * 86400.0,
+            "messages": never if keep_messages_days is None else now - keep_messages_days * 86400.0,
+        }
         counts: dict[str, int] = {}
+        files: list[str] = []
         with self._session("purge") as db:
             self._begin_exclusive(db)
             try:
+                files = [r["path"] for r in db.rows(f"SELECT path FROM recordings WHERE {expired}", params)]
                 for name, sql in statements:
                     counts[name] = db.execute(sql, params).rowcount
             except BaseException:
@@ -106,6 +129,7 @@ class Retention(Backend):
             else:
                 db.commit()
                 self._after_purge(db)
+        counts["recording_files_deleted"] = 0 if dry_run else _unlink(files)
         log.info(
             "calllog_purged",
             dry_run=dry_run,
@@ -114,3 +138,17 @@ class Retention(Backend):
             **counts,
         )
         return counts
+
+
+def _unlink(paths: list[str]) -> int:
+    """Delete the purged recordings' files (rows first: a file without a row is never listed again)."""
+    gone = 0
+    for path in paths:
+        try:
+            os.unlink(path)
+            gone += 1
+        except FileNotFoundError:
+            pass  # already gone: the goal is met
+        except OSError as exc:
+            log.error("recording_not_purged", path=path, error=exc.strerror)
+    return gone

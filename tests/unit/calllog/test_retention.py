@@ -119,6 +119,8 @@ def test_a_purge_erases_numbers_no_longer_needed_and_records_past_three_years(pa
         "callback_attempts_deleted": 1,  # the done entry's attempt goes with it
         "followup_attempts_deleted": 0,
         "followups_deleted": 0,
+        "recordings_deleted": 0,
+        "recording_files_deleted": 0,
     }
     if not is_url(path):
         data = file_bytes(path)
@@ -182,6 +184,8 @@ def test_cli_purge_prints_the_counts_and_dry_run_keeps_everything(path: str) -> 
         "callback_attempts_deleted": 2,
         "followup_attempts_deleted": 0,
         "followups_deleted": 0,
+        "recordings_deleted": 0,
+        "recording_files_deleted": 0,
     }
     assert dump(path) == before
     real = CliRunner().invoke(main, ["purge", "--calllog", path])
