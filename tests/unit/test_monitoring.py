@@ -781,6 +781,7 @@ EXPECTED_ALERTS = {
     "HotlineCallsTurnedAway",
     "HotlineHolidayCalendarEnding",
     "HotlineHolidayCalendarProvisional",
+    "HotlineRecordingFailing",
 }
 
 
