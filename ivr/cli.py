@@ -458,17 +458,53 @@ main.add_command(seats)
     show_default=True,
     help="Erase full caller numbers of callback entries idle this long (done entries: at once).",
 )
+@click.option(
+    "--keep-recordings-days",
+    type=click.IntRange(0),
+    default=None,
+    help="Delete call recordings (rows and files) older than this [default: routes.yaml recording.keep_days].",
+)
+@click.option(
+    "--keep-messages-days",
+    type=click.IntRange(0),
+    default=None,
+    help="Delete messages (rows and files) older than this [default: routes.yaml recording.keep_message_days].",
+)
+@routes_option
 @click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
-def purge_(calllog: str | None, keep_calls_days: int, keep_numbers_days: int, dry_run: bool) -> None:
+def purge_(
+    calllog: str | None,
+    keep_calls_days: int,
+    keep_numbers_days: int,
+    keep_recordings_days: int | None,
+    keep_messages_days: int | None,
+    routes_path: str,
+    dry_run: bool,
+) -> None:
     """Retention: erase full caller numbers no longer needed, delete records past their time.
 
     Prints the counts as one JSON object. Safe while the controller runs.
     """
     import contextlib
 
+    if keep_recordings_days is None or keep_messages_days is None:  # the centre's policy, as the controller reads it
+        from ivr.recording.policy import RecordingPolicy
+
+        if Path(routes_path).is_file():
+            policy = _load_table(routes_path).recording
+        else:
+            click.echo(f"hotline: no {routes_path}: recordings and messages kept by the default policy", err=True)
+            policy = RecordingPolicy()
+        keep_recordings_days = policy.keep_days if keep_recordings_days is None else keep_recordings_days
+        keep_messages_days = policy.keep_message_days if keep_messages_days is None else keep_messages_days
     with contextlib.redirect_stdout(sys.stderr):  # the call log's own notices stay off stdout
         counts = _open_calllog(calllog).purge(
-            time.time(), keep_calls_days=keep_calls_days, keep_numbers_days=keep_numbers_days, dry_run=dry_run
+            time.time(),
+            keep_calls_days=keep_calls_days,
+            keep_numbers_days=keep_numbers_days,
+            dry_run=dry_run,
+            keep_recordings_days=keep_recordings_days,
+            keep_messages_days=keep_messages_days,
         )
     click.echo(json.dumps({"dry_run": dry_run, **counts}))
 
@@ -652,3 +688,11 @@ def report_(
 from ivr.install.commands import add_commands  # noqa: E402 — kept with the commands it adds
 
 add_commands(main)
+
+
+# -- recordings and messages (ivr/recording) ---------------------------------------------------------
+
+from ivr.recording.cli import messages, recordings  # noqa: E402 — kept with the commands they are
+
+main.add_command(recordings)
+main.add_command(messages)
