@@ -692,7 +692,8 @@ add_commands(main)
 
 # -- recordings and messages (ivr/recording) ---------------------------------------------------------
 
-from ivr.recording.cli import messages, recordings  # noqa: E402 — kept with the commands they are
+from ivr.recording.cli import messages, qa, recordings  # noqa: E402 — kept with the commands they are
 
 main.add_command(recordings)
 main.add_command(messages)
+main.add_command(qa)

@@ -230,3 +230,78 @@ def messages_handled(name: str, who: str, calllog: str | None) -> None:
         click.echo(f"hotline: no message {name} (see `hotline messages list --all`)", err=True)
         sys.exit(ExitCode.INPUT)
     click.echo(f"{name}: handled by {who.strip()}")
+
+
+@click.group("qa")
+def qa() -> None:
+    """录音抽检: draw a sample of recorded calls, score them on the form (qa.yaml)."""
+
+
+@qa.command("sample")
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First local day.")
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last local day (included).")
+@click.option("--per-unit", type=click.IntRange(0), default=2, show_default=True)
+@click.option("--per-operator", type=click.IntRange(0), default=2, show_default=True)
+@click.option("--seed", type=int, default=None, help="Same seed, same sample [default: a new one, printed].")
+@calllog_option
+def qa_sample(
+    start: dt.datetime, end: dt.datetime, per_unit: int, per_operator: int, seed: int | None, calllog: str | None
+) -> None:
+    """A random sample of the period's recorded calls, per unit and per operator seat; one JSON object per line."""
+    import random
+
+    from ivr.recording.qa import group_of, sample
+
+    if seed is None:
+        seed = random.SystemRandom().randrange(1, 1_000_000)
+    rows: list[dict[str, Any]] = []
+    cl = _open(calllog)
+    day = start.date()
+    while day <= end.date():
+        rows += catalog.find(cl, catalog.Filter(kind="call", day=day))
+        day += dt.timedelta(days=1)
+    click.echo(f"seed {seed}: {len(rows)} recorded calls from {start.date()} to {end.date()}", err=True)
+    for r in sample(rows, per_unit, per_operator, seed):
+        kind, who = group_of(r)
+        line = {"name": r["name"], "call_id": r["call_id"], kind: who, "seed": seed}
+        click.echo(json.dumps(line, ensure_ascii=False))
+
+
+@qa.command("score")
+@click.argument("call_id")
+@click.option("--score", "-s", "given", multiple=True, required=True, help="CRITERION=POINTS, once per criterion.")
+@click.option("--by", "who", required=True, help="The reviewer.")
+@click.option("--sample", "sample_id", default="", help="The sample it was drawn in (e.g. its seed).")
+@click.option("--note", default="")
+@click.option("--form", "form_path", default="qa.yaml", show_default=True, type=click.Path(dir_okay=False))
+@calllog_option
+def qa_score(
+    call_id: str, given: tuple[str, ...], who: str, sample_id: str, note: str, form_path: str, calllog: str | None
+) -> None:
+    """Store one call's score form in the call log (a later form for the same call replaces it)."""
+    from ivr.errors import ConfigError
+    from ivr.recording.qa import check_scores, load_form
+
+    try:
+        form = load_form(form_path)
+    except (OSError, ConfigError) as exc:
+        click.echo(f"hotline: {exc}", err=True)
+        sys.exit(ExitCode.INPUT)
+    scores: dict[str, int] = {}
+    for item in given:
+        key, _, value = item.partition("=")
+        if not value.strip().isdigit():
+            click.echo(f"hotline: --score {item}: say CRITERION=POINTS", err=True)
+            sys.exit(ExitCode.INPUT)
+        scores[key.strip()] = int(value)
+    wrong = check_scores(form, scores)
+    if wrong:
+        click.echo("hotline: " + "; ".join(wrong), err=True)
+        sys.exit(ExitCode.INPUT)
+    cl = _open(calllog)
+    if not catalog.find(cl, catalog.Filter(kind="call", call_id=call_id)):
+        click.echo(f"hotline: no recorded call {call_id} (see `hotline recordings list`)", err=True)
+        sys.exit(ExitCode.INPUT)
+    catalog.save_scores(cl, call_id, scores, who.strip(), sample_id, note, time.time())
+    total, top = sum(scores.values()), sum(c.max for c in form)
+    click.echo(f"{call_id}: {total}/{top} by {who.strip()}")
