@@ -369,6 +369,10 @@ class SeatPool:
         log.info("operator_no_answer", call_id=turn.call_id, seat=seat.name, penalty_s=self.penalty_s)
         if slot.retiring:
             del self._slots[seat.name]
+        elif slot.after_call is not None:  # a pause or sign-out asked while it rang
+            state, reason = slot.after_call, slot.after_reason
+            slot.after_call, slot.after_reason = None, ""
+            self._presence(slot, state, reason, "pool")
         self._dispatch()
         self._expire_if_due(turn)
 

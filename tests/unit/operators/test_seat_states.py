@@ -111,3 +111,14 @@ async def test_a_bad_state_change_is_refused_and_changes_nothing(
     with pytest.raises(SeatStateError, match=message):
         pool.set_state(seat, state, reason=reason)
     assert statuses(pool) == {"seat-1": "ready"} and changes == []
+
+
+async def test_a_pause_asked_while_the_seat_rings_applies_when_it_goes_unanswered(
+    clock: FakeClock, stack: AsyncExitStack
+) -> None:
+    pool, _ = pool_of(clock, S1, S2)
+    turn = await stack.enter_async_context(pool.wait_turn("a"))
+    assert turn.seat == S1
+    assert pool.set_state("seat-1", "paused", reason="离席").pending
+    turn.no_answer(S1)
+    assert turn.seat == S2 and statuses(pool) == {"seat-1": "paused", "seat-2": "busy"}
