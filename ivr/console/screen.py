@@ -52,8 +52,9 @@ def history(calllog: CallLog, caller_hash: str, call_id: str) -> dict[str, list[
         }
         for c in reversed(calls)
     ]
-    tickets = calllog.tickets(
-        "status = 'open' AND call_id IN (SELECT call_id FROM calls WHERE caller_hash = ?)", (caller_hash,)
+    tickets = calllog.tickets(  # this call's own ticket is shown with the call, not among the earlier ones
+        "status = 'open' AND call_id != ? AND call_id IN (SELECT call_id FROM calls WHERE caller_hash = ?)",
+        (call_id, caller_hash),
     )
     open_tickets = [
         {

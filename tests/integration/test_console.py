@@ -2,8 +2,9 @@
 
 An operator logs in; a citizen who called the 市公安局 line before calls again and presses 2 then 0;
 seat-1's SIPp phone answers, and the console's screen pop shows the menu path, the keys, the masked
-number and the earlier call. The operator presses "consult 市公安局" and the department's phone gets
-the INVITE. The page is kept as docs/console.png (README "For operators").
+number and the earlier call. The operator presses "consult 市公安局", the department's phone gets
+the INVITE, and "Complete" leaves the citizen with the department. The page is kept as
+docs/console.png (README "The operator console").
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def test_an_operator_sees_the_screen_pop_of_a_real_call_and_consults_the_police(
 ) -> None:
     accounts = tmp_path / "console-accounts.json"
     AccountStore(accounts, rounds=4).add("li", "operator", "li's password", seat="seat-1")
-    department = phones(DEPARTMENTS_PORT, talk_ms=8000)
+    department = phones(DEPARTMENTS_PORT, talk_ms=12000)
     seat = phones(SEAT_PORTS[0], talk_ms=60000)
     phones(SEAT_PORTS[1], talk_ms=60000)
     controller = start_controller(env={"HOTLINE_CONSOLE_ACCOUNTS": str(accounts)})
@@ -81,6 +82,8 @@ def test_an_operator_sees_the_screen_pop_of_a_real_call_and_consults_the_police(
         assert shown("entry") == "12345"
         earlier_rows = driver.find_elements(By.CSS_SELECTOR, "#earlier tbody tr")  # type: ignore[attr-defined]
         assert len(earlier_rows) == 1 and "市公安局" in earlier_rows[0].text
+        open_tickets = driver.find_elements(By.CSS_SELECTOR, "#tickets tbody tr")  # type: ignore[attr-defined]
+        assert [row.text.split()[0] for row in open_tickets] == [before["ticket_id"]]  # the earlier call's
         assert CALLER not in driver.page_source  # type: ignore[attr-defined]
         SCREENSHOT.parent.mkdir(exist_ok=True)
         driver.save_screenshot(str(SCREENSHOT))  # type: ignore[attr-defined]
@@ -93,13 +96,14 @@ def test_an_operator_sees_the_screen_pop_of_a_real_call_and_consults_the_police(
         until(lambda: len(department.invites()) == 2, timeout=20, what="the department's phone to get the INVITE")
         assert "3372000" in department.invites()[1]
         until(lambda: shown("doing") == "consulting", timeout=10, what="the console to show the consult")
+        driver.find_element(By.ID, "complete").click()  # type: ignore[attr-defined]
+        # The ask waits for the department to answer (then "accepted: completed"; "queued" if it takes > 3 s).
+        until(lambda: shown("message") in ("accepted: completed", "queued"), timeout=10, what="complete taken")
         assert call.result().succeeded, call.result().stderr
 
     (_, now) = controller.finished_calls(2, timeout=60)
     transfer = [s["detail"] for s in controller.calllog.steps(now["call_id"]) if s["name"] == "transfer"]
-    assert transfer and (transfer[0]["kind"], transfer[0]["unit"], transfer[0]["by"]) == (
-        "consult",
-        "市公安局",
-        "console",
-    )
+    assert transfer, controller.calllog.steps(now["call_id"])
+    assert (transfer[0]["kind"], transfer[0]["unit"], transfer[0]["by"]) == ("consult", "市公安局", "console")
+    assert (transfer[0]["outcome"], transfer[0]["handed_over"]) == ("completed", True)
     assert controller.saw("console_action", action="login", account="li", result="ok")
