@@ -56,6 +56,9 @@ class Site:
     codecs: tuple[str, ...]
     carrier_sbcs: tuple[str, ...]
     carrier_transport: str
+    # Where callbacks and 回访 are dialled (PJSIP/<number>@carrier): the same `carrier` endpoint the
+    # SBCs call in on, so one trunk, one transport and one set of hardening options both ways.
+    carrier_outbound: Peer
     trunks: tuple[Peer, ...]
     seats: tuple[SeatPhone, ...]
     calllog: str
@@ -119,7 +122,10 @@ def parse(text: str, filename: str = "site.yaml") -> Site:
     if "codecs" in sip and not codecs and not src.problems:
         sip["codecs"].problem("sip.codecs must list at least one codec")
 
-    carrier = top["carrier"].mapping(allowed={"sbc", "transport"}, required={"sbc"}) or {} if "carrier" in top else {}
+    carrier_keys = {"sbc", "transport", "outbound"}
+    carrier = (
+        top["carrier"].mapping(allowed=carrier_keys, required={"sbc", "outbound"}) or {} if "carrier" in top else {}
+    )
     sbcs: list[str] = []
     for node in carrier["sbc"].sequence() or [] if "sbc" in carrier else []:
         network = _network(node)
@@ -128,6 +134,15 @@ def parse(text: str, filename: str = "site.yaml") -> Site:
     if "sbc" in carrier and not sbcs and not src.problems:
         carrier["sbc"].problem("carrier.sbc must list the carrier's SBC addresses: nobody else may call in")
     carrier_transport = carrier["transport"].choice(TRANSPORTS) if "transport" in carrier else "udp"
+    outbound: Peer | None = None
+    if "outbound" in carrier:
+        # No transport of its own: the carrier endpoint has one, carrier.transport.
+        fields = carrier["outbound"].mapping(allowed={"host", "port"}, required={"host"}) or {}
+        host = fields["host"].string(HOST_PATTERN, "a host name or address") if "host" in fields else None
+        default_port = 5061 if carrier_transport == "tls" else 5060
+        out_port = fields["port"].integer(1, 65535) if "port" in fields else default_port
+        if host and out_port and carrier_transport:
+            outbound = Peer("carrier", host, out_port, carrier_transport)
 
     trunks: list[Peer] = []
     given = top["trunks"].mapping(allowed=set(TRUNKS), required=set(TRUNKS)) or {} if "trunks" in top else {}
@@ -183,7 +198,7 @@ def parse(text: str, filename: str = "site.yaml") -> Site:
     if uses_tls and not tls and "sip" in top:
         top["sip"].problem("sip.tls (cert, key) is required: a trunk, a seat or the carrier uses transport tls")
     src.raise_if_problems()
-    assert bind and carrier_transport and recordings and config_dir and modules_dir and ast_user
+    assert bind and carrier_transport and outbound and recordings and config_dir and modules_dir and ast_user
     return Site(
         source=filename,
         bind=bind,
@@ -196,6 +211,7 @@ def parse(text: str, filename: str = "site.yaml") -> Site:
         codecs=tuple(codecs) or ("alaw", "ulaw"),
         carrier_sbcs=tuple(sbcs),
         carrier_transport=carrier_transport,
+        carrier_outbound=outbound,
         trunks=tuple(sorted(trunks, key=lambda p: TRUNKS.index(p.name))),
         seats=tuple(seats),
         calllog=calllog,

@@ -4,11 +4,11 @@ dialplan/ is the lab's configuration and the single source of every policy in it
 each endpoint, the carrier's contexts, the modules left out, loopback-only ARI, the security log.
 Rendering keeps all of that and changes only what is particular to a host:
 
-- pjsip.conf is written anew: the site's transports, the carrier identified by its SBC addresses,
-  the three trunks at the site's addresses, the seats as softphones that register (each with a
-  generated password, allowed only from its desk's address). Every endpoint takes its options from
-  its model in dialplan/pjsip.conf ([carrier], [departments], [operator-1]), so a hardening option
-  added there reaches production.
+- pjsip.conf is written anew: the site's transports, the carrier identified by its SBC addresses
+  and dialled (callbacks, 回访) at its outbound address, the three trunks at the site's addresses,
+  the seats as softphones that register (each with a generated password, allowed only from its
+  desk's address). Every endpoint takes its options from its model in dialplan/pjsip.conf
+  ([carrier], [departments], [operator-1]), so a hardening option added there reaches production.
 - extensions.conf loses the lab-only benchmark context and gains [from-seat] (a seat's own calls
   go nowhere).
 - asterisk.conf points at the host's directories; ari_users.conf holds a crypt hash of the
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.routing.dialplan import Section, read_conf
-from ivr.site.config import Site
+from ivr.site.config import Peer, Site
 from ivr.site.secrets import Secrets, sha512_crypt
 
 ARI_USER = "hotline"
@@ -133,7 +133,11 @@ def _pjsip(site: Site, source: Path, secrets: Secrets) -> str:
             *_copied(sections[model]),
         ]
 
-    out.append(_section("carrier", endpoint(CARRIER_MODEL, site.carrier_transport, [("context", "from-carrier")])))
+    # One endpoint both ways: calls in are matched by the SBCs' addresses (identify), calls out go to
+    # the aor's contact. The outbound address is deliberately not added to identify: only the SBCs call in.
+    out.append(_aor(site.carrier_outbound))
+    carrier_extra = [("aors", "carrier"), ("context", "from-carrier")]
+    out.append(_section("carrier", endpoint(CARRIER_MODEL, site.carrier_transport, carrier_extra)))
     out.append(
         _section(
             "carrier-identify",
@@ -141,10 +145,7 @@ def _pjsip(site: Site, source: Path, secrets: Secrets) -> str:
         )
     )
     for trunk in site.trunks:
-        host = f"[{trunk.host}]" if ":" in trunk.host else trunk.host
-        # `;` starts a comment in Asterisk's files: the URI parameter's must be escaped.
-        contact = f"sip:{host}:{trunk.port}" + ("" if trunk.transport == "udp" else f"\\;transport={trunk.transport}")
-        out.append(_section(trunk.name, [("type", "aor"), ("contact", contact), ("qualify_frequency", "30")]))
+        out.append(_aor(trunk))
         extra = [("aors", trunk.name), ("context", "from-trunk")]
         out.append(_section(trunk.name, endpoint(TRUNK_MODEL, trunk.transport, extra)))
     for seat in site.seats:
@@ -168,6 +169,13 @@ def _pjsip(site: Site, source: Path, secrets: Secrets) -> str:
         identify = [("type", "identify"), ("endpoint", seat.endpoint), ("match", seat.address)]
         out.append(_section(f"{seat.endpoint}-identify", identify))
     return "\n".join(out)
+
+
+def _aor(peer: Peer) -> str:
+    host = f"[{peer.host}]" if ":" in peer.host else peer.host
+    # `;` starts a comment in Asterisk's files: the URI parameter's must be escaped.
+    contact = f"sip:{host}:{peer.port}" + ("" if peer.transport == "udp" else f"\\;transport={peer.transport}")
+    return _section(peer.name, [("type", "aor"), ("contact", contact), ("qualify_frequency", "30")])
 
 
 def _copied(section: Section, keep_type: bool = False) -> list[tuple[str, str]]:

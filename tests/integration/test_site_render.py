@@ -42,6 +42,7 @@ sip:
   tls: {cert: /etc/hotline/sip.crt, key: /etc/hotline/sip.key}
 carrier:
   sbc: [127.0.0.1]
+  outbound: {host: 127.0.0.1, port: 5096}
 trunks:
   departments: {host: 127.0.0.1, port: 5080}
   operators: {host: 127.0.0.1, port: 5090}
@@ -129,6 +130,8 @@ def test_the_rendered_configuration_loads_every_endpoint_and_transport(rendered:
     seat = cli("pjsip show endpoint operator-1")
     assert "operator-1-auth" in seat and "127.0.0.11" in seat
     assert "res_pjsip_endpoint_identifier_user.so" not in cli("module show like identifier_user")
+    # Callbacks and 回访 dial PJSIP/<number>@carrier: the endpoint must have somewhere to send them.
+    assert "sip:127.0.0.1:5096" in cli("pjsip show aor carrier")
 
 
 def test_a_real_call_through_asterisk_configured_only_by_site_render(

@@ -14,12 +14,14 @@ from ivr.site import config
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "deploy" / "site.example.yaml"
 
+TLS_BIND = "bind: 192.0.2.1\n  tls: {cert: /etc/t.crt, key: /etc/t.key}"
 MINIMAL = """\
 version: 1
 sip:
   bind: 192.0.2.1
 carrier:
   sbc: [198.51.100.7]
+  outbound: {host: 198.51.100.9}
 trunks:
   departments: {host: 10.0.0.5}
   operators: {host: 10.0.0.6}
@@ -76,6 +78,7 @@ bogus: 1
     assert problems(text) == [
         "site.yaml:3: sip.bind '203.0.113.300' is not an IP address",
         "site.yaml:4: sip.codecs[1] must be one of alaw, ulaw, g722, g729, opus, gsm, got 'speex'",
+        "site.yaml:6: carrier: missing required key 'outbound'",
         "site.yaml:6: carrier.sbc[0] '10.0.0.0/8' is wider than a /16: anyone in it could call in",
         "site.yaml:8: trunks: missing required key 'partners'",
         "site.yaml:8: trunks.departments.transport must be one of udp, tcp, tls, got 'sctp'",
@@ -94,6 +97,24 @@ def test_tls_anywhere_needs_the_certificate_and_key() -> None:
     ]
 
 
+def test_callbacks_and_follow_ups_are_dialled_at_the_carriers_outbound_address_over_its_transport() -> None:
+    site = config.parse(MINIMAL)
+    assert site.carrier_outbound == config.Peer("carrier", "198.51.100.9", 5060, "udp")
+    tls = config.parse(
+        MINIMAL.replace("  outbound:", "  transport: tls\n  outbound:").replace("bind: 192.0.2.1", TLS_BIND)
+    )
+    assert tls.carrier_outbound == config.Peer("carrier", "198.51.100.9", 5061, "tls")
+
+
+def test_a_bad_outbound_address_is_reported_at_its_line() -> None:
+    text = MINIMAL.replace("outbound: {host: 198.51.100.9}", "outbound: {host: 'sbc out', port: 70000, via: x}")
+    assert problems(text) == [
+        "site.yaml:6: carrier.outbound: unknown key 'via' (expected one of: host, port)",
+        "site.yaml:6: carrier.outbound.host 'sbc out' is not a host name or address",
+        "site.yaml:6: carrier.outbound.port must be between 1 and 65535, got 70000",
+    ]
+
+
 def test_without_carrier_addresses_nobody_could_call_in_and_that_is_refused() -> None:
     assert problems(MINIMAL.replace("sbc: [198.51.100.7]", "sbc: []")) == [
         "site.yaml:5: carrier.sbc must list the carrier's SBC addresses: nobody else may call in"
@@ -103,8 +124,8 @@ def test_without_carrier_addresses_nobody_could_call_in_and_that_is_refused() ->
 def test_paths_must_be_absolute_and_the_call_log_a_path_or_postgresql_url() -> None:
     text = MINIMAL + "calllog: mysql://db/hotline\nrecordings: spool/rec\n"
     assert problems(text) == [
-        "site.yaml:10: calllog must be an absolute path (SQLite) or a postgresql:// URL",
-        "site.yaml:11: recordings must be an absolute path, got 'spool/rec'",
+        "site.yaml:11: calllog must be an absolute path (SQLite) or a postgresql:// URL",
+        "site.yaml:12: recordings must be an absolute path, got 'spool/rec'",
     ]
 
 

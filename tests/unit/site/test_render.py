@@ -55,6 +55,15 @@ def test_only_the_carriers_sbcs_are_identified_as_the_carrier(rendered: Path) ->
     )
 
 
+def test_callbacks_and_follow_ups_dial_out_on_the_carrier_endpoint_at_its_outbound_address(rendered: Path) -> None:
+    """ivr/outbound dials PJSIP/<number>@carrier: without an aor Asterisk has nowhere to send it."""
+    carrier = pjsip(rendered, "carrier", "endpoint")
+    assert carrier.get("aors") == "carrier"
+    assert pjsip(rendered, "carrier", "aor").get("contact") == "sip:198.51.100.7:5060"
+    # Dialling out does not widen who may call in: identify still names only the SBCs.
+    assert pjsip(rendered, "carrier-identify", "identify").values("match") == ["198.51.100.7", "198.51.100.8"]
+
+
 def test_each_trunk_is_dialled_at_its_address_over_its_transport(rendered: Path) -> None:
     contacts = {name: pjsip(rendered, name, "aor").get("contact") for name in ("departments", "operators", "partners")}
     assert contacts == {
