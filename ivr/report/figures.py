@@ -27,6 +27,8 @@ from typing import Any
 
 from ivr.calllog import CallLog
 from ivr.outbound.store import callback_attempts, followups
+from ivr.recording import catalog
+from ivr.recording.qa import group_of
 from ivr.routing.routes import Mode, RouteTable
 from ivr.tickets import from_epoch, to_epoch
 
@@ -82,8 +84,16 @@ TRANSFERS = (
     "transfers. A blind transfer nobody answered is counted here and its caller went back to the operators' queue."
 )
 
+QA = (
+    "录音抽检 Quality review, per unit (calls a department took) and per operator seat (calls an operator took): "
+    "Recorded: the group's calls of the period with a call recording (what `hotline qa sample` draws from). "
+    "Scored: those with a score form (`hotline qa score`). Per criterion: the mean of its points over the scored "
+    "calls (criteria of qa.yaml, by id). Overall: the mean of each scored call's total points."
+)
+
 DEFINITIONS: dict[str, tuple[str, str]] = {
     "transfers": ("转办 Operators' transfers", TRANSFERS),
+    "qa": ("录音抽检 Quality review", QA),
     "period": (
         "统计周期 Period",
         (
@@ -371,6 +381,18 @@ class TransferRow:
 
 
 @dataclass(frozen=True)
+class QaRow:
+    """录音抽检 of one unit or operator seat (QA)."""
+
+    group: str  # "unit" or "operator"
+    name: str  # the unit, or the operator's seat
+    recorded: int
+    scored: int
+    criteria: tuple[tuple[str, float], ...]  # (criterion id, mean points over scored calls), by id
+    overall: float | None  # mean total points per scored call
+
+
+@dataclass(frozen=True)
 class ModeRow:
     mode: str
     units: int  # unit rows of this mode (with calls or not)
@@ -398,6 +420,7 @@ class Report:
     routes_note: str = ""
     intakes: tuple[IntakeRow, ...] = ()  # time to a person per intake policy (issue 16)
     transfers: tuple[TransferRow, ...] = ()  # the operators' transfers by destination unit (TRANSFERS)
+    qa: tuple[QaRow, ...] = ()  # 录音抽检 per unit and operator seat (QA)
 
     def unit(self, unit: str, mode: str) -> UnitRow:
         return next(r for r in self.units if (r.unit, r.mode) == (unit, mode))
@@ -416,6 +439,8 @@ class CallLogRows:
     callbacks: list[dict[str, Any]]
     tracks: dict[str, str] = field(default_factory=dict)  # call_id -> track, for tickets' calls
     followups: list[dict[str, Any]] = field(default_factory=list)  # 回访 answered (ivr.outbound.store)
+    recorded: list[dict[str, Any]] = field(default_factory=list)  # call recordings (ivr.recording.catalog.find)
+    qa_scores: list[dict[str, Any]] = field(default_factory=list)  # score rows (ivr.recording.catalog.scores)
 
 
 def window(start: dt.date, end: dt.date) -> tuple[float, float]:
@@ -450,7 +475,12 @@ def load(log: CallLog, start: dt.date, end: dt.date) -> CallLogRows:
             {"seq": s["seq"], "at": s["at"], "name": s["name"], "detail": json.loads(s["detail"])}
         )
     rated = [f for f in followups(log) if f["answered_at"] is not None and lo <= f["answered_at"] < hi]
-    return CallLogRows(calls, steps, tickets, callbacks, tracks, rated)
+    recorded: list[dict[str, Any]] = []
+    day = start
+    while day <= end:
+        recorded += catalog.find(log, catalog.Filter(kind="call", day=day))
+        day += dt.timedelta(days=1)
+    return CallLogRows(calls, steps, tickets, callbacks, tracks, rated, recorded, catalog.scores(log, lo, hi))
 
 
 def with_first_attempts(log: CallLog, callbacks: Sequence[Row]) -> list[dict[str, Any]]:
@@ -708,7 +738,31 @@ def build(
         transfers=transfer_rows(
             [s for c in calls for s in rows.steps.get(c["call_id"], ()) if s["name"] == "transfer"]
         ),
+        qa=qa_rows(rows.recorded, rows.qa_scores),
     )
+
+
+def qa_rows(recorded: Sequence[Row], scores: Sequence[Row]) -> tuple[QaRow, ...]:
+    """录音抽检 (QA) per unit and operator seat, grouped as `hotline qa sample` draws (ivr.recording.qa.group_of)."""
+    pool: dict[tuple[str, str], set[str]] = {}
+    for r in recorded:
+        pool.setdefault(group_of(r), set()).add(str(r["call_id"]))
+    points: dict[tuple[str, str], dict[str, dict[str, int]]] = {}  # group -> call -> criterion -> points
+    for s in scores:
+        key = group_of(s)
+        pool.setdefault(key, set()).add(str(s["call_id"]))
+        points.setdefault(key, {}).setdefault(str(s["call_id"]), {})[str(s["criterion"])] = int(s["score"])
+    out = []
+    for key in sorted(pool, key=lambda k: (k[0] != "unit", k[1])):  # units first, then operator seats
+        forms = points.get(key, {})
+        by_criterion: dict[str, list[int]] = {}
+        for form in forms.values():
+            for criterion, p in form.items():
+                by_criterion.setdefault(criterion, []).append(p)
+        criteria = tuple((c, sum(v) / len(v)) for c, v in sorted(by_criterion.items()))
+        overall = _mean([float(sum(f.values())) for f in forms.values()])
+        out.append(QaRow(key[0], key[1], len(pool[key]), len(forms), criteria, overall))
+    return tuple(out)
 
 
 INTAKES = ("menu", "human-first", "direct")

@@ -210,6 +210,7 @@ def render_csv(report: Report) -> bytes:
     section("每日趋势 Daily trend", DAY_COLUMNS, [dataclasses.asdict(d) for d in report.days])
     section("按受理方式人工接通 Time to a person by intake", INTAKE_COLUMNS, intake_records(report))
     section("话务员转办 Operators' transfers", TRANSFER_COLUMNS, [dataclasses.asdict(t) for t in report.transfers])
+    section("录音抽检 Quality review", QA_COLUMNS, qa_records(report))
     section("号码台账 Number ledger", LEDGER_COLUMNS, [dataclasses.asdict(r) for r in report.ledger])
     section(
         "指标口径 Definitions",
@@ -410,6 +411,8 @@ def render_html(report: Report) -> bytes:
         UNIT_COLUMNS=UNIT_COLUMNS,
         DAY_COLUMNS=DAY_COLUMNS,
         INTAKE_COLUMNS=INTAKE_COLUMNS,
+        QA_COLUMNS=QA_COLUMNS,
+        qa_records=qa_records(report),
         LEDGER_COLUMNS=LEDGER_COLUMNS,
         DEFINITIONS=DEFINITIONS,
     )
@@ -435,6 +438,14 @@ TRANSFER_COLUMNS = (
     ("handed_over", "转交成功"),
     ("handed_over_pct", "转交成功率%"),
 )
+QA_COLUMNS = (
+    ("group", "类别"),
+    ("name", "单位/坐席"),
+    ("recorded", "录音数"),
+    ("scored", "已评分"),
+    ("criteria", "各项平均分"),
+    ("overall", "平均总分"),
+)
 GLOSSARY_COLUMNS = (("key", "指标"), ("title", "名称"), ("definition", "定义"))
 # Sheet names: Excel allows 31 characters and no []:*?/\ in them.
 SHEETS = {
@@ -445,10 +456,16 @@ SHEETS = {
     "days": "每日 Days",
     "intakes": "受理方式 Intake",
     "transfers": "转办 Transfers",
+    "qa": "录音抽检 QA",
     "ledger": "号码台账 Ledger",
     "callbacks": "回拨 Callbacks",
     "glossary": "指标口径 Glossary",
 }
+
+
+def qa_records(report: Report) -> list[dict[str, Any]]:
+    """The QA rows flat: the per-criterion means as one cell, "id=mean; id=mean" (2 decimals)."""
+    return [{**dataclasses.asdict(q), "criteria": "; ".join(f"{c}={m:.2f}" for c, m in q.criteria)} for q in report.qa]
 
 
 def intake_records(report: Report) -> list[dict[str, Any]]:
@@ -532,6 +549,7 @@ def render_xlsx(report: Report) -> bytes:
             TRANSFER_COLUMNS,
             [dataclasses.asdict(t) for t in report.transfers],
         ),
+        ("qa", "录音抽检 Quality review", QA_COLUMNS, qa_records(report)),
         ("ledger", "号码台账 Number ledger", LEDGER_COLUMNS, [dataclasses.asdict(r) for r in report.ledger]),
         ("callbacks", "未接来电回拨 Missed-call callbacks", CALLBACK_COLUMNS, [centre_row]),
         (

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
 
+import openpyxl
 import pytest
 from click.testing import CliRunner
 
@@ -77,3 +79,67 @@ def test_a_score_form_is_checked_and_stored_in_the_call_log(tmp_path: Path) -> N
     stored = catalog.scores(open_calllog(path), 0, time.time() + 60)
     assert {(s["criterion"], s["score"]) for s in stored} >= {("accuracy", 25), ("closing", 8)}
     assert {s["reviewer"] for s in stored} == {"王五"}
+
+
+def test_the_report_shows_the_sampled_calls_scores_per_unit_and_operator_seat(tmp_path: Path) -> None:
+    from ivr.calllog.records import Outcome
+    from ivr.report import figures
+    from ivr.report.render import SHEETS, render_csv, render_html, render_xlsx
+
+    path = tmp_path / "calllog.sqlite3"
+    log = open_calllog(path)
+    log.start()
+    now = time.time()
+    calls = [(f"d{i}", "市公安局", Outcome.CONNECTED, "市公安局") for i in range(4)]
+    calls += [(f"o{i}", "", Outcome.OPERATOR, "seat-7") for i in range(3)]
+    for call_id, unit, outcome, party in calls:
+        record = CallRecord(call_id, f"chan-{call_id}", "12345", "139****5678", "h1", "v", started_at=now)
+        record.unit, record.mode, record.outcome = unit, "transfer" if unit else "", outcome
+        log.call_started(record)
+        log.call_finished(record)
+        log.record(RecordingKept(f"{call_id}-1", call_id, "call", party, str(tmp_path / call_id), now, 9.0, 1, "x"))
+    log.close()
+    day = from_epoch(now).date().isoformat()
+    runner = CliRunner()
+    args = ["qa", "sample", "--from", day, "--to", day, "--per-unit", "2", "--per-operator", "1", "--seed", "11"]
+    drawn = [json.loads(line) for line in runner.invoke(main, [*args, "--calllog", str(path)]).stdout.splitlines()]
+    again = [json.loads(line) for line in runner.invoke(main, [*args, "--calllog", str(path)]).stdout.splitlines()]
+    assert drawn == again and len(drawn) == 3  # 2 of the unit's 4, 1 of the seat's 3
+    department = [d["call_id"] for d in drawn if "unit" in d]
+    (operator,) = [d["call_id"] for d in drawn if "operator" in d]
+    assert len(department) == 2 and operator.startswith("o")
+    forms = {  # the six criteria of qa.yaml, out of 100
+        department[0]: dict(greeting=10, listening=20, accuracy=30, routing=20, courtesy=10, closing=10),  # 100
+        department[1]: dict(greeting=6, listening=15, accuracy=21, routing=12, courtesy=7, closing=5),  # 66
+        operator: dict(greeting=9, listening=18, accuracy=25, routing=20, courtesy=9, closing=8),  # 89
+    }
+    for call_id, form in forms.items():
+        given = [x for k, v in form.items() for x in ("-s", f"{k}={v}")]
+        scored = runner.invoke(
+            main,
+            ["qa", "score", call_id, *given, "--by", "王五", "--sample", "11", "--form", str(ROOT / "qa.yaml")]
+            + ["--calllog", str(path)],
+        )
+        assert scored.exit_code == 0, scored.output
+
+    start = from_epoch(now).date()
+    rep = figures.build(figures.load(open_calllog(path), start, start), start, start, as_of=now + 60)
+    unit_row, seat_row = rep.qa
+    assert (unit_row.group, unit_row.name, unit_row.recorded, unit_row.scored) == ("unit", "市公安局", 4, 2)
+    assert dict(unit_row.criteria) == {
+        "accuracy": 25.5,
+        "closing": 7.5,
+        "courtesy": 8.5,
+        "greeting": 8.0,
+        "listening": 17.5,
+        "routing": 16.0,
+    }
+    assert unit_row.overall == 83.0  # (100 + 66) / 2
+    assert (seat_row.group, seat_row.name, seat_row.recorded, seat_row.scored) == ("operator", "seat-7", 3, 1)
+    assert dict(seat_row.criteria)["accuracy"] == 25.0 and seat_row.overall == 89.0
+    csv_text = render_csv(rep).decode("utf-8-sig")
+    assert "录音抽检 Quality review" in csv_text
+    assert "unit,市公安局,4,2,accuracy=25.50; closing=7.50; courtesy=8.50; greeting=8.00; listening=17.50; " in csv_text
+    page = render_html(rep).decode()
+    assert "Quality review" in page and "<td class=l>seat-7</td><td>3</td><td>1</td>" in page
+    assert SHEETS["qa"] in openpyxl.load_workbook(io.BytesIO(render_xlsx(rep))).sheetnames

@@ -95,6 +95,7 @@ def test_csv_round_trip(rep: Report) -> None:
         "每日趋势 Daily trend",
         "按受理方式人工接通 Time to a person by intake",
         "话务员转办 Operators' transfers",
+        "录音抽检 Quality review",
         "号码台账 Number ledger",
         "指标口径 Definitions",
     ]
