@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from ivr.calllog.commands import Db
 from ivr.errors import CallLogError, StorageUnavailable
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 """Both backends: 1 calls and their steps; 2 the call's ticket and survey, tickets, the callback list;
 3 the route editors' records: routes history, notices, the staged table (ivr.calllog.editing);
 4 the tickets' lifecycle: state and content, ticket_events, the API's nonces and idempotency keys
@@ -28,7 +28,8 @@ SCHEMA_VERSION = 8
 6 the operators' seat state changes, seat_events (ivr.calllog.seats);
 7 calls the hotline places: every callback attempt, the 回访 follow-ups and their attempts, the number
 a follow-up dials (ivr.outbound.store);
-8 recordings, their exports and the QA score forms (ivr.recording.schema)."""
+8 recordings, their exports and the QA score forms (ivr.recording.schema);
+9 the pushes of ticket moves made by the CLI, for the controller to send (ivr.ticketing.outbox)."""
 
 
 class Backend:

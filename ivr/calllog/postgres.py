@@ -46,6 +46,7 @@ from ivr.console.audit import POSTGRES_AUDIT
 from ivr.errors import StorageUnavailable
 from ivr.outbound.store import POSTGRES_V7
 from ivr.recording.schema import POSTGRES_RECORDINGS
+from ivr.ticketing.outbox import POSTGRES_V9
 from ivr.ticketing.store import POSTGRES_V4
 
 log = structlog.get_logger("ivr.calllog")
@@ -146,7 +147,7 @@ _V2 = (
 )
 
 # 3: ivr.calllog.editing, 4: ivr.ticketing.store, 5: ivr.console.audit, 6: ivr.calllog.seats, 7: ivr.outbound.store,
-# 8: ivr.recording.schema
+# 8: ivr.recording.schema, 9: ivr.ticketing.outbox
 _STEPS: dict[int, tuple[str, ...]] = {
     1: _V1,
     2: _V2,
@@ -156,6 +157,7 @@ _STEPS: dict[int, tuple[str, ...]] = {
     6: POSTGRES_SEATS,
     7: POSTGRES_V7,
     8: POSTGRES_RECORDINGS,
+    9: POSTGRES_V9,
 }
 
 # SQLSTATEs that say "the storage, not this write" (journal it): connection exception,

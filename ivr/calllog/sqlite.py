@@ -50,6 +50,7 @@ from ivr.calllog.seats import sqlite_seats_table
 from ivr.console.audit import sqlite_audit_table
 from ivr.outbound.store import sqlite_to_v7
 from ivr.recording.schema import SQLITE_RECORDINGS
+from ivr.ticketing.outbox import sqlite_to_v9
 from ivr.ticketing.store import sqlite_to_v4
 
 __all__ = [
@@ -262,6 +263,7 @@ class SqliteCallLog(CallLog):
             6: sqlite_seats_table,
             7: sqlite_to_v7,
             8: _to_v8,
+            9: sqlite_to_v9,
         }
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version >= SCHEMA_VERSION:

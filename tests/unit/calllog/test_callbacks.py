@@ -491,7 +491,7 @@ def test_a_version_1_file_is_upgraded_in_place(path: Path, tmp_path: Path) -> No
     missed(log, "new", ALICE, 5.0)
     log.ticket_opened(ticket("new"))
     log.close()
-    assert user_version(path) == SCHEMA_VERSION == 8
+    assert user_version(path) == SCHEMA_VERSION == 9
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     old, new = log.calls()
     assert (old["call_id"], old["outcome"], old["ticket_id"], old["satisfaction"]) == ("old", "connected", "", None)
