@@ -58,6 +58,7 @@ from ivr.routing import routes
 from ivr.routing.routes import RouteTable
 from ivr.routing.staging import table_for
 from ivr.settings import Settings, Storage
+from ivr.ticketing import outbox
 from ivr.ticketing.api import TicketsApi, push_status
 from ivr.ticketing.keys import KeyStore, keys_dir
 from ivr.ticketing.store import Change, TicketBook
@@ -246,6 +247,7 @@ class Controller:
         editing = asyncio.create_task(self.editing.watch(lambda: self.table), name="notices-and-stage")
         stopper = asyncio.create_task(self._stop.wait(), name="stop-flag")
         outbound = asyncio.create_task(self.outbound.run(), name="outbound-calls")
+        pushes = asyncio.create_task(self._push_outbox(), name="ticket-outbox")
         systemd = Notifier()  # READY=1, then the watchdog's keep-alives from this loop (deploy/systemd)
         keepalive = asyncio.create_task(systemd.run(), name="systemd-notify")
         try:
@@ -255,10 +257,19 @@ class Controller:
             systemd.notify("STOPPING=1")
             await self._drain()
         finally:
-            for task in (stopper, consumer, watcher, gauges, imports, editing, keepalive, outbound):
+            for task in (stopper, consumer, watcher, gauges, imports, editing, keepalive, outbound, pushes):
                 task.cancel()
             await asyncio.gather(
-                consumer, stopper, watcher, gauges, imports, editing, keepalive, outbound, return_exceptions=True
+                consumer,
+                stopper,
+                watcher,
+                gauges,
+                imports,
+                editing,
+                keepalive,
+                outbound,
+                pushes,
+                return_exceptions=True,
             )
             systemd.close()
             await metrics_site.cleanup()
@@ -403,6 +414,22 @@ class Controller:
             else:
                 self.metrics.set_callbacks_oldest([c["first_missed_at"] for c in open_callbacks], time.time())
             await asyncio.sleep(interval)
+
+    async def _push_outbox(self, interval: float = 2.0) -> None:
+        """Ticket moves made by `hotline tickets …` (another process), pushed to partners like this one's own."""
+        while True:
+            try:
+                await self.push_outbox()
+            except Exception as exc:  # a locked or unreachable log: the moves stay in the outbox for the next round
+                log.warning("ticket_outbox_failed", error=str(exc))
+            await asyncio.sleep(interval)
+
+    async def push_outbox(self) -> int:
+        """Claim the pending pushes of the call log's ticket outbox and queue each; how many were queued."""
+        queued = 0
+        for change in await asyncio.to_thread(outbox.claim, self.calllog):
+            queued += push_status(self.webhooks, self.tickets_api.keys, change)
+        return queued
 
     async def _import_asterisk_calls(self, interval: float = 5.0) -> None:
         """Refused and fallback calls, from Asterisk's own record, into the call log and /metrics.

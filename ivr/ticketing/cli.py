@@ -75,7 +75,8 @@ def _book(calllog: str | None, calendar: Calendar = PACKAGE_ONLY) -> TicketBook:
     from ivr.cli import _open_calllog
 
     with contextlib.redirect_stdout(sys.stderr):  # its upgrade's log lines are not the command's output
-        return TicketBook(_open_calllog(calllog), calendar)
+        # This process has no webhook sender: each move leaves its push for the controller (ivr.ticketing.outbox).
+        return TicketBook(_open_calllog(calllog), calendar, outbox=True)
 
 
 def _shown(row: dict[str, Any]) -> dict[str, Any]:

@@ -169,6 +169,8 @@ class TicketBook:
 
     `calendar` is the routing table's (table.calendar: the entered notices count); `on_change` is
     called after each committed action (the controller pushes status changes to partners with it).
+    `outbox`: each action also leaves its pending push in the call log, in its own transaction, for
+    the controller to send (ivr.ticketing.outbox): a process without a sender (the CLI) moves tickets so.
     """
 
     def __init__(
@@ -177,11 +179,13 @@ class TicketBook:
         calendar: Calendar = PACKAGE_ONLY,
         *,
         on_change: OnChange | None = None,
+        outbox: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.calllog = calllog
         self.calendar = calendar
         self.on_change = on_change
+        self.outbox = outbox
         self._clock = clock
 
     # -- reads ------------------------------------------------------------------------------------
@@ -292,6 +296,10 @@ class TicketBook:
                 raise TransitionRefused(f"ticket {ticket_id} was changed meanwhile: read it again and retry")
             db.execute(INSERT_EVENT, event_row(ticket_id, after.version, event))
             updated = self._row(db, ticket_id)
+            if self.outbox:
+                from ivr.ticketing import outbox  # (it builds on this module)
+
+                outbox.put(db, updated, after.version, when)
         log.info(
             "ticket_" + event.action.value,
             ticket_id=ticket_id,

@@ -63,3 +63,35 @@ def test_a_refused_calendar_edit_keeps_the_running_calendar(tmp_path: Path) -> N
         assert gauge(c, "hotline_calendar_covered_until_timestamp_seconds") == until - 366 * 86400
     finally:
         c.calllog.close()
+
+
+async def test_ticket_moves_made_by_the_cli_are_pushed_to_partners_by_the_controller(tmp_path: Path) -> None:
+    """`hotline tickets` runs in another process: its moves wait in the call log's outbox for the controller."""
+    from ivr.handoff.webhook import Payload, WebhookTarget
+    from ivr.ticketing.keys import KeyStore
+    from ivr.ticketing.store import TicketBook
+    from ivr.tickets import DeadlinePolicy, new_ticket
+
+    ctl = controller(tmp_path, SHIPPED)
+    opened = new_ticket("c1", "interconnect", "12315平台", "i", "r", dt.datetime(2026, 12, 5, 9, 0), DeadlinePolicy(3))
+    ctl.calllog.start()
+    ctl.calllog.ticket_opened(opened)
+    ctl.calllog.close()
+    TicketBook(ctl.calllog, outbox=True).act(opened.ticket_id, "accept", actor="cli:li")  # what the CLI does
+    ctl.tickets_api.keys = KeyStore(tmp_path / "api-keys")
+    ctl.tickets_api.keys.add("p12315", unit="12315平台", kind="partner", webhook="http://127.0.0.1:9/hook")
+    submitted: list[tuple[WebhookTarget, Payload]] = []
+
+    class Sender:
+        def submit(self, target: WebhookTarget, payload: Payload) -> None:
+            submitted.append((target, payload))
+
+    ctl.webhooks = Sender()  # type: ignore[assignment]
+    assert await ctl.push_outbox() == 1
+    assert await ctl.push_outbox() == 0  # claimed: pushed once
+    [(target, payload)] = submitted
+    assert (target.name, payload.ticket_id, payload.to_json().decode().count('"state":"accepted"')) == (
+        "p12315",
+        opened.ticket_id,
+        1,
+    )
