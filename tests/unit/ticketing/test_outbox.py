@@ -23,7 +23,7 @@ from ivr.handoff.webhook import WebhookSender, verify
 from ivr.ticketing import outbox
 from ivr.ticketing.api import push_status
 from ivr.ticketing.keys import KeyStore
-from ivr.ticketing.store import TicketBook
+from ivr.ticketing.store import Change, TicketBook
 from ivr.tickets import DeadlinePolicy, new_ticket
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -71,7 +71,7 @@ def test_a_refused_move_leaves_no_push(calllog: CallLog, target: str) -> None:
 
 def test_the_controllers_own_moves_are_pushed_directly_not_through_the_outbox(calllog: CallLog) -> None:
     tid = open_ticket(calllog)
-    changes = []
+    changes: list[Change] = []
     TicketBook(calllog, on_change=changes.append).act(tid, "accept", actor="partner:p12315")
     assert (len(changes), outbox.pending(calllog)) == (1, 0)
 
