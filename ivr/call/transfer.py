@@ -51,6 +51,7 @@ class _Seat:
     release: Callable[[], None]  # the seat is free (after-call work begins)
     codes: FeatureCodes = field(default_factory=FeatureCodes)
     released: bool = False
+    table: RouteTable | None = None  # the recording policy a transfer's answered leg is recorded under
 
     async def ask(self, legs: list[str]) -> LegEvent | Command:
         """The next hang-up among `legs`, or the operator's next ask (feature code or API)."""
@@ -110,7 +111,7 @@ async def attend(
 ) -> Ending:
     """The citizen and the operator at `seat` (answered on `leg`) talk; the operator may transfer."""
     live = svc.desk.open(books.record.call_id, seat, table)
-    me = _Seat(call, books, svc, live, leg, release)
+    me = _Seat(call, books, svc, live, leg, release, table=table)
     ending: Ending = "ended"
     try:
         await call.talk_with([leg])
@@ -187,9 +188,24 @@ async def _ring(me: _Seat, step: _Transfer, *, ringback: bool) -> str | None:
         step.rang.append({"number": target.number, "status": result.status.value, "cause": result.cause})
         if result.ok:
             step.answered_at = result.answered or time.time()
+            await _record(me, step.destination, result.channel)
             return result.channel
     step.outcome = step.rang[-1]["status"].lower() if step.rang else "no_line"
     return None
+
+
+async def _record(me: _Seat, destination: Destination, leg: str) -> None:
+    """A transfer's every leg a person answers is recorded as the call's first answered leg was."""
+    # Imported here: ivr.call.session imports this module for `attend`.
+    from ivr.call.session import record_answered
+    from ivr.recording.policy import OPERATORS
+
+    # Only a citizen already told (the notice before the operator answered) is recorded: a notice cannot be
+    # played to them mid-conversation without breaking it, so with the operators' calls unrecorded it stays so.
+    if me.table is None or not me.books.recording_announced:
+        return
+    mode = destination.route.mode.value if destination.route is not None else OPERATORS  # an emergency line
+    await record_answered(me.call, me.books, me.table, mode, destination.unit, leg, destination.unit)
 
 
 async def _consult(me: _Seat, step: _Transfer) -> Ending | None:

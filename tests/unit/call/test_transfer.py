@@ -12,7 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ivr.call.scripted import Line, Script
-from tests.unit.call.test_session import GONGAN, play
+from ivr.calllog import open_calllog
+from ivr.metrics import Metrics
+from ivr.recording.store import Recorder as LegRecorder
+from ivr.routing import routes
+from ivr.routing.routes import RouteTable
+from tests.unit.call.test_session import GONGAN, TUESDAY_MORNING, patched, play
 
 SEAT = "scripted-out1"  # the seat's leg: the first line the call dialled
 DEPT = "scripted-out2"  # the department's leg, when it is the next
@@ -108,3 +113,40 @@ def test_the_citizen_hanging_up_mid_consult_is_recorded_on_the_transfer(tmp_path
     # The citizen hangs up at the first moment of talking, before the code is typed: no transfer.
     assert call.step("transfer") == []
     assert call.row["outcome"] == "operator"
+
+
+def recording_on(tmp_path: Path) -> tuple[RouteTable, LegRecorder]:
+    table = patched(tmp_path, "  record: off ", "  record: on  ")
+    log = open_calllog(tmp_path / "unused.sqlite3")
+    return table, LegRecorder(tmp_path / "asterisk", log, Metrics(), lambda: TUESDAY_MORNING)
+
+
+def test_a_recorded_call_records_the_transfer_leg_the_department_answers(tmp_path: Path) -> None:
+    table, recorder = recording_on(tmp_path)
+    consult = Script(keys="0", seat_keys=((5, f"*1{GONGAN}#"), (15, "*5#")))
+    call = play(tmp_path, consult, table=table, recorder=recorder)
+
+    # The operator's leg first, then the department's, each the moment a person answers it.
+    assert [v[1] for v in call.call.verbs("record_leg")] == [SEAT, DEPT]
+    assert [p.rsplit("/", 1)[1] for _, _, p in call.call.verbs("record_leg")] == ["call-1-1.raw", "call-1-2.raw"]
+    assert call.step("recording") == [{"recording": "call-1-1"}, {"recording": "call-1-2"}]
+
+
+def test_an_unanswered_blind_transfer_records_no_leg_of_its_own(tmp_path: Path) -> None:
+    table, recorder = recording_on(tmp_path)
+    busy = Script(keys="0", lines={GONGAN: Line.BUSY}, seat_keys=((5, f"*3{GONGAN}#"),))
+    call = play(tmp_path, busy, table=table, recorder=recorder)
+
+    assert [d[2] for d in call.dialled] == ["ANSWER", "BUSY", "ANSWER"]
+    # seat-1, then seat-2 who took the citizen back; the busy department's leg is not recorded.
+    assert [v[1] for v in call.call.verbs("record_leg")] == [SEAT, "scripted-out3"]
+
+
+def test_a_citizen_not_told_at_the_operators_is_not_recorded_on_a_transfer(tmp_path: Path) -> None:
+    table, recorder = recording_on(tmp_path)
+    table = routes.parse(table.text.replace("  modes: {}  ", "  modes: {operators: off}  ", 1))
+    consult = Script(keys="0", seat_keys=((5, f"*1{GONGAN}#"), (15, "*5#")))
+    call = play(tmp_path, consult, table=table, recorder=recorder)
+
+    assert call.dialled[1] == (GONGAN, "市公安局", "ANSWER")
+    assert "recording-notice" not in call.heard and not call.call.verbs("record_leg")
