@@ -149,6 +149,15 @@ class Metrics:
             buckets=WAIT_BUCKETS,
             registry=r,
         )
+        # ivr.report.figures PERSON_WITHIN_15S (view arrival: every ended call, refused and fallback included)
+        # and QUEUE_WITHIN_15S (view asked: calls that asked for a person); unit none = no route chosen.
+        self.person_answer = Counter(
+            "hotline_person_answer_calls_total",
+            "Ended calls by whether a person answered within 15 s: view arrival = of the call's arrival (every call "
+            "offered), view asked = of the caller asking for a person (calls that asked).",
+            ["unit", "view", "within_15s"],
+            registry=r,
+        )
         self.overflow = Counter(
             "hotline_overflow_steps_total",
             "Steps down a route's chain after its line failed: next target, operators, message.",
@@ -315,6 +324,10 @@ class Metrics:
         for result in ("answered", "abandoned", "timed_out", "menu_choice"):
             self.queue_wait.labels(result)
         self._units = {route.unit for route in table.routes.values()}
+        for unit in (*self._units, "none"):
+            for view in ("arrival", "asked"):
+                for within in ("true", "false"):
+                    self.person_answer.labels(unit, view, within)
         self.set_overdue({})
 
     def call_started(self) -> None:
@@ -345,6 +358,13 @@ class Metrics:
         """
         if unit and any(leg in UNIT_LEGS for leg in legs):
             self.unit_calls.labels(unit, mode, "answered" if dial_status == "ANSWER" else "not_answered").inc()
+
+    def person_answer_counted(self, unit: str, by_arrival: bool, asked: bool, by_asking: bool) -> None:
+        """An ended call in hotline_person_answer_calls_total (the report's PERSON/QUEUE_WITHIN_15S)."""
+        unit = unit if unit in self._units else "none"
+        self.person_answer.labels(unit, "arrival", str(by_arrival).lower()).inc()
+        if asked:
+            self.person_answer.labels(unit, "asked", str(by_asking).lower()).inc()
 
     def human_answered(self, kind: str, seconds_since_arrival: float, intake: str = "menu") -> None:
         self.to_human.labels(kind).observe(seconds_since_arrival)

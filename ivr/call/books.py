@@ -27,6 +27,7 @@ from ivr.outbound.store import ContactKept
 from ivr.prompts import Prompts
 from ivr.recording.policy import RecordingPolicy
 from ivr.recording.store import Planned, Recorder
+from ivr.report.figures import asked_at, person_within_15s
 from ivr.routing.menu import Decision
 from ivr.routing.notices import Notice
 from ivr.routing.routes import Intake, Route, RouteTable
@@ -331,6 +332,9 @@ class Books:
         self._svc.metrics.call_ended(record.entry, record.outcome)
         legs = [str(step.detail.get("leg", "")) for step in record.steps if step.name == "dial"]
         self._svc.metrics.unit_call_ended(record.unit, record.mode, legs, record.dial_status)
+        asked = asked_at((step.name, step.at, step.detail) for step in record.steps)
+        by_arrival, by_asking = person_within_15s(record.started_at, asked, record.target_answered_at)
+        self._svc.metrics.person_answer_counted(record.unit, by_arrival, asked is not None, by_asking)
         log.info(
             "call_ended",
             outcome=record.outcome.value,

@@ -372,7 +372,7 @@ class Console:
                     "calls": c.calls,
                     "answered_by_a_person": c.connected,
                     "connection_pct": c.connection_pct,
-                    "answered_15s_pct": c.answered_15s_pct,
+                    "person_15s_pct": c.person_15s_pct,
                     "abandoned": c.abandoned,
                     "messages": c.messages,
                 }

@@ -450,6 +450,7 @@ class Controller:
                 failing = ""
                 for record in added:
                     self.metrics.call_counted(record.entry, record.outcome)
+                    self.metrics.person_answer_counted("", False, False, False)  # offered, no person answered
             await asyncio.sleep(interval)
 
     # -- events -----------------------------------------------------------------------------

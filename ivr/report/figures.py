@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -44,6 +44,7 @@ PERSON_ANSWERED_OUTCOMES = ("connected", "operator")  # CONNECTION_RATE: a perso
 BESIDE_FIELDS = {
     "messages": "message",
     "goodbyes": "goodbye",
+    "informed": "informed",
     "abandoned": "abandoned",
     "refused": "refused",
     "fallback": "fallback",
@@ -75,6 +76,44 @@ CONNECTION_RATE = (
     "are shown beside it, not inside it; a fallback call counts as offered and not answered (Asterisk records "
     "that the fallback took it, not whether the duty line answered). Target >= 95 % every day."
 )
+
+PERSON_WITHIN_15S = (
+    "Answered by a person within 15 s (15秒人工接听率), the citizen's view = calls whose first person (a unit's "
+    "line or a 12345 operator) answered within 15 s of the call's arrival (target_answered_at - started_at <= 15 s) "
+    "/ calls offered (as for the connection rate: every ended call, refused and fallback calls included; they, and "
+    "every call no person answered, count as not within). For the centre, and per unit by the route chosen."
+)
+QUEUE_WITHIN_15S = (
+    "Answered by a person within 15 s of asking (请求人工15秒接听率), the queue's view = calls a person answered "
+    "within 15 s of the moment the caller asked for one (target_answered_at - asked <= 15 s) / calls that asked. "
+    "Asked: the first decided step putting the call through to a person (dial, handoff or operator: 0 pressed, "
+    "the menu timed out, or a route chosen) or the first queue_joined step (human-first queues at once), "
+    "whichever came first. For the centre, and per unit by the route chosen."
+)
+# Call-log steps that mark the caller asking for a person (QUEUE_WITHIN_15S).
+ASKED_STEPS = ("decided", "queue_joined")
+_PERSON_ACTIONS = ("dial", "handoff", "operator")
+
+
+def asked_at(steps: Iterable[tuple[str, float, Mapping[str, Any]]]) -> float | None:
+    """QUEUE_WITHIN_15S: when the caller asked for a person, from its (name, at, detail) steps; None if never."""
+    times = [
+        at
+        for name, at, detail in steps
+        if name == "queue_joined" or (name == "decided" and str(detail.get("action", "")) in _PERSON_ACTIONS)
+    ]
+    return min(times) if times else None
+
+
+def person_within_15s(started_at: float, asked: float | None, target_answered_at: float | None) -> tuple[bool, bool]:
+    """(PERSON_WITHIN_15S, QUEUE_WITHIN_15S) for one call: answered by a person within 15 s of arrival / of asking."""
+    if target_answered_at is None:
+        return False, False
+    return (
+        target_answered_at - started_at <= ANSWER_WITHIN_SECONDS,
+        asked is not None and target_answered_at - asked <= ANSWER_WITHIN_SECONDS,
+    )
+
 
 TRANSFERS = (
     "Operators' transfers (转办), per destination unit (or emergency line): every consult, three-way and blind "
@@ -174,18 +213,14 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
             "12345 = reached through the 12345 menu; total = both."
         ),
     ),
-    "answered_15s": (
-        "15秒接听率 Answered within 15 s %",
-        (
-            "Calls the controller answered within 15 s of arrival (answered_at - started_at <= 15 s) / all calls "
-            "that arrived in the period; a call never answered counts as not within."
-        ),
-    ),
+    "person_15s": ("15秒人工接听率 Answered by a person within 15 s %", PERSON_WITHIN_15S),
+    "queue_15s": ("请求人工15秒接听率 Answered within 15 s of asking for a person %", QUEUE_WITHIN_15S),
     "connection_rate": ("24小时接通率 Connection rate (24 h)", CONNECTION_RATE),
     "beside": (
         "接通率旁列 Beside the connection rate",
         (
-            "Offered calls that ended as a message (留言), goodbye (no valid choice), abandoned (hung up before "
+            "Offered calls that ended as a message (留言), goodbye (no valid choice), informed (heard how their "
+            "ticket stands, 查询办理进度), abandoned (hung up before "
             "reaching anyone), refused (SIP 503 under overload) or fallback (controller down): counted, not "
             "inside the rate. The report counts each per local day and for the period."
         ),
@@ -270,6 +305,13 @@ class Figures:
     tickets_due: int
     tickets_within: int
     within_deadline_pct: float | None
+    # PERSON_WITHIN_15S and QUEUE_WITHIN_15S over the row's ended calls.
+    ended: int = 0
+    person_15s: int = 0
+    person_15s_pct: float | None = None
+    asked: int = 0
+    asked_15s: int = 0
+    asked_15s_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -310,8 +352,11 @@ class DayFigures:
 @dataclass(frozen=True)
 class CentreFigures:
     calls: int
-    answered_15s: int
-    answered_15s_pct: float | None
+    person_15s: int
+    person_15s_pct: float | None
+    asked: int
+    asked_15s: int
+    asked_15s_pct: float | None
     ended: int
     connected: int
     connection_pct: float | None
@@ -329,6 +374,7 @@ class CentreFigures:
     # Beside the connection rate, not inside it (BESIDE_OUTCOMES): offered calls by how they ended.
     messages: int = 0
     goodbyes: int = 0
+    informed: int = 0  # heard how their ticket stands (查询办理进度), then goodbye
     abandoned: int = 0
     refused: int = 0
     fallback: int = 0
@@ -470,7 +516,7 @@ def load(log: CallLog, start: dt.date, end: dt.date) -> CallLogRows:
     ]
     callbacks = with_first_attempts(log, callbacks)
     steps: dict[str, list[dict[str, Any]]] = {}
-    for s in log.report_steps(lo, hi, ("dial", "queue_left", "answered", "transfer")):
+    for s in log.report_steps(lo, hi, ("dial", "queue_left", "answered", "transfer", *ASKED_STEPS)):
         steps.setdefault(s["call_id"], []).append(
             {"seq": s["seq"], "at": s["at"], "name": s["name"], "detail": json.loads(s["detail"])}
         )
@@ -569,6 +615,8 @@ def _figures(calls: Sequence[Row], tickets: Sequence[tuple[Row, bool]], steps: M
     times = [t for c in answered if (t := _time_to_answer(c, steps.get(c["call_id"], ()))) is not None]
     scores = [int(c["satisfaction"]) for c in calls if c["satisfaction"] in (1, 2, 3)]
     within = sum(1 for _, ok in tickets if ok)
+    ended = [c for c in calls if c["outcome"] != "in_progress"]
+    person, asked = _within_15s(ended, steps)
     abandoned = sum(
         1
         for c in calls
@@ -592,6 +640,12 @@ def _figures(calls: Sequence[Row], tickets: Sequence[tuple[Row, bool]], steps: M
         tickets_due=len(tickets),
         tickets_within=within,
         within_deadline_pct=_pct(within, len(tickets)),
+        ended=len(ended),
+        person_15s=person,
+        person_15s_pct=_pct(person, len(ended)),
+        asked=len(asked),
+        asked_15s=sum(asked),
+        asked_15s_pct=_pct(sum(asked), len(asked)),
     )
 
 
@@ -680,9 +734,7 @@ def build(
     days = _days(calls, start, end)
     ended = [c for c in calls if c["outcome"] != "in_progress"]
     connected = sum(1 for c in ended if c["outcome"] in PERSON_ANSWERED_OUTCOMES)
-    in_15s = sum(
-        1 for c in calls if c["answered_at"] is not None and c["answered_at"] - c["started_at"] <= ANSWER_WITHIN_SECONDS
-    )
+    person, asked = _within_15s(ended, rows.steps)
     to_human = [c["target_answered_at"] - c["started_at"] for c in calls if c["target_answered_at"] is not None]
     callbacks = [
         ok
@@ -699,8 +751,11 @@ def build(
     ]
     centre = CentreFigures(
         calls=len(calls),
-        answered_15s=in_15s,
-        answered_15s_pct=_pct(in_15s, len(calls)),
+        person_15s=person,
+        person_15s_pct=_pct(person, len(ended)),
+        asked=len(asked),
+        asked_15s=sum(asked),
+        asked_15s_pct=_pct(sum(asked), len(asked)),
         ended=len(ended),
         connected=connected,
         connection_pct=_pct(connected, len(ended)),
@@ -763,6 +818,19 @@ def qa_rows(recorded: Sequence[Row], scores: Sequence[Row]) -> tuple[QaRow, ...]
         overall = _mean([float(sum(f.values())) for f in forms.values()])
         out.append(QaRow(key[0], key[1], len(pool[key]), len(forms), criteria, overall))
     return tuple(out)
+
+
+def _within_15s(calls: Sequence[Row], steps: Mapping[str, Sequence[Row]]) -> tuple[int, list[bool]]:
+    """PERSON_WITHIN_15S's numerator, and QUEUE_WITHIN_15S's verdict for each call that asked."""
+    person = 0
+    asked: list[bool] = []
+    for c in calls:
+        at = asked_at((s["name"], s["at"], s["detail"]) for s in steps.get(c["call_id"], ()))
+        by_arrival, by_asking = person_within_15s(c["started_at"], at, c["target_answered_at"])
+        person += by_arrival
+        if at is not None:
+            asked.append(by_asking)
+    return person, asked
 
 
 INTAKES = ("menu", "human-first", "direct")

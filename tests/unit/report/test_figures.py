@@ -396,6 +396,12 @@ GONGAN_FIGURES = Figures(
     tickets_due=3,
     tickets_within=1,
     within_deadline_pct=33.33,
+    ended=6,
+    person_15s=1,  # a person within 15 s of arrival: 1 of its 6 calls
+    person_15s_pct=16.67,
+    asked=2,  # the two that joined the operators' queue; one answered within 15 s of joining
+    asked_15s=1,
+    asked_15s_pct=50.0,
 )
 # 市旅发委 12301 direct: d1 answered in 4 s, d2 not (no answer, overflowed, a message); d1 rated 1;
 # d1's ticket closed in time.
@@ -417,6 +423,9 @@ LVYOU_DIRECT = Figures(
     tickets_due=1,
     tickets_within=1,
     within_deadline_pct=100.0,
+    ended=2,
+    person_15s=1,
+    person_15s_pct=50.0,
 )
 # via 12345: m1 in 8 s, m2 in 12 s (23:59 on the last day) -> mean 10, p90 = the 2nd of 2 = 12; m1 rated 1;
 # m0's ticket (call on Oct 30, via the menu) due Nov 2 and still open.
@@ -438,6 +447,9 @@ LVYOU_VIA = Figures(
     tickets_due=1,
     tickets_within=0,
     within_deadline_pct=0.0,
+    ended=2,
+    person_15s=0,
+    person_15s_pct=0.0,
 )
 LVYOU_TOTAL = Figures(
     routed=4,
@@ -457,11 +469,24 @@ LVYOU_TOTAL = Figures(
     tickets_due=2,
     tickets_within=1,
     within_deadline_pct=50.0,
+    ended=4,
+    person_15s=1,
+    person_15s_pct=25.0,
 )
 
 
-def one_answered(seconds: float) -> Figures:
-    return figures(routed=1, dialled=1, answered=1, answered_pct=100.0, answer_mean_s=seconds, answer_p90_s=seconds)
+def one_answered(seconds: float, person_within_15s: bool) -> Figures:
+    return figures(
+        routed=1,
+        dialled=1,
+        answered=1,
+        answered_pct=100.0,
+        answer_mean_s=seconds,
+        answer_p90_s=seconds,
+        ended=1,
+        person_15s=int(person_within_15s),
+        person_15s_pct=100.0 if person_within_15s else 0.0,
+    )
 
 
 # -- the per-unit table ----------------------------------------------------------------------------------------
@@ -470,9 +495,9 @@ def one_answered(seconds: float) -> Figures:
 def test_every_column_of_every_unit_with_calls(rep: report.Report) -> None:
     assert rep.unit("市公安局", "merge").total == GONGAN_FIGURES
     assert rep.unit("市旅发委", "transfer").total == LVYOU_TOTAL
-    assert rep.unit("市旅发委", "merge").total == one_answered(5.0)
-    assert rep.unit("市民政局", "merge").total == one_answered(5.0)
-    assert rep.unit("市人社局", "interconnect").total == one_answered(9.0)
+    assert rep.unit("市旅发委", "merge").total == one_answered(5.0, person_within_15s=True)
+    assert rep.unit("市民政局", "merge").total == one_answered(5.0, person_within_15s=True)
+    assert rep.unit("市人社局", "interconnect").total == one_answered(9.0, person_within_15s=False)
 
 
 def test_ranks_by_answer_rate_then_time_to_answer_with_shared_ranks(rep: report.Report) -> None:
@@ -527,6 +552,12 @@ def test_all_units_together(rep: report.Report) -> None:
         tickets_due=5,
         tickets_within=2,
         within_deadline_pct=40.0,
+        ended=13,
+        person_15s=4,
+        person_15s_pct=30.77,
+        asked=2,
+        asked_15s=1,
+        asked_15s_pct=50.0,
     )
 
 
@@ -536,8 +567,12 @@ def test_all_units_together(rep: report.Report) -> None:
 def test_centre_indicators(rep: report.Report) -> None:
     assert rep.centre == CentreFigures(
         calls=17,  # 12 on Nov 2, 5 on Nov 3
-        answered_15s=15,
-        answered_15s_pct=88.24,  # all but c2 (20 s) and x1 (never answered): 15/17
+        # a person within 15 s of arrival: 9 12 15 15 of the times to a human below, over all 17 ended calls
+        person_15s=4,
+        person_15s_pct=23.53,
+        asked=3,  # the calls with a queue_joined step; 1 answered within 15 s of joining
+        asked_15s=1,
+        asked_15s_pct=33.33,
         ended=17,
         connected=11,
         connection_pct=64.71,  # nobody answered c3, a1 (abandoned), g1 (goodbye), x1 (failed), c6, d2 (messages)
@@ -730,6 +765,82 @@ def test_the_glossary_and_the_recording_rules_say_the_same_words() -> None:
     assert " ".join(first_sentence.split()) in rules, "alerts.yml no longer quotes the report's satisfaction rate"
     assert report.DEFINITIONS["connection_rate"][1] == report.CONNECTION_RATE
     assert " ".join(report.CONNECTION_RATE.split()) in rules, "alerts.yml no longer quotes the connection rate"
+    assert report.DEFINITIONS["person_15s"][1] == report.PERSON_WITHIN_15S
+    assert report.DEFINITIONS["queue_15s"][1] == report.QUEUE_WITHIN_15S
+    assert " ".join(report.PERSON_WITHIN_15S.split()) in rules, "alerts.yml no longer quotes the 15 s indicator"
+    assert " ".join(report.QUEUE_WITHIN_15S.split()) in rules, "alerts.yml no longer quotes the queue's 15 s view"
+
+
+# -- answered by a person within 15 s (PERSON_WITHIN_15S, QUEUE_WITHIN_15S) -----------------------------------
+
+
+def test_the_caller_asks_for_a_person_at_the_first_decision_to_put_them_through_or_queue_join() -> None:
+    menu_then_zero = [("menu", 1.0, {}), ("key", 19.0, {"key": "0"}), ("decided", 19.5, {"action": "operator"})]
+    assert report.asked_at(menu_then_zero) == 19.5
+    assert report.asked_at([("decided", 22.0, {"action": "dial"})]) == 22.0  # a route chosen (or a time-out)
+    assert report.asked_at([("decided", 8.0, {"action": "handoff"})]) == 8.0
+    # human-first: queued at once, the menu's choice comes later while waiting
+    assert report.asked_at([("queue_joined", 2.0, {}), ("decided", 9.0, {"action": "dial"})]) == 2.0
+    for not_a_person in ("message", "hangup", "progress"):
+        assert report.asked_at([("decided", 5.0, {"action": not_a_person})]) is None
+    assert report.asked_at([]) is None
+
+
+def test_a_person_within_15_s_counts_from_arrival_and_from_asking() -> None:
+    # the menu took 20 s, then the operator answered 5 s after 0: not within of arrival, within of asking
+    assert report.person_within_15s(100.0, 120.0, 125.0) == (False, True)
+    assert report.person_within_15s(100.0, 101.0, 115.0) == (True, True)  # exactly 15 s counts
+    assert report.person_within_15s(100.0, 101.0, 116.5) == (False, False)
+    assert report.person_within_15s(100.0, None, 110.0) == (True, False)  # never asked: only the citizen's view
+    assert report.person_within_15s(100.0, 101.0, None) == (False, False)  # nobody answered
+
+
+def test_the_15_s_indicators_count_every_call_offered_and_every_call_that_asked(
+    tmp_path: Path, table: RouteTable
+) -> None:
+    log = SqliteCallLog(tmp_path / "calllog.sqlite3")
+    log.start()
+    asked = lambda at, action: (at, "decided", {"action": action})  # noqa: E731
+    # 0 pressed at 20 s (end of the menu), operator at 26 s: within of asking only
+    put(
+        log,
+        "op",
+        "2026-11-02T09:00:00",
+        decision="operator",
+        human=26,
+        outcome="operator",
+        steps=(asked(20, "operator"),),
+    )
+    # a short number: route chosen at once, the unit answered at 7 s: within both ways
+    put(log, "unit", "2026-11-02T09:10:00", route=GONGAN, dial_status="ANSWER", human=7, steps=(asked(0.5, "dial"),))
+    # route chosen at 18 s, nobody answered (a message): asked, not within
+    put(log, "msg", "2026-11-02T09:20:00", route=GONGAN, outcome="message", steps=(asked(18, "dial"),))
+    put(log, "bye", "2026-11-02T09:25:00", decision="hangup", outcome="goodbye", steps=(asked(30, "hangup"),))
+    put(log, "ast-1", "2026-11-02T09:30:00", decision="", answered=None, outcome="refused")
+    put(log, "ast-2", "2026-11-02T09:40:00", decision="", answered=None, outcome="fallback")
+    log.close()
+    got = report.build(
+        report.load(SqliteCallLog(tmp_path / "calllog.sqlite3"), D1, D1), D1, D1, as_of=AS_OF, table=table
+    )
+    c = got.centre
+    assert (c.person_15s, c.ended, c.person_15s_pct) == (1, 6, 16.67)  # refused and fallback: offered, not within
+    assert (c.asked_15s, c.asked, c.asked_15s_pct) == (2, 3, 66.67)
+    gongan = got.unit("市公安局", "merge").total
+    assert (gongan.person_15s, gongan.ended, gongan.asked_15s, gongan.asked) == (1, 2, 1, 2)
+
+
+def test_a_caller_who_heard_a_tickets_progress_is_shown_beside_the_connection_rate(
+    tmp_path: Path, table: RouteTable
+) -> None:
+    log = SqliteCallLog(tmp_path / "calllog.sqlite3")
+    log.start()
+    put(log, "op", "2026-11-02T09:00:00", decision="operator", human=20, outcome="operator")
+    put(log, "inf", "2026-11-02T09:05:00", decision="progress", outcome="informed")
+    log.close()
+    c = report.build(
+        report.load(SqliteCallLog(tmp_path / "calllog.sqlite3"), D1, D1), D1, D1, as_of=AS_OF, table=table
+    ).centre
+    assert (c.informed, c.ended, c.connected, c.connection_pct) == (1, 2, 1, 50.0)
 
 
 def test_refused_and_fallback_calls_are_offered_and_shown_beside_the_connection_rate(

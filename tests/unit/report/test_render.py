@@ -103,7 +103,11 @@ def test_csv_round_trip(rep: Report) -> None:
     assert centre == {k: cell(v) for k, v in render.centre_dict(rep.centre).items()}
     intakes = sections["按受理方式人工接通 Time to a person by intake"]
     assert rep.intakes and intakes == [{k: cell(v) for k, v in r.items()} for r in render.intake_records(rep)]
-    assert centre["answered_15s_pct"] == "88.24" and centre["time_to_human_p90_s"] == "30.0"
+    assert (
+        centre["person_15s_pct"] == "23.53"
+        and centre["asked_15s_pct"] == "33.33"
+        and centre["time_to_human_p90_s"] == "30.0"
+    )
     units = sections["各单位考核 Per-unit assessment"]
     expected = render.unit_records(rep)
     assert units[:-1] == [{k: cell(v) for k, v in r.items()} for r in expected]
