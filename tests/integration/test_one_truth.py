@@ -64,6 +64,9 @@ PERSON_ANSWERED = 6  # connected + operator
 CONNECTION_PCT = 50.0  # 6 / 12
 GONGAN_DIALLED, GONGAN_ANSWERED, GONGAN_ANSWERED_PCT = 4, 2, 50.0  # answered twice, busy, no answer
 GONGAN_RATED, GONGAN_SATISFIED_PCT = 2, 50.0  # one 满意, one 不满意
+# PERSON_WITHIN_15S: each of the 6 a person answered reached one within 15 s of arrival (key 1 or 0 at once,
+# the unit's line rings 5 s at most, free seats answer at once) / all 12 offered.
+PERSON_WITHIN_15S_CALLS, PERSON_WITHIN_15S_PCT = 6, 50.0
 
 
 def settle(controller: Controller, counted: int) -> None:
@@ -181,6 +184,8 @@ def test_the_report_and_the_dashboard_count_a_fixed_mix_of_real_calls_as_counted
         "hotline:connection_ratio:rate24h",
         "hotline:unit_answer_ratio:rate15m",
         "hotline:unit_survey_satisfied_ratio:rate1h",
+        "hotline:person_within_15s_ratio:rate24h",
+        "hotline:person_answered_within_15s:increase24h",
     ):
         assert any(expr in e for e in exprs), f"the dashboard no longer shows {expr}"
 
@@ -200,6 +205,11 @@ def test_the_report_and_the_dashboard_count_a_fixed_mix_of_real_calls_as_counted
         "abandoned": (centre["abandoned"], beside("abandoned"), EXPECTED_OUTCOMES["abandoned"]),
         "refused": (centre["refused"], beside("refused"), EXPECTED_OUTCOMES["refused"]),
         "fallback": (centre["fallback"], beside("fallback"), EXPECTED_OUTCOMES["fallback"]),
+        "answered by a person within 15 s": (
+            centre["person_15s"],
+            round(value('hotline:person_answered_within_15s:increase24h{view="arrival"}')),
+            PERSON_WITHIN_15S_CALLS,
+        ),
         "市公安局 dialled": (
             gongan["dialled"],
             round(value(f'sum(increase(hotline_unit_calls_total{{unit="{GONGAN}"}}[15m]))')),
@@ -221,6 +231,11 @@ def test_the_report_and_the_dashboard_count_a_fixed_mix_of_real_calls_as_counted
             centre["connection_pct"],
             100 * value("hotline:connection_ratio:rate24h"),
             CONNECTION_PCT,
+        ),
+        "answered by a person within 15 s %": (
+            centre["person_15s_pct"],
+            100 * value('hotline:person_within_15s_ratio:rate24h{view="arrival"}'),
+            PERSON_WITHIN_15S_PCT,
         ),
         "市公安局 department answered %": (
             gongan["answered_pct"],
