@@ -177,3 +177,27 @@ def test_an_unwritable_recording_directory_leaves_the_call_working_and_is_counte
         assert not controller.calllog.recordings()
     finally:
         shutil.rmtree(locked, ignore_errors=True)
+
+
+def test_a_consult_transfer_records_the_department_leg_too(
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+) -> None:
+    from lab.sipp.seat import seat_scenario
+
+    phones(DEPARTMENTS_PORT, scenario=speaking_phone(tmp_path), talk_ms=12000)  # MixMonitor keeps audio that passes
+    phones(SEAT_PORTS[0], scenario=seat_scenario(tmp_path / "seat", [(3000, "*13372000#"), (5000, "*5#")], 60000))
+    controller = start_controller(recording_routes(tmp_path))
+
+    call = place_call("12345", TO_OPERATOR_AND_SPEAK, caller=CITIZEN, talk_ms=90000)
+
+    assert call.succeeded, call.stderr
+    (row,) = controller.finished_calls(1, timeout=30)
+    recs = sorted(kept(controller, 2, timeout=30), key=lambda r: str(r["name"]))
+    # The operator's leg, then the department's that the consult handed the citizen to.
+    assert [(r["name"], r["party"]) for r in recs] == [
+        (f"{row['call_id']}-1", "seat-1"),
+        (f"{row['call_id']}-2", "市公安局"),
+    ]
+    for rec in recs:
+        path = Path(str(rec["path"]))
+        assert path.stat().st_size > 0 and hashlib.sha256(path.read_bytes()).hexdigest() == rec["sha256"]
