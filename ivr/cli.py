@@ -28,6 +28,7 @@ import click
 import uvloop
 
 from ivr import logs
+from ivr.cli_options import calllog_option
 from ivr.errors import AriAuthError, CallLogError, ConfigError, RoutesError
 from ivr.exitcode import ExitCode
 from ivr.routing import routes
@@ -335,14 +336,6 @@ from ivr.calllog import (  # noqa: E402 — kept with the commands using it
     open_calllog,
 )
 from ivr.tickets import from_epoch  # noqa: E402
-
-calllog_option = click.option(
-    "--calllog",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="The call log: an SQLite file, or a PostgreSQL URL (postgresql://user@host/db) "
-    "[default: $HOTLINE_CALLLOG, else $HOTLINE_STATE/calllog.sqlite3].",
-)
 
 
 def _open_calllog(given: str | None) -> CallLog:

@@ -27,19 +27,12 @@ import click
 
 from ivr import logs
 from ivr.calllog import CallLog, editing
+from ivr.cli_options import by_option, calllog_option
 from ivr.errors import CallLogError, ConfigError, RoutesError
 from ivr.exitcode import ExitCode
 from ivr.routing import notices, routes
 from ivr.timekeeping import LOCAL_TZ
 
-by_option = click.option("--by", default=None, help="Who does this (default: the unix user running the command).")
-calllog_option = click.option(
-    "--calllog",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="The call log: an SQLite file, or a PostgreSQL URL (postgresql://user@host/db) "
-    "[default: $HOTLINE_CALLLOG, else $HOTLINE_STATE/calllog.sqlite3].",
-)
 routes_option = click.option(
     "--routes",
     "routes_path",

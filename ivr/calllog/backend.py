@@ -51,6 +51,20 @@ class Backend:
         with self._session("open") as db:
             return self._migrate(db)
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Db]:
+        """One transaction on a connection of its own, for the CLI's and the controller's reads and
+        edits outside the writer thread (tickets, outbound calls, recordings, route edits): committed
+        when the block ends, rolled back on any error; driver errors become CallLogError."""
+        with self._session("use") as db:
+            try:
+                yield db
+                db.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    db.rollback()
+                raise
+
     def describe(self, exc: BaseException) -> str:
         """An error of this log's driver as it may be shown (no caller number, no password)."""
         return self._describe(exc)

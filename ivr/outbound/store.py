@@ -19,8 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ivr.ticketing.store import transaction
-
 if TYPE_CHECKING:
     from ivr.calllog import CallLog
     from ivr.calllog.commands import Db
@@ -116,7 +114,7 @@ def record_callback_attempt(calllog: CallLog, attempt: CallbackAttempt) -> None:
 
     A seat that did not answer costs the citizen nothing: the entry's attempts count calls to them.
     """
-    with transaction(calllog) as db:
+    with calllog.transaction() as db:
         insert_callback_attempt(db, attempt)
         if attempt.dialled_citizen:
             done = attempt.outcome == REACHED
@@ -131,13 +129,13 @@ def record_callback_attempt(calllog: CallLog, attempt: CallbackAttempt) -> None:
 def callback_attempts(calllog: CallLog, callback_id: int | None = None) -> list[dict[str, Any]]:
     """Attempts in order (of one entry, or all)."""
     where, params = ("WHERE callback_id = ?", (callback_id,)) if callback_id is not None else ("", ())
-    with transaction(calllog) as db:
+    with calllog.transaction() as db:
         return db.rows(f"SELECT * FROM callback_attempts {where} ORDER BY callback_id, seq", params)
 
 
 def open_callbacks(calllog: CallLog) -> list[dict[str, Any]]:
     """Open entries with a number to dial, longest waiting first (first missed call)."""
-    with transaction(calllog) as db:
+    with calllog.transaction() as db:
         return db.rows(
             "SELECT * FROM callbacks WHERE status = 'open' AND caller_number != '' ORDER BY first_missed_at, id", ()
         )
@@ -150,7 +148,7 @@ def closed_without_followup(calllog: CallLog, since: float) -> None:
     A ticket closed, reopened and closed again keeps its one row: the citizen is asked once per ticket,
     and one who opted out is never asked again.
     """
-    with transaction(calllog) as db:
+    with calllog.transaction() as db:
         db.execute(
             "INSERT INTO followups (ticket_id, created_at) SELECT ticket_id, closed_at FROM tickets"
             " WHERE status = 'closed' AND closed_at >= ? AND ticket_id NOT IN (SELECT ticket_id FROM followups)",
@@ -160,7 +158,7 @@ def closed_without_followup(calllog: CallLog, since: float) -> None:
 
 def pending_followups(calllog: CallLog) -> list[dict[str, Any]]:
     """Pending follow-ups with the number to dial ('' if none was kept), oldest close first."""
-    with transaction(calllog) as db:
+    with calllog.transaction() as db:
         return db.rows(
             "SELECT f.*, COALESCE(k.caller_number, '') AS caller_number FROM followups f"
             " LEFT JOIN ticket_contacts k ON k.ticket_id = f.ticket_id"
@@ -176,7 +174,7 @@ def record_followup_attempt(
     if state not in FOLLOWUP_STATES:
         raise ValueError(f"follow-up state must be one of {', '.join(FOLLOWUP_STATES)}, not {state!r}")
     score = int(key) if outcome == "rated" else None
-    with transaction(calllog) as db:
+    with calllog.transaction() as db:
         (seq,) = db.execute(
             "SELECT COALESCE(MAX(seq), 0) + 1 FROM followup_attempts WHERE ticket_id = ?", (ticket_id,)
         ).fetchone()
@@ -196,12 +194,12 @@ def record_followup_attempt(
 
 
 def followups(calllog: CallLog) -> list[dict[str, Any]]:
-    with transaction(calllog) as db:
+    with calllog.transaction() as db:
         return db.rows("SELECT * FROM followups ORDER BY created_at, ticket_id", ())
 
 
 def followup_attempts(calllog: CallLog, ticket_id: str) -> list[dict[str, Any]]:
-    with transaction(calllog) as db:
+    with calllog.transaction() as db:
         return db.rows("SELECT * FROM followup_attempts WHERE ticket_id = ? ORDER BY seq", (ticket_id,))
 
 

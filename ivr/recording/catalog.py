@@ -8,15 +8,12 @@ message marked handled, a QA score form.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ivr.calllog import CallLog
-from ivr.calllog.commands import Db
 from ivr.timekeeping import LOCAL_TZ
 
 _SELECT = (
@@ -61,38 +58,25 @@ class Filter:
         return " WHERE " + " AND ".join(where), params
 
 
-@contextmanager
-def _db(calllog: CallLog) -> Iterator[Db]:
-    """One transaction; driver errors become CallLogError (as the route editors' own, ivr.calllog.editing)."""
-    with calllog._session("use") as db:
-        try:
-            yield db
-            db.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                db.rollback()
-            raise
-
-
 def find(calllog: CallLog, flt: Filter) -> list[dict[str, Any]]:
     where, params = flt.sql()
-    with _db(calllog) as db:
+    with calllog.transaction() as db:
         return db.rows(_SELECT + where + " ORDER BY r.started_at, r.name", params)
 
 
 def one(calllog: CallLog, name: str) -> dict[str, Any] | None:
-    with _db(calllog) as db:
+    with calllog.transaction() as db:
         rows = db.rows(_SELECT + " WHERE r.name = :name", {"name": name})
     return rows[0] if rows else None
 
 
 def exports_of(calllog: CallLog, name: str) -> list[dict[str, Any]]:
-    with _db(calllog) as db:
+    with calllog.transaction() as db:
         return db.rows("SELECT at, who, reason, dest FROM recording_exports WHERE name = ? ORDER BY id", (name,))
 
 
 def log_export(calllog: CallLog, name: str, who: str, reason: str, dest: str, at: float) -> None:
-    with _db(calllog) as db:
+    with calllog.transaction() as db:
         db.execute(
             "INSERT INTO recording_exports (at, who, reason, name, dest) VALUES (?, ?, ?, ?, ?)",
             (at, who, reason, name, dest),
@@ -101,7 +85,7 @@ def log_export(calllog: CallLog, name: str, who: str, reason: str, dest: str, at
 
 def mark_handled(calllog: CallLog, name: str, who: str, at: float) -> bool:
     """A message handled (called back) by `who`; False if there is no such message."""
-    with _db(calllog) as db:
+    with calllog.transaction() as db:
         cur = db.execute(
             "UPDATE recordings SET handled_at = ?, handled_by = ? WHERE name = ? AND kind = 'message'",
             (at, who, name),
@@ -113,7 +97,7 @@ def save_scores(
     calllog: CallLog, call_id: str, scores: Mapping[str, int], reviewer: str, sample: str, note: str, at: float
 ) -> None:
     """One QA score form: a row per criterion, replacing an earlier form's score for it."""
-    with _db(calllog) as db:
+    with calllog.transaction() as db:
         for criterion, score in scores.items():
             db.execute(
                 "INSERT INTO qa_scores (call_id, criterion, score, reviewer, sample, note, at)"
@@ -126,7 +110,7 @@ def save_scores(
 
 def scores(calllog: CallLog, start: float, end: float) -> list[dict[str, Any]]:
     """QA scores of calls that started in [start, end), with the call's unit and outcome, and the party."""
-    with _db(calllog) as db:
+    with calllog.transaction() as db:
         return db.rows(
             "SELECT q.call_id, q.criterion, q.score, q.reviewer, q.sample, q.at, c.unit, c.outcome,"
             " COALESCE((SELECT MIN(r.party) FROM recordings r WHERE r.call_id = q.call_id AND r.kind = 'call'), '')"

@@ -22,18 +22,12 @@ from typing import Any
 import click
 import structlog
 
+from ivr.cli_options import calllog_option
 from ivr.exitcode import ExitCode
 from ivr.recording import catalog
 from ivr.tickets import from_epoch
 
 log = structlog.get_logger("ivr.recording")
-
-calllog_option = click.option(
-    "--calllog",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="The call log [default: $HOTLINE_CALLLOG, else $HOTLINE_STATE/calllog.sqlite3].",
-)
 
 
 def _open(given: str | None) -> Any:

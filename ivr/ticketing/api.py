@@ -49,7 +49,7 @@ from ivr.errors import CallLogError, HotlineError, TicketError
 from ivr.handoff.webhook import WebhookSender, WebhookTarget, sign
 from ivr.ticketing.keys import ApiKey, KeyStore
 from ivr.ticketing.lifecycle import OPEN_STATES
-from ivr.ticketing.store import Change, TicketBook, transaction
+from ivr.ticketing.store import Change, TicketBook
 from ivr.timekeeping import LOCAL_TZ
 
 log = structlog.get_logger("ivr.ticketing.api")
@@ -280,7 +280,7 @@ class TicketsApi:
 
     # -- what the API remembers (in the call log: shared by a cluster's controllers) --------------
     def _first_use(self, key_id: str, nonce: str, now: float) -> bool:
-        with transaction(self.book.calllog) as db:
+        with self.book.calllog.transaction() as db:
             # Nonces older than the window cannot come back (their timestamp would be refused).
             db.execute("DELETE FROM api_nonces WHERE at < ?", (now - 2 * WINDOW_SECONDS,))
             cur = db.execute(
@@ -290,7 +290,7 @@ class TicketsApi:
             return bool(cur.rowcount == 1)
 
     def _earlier(self, key_id: str, idem: str) -> dict[str, Any] | None:
-        with transaction(self.book.calllog) as db:
+        with self.book.calllog.transaction() as db:
             rows = db.rows(
                 "SELECT request, status, response FROM api_idempotency WHERE key_id = ? AND idempotency_key = ?",
                 (key_id, idem),
@@ -298,7 +298,7 @@ class TicketsApi:
         return rows[0] if rows else None
 
     def _remember(self, key_id: str, idem: str, digest: str, status: int, payload: dict[str, Any]) -> None:
-        with transaction(self.book.calllog) as db:
+        with self.book.calllog.transaction() as db:
             db.execute(
                 "INSERT INTO api_idempotency (key_id, idempotency_key, request, status, response, at)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key_id, idempotency_key) DO NOTHING",

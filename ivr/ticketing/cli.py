@@ -24,6 +24,7 @@ from typing import Any
 
 import click
 
+from ivr.cli_options import by_option, calllog_option
 from ivr.errors import RoutesError, TicketError
 from ivr.exitcode import ExitCode
 from ivr.routing.calendar import PACKAGE_ONLY, Calendar
@@ -33,13 +34,6 @@ from ivr.ticketing.lifecycle import MAX_EXTEND_WORKDAYS, URGENCIES, State
 from ivr.ticketing.store import TicketBook
 from ivr.tickets import from_epoch
 
-calllog_option = click.option(
-    "--calllog",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="The call log: an SQLite file, or a PostgreSQL URL (postgresql://user@host/db) "
-    "[default: $HOTLINE_CALLLOG, else $HOTLINE_STATE/calllog.sqlite3].",
-)
 routes_option = click.option(
     "--routes",
     "routes_path",
@@ -47,7 +41,6 @@ routes_option = click.option(
     type=click.Path(dir_okay=False),
     help="The routing table whose calendar counts the workdays [default: routes.yaml when there is one].",
 )
-by_option = click.option("--by", default=None, help="Who does this (default: the unix user running the command).")
 ticket_arg = click.argument("ticket_id", metavar="ID")
 
 

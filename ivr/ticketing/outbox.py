@@ -17,7 +17,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ivr.ticketing.lifecycle import Action, Event, State
-from ivr.ticketing.store import Change, transaction
+from ivr.ticketing.store import Change
 
 if TYPE_CHECKING:
     from ivr.calllog import CallLog
@@ -54,7 +54,7 @@ def put(db: Db, ticket: dict[str, Any], seq: int, at: float) -> None:
 
 def claim(calllog: CallLog, limit: int = 100) -> list[Change]:
     """The oldest pending pushes (at most `limit`), removed from the outbox: the caller pushes them now."""
-    with transaction(calllog) as db:
+    with calllog.transaction() as db:
         pending = db.rows("SELECT * FROM ticket_outbox ORDER BY at, ticket_id, seq LIMIT ?", (int(limit),))
         changes = []
         for row in pending:
@@ -72,7 +72,7 @@ def claim(calllog: CallLog, limit: int = 100) -> list[Change]:
 
 
 def pending(calllog: CallLog) -> int:
-    with transaction(calllog) as db:
+    with calllog.transaction() as db:
         return int(db.rows("SELECT count(*) AS n FROM ticket_outbox")[0]["n"])
 
 

@@ -20,11 +20,9 @@ TransitionRefused), whose message names the ticket and the reason; nothing is wr
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -121,19 +119,6 @@ def sqlite_to_v4(db: Db) -> None:
         db.execute(statement)
 
 
-@contextmanager
-def transaction(calllog: CallLog) -> Iterator[Db]:
-    """One transaction on a connection of its own; driver errors become CallLogError (ivr.errors)."""
-    with calllog._session("use") as db:
-        try:
-            yield db
-            db.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                db.rollback()
-            raise
-
-
 def event_row(ticket_id: str, seq: int, event: Event) -> tuple[Any, ...]:
     return (
         ticket_id,
@@ -191,12 +176,12 @@ class TicketBook:
     # -- reads ------------------------------------------------------------------------------------
     def get(self, ticket_id: str) -> dict[str, Any]:
         """The ticket's row; UnknownTicket if there is none."""
-        with transaction(self.calllog) as db:
+        with self.calllog.transaction() as db:
             return self._row(db, ticket_id)
 
     def events(self, ticket_id: str) -> list[dict[str, Any]]:
         """The ticket's events in order, `detail` decoded; UnknownTicket if there is no such ticket."""
-        with transaction(self.calllog) as db:
+        with self.calllog.transaction() as db:
             self._row(db, ticket_id)
             rows = db.rows("SELECT * FROM ticket_events WHERE ticket_id = ? ORDER BY seq", (ticket_id,))
         return [{**r, "detail": json.loads(r["detail"])} for r in rows]
@@ -215,7 +200,7 @@ class TicketBook:
             params.extend(chosen)
         sql = "SELECT * FROM tickets" + (f" WHERE {' AND '.join(where)}" if where else "")
         sql += " ORDER BY deadline_at, ticket_id LIMIT ?"
-        with transaction(self.calllog) as db:
+        with self.calllog.transaction() as db:
             return db.rows(sql, (*params, int(limit)))
 
     # -- actions ----------------------------------------------------------------------------------
@@ -245,7 +230,7 @@ class TicketBook:
         content = _content(summary, category, urgency)
         if content and str(action) != Action.DISPATCH.value:
             raise TicketError("summary, category and urgency are set with a dispatch")
-        with transaction(self.calllog) as db:
+        with self.calllog.transaction() as db:
             row = self._row(db, ticket_id)
             if only_unit is not None and row["unit"] != only_unit:
                 raise WrongUnit(f"ticket {ticket_id} is not {only_unit}'s")

@@ -11,7 +11,7 @@ import pytest
 
 from ivr.calllog import CallLog, open_calllog
 from ivr.ticketing.lifecycle import State, TicketError, TransitionRefused, UnknownTicket, WrongUnit
-from ivr.ticketing.store import SQLITE_V4_COLUMNS, TicketBook, transaction
+from ivr.ticketing.store import SQLITE_V4_COLUMNS, TicketBook
 from ivr.tickets import DeadlinePolicy, new_ticket, to_epoch
 
 
@@ -154,7 +154,7 @@ def test_purge_takes_closed_tickets_with_their_events_and_the_apis_old_answers(c
     book.act(closed, "reply", actor="unit:water", at=at("2026-11-03 10:00"), text="已处理")
     book.act(closed, "close", actor="unit:water", at=at("2026-11-03 11:00"))
     book.act(still_open, "accept", actor="unit:water", at=at("2026-11-03 10:00"))
-    with transaction(calllog) as db:
+    with calllog.transaction() as db:
         db.execute(
             "INSERT INTO api_idempotency (key_id, idempotency_key, request, status, response, at)"
             " VALUES ('shuiwu', 'k1', 'd', 200, '{}', ?)",
@@ -165,7 +165,7 @@ def test_purge_takes_closed_tickets_with_their_events_and_the_apis_old_answers(c
     assert (counts["tickets_deleted"], counts["ticket_events_deleted"], counts["api_requests_deleted"]) == (1, 3, 1)
     assert [t["ticket_id"] for t in calllog.tickets()] == [still_open]
     assert len(book.events(still_open)) == 2
-    with transaction(calllog) as db:
+    with calllog.transaction() as db:
         assert db.rows("SELECT * FROM ticket_events WHERE ticket_id = ?", (closed,)) == []
 
 
