@@ -107,7 +107,9 @@ def test_the_report_and_the_dashboard_count_a_fixed_mix_of_real_calls_as_counted
             pool.submit(place_call, "12345", RATE_AND_SATISFIED, local_port=5071, talk_ms=20000),
             pool.submit(place_call, "12345", RATE_AND_DISSATISFIED, local_port=5072, talk_ms=20000),
             pool.submit(place_call, "12345", "", local_port=5073, talk_ms=2500),  # gives up in the menu
-            pool.submit(place_call, "12345", "878", gap_ms=1500, local_port=5074, talk_ms=30000),  # goodbye
+            pool.submit(
+                place_call, "12345", "777", gap_ms=1500, local_port=5074, talk_ms=30000
+            ),  # goodbye: 7 is no option
         ]
         assert all(r.result().succeeded for r in runs), [r.result().stderr for r in runs]
     office.finished_calls(5, timeout=30)  # with the refused call's row
