@@ -172,6 +172,9 @@ def install_node(node: Node) -> None:
     etc = ROOT / f"etc/hotline-{node.name}"
     shutil.rmtree(etc, ignore_errors=True)
     aors = [arg for name, port, _ in PHONES for arg in ("--aor", f"{name}=127.0.0.1:{port}")]
+    # A node's carrier is the dispatcher (calls arrive through it). Nodes place no calls of their own
+    # (ivr/outbound runs on a single controller), but the aor must not point at the lab's citizen phone.
+    aors += ["--aor", f"carrier={PROXY_IP}:{PROXY_PORT}"]
     rendered = subprocess.run(
         [sys.executable, str(REPO / "cluster/render_node.py"), "node", "dialplan", str(etc)]
         + ["--name", node.name, "--sip", str(node.sip), "--http", str(node.http), "--rtp", node.rtp]

@@ -74,7 +74,14 @@ def test_an_unreachable_department_overflows_every_caller_within_its_ring_time_a
     with ThreadPoolExecutor(3) as pool:
         calls = [
             pool.submit(
-                place_call, "12345", "1", caller=f"1391234{i:04d}", talk_ms=20000, local_port=5071 + i, timeout_s=60
+                # 40 s: the third waits for a seat's 1 s call and its 5 s wrap-up (routes.yaml operators)
+                place_call,
+                "12345",
+                "1",
+                caller=f"1391234{i:04d}",
+                talk_ms=40000,
+                local_port=5071 + i,
+                timeout_s=80,
             )
             for i in range(3)
         ]
