@@ -68,7 +68,7 @@ GONGAN_RATED, GONGAN_SATISFIED_PCT = 2, 50.0  # one 满意, one 不满意
 # PERSON_WITHIN_15S: 5 of the 6 a person answered reached one within 15 s of arrival (key 1 or 0 at once,
 # free seats answer at once): the two department calls (~5 s), the two queued operator calls (~5 s) and
 # the busy line's overflow (~11 s); the no-answer overflow rings its 5 s first and takes ~16 s. / all 12.
-PERSON_WITHIN_15S_CALLS, PERSON_WITHIN_15S_PCT = 5, 100 * 5 / 12
+PERSON_WITHIN_15S_CALLS, PERSON_WITHIN_15S_PCT = 5, round(100 * 5 / 12, 2)  # the report gives 2 decimals
 
 
 def settle(controller: Controller, counted: int) -> None:
