@@ -233,12 +233,17 @@ async def _consult(me: _Seat, step: _Transfer) -> Ending | None:
             me.leave()
             return await _with_department(me, department)
         if got.action == "cancel":
-            got.answer("accepted: cancelled")
-            step.outcome = "cancelled"
-            await call.drop(department)
-            await call.talk_with([leg])
+            await _cancel(me, step, got, department)
             return None
         got.answer("refused: a consult is in progress: complete or cancel it first")
+
+
+async def _cancel(me: _Seat, step: _Transfer, got: Command, department: str) -> None:
+    """Consult or three-way cancelled: the department is dropped, the operator has the citizen back."""
+    got.answer("accepted: cancelled")
+    step.outcome = "cancelled"
+    await me.call.drop(department)
+    await me.call.talk_with([me.leg])
 
 
 async def _three_way(me: _Seat, step: _Transfer) -> Ending | None:
@@ -263,10 +268,7 @@ async def _three_way(me: _Seat, step: _Transfer) -> Ending | None:
             await call.talk_with([department])
             return await _with_department(me, department)
         if got.action == "cancel":
-            got.answer("accepted: cancelled")
-            step.outcome = "cancelled"
-            await call.drop(department)
-            await call.talk_with([leg])
+            await _cancel(me, step, got, department)
             return None
         got.answer("refused: a three-way call is in progress: leave or cancel it first")
 
