@@ -4,6 +4,8 @@
     .venv/bin/python -m bench --window 15 --rates 5,10,20 --no-checks   # a short look
 
 The report goes to var/bench/<time>/report.md (and report.json), and is printed at the end.
+Run it on a quiet box: a run during which other processes used more than 10 % of a core in any
+step is reported as NOT valid and exits 3 (bench.quiet).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             report = run(opts)
     md = Path(report["workdir"]) / "report.md"
     print(md.read_text(encoding="utf-8") if md.exists() else f"no report: see {report['workdir']}/report.json")
-    return 0
+    return 0 if report.get("valid") else 3
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import quiet
+
 
 def _best(steps: list[dict[str, Any]], rate: float) -> dict[str, Any] | None:
     for s in steps:
@@ -27,7 +29,9 @@ def _failed(s: dict[str, Any]) -> str:
 def _row(name: str, s: dict[str, Any] | None, cpu_keys: tuple[str, ...]) -> str:
     if s is None:
         return f"| {name} | no passing step | | | | | | | | |"
-    cpu = ", ".join(f"{k} {s['cpu'].get(k, 0):.0f} %" for k in cpu_keys)
+    cpu = ", ".join(f"{k} {s['cpu'].get(k, 0):.0f} %" for k in (*cpu_keys, "others"))
+    if "loadavg_before" in s["cpu"]:
+        cpu += f"; load {s['cpu']['loadavg_before']:.2f}→{s['cpu']['loadavg_after']:.2f}"
     return (
         f"| {name} | {s['rate']:g} | {s['placed']} | {s['max_concurrent']} | {_failed(s)} | "
         f"{s['retransmissions']} (INVITE {s['invite_retransmissions']}) | {_lat(s['invite_to_200'])} | "
@@ -57,6 +61,15 @@ def markdown(r: dict[str, Any]) -> str:
         f"load average at start {' '.join(m['loadavg_at_start'])}.",
         "",
     ]
+    if r.get("valid"):
+        out += [f"**Valid run**: no step had other processes above {quiet.LIMIT_PERCENT:g} % of a core.", ""]
+    else:
+        noisy = "; ".join(r.get("noisy_steps") or []) or "no step measured"
+        out += [
+            f"**NOT a valid run** — other processes used more than {quiet.LIMIT_PERCENT:g} % of a core "
+            f"during: {noisy}. Its figures are not comparable; run it again on a quiet box.",
+            "",
+        ]
     a, b = r["A"], r["B"]
     out += [
         "| | max sustained calls/s (< 0.5 % failed) | channels / bridges left | |",

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import profile
+from bench import profile, quiet
 from bench.load import CALL_SECONDS, Endpoints, StepResult, dist, run_step
 from ivr import privacy
 from lab import processes as lab
@@ -150,7 +150,7 @@ def run(opts: Options) -> dict[str, Any]:
                 phone_media_port=7500,
             )
             cal = Options(**{**opts.__dict__, "window": min(opts.window, opts.calibration_window)})
-            best, steps = ramp("sipp", opts.rates_sipp, cal, budget, ep, workdir, "9", lab.cpu_sampler({}))
+            best, steps = ramp("sipp", opts.rates_sipp, cal, budget, ep, workdir, "9", quiet.sampler({}))
             top = max(opts.rates_sipp)
             report["calibration"] = {
                 "max_rate": best,
@@ -161,7 +161,7 @@ def run(opts: Options) -> dict[str, Any]:
         # A: the dialplan baseline.
         ep_a = Endpoints("127.0.0.3", sip_port=5220, media_port=7200)
         best_a, steps_a = ramp(
-            "A", opts.rates_a, opts, budget, ep_a, workdir, "1", lab.cpu_sampler({"asterisk": ast_pid})
+            "A", opts.rates_a, opts, budget, ep_a, workdir, "1", quiet.sampler({"asterisk": ast_pid})
         )
         report["A"] = {"max_rate": best_a, "steps": [s.summary() for s in steps_a]}
         report["A"]["leftover_channels"], report["A"]["leftover_bridges"] = ari.leftovers()
@@ -182,6 +182,13 @@ def _write(report: dict[str, Any], workdir: Path) -> None:
     report["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     a_max, b_max = report.get("A", {}).get("max_rate", 0), report.get("B", {}).get("max_rate", 0)
     report["ratio_b_over_a"] = round(b_max / a_max, 3) if a_max else None
+    # Figures are only comparable from a box the benchmark had to itself (bench.quiet).
+    steps = [s for part in ("calibration", "A", "B") for s in report.get(part, {}).get("steps", [])]
+    checks = report.get("B", {}).get("checks", {})
+    steps += [checks[k] for k in ("at_80pct", "at_150pct", "recovery_30s") if k in checks]
+    steps += checks.get("endurance", [])
+    report["noisy_steps"] = quiet.noisy_steps(steps)
+    report["valid"] = bool(steps) and not report["noisy_steps"] and "error" not in report
     (workdir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
     if "A" in report and "B" in report:
         from bench.report import markdown
@@ -193,7 +200,7 @@ def run_b(opts: Options, budget: Budget, workdir: Path, ast_pid: int, ari: lab.A
     ctl = lab.ControllerProcess(workdir / "controller")
     t0 = time.time()
     ctl_pid = ctl.start()
-    sampler = lab.cpu_sampler({"controller": ctl_pid, "asterisk": ast_pid})
+    sampler = quiet.sampler({"controller": ctl_pid, "asterisk": ast_pid})
     out: dict[str, Any] = {"rss_kib": {"start": lab.rss_kib(ctl_pid)}}
     ep = Endpoints("127.0.0.1", sip_port=5230, media_port=7300)
     placed = 0
@@ -276,7 +283,7 @@ def run_b(opts: Options, budget: Budget, workdir: Path, ast_pid: int, ari: lab.A
         t1 = time.time()
         admit = round(best * opts.admission_share, 1)
         pid = limited.start({"HOTLINE_MAX_CALL_RATE": f"{admit:g}"})
-        sampler = lab.cpu_sampler({"controller": pid, "asterisk": ast_pid})
+        sampler = quiet.sampler({"controller": pid, "asterisk": ast_pid})
         over = round(best * 1.5, 1)
         r = run_step(
             f"B@150%={over:g}",

@@ -49,5 +49,9 @@ def test_one_benchmark_run_measures_both_flows_and_writes_the_ab_table(asterisk:
     assert b["controller_exit"] == 0 and b["controller_crashed_calls"] == 0
     assert b["rss_kib"]["start"] > 0 and b["rss_kib"]["end"] > 0
 
+    # Whether the box was quiet is measured per step, and the table says if the run counts.
+    for step in [*calibration["steps"], *a["steps"], *b["steps"]]:
+        assert {"others", "steal", "loadavg_before", "loadavg_after"} <= set(step["cpu"])
     table = (Path(report["workdir"]) / "report.md").read_text(encoding="utf-8")
+    assert ("**Valid run**" in table) == report["valid"] and ("**NOT a valid run**" in table) != report["valid"]
     assert "| A: pure dialplan |" in table and "| B: controller |" in table and "| **B/A** |" in table

@@ -1,0 +1,129 @@
+"""Was the box quiet? CPU used during a step by processes that are not part of the measurement.
+
+Every figure a benchmark prints is only as good as the cores it had to itself: on 2 cores, a test
+suite or an editor's language server running beside it moves the ceiling by a third. A step's
+"others" is the machine's busy time (user + nice + system in /proc/stat) minus what the measured
+processes used: Asterisk, the controller and this benchmark's own process tree (SIPp citizens
+and phones, py-spy) — children that ended and were reaped count through our cutime/cstime.
+Interrupt and steal time are left out: loopback traffic's softirqs are the load's own, and steal
+is the hypervisor's, reported on its own.
+
+A run is valid only if no step's others exceeded `LIMIT_PERCENT` of one core.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+LIMIT_PERCENT = 10.0  # of one core, per step
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PROC = Path("/proc")
+
+Sampler = Callable[[], Callable[[], dict[str, float]]]
+
+
+def machine_ticks(stat: str | None = None) -> tuple[int, int]:
+    """(busy, steal) ticks of the whole machine from /proc/stat's first line."""
+    text = stat if stat is not None else (PROC / "stat").read_text()
+    fields = [int(v) for v in text.splitlines()[0].split()[1:]]
+    user, nice, system = fields[0], fields[1], fields[2]
+    steal = fields[7] if len(fields) > 7 else 0
+    return user + nice + system, steal
+
+
+def _stat_fields(pid: int) -> list[str]:
+    # The command name may hold spaces and parentheses: fields start after the last ")".
+    return (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_ticks(pid: int, *, with_children: bool = False) -> int:
+    """utime + stime of `pid` (all its threads), plus its reaped children's when asked."""
+    try:
+        f = _stat_fields(pid)
+    except (OSError, IndexError):
+        return 0
+    ticks = int(f[11]) + int(f[12])
+    if with_children:
+        ticks += int(f[13]) + int(f[14])
+    return ticks
+
+
+def _parents() -> dict[int, int]:
+    out: dict[int, int] = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            try:
+                out[int(entry.name)] = int(_stat_fields(int(entry.name))[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone between listing and reading
+    return out
+
+
+def descendants(roots: set[int], parents: dict[int, int]) -> set[int]:
+    """`roots` and every process below them."""
+    tree = set(roots)
+    grew = True
+    while grew:
+        below = {pid for pid, parent in parents.items() if parent in tree and pid not in tree}
+        tree |= below
+        grew = bool(below)
+    return tree
+
+
+def ours_ticks(pids: dict[str, int]) -> int:
+    """Ticks of this process's tree and of the measured processes' trees, each counted once."""
+    parents = _parents()
+    me = os.getpid()
+    tree = descendants({me, *pids.values()}, parents)
+    # A live process's ticks are its own; once reaped they move into its parent's cutime/cstime,
+    # never both at once: so each member counts its own and its reaped children's.
+    return sum(process_ticks(pid, with_children=True) for pid in tree)
+
+
+def loadavg() -> float:
+    return float((PROC / "loadavg").read_text().split()[0])
+
+
+def sampler(pids: dict[str, int]) -> Sampler:
+    """start() -> stop(); stop() gives each process's mean CPU % (100 = one core) since start(),
+    plus "others" (CPU % of everything else on the box), "steal" and the 1-min load average
+    before and after."""
+
+    def start() -> Callable[[], dict[str, float]]:
+        t0 = time.monotonic()
+        load0 = loadavg()
+        busy0, steal0 = machine_ticks()
+        ours0 = ours_ticks(pids)
+        each0 = {name: process_ticks(pid) for name, pid in pids.items()}
+
+        def stop() -> dict[str, float]:
+            wall = time.monotonic() - t0
+            busy1, steal1 = machine_ticks()
+            ours1 = ours_ticks(pids)
+
+            def pct(ticks: int) -> float:
+                return round(ticks / CLK_TCK / wall * 100, 1) if wall else 0.0
+
+            out = {name: pct(process_ticks(pid) - each0[name]) for name, pid in pids.items()}
+            out["others"] = max(0.0, pct((busy1 - busy0) - (ours1 - ours0)))
+            out["steal"] = pct(steal1 - steal0)
+            out["loadavg_before"] = load0
+            out["loadavg_after"] = loadavg()
+            return out
+
+        return stop
+
+    return start
+
+
+def noisy_steps(steps: list[dict[str, object]], limit: float = LIMIT_PERCENT) -> list[str]:
+    """Labels of the steps during which other processes used more than `limit` % of a core."""
+    noisy = []
+    for step in steps:
+        cpu = step.get("cpu") or {}
+        if isinstance(cpu, dict) and float(cpu.get("others", 0.0)) > limit:
+            noisy.append(f"{step['label']} (others {cpu['others']:.0f} %)")
+    return noisy
