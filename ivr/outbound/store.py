@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ivr.calllog import dialects
+
 if TYPE_CHECKING:
     from ivr.calllog import CallLog
     from ivr.calllog.commands import Db
@@ -57,8 +59,7 @@ _V7 = (
     PRIMARY KEY (ticket_id, seq)
 )""",
 )
-SQLITE_V7 = tuple(s.format(text="TEXT", real="REAL") for s in _V7)
-POSTGRES_V7 = tuple(s.format(text="text", real="double precision") for s in _V7)
+SQLITE_V7, POSTGRES_V7 = dialects.both(*_V7)
 
 FOLLOWUP_STATES = ("pending", "answered", "opted_out", "gave_up")
 REACHED = "reached"  # a callback's outcome once seat and citizen talked: the entry is done
@@ -209,8 +210,8 @@ _V7_CONTACTS = """CREATE TABLE IF NOT EXISTS ticket_contacts (
     caller_number {text} NOT NULL,
     at {real} NOT NULL
 )"""
-SQLITE_V7 = (*SQLITE_V7, _V7_CONTACTS.format(text="TEXT", real="REAL"))
-POSTGRES_V7 = (*POSTGRES_V7, _V7_CONTACTS.format(text="text", real="double precision"))
+_CONTACTS_SQLITE, _CONTACTS_POSTGRES = dialects.both(_V7_CONTACTS)
+SQLITE_V7, POSTGRES_V7 = (*SQLITE_V7, *_CONTACTS_SQLITE), (*POSTGRES_V7, *_CONTACTS_POSTGRES)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ivr.calllog import dialects
 from ivr.ticketing.lifecycle import Action, Event, State
 from ivr.ticketing.store import Change
 
@@ -34,8 +35,7 @@ _V9 = (
 )""",
     "CREATE INDEX IF NOT EXISTS ticket_outbox_at ON ticket_outbox (at)",
 )
-SQLITE_V9 = tuple(s.format(text="TEXT", real="REAL") for s in _V9)
-POSTGRES_V9 = tuple(s.format(text="text", real="double precision") for s in _V9)
+SQLITE_V9, POSTGRES_V9 = dialects.both(*_V9)
 
 INSERT = (
     "INSERT INTO ticket_outbox (ticket_id, seq, at, ticket) VALUES (?, ?, ?, ?) ON CONFLICT (ticket_id, seq) DO NOTHING"
