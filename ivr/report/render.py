@@ -421,6 +421,7 @@ def render_html(report: Report) -> bytes:
         UNIT_COLUMNS=UNIT_COLUMNS,
         DAY_COLUMNS=DAY_COLUMNS,
         INTAKE_COLUMNS=INTAKE_COLUMNS,
+        TRANSFER_COLUMNS=TRANSFER_COLUMNS,
         QA_COLUMNS=QA_COLUMNS,
         qa_records=qa_records(report),
         LEDGER_COLUMNS=LEDGER_COLUMNS,

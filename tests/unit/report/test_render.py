@@ -391,3 +391,33 @@ def test_every_format_says_when_the_period_is_on_a_provisional_calendar(table: R
             assert january.calendar in str(title)
         else:
             assert january.calendar in data.decode("utf-8-sig"), name
+
+
+def test_the_operators_transfers_table_is_the_same_in_html_csv_and_xlsx(rep: Report) -> None:
+    transfers = (
+        figures.TransferRow("市公安局", 3, 2, 0, 1, 2, 1, 33.33),
+        figures.TransferRow("110报警服务台", 1, 0, 1, 0, 1, 1, 100.0),
+    )
+    with_transfers = dataclasses.replace(rep, transfers=transfers)
+    expected = [[cell(v) for v in dataclasses.astuple(t)] for t in transfers]
+
+    page = render.render_html(with_transfers).decode()
+    section = page.split("<h2>话务员转办", 1)[1].split("</table>", 1)[0]
+    header = re.findall(r"<small>(\w+)</small></th>", section)
+    assert header == [key for key, _ in render.TRANSFER_COLUMNS]
+    rows = [re.findall(r"<td[^>]*>([^<]*)</td>", tr) for tr in re.findall(r"<tr><td.*?</tr>", section)]
+    assert rows == [
+        ["市公安局", "3", "2", "0", "1", "2", "1", "33.33%"],
+        ["110报警服务台", "1", "0", "1", "0", "1", "1", "100%"],
+    ]
+
+    csv_rows = csv_sections(render.render_csv(with_transfers))["话务员转办 Operators' transfers"]
+    assert [list(r.values()) for r in csv_rows] == expected
+    sheet = openpyxl.load_workbook(io.BytesIO(render.render_xlsx(with_transfers)))["转办 Transfers"]
+    # Excel keeps numbers as numbers (100.0 comes back as 100): compared as values, not as text.
+    assert [list(row) for row in sheet.iter_rows(min_row=3, values_only=True)] == [
+        list(dataclasses.astuple(t)) for t in transfers
+    ]
+
+    empty = render.render_html(dataclasses.replace(rep, transfers=())).decode()
+    assert re.search(r"<h2>话务员转办.*?<td class=l colspan=8>—</td>", empty, re.S)  # there, saying: none
