@@ -10,6 +10,11 @@
     POST /console/calls/{call_id}/complete   POST /console/calls/{call_id}/cancel
     POST /console/calls/{call_id}/ticket     {"summary", "category", "unit", "urgency"}: the call's ticket
     GET  /console/supervisor      every seat, the queue (supervisor role)
+    GET  /console/recordings      call recordings, ?unit= &day=YYYY-MM-DD (supervisor; numbers masked)
+    GET  /console/messages        messages (留言) not yet handled, ?all=1 with the handled ones (supervisor)
+    GET  /console/recordings/{name}/audio?reason=...[&download=1]   the file, checked against its SHA-256;
+                                  logged first as an export (who, which, why), as `hotline recordings export`
+    POST /console/messages/{name}/handled   a message called back, by this supervisor
 
 Every route but the login form needs a session of its role (ROLE_OF: the test lists the routes from
 the app itself and checks each); every POST needs the session's CSRF token. A refusal is JSON
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import json
 import secrets
 import time
@@ -39,6 +45,8 @@ from ivr.console.screen import Hotline, history, pop, seat_state, seat_view, tra
 from ivr.console.sessions import COOKIE, Session, Sessions, csrf_ok
 from ivr.errors import HotlineError, SeatStateError, TicketError, TransferRefused, UnknownTicket
 from ivr.operators.desk import TRANSFER_ACTIONS, Command
+from ivr.recording import catalog
+from ivr.recording.catalog import verify
 from ivr.report import figures as report
 from ivr.ticketing.lifecycle import URGENCIES
 from ivr.tickets import from_epoch, new_ticket
@@ -64,6 +72,10 @@ ROLE_OF: dict[str, str | None] = {
     "ticket": "operator",
     "supervisor": "supervisor",
     "supervisor_events": "supervisor",
+    "recordings": "supervisor",
+    "messages": "supervisor",
+    "recording_audio": "supervisor",
+    "message_handled": "supervisor",
 }
 
 SESSION_KEY = web.RequestKey("session", Session)
@@ -108,6 +120,10 @@ class Console:
         app.router.add_post("/calls/{call_id}/{action}", self._call_action, name="call_action")
         app.router.add_get("/supervisor", self._supervisor, name="supervisor")
         app.router.add_get("/supervisor/events", self._supervisor_events, name="supervisor_events")
+        app.router.add_get("/recordings", self._recordings, name="recordings")
+        app.router.add_get("/messages", self._messages, name="messages")
+        app.router.add_get("/recordings/{name}/audio", self._recording_audio, name="recording_audio")
+        app.router.add_post("/messages/{name}/handled", self._message_handled, name="message_handled")
         return app
 
     @web.middleware
@@ -126,7 +142,7 @@ class Console:
             self.sessions.close(session.id)  # removed, or its password or role changed since the login
             session = None
         if session is None:
-            if request.method == "GET" and name in ("page", "supervisor"):
+            if request.method == "GET" and name in ("page", "supervisor", "recordings", "messages"):
                 raise web.HTTPSeeOther(request.app.router["login_form"].url_for())
             return _refuse(401, "sign in first (the session is missing or expired)")
         if role != "any" and session.role != role:
@@ -405,3 +421,82 @@ class Console:
             return {**self.wallboard(), "today": await self.today()}
 
         return await self._stream(request, session, state)
+
+    # -- recordings and messages (ivr.recording) ---------------------------------------------------
+    async def _recordings(self, request: web.Request) -> web.Response:
+        return await self._listing(request, "call")
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        return await self._listing(request, "message")
+
+    async def _listing(self, request: web.Request, kind: str) -> web.Response:
+        """Recordings or messages, filtered by unit and day; caller numbers masked (catalog rows carry no other)."""
+        session = request[SESSION_KEY]
+        unit, day_text = request.query.get("unit", "")[:40], request.query.get("day", "")[:10]
+        show_all = request.query.get("all") == "1"
+        error = ""
+        day = None
+        if day_text:
+            try:
+                day = dt.date.fromisoformat(day_text)
+            except ValueError:
+                error = f"day must be YYYY-MM-DD, got {day_text!r}"
+        flt = catalog.Filter(kind=kind, unit=unit, day=day, open_only=kind == "message" and not show_all)
+        rows = [] if error else await asyncio.to_thread(catalog.find, self.hotline.calllog, flt)
+        units = sorted({r.unit for r in self.hotline.table().routes.values()})
+        html = _templates.get_template("recordings.html.j2").render(
+            name=session.name,
+            csrf=session.csrf,
+            kind=kind,
+            rows=[{**r, "when": from_epoch(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S")} for r in rows],
+            units=units,
+            unit=unit,
+            day=day_text,
+            show_all=show_all,
+            error=error,
+        )
+        return web.Response(text=html, content_type="text/html", status=400 if error else 200)
+
+    async def _recording_audio(self, request: web.Request) -> web.StreamResponse:
+        """A recording or message, to play or download: refused without a reason; logged before it is sent."""
+        session = request[SESSION_KEY]
+        name = request.match_info["name"][:80]
+        reason = request.query.get("reason", "").strip()[:200]
+        how = "download" if request.query.get("download") == "1" else "play"
+        if not reason:
+            self._audit(request, session, f"recording_{how}", name, "refused: no reason")
+            return _refuse(400, "say why (reason=...): every playback and download of a recording is logged")
+        row = await asyncio.to_thread(catalog.one, self.hotline.calllog, name)
+        if row is None:
+            self._audit(request, session, f"recording_{how}", name, "refused: no such recording")
+            return _refuse(404, f"no recording {name}")
+        path = Path(row["path"])
+        state = await asyncio.to_thread(verify, path, row["sha256"])
+        if state != "ok":
+            self._audit(request, session, f"recording_{how}", name, f"refused: {state}")
+            return _refuse(409, f"{name}: {state}: not sent")
+        who = f"console:{session.name}"
+        dest = f"console {how} from {request.remote or '?'}"
+        await asyncio.to_thread(catalog.log_export, self.hotline.calllog, name, who, reason, dest, time.time())
+        self._audit(request, session, f"recording_{how}", name, "ok", reason=reason)
+        disposition = "attachment" if how == "download" else "inline"
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": "audio/wav",
+                "Content-Disposition": f'{disposition}; filename="{path.name}"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    async def _message_handled(self, request: web.Request) -> web.Response:
+        session = request[SESSION_KEY]
+        name = request.match_info["name"][:80]
+        who = f"console:{session.name}"
+        if not await asyncio.to_thread(catalog.mark_handled, self.hotline.calllog, name, who, time.time()):
+            self._audit(request, session, "message_handled", name, "refused: no such message")
+            return _refuse(404, f"no message {name}")
+        self._audit(request, session, "message_handled", name, "ok")
+        if request.content_type == "application/x-www-form-urlencoded":  # the page's button: back to the list
+            raise web.HTTPSeeOther(request.app.router["messages"].url_for())
+        return web.json_response({"name": name, "handled_by": who})

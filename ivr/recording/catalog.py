@@ -9,8 +9,10 @@ message marked handled, a QA score form.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ivr.calllog import CallLog
@@ -68,6 +70,14 @@ def one(calllog: CallLog, name: str) -> dict[str, Any] | None:
     with calllog.transaction() as db:
         rows = db.rows(_SELECT + " WHERE r.name = :name", {"name": name})
     return rows[0] if rows else None
+
+
+def verify(path: Path, sha256: str) -> str:
+    """'ok' when the file is there and matches its SHA-256; else what is wrong (missing, checksum mismatch)."""
+    if not path.is_file():
+        return "missing"
+    with path.open("rb") as f:
+        return "ok" if hashlib.file_digest(f, "sha256").hexdigest() == sha256 else "checksum mismatch"
 
 
 def exports_of(calllog: CallLog, name: str) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ logged does not happen.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -114,16 +113,9 @@ def recordings_show(name: str, calllog: str | None) -> None:
         click.echo(f"hotline: no recording {name} (see `hotline recordings list`)", err=True)
         sys.exit(ExitCode.INPUT)
     path = Path(row["path"])
-    row["file"] = _verify(path, row["sha256"])
+    row["file"] = catalog.verify(path, row["sha256"])
     row["exports"] = catalog.exports_of(cl, name)
     click.echo(json.dumps(row, ensure_ascii=False, indent=2))
-
-
-def _verify(path: Path, sha256: str) -> str:
-    if not path.is_file():
-        return "missing"
-    with path.open("rb") as f:
-        return "ok" if hashlib.file_digest(f, "sha256").hexdigest() == sha256 else "checksum mismatch"
 
 
 @recordings.command("export")
@@ -143,7 +135,7 @@ def recordings_export(name: str, dest: str, who: str, reason: str, calllog: str 
         click.echo(f"hotline: no recording {name} (see `hotline recordings list`)", err=True)
         sys.exit(ExitCode.INPUT)
     source = Path(row["path"])
-    state = _verify(source, row["sha256"])
+    state = catalog.verify(source, row["sha256"])
     if state != "ok":
         click.echo(f"hotline: {name}: {state}: not exported", err=True)
         sys.exit(ExitCode.ENVIRONMENT)
@@ -201,7 +193,7 @@ def messages_play(name: str, player: str, calllog: str | None) -> None:
         click.echo(f"hotline: no message {name} (see `hotline messages list`)", err=True)
         sys.exit(ExitCode.INPUT)
     path = Path(row["path"])
-    state = _verify(path, row["sha256"])
+    state = catalog.verify(path, row["sha256"])
     if state != "ok":
         click.echo(f"hotline: {name}: {state}", err=True)
         sys.exit(ExitCode.ENVIRONMENT)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -31,6 +33,8 @@ from ivr.console.web import ROLE_OF, Console
 from ivr.operators.desk import Desk, LiveCall
 from ivr.operators.queue import SeatPool
 from ivr.prompts import Prompts
+from ivr.recording import catalog
+from ivr.recording.store import RecordingKept, wav_header
 from ivr.routing import routes
 from ivr.ticketing.store import TicketBook
 
@@ -128,7 +132,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 
 
 def concrete(path: str) -> str:
-    return path.replace("{call_id}", "call-x").replace("{action}", "transfer")
+    return path.replace("{call_id}", "call-x").replace("{action}", "transfer").replace("{name}", "call-x-1")
 
 
 async def test_every_console_route_refuses_no_session_and_the_wrong_role(world: World) -> None:
@@ -360,3 +364,97 @@ async def test_logout_ends_the_session(world: World) -> None:
     assert resp.status == 303
     assert (await client.get("/console/", allow_redirects=False)).status == 303
     assert (await post(client, "/console/seat", {"state": "ready"}, csrf))[0] == 401
+
+
+def write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
+def read(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+async def recorded(world: World, tmp_path: Path, call_id: str, unit: str, kind: str = "call") -> RecordingKept:
+    """A finished call to `unit` with its kept recording (a two-channel WAV) or message."""
+    record = world.call(call_id, number=f"1380013{len(world.records):04d}")
+    record.unit = unit
+    world.log.call_started(record)
+    world.log.call_finished(record)
+    wav = tmp_path / f"{call_id}.wav"
+    audio = wav_header(32000) + bytes(range(256)) * 125
+    write(wav, audio)
+    name = f"hotline-msg-{call_id}" if kind == "message" else f"{call_id}-1"
+    sha = hashlib.sha256(audio).hexdigest()
+    kept = RecordingKept(name, call_id, kind, unit, str(wav), time.time(), 1.0, len(audio), sha)
+    world.log.record(kept)
+    for _ in range(100):
+        if catalog.one(world.log, name) is not None and world.log.calls(f"call_id = '{call_id}'"):
+            return kept
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{name} not in the call log")
+
+
+async def test_the_supervisor_lists_recordings_by_unit_with_masked_numbers(world: World, tmp_path: Path) -> None:
+    police = await recorded(world, tmp_path, "call-police", "市公安局")
+    other = await recorded(world, tmp_path, "call-other", "市编办")
+    client = await world.client("boss")
+
+    page = await (await client.get("/console/recordings")).text()
+    assert police.name in page and other.name in page and "138****" in page and "13800130" not in page
+    page = await (await client.get("/console/recordings", params={"unit": "市公安局"})).text()
+    assert police.name in page and other.name not in page
+    tomorrow = (dt.date.today() + dt.timedelta(days=2)).isoformat()
+    assert police.name not in await (await client.get("/console/recordings", params={"day": tomorrow})).text()
+    bad = await client.get("/console/recordings", params={"day": "24/11/2026"})
+    assert bad.status == 400 and "YYYY-MM-DD" in await bad.text()
+
+
+async def test_playing_a_recording_needs_a_reason_and_is_logged_as_an_export(world: World, tmp_path: Path) -> None:
+    kept = await recorded(world, tmp_path, "call-play", "市公安局")
+    client = await world.client("boss")
+    url = f"/console/recordings/{kept.name}/audio"
+
+    refused = await client.get(url)
+    assert refused.status == 400 and "why" in (await refused.json())["error"]
+    assert catalog.exports_of(world.log, kept.name) == []
+
+    played = await client.get(url, params={"reason": "投诉 T-1"})
+    assert played.status == 200 and played.headers["Content-Type"] == "audio/wav"
+    assert await played.read() == read(kept.path)
+    got = await client.get(url, params={"reason": "争议调查", "download": "1"})
+    assert got.headers["Content-Disposition"].startswith("attachment")
+    exports = catalog.exports_of(world.log, kept.name)
+    assert [(e["who"], e["reason"], e["dest"].split(" from ")[0]) for e in exports] == [
+        ("console:boss", "投诉 T-1", "console play"),
+        ("console:boss", "争议调查", "console download"),
+    ]
+    entries = await world.audit(5)
+    assert [(e["action"], e["result"]) for e in entries if e["target"] == kept.name] == [
+        ("recording_play", "refused: no reason"),
+        ("recording_play", "ok"),
+        ("recording_download", "ok"),
+    ]
+
+    # A file that no longer matches its checksum is not sent (nor logged as sent).
+    write(Path(kept.path), b"tampered")
+    changed = await client.get(url, params={"reason": "复核"})
+    assert changed.status == 409 and "checksum mismatch" in (await changed.json())["error"]
+    assert len(catalog.exports_of(world.log, kept.name)) == 2
+    assert (await client.get("/console/recordings/nothing-1/audio", params={"reason": "x"})).status == 404
+
+
+async def test_messages_are_listed_until_someone_marks_them_handled(world: World, tmp_path: Path) -> None:
+    message = await recorded(world, tmp_path, "call-msg", "市公安局", kind="message")
+    client = await world.client("boss")
+    page = await (await client.get("/console/messages")).text()
+    assert message.name in page and "mark handled" in page
+    csrf = csrf_of(page)
+
+    assert (await post(client, f"/console/messages/{message.name}/handled", {}, None))[0] == 403  # no CSRF token
+    status, body = await post(client, f"/console/messages/{message.name}/handled", {}, csrf)
+    assert (status, body["handled_by"]) == (200, "console:boss")
+    row = catalog.one(world.log, message.name)
+    assert row is not None and row["handled_by"] == "console:boss" and row["handled_at"]
+    assert message.name not in await (await client.get("/console/messages")).text()
+    assert "by console:boss" in await (await client.get("/console/messages", params={"all": "1"})).text()
+    assert (await post(client, "/console/messages/no-such/handled", {}, csrf))[0] == 404
