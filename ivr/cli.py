@@ -476,7 +476,8 @@ def purge_(
 ) -> None:
     """Retention: erase full caller numbers no longer needed, delete records past their time.
 
-    Prints the counts as one JSON object. Safe while the controller runs.
+    Prints the counts as one JSON object. Safe while the controller runs. Ages are counted from
+    the controller's clock: HOTLINE_CLOCK_START, when set, for a drill (or a test) of retention.
     """
     import contextlib
 
@@ -490,9 +491,12 @@ def purge_(
             policy = RecordingPolicy()
         keep_recordings_days = policy.keep_days if keep_recordings_days is None else keep_recordings_days
         keep_messages_days = policy.keep_message_days if keep_messages_days is None else keep_messages_days
+    from ivr.timekeeping import LOCAL_TZ
+
+    now = _now().replace(tzinfo=LOCAL_TZ).timestamp()  # a drill's purge (HOTLINE_CLOCK_START) sees the drill's time
     with contextlib.redirect_stdout(sys.stderr):  # the call log's own notices stay off stdout
         counts = _open_calllog(calllog).purge(
-            time.time(),
+            now,
             keep_calls_days=keep_calls_days,
             keep_numbers_days=keep_numbers_days,
             dry_run=dry_run,

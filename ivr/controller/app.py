@@ -248,6 +248,10 @@ class Controller:
         stopper = asyncio.create_task(self._stop.wait(), name="stop-flag")
         outbound = asyncio.create_task(self.outbound.run(), name="outbound-calls")
         pushes = asyncio.create_task(self._push_outbox(), name="ticket-outbox")
+        leftovers = asyncio.create_task(  # recordings a killed controller left unfinished (ivr.recording.store)
+            self.recorder.finish_leftovers(self.table.recording.directory, self._asterisk_started),
+            name="recording-leftovers",
+        )
         systemd = Notifier()  # READY=1, then the watchdog's keep-alives from this loop (deploy/systemd)
         keepalive = asyncio.create_task(systemd.run(), name="systemd-notify")
         try:
@@ -257,7 +261,7 @@ class Controller:
             systemd.notify("STOPPING=1")
             await self._drain()
         finally:
-            for task in (stopper, consumer, watcher, gauges, imports, editing, keepalive, outbound, pushes):
+            for task in (stopper, consumer, watcher, gauges, imports, editing, keepalive, outbound, pushes, leftovers):
                 task.cancel()
             await asyncio.gather(
                 consumer,
@@ -269,6 +273,7 @@ class Controller:
                 keepalive,
                 outbound,
                 pushes,
+                leftovers,
                 return_exceptions=True,
             )
             systemd.close()
@@ -278,6 +283,16 @@ class Controller:
             await self.recorder.drain()  # files of calls that just ended: their rows, before the log closes
             self.calllog.close()
             log.info("controller_stopped")
+
+    async def _asterisk_started(self) -> float | None:
+        """When the running Asterisk started (epoch), None if it cannot be asked now."""
+        await self.connected.wait()
+        try:
+            status = (await self.ari.asterisk_info()).get("status", {})
+            return dt.datetime.strptime(status["startup_time"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+        except (AriError, KeyError, TypeError, ValueError) as exc:
+            log.warning("asterisk_start_unknown", error=str(exc))
+            return None
 
     def request_stop(self) -> None:
         self._stop.set()

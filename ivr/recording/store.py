@@ -17,6 +17,13 @@ so the controller reaches them under `asterisk_root` (HOTLINE_ASTERISK_ROOT, or 
 Whatever fails here — a directory that cannot be made, a full disk, a file Asterisk could not
 write — the call goes on unrecorded; each failure is counted
 (`hotline_recording_failures_total{reason}`) and logged, and the alert fires.
+
+A controller killed mid-call loses nothing recorded: beside each raw stream it plans, it leaves
+`<name>.plan` (call id, party, start), and MixMonitor touches `<name>.raw.closed` once it has
+closed the file (the dialplan's post-command). The next controller finishes every plan it finds
+that it did not make itself (`finish_leftovers`): a closed raw file becomes its WAV and row like
+any other; one still open belongs to a leg still talking and is waited for; one Asterisk never
+closed because Asterisk itself died (older than Asterisk's start) is finished as it is.
 """
 
 from __future__ import annotations
@@ -24,11 +31,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import json
 import os
 import shutil
 import struct
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -47,6 +55,8 @@ MIN_FREE_BYTES = 64 * 1024 * 1024  # below this a new recording is not started: 
 SETTLE_SECONDS = 0.4  # a file whose size has not changed this long after its leg ended is finished
 WAIT_FOR_FILE_SECONDS = 5.0  # a file not there this long after its leg ended was never written
 MESSAGES_DIR = "/var/spool/asterisk/recording"  # where ARI keeps recorded messages (Asterisk's view)
+CLOSED = ".closed"  # MixMonitor's post-command touches <raw>.closed once the file is complete (dialplan)
+LEFTOVER_POLL_SECONDS = 2.0  # how often a leftover still being recorded is looked at again
 
 
 class RecordingWrites(Protocol):
@@ -131,6 +141,38 @@ class Planned:
     raw: Path  # the same file from here
     wav: Path
     started_at: float
+
+    @property
+    def plan_file(self) -> Path:
+        return self.raw.with_suffix(".plan")
+
+    @property
+    def closed_marker(self) -> Path:
+        return self.raw.with_name(self.raw.name + CLOSED)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "call_id": self.call_id,
+            "party": self.party,
+            "asterisk_path": self.asterisk_path,
+            "started_at": self.started_at,
+        }
+
+    @classmethod
+    def from_plan_file(cls, plan: Path) -> Planned:
+        """What a (dead) controller wrote beside the raw stream it planned."""
+        data = json.loads(plan.read_text(encoding="utf-8"))
+        raw = plan.with_suffix(".raw")
+        return cls(
+            name=str(data["name"]),
+            call_id=str(data["call_id"]),
+            party=str(data["party"]),
+            asterisk_path=str(data["asterisk_path"]),
+            raw=raw,
+            wav=raw.with_suffix(".wav"),
+            started_at=float(data["started_at"]),
+        )
 
 
 def asterisk_root(env: Mapping[str, str], state: Path) -> Path:
@@ -224,6 +266,7 @@ class Recorder:
         self.clock = clock
         self.min_free_bytes = min_free_bytes
         self._tasks: set[asyncio.Task[None]] = set()
+        self._mine: set[str] = set()  # legs this controller planned and finishes itself
 
     def plan(self, policy: RecordingPolicy, call_id: str, leg: int, party: str) -> Planned | None:
         """The leg's paths, its day directory made; None (counted, logged) when it cannot be recorded."""
@@ -240,18 +283,24 @@ class Recorder:
             if shutil.disk_usage(where).free < self.min_free_bytes:
                 self.failed("disk_full", name, free=shutil.disk_usage(where).free)
                 return None
+            planned = Planned(
+                name=name,
+                call_id=call_id,
+                party=party,
+                asterisk_path=f"{policy.directory}/{day}/{name}.raw",
+                raw=where / f"{name}.raw",
+                wav=where / f"{name}.wav",
+                started_at=time.time(),
+            )
+            # For the next controller, should this one die before the leg ends (finish_leftovers).
+            fd = os.open(planned.plan_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(planned.to_json(), f, ensure_ascii=False)
         except OSError as exc:
             self.failed("unwritable", name, error=exc.strerror or str(exc))
             return None
-        return Planned(
-            name=name,
-            call_id=call_id,
-            party=party,
-            asterisk_path=f"{policy.directory}/{day}/{name}.raw",
-            raw=where / f"{name}.raw",
-            wav=where / f"{name}.wav",
-            started_at=time.time(),
-        )
+        self._mine.add(name)
+        return planned
 
     def failed(self, reason: str, name: str, **detail: Any) -> None:
         self.counter.recording_failed(reason)
@@ -276,11 +325,18 @@ class Recorder:
         task.add_done_callback(self._tasks.discard)
 
     async def _finish(self, planned: Planned) -> None:
-        if not await _settled(planned.raw):
-            self.failed("not_written", planned.name)
-            return
         try:
-            kept = await asyncio.to_thread(self._convert, planned)
+            if not await _settled(planned.raw):
+                self.failed("not_written", planned.name)
+                return
+            await self._keep(planned, self._convert)
+        finally:
+            self._mine.discard(planned.name)
+            _forget(planned)
+
+    async def _keep(self, planned: Planned, make: Callable[[Planned], RecordingKept | None]) -> None:
+        try:
+            kept = await asyncio.to_thread(make, planned)
         except (OSError, ValueError) as exc:
             self.failed("unreadable", planned.name, error=str(exc))
             return
@@ -290,6 +346,54 @@ class Recorder:
         self.calllog.record(kept)
         self.counter.recording_kept("call", kept.seconds)
         log.info("recording_kept", recording=kept.name, seconds=kept.seconds, bytes=kept.bytes)
+
+    # -- what a dead controller left ---------------------------------------------------------------
+    def leftovers(self, directory: str) -> list[Path]:
+        """Plan files under the recording tree of legs this controller did not plan."""
+        base = host_path(self.root, directory)
+        return sorted(p for p in base.glob("*/*.plan") if p.stem not in self._mine)
+
+    async def finish_leftovers(
+        self,
+        directory: str,
+        asterisk_started: Callable[[], Awaitable[float | None]],
+        poll: float = LEFTOVER_POLL_SECONDS,
+    ) -> None:
+        """Finish the recordings a previous controller planned and never finished (it was killed).
+
+        A raw file MixMonitor has closed is finished now; one still open is a leg still talking
+        (the call was adopted or is ending) and is looked at again every `poll` s until it closes;
+        one never closed and last written before Asterisk started belongs to an Asterisk that died
+        and is finished as it is. A plan whose WAV is there already lost only its row: it is hashed.
+        """
+        pending = await asyncio.to_thread(self.leftovers, directory)
+        if pending:
+            log.info("recording_leftovers", count=len(pending))
+        started: float | None = None
+        while pending:
+            for plan in list(pending):
+                try:
+                    planned = Planned.from_plan_file(plan)
+                except (OSError, ValueError, KeyError) as exc:
+                    log.warning("recording_plan_unreadable", plan=str(plan), error=str(exc))
+                    pending.remove(plan)
+                    continue
+                if _size(planned.raw) >= 0 and not planned.closed_marker.exists():
+                    if started is None:
+                        started = await asterisk_started()
+                    if started is None or _mtime(planned.raw) >= started:
+                        continue  # still being recorded
+                pending.remove(plan)
+                if _size(planned.raw) >= 0:
+                    await self._keep(planned, self._convert)
+                elif planned.wav.exists():
+                    await self._keep(planned, _rehash)
+                else:
+                    self.failed("not_written", planned.name)
+                _forget(planned)
+                log.info("recording_leftover_finished", recording=planned.name)
+            if pending:
+                await asyncio.sleep(poll)
 
     def _convert(self, planned: Planned) -> RecordingKept | None:
         raw = planned.raw.read_bytes()
@@ -347,6 +451,37 @@ class Recorder:
             return
         self.calllog.record(kept)
         self.counter.recording_kept("message", kept.seconds)
+
+
+def _rehash(planned: Planned) -> RecordingKept:
+    """A WAV finished by a controller that died before its row was written."""
+    return RecordingKept(
+        name=planned.name,
+        call_id=planned.call_id,
+        what="call",
+        party=planned.party,
+        path=str(planned.wav),
+        started_at=planned.started_at,
+        seconds=wav_seconds(planned.wav),
+        bytes=planned.wav.stat().st_size,
+        sha256=sha256_of(planned.wav),
+    )
+
+
+def _forget(planned: Planned) -> None:
+    """The leg's plan and MixMonitor's marker: done with (its row is on its way to the call log)."""
+    for path in (planned.plan_file, planned.closed_marker):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("recording_plan_not_removed", path=str(path), error=exc.strerror)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 async def _settled(path: Path) -> bool:

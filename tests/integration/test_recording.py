@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import array
+import datetime as dt
 import hashlib
+import json
+import os
 import shutil
-import struct
+import signal
+import subprocess
+import time
 import urllib.request
 import wave
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from ivr.timekeeping import LOCAL_TZ
 from lab.citizen import place_call
-from tests.integration.conftest import DEPARTMENTS_PORT, REPO, SEAT_PORTS, STATE, Controller, Phone, until
+from lab.sipp.speech import speaking
+from tests.integration.conftest import (
+    DEPARTMENTS_PORT,
+    OPERATORS_PORT,
+    REPO,
+    SEAT_PORTS,
+    STATE,
+    Controller,
+    Phone,
+    until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -29,28 +46,7 @@ def speaking_phone(tmp_path: Path) -> Path:
     G.711 a-law speech sample, looped as an RTP stream. Media must flow on the leg the whole
     time, as a real phone's does: MixMonitor writes the audio that passes, and SIPp sends no RTP
     between samples."""
-    speech = tmp_path / "speech.alaw"
-    speech.write_bytes(alaw_payload(Path("/usr/share/sip-tester/g711a.pcap")))
-    text = (REPO / "lab/sipp/phone_answer.xml").read_text(encoding="utf-8")
-    ack = '<recv request="ACK" rtd="true" crlf="true"/>'
-    assert ack in text
-    stream = f'<nop><action><exec rtp_stream="{speech},-1,8"/></action></nop>'
-    scenario = tmp_path / "phone_speaks.xml"
-    scenario.write_text(text.replace(ack, ack + stream), encoding="utf-8")
-    return scenario
-
-
-def alaw_payload(pcap: Path) -> bytes:
-    """The RTP payloads of a pcap of one G.711 stream (Ethernet, IPv4, UDP, RTP without extensions)."""
-    data = pcap.read_bytes()
-    out, at = bytearray(), 24
-    while at + 16 <= len(data):
-        (length,) = struct.unpack("<I", data[at + 8 : at + 12])
-        packet = data[at + 16 : at + 16 + length]
-        ihl = (packet[14] & 0x0F) * 4
-        out += packet[14 + ihl + 8 + 12 :]
-        at += 16 + length
-    return bytes(out)
+    return speaking(REPO / "lab/sipp/phone_answer.xml", tmp_path / "phone_speaks.xml", tmp_path / "speech.alaw")
 
 
 def recording_routes(tmp_path: Path, *, units: str = "{}", directory: str = "") -> Path:
@@ -201,3 +197,97 @@ def test_a_consult_transfer_records_the_department_leg_too(
     for rec in recs:
         path = Path(str(rec["path"]))
         assert path.stat().st_size > 0 and hashlib.sha256(path.read_bytes()).hexdigest() == rec["sha256"]
+
+
+def hotline(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [str(REPO / ".venv/bin/hotline"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_recorded_calls_are_sampled_with_a_seed_scored_into_the_report_and_purged_by_age(
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+) -> None:
+    phones(DEPARTMENTS_PORT, scenario=speaking_phone(tmp_path), talk_ms=3000)
+    controller = start_controller(recording_routes(tmp_path))
+    calllog = controller.env["HOTLINE_CALLLOG"]
+
+    # Two recorded calls to 市公安局, the second starting once the first is being recorded.
+    with ThreadPoolExecutor(2) as pool:
+        older = pool.submit(place_call, "12345", "1", caller="13900000001", talk_ms=30000, local_port=5071)
+        until(lambda: controller.saw("recording_started"), timeout=30, what="the first call to be recorded")
+        younger = pool.submit(place_call, "12345", "1", caller="13900000002", talk_ms=30000, local_port=5072)
+        assert older.result().succeeded and younger.result().succeeded
+    first, second = sorted(kept(controller, 2, timeout=30), key=lambda r: float(str(r["started_at"])))
+
+    # 录音抽检: the same seed draws the same sample (one per unit of two), and a score entered
+    # through the CLI is in the report's QA section.
+    today = str(dt.datetime.now(LOCAL_TZ).date())
+    period = ["--from", today, "--to", today, "--calllog", calllog]
+    draw = ["qa", "sample", *period, "--per-unit", "1", "--per-operator", "1", "--seed", "1912"]
+    sample = [json.loads(line) for line in hotline(*draw).splitlines()]
+    assert hotline(*draw).splitlines() == [json.dumps(s, ensure_ascii=False) for s in sample]
+    (drawn,) = sample
+    assert drawn["unit"] == "市公安局" and drawn["name"] in {first["name"], second["name"]}
+    points = {"greeting": 8, "listening": 15, "accuracy": 25, "routing": 20, "courtesy": 9, "closing": 7}
+    scores = [arg for k, v in points.items() for arg in ("-s", f"{k}={v}")]
+    hotline("qa", "score", drawn["call_id"], *scores, "--by", "reviewer-1", "--sample", "1912", "--calllog", calllog)
+    report = json.loads(hotline("report", *period, "--format", "json"))
+    (qa,) = [q for q in report["qa"] if q["name"] == "市公安局"]
+    assert (qa["group"], qa["recorded"], qa["scored"], qa["overall"]) == ("unit", 2, 1, 84)
+    assert dict(qa["criteria"])["accuracy"] == 25
+
+    # Retention: a day later by the clock, with one day's keep, the older recording (file and row)
+    # goes and the younger stays.
+    cutoff = (float(str(first["started_at"])) + float(str(second["started_at"]))) / 2
+    a_day_later = dt.datetime.fromtimestamp(cutoff + 86400, LOCAL_TZ).replace(tzinfo=None).isoformat()
+    purged = json.loads(
+        hotline("purge", "--keep-recordings-days", "1", "--calllog", calllog, env={"HOTLINE_CLOCK_START": a_day_later})
+    )
+    assert (purged["recordings_deleted"], purged["recording_files_deleted"]) == (1, 1)
+    assert not Path(str(first["path"])).exists()
+    assert not list(Path(str(first["path"])).parent.glob(f"{first['name']}.*"))  # no raw, plan or marker left
+    assert [r["name"] for r in controller.calllog.recordings("kind = 'call'")] == [second["name"]]
+    assert hashlib.sha256(Path(str(second["path"])).read_bytes()).hexdigest() == second["sha256"]
+
+
+def test_a_controller_killed_mid_call_loses_no_recording(
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+) -> None:
+    """MixMonitor runs inside Asterisk: the leg goes on being recorded after the controller dies,
+    and the next controller finishes the file it finds (its plan, MixMonitor's closed marker),
+    with checksum and length in the call log."""
+    phones(OPERATORS_PORT, talk_ms=1000)  # the duty line a stale caller may be released to
+    phones(DEPARTMENTS_PORT, scenario=speaking_phone(tmp_path), talk_ms=12000)
+    routes = recording_routes(tmp_path)
+    first = start_controller(routes)
+
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(place_call, "12345", SPEAKS_AFTER_BRIDGE, caller=CITIZEN, talk_ms=40000)
+        until(lambda: first.saw("recording_started"), timeout=30, what="the department leg to be recorded")
+        time.sleep(3)
+        first.killed = True
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(5)
+        (started,) = first.events("recording_started")
+        second = start_controller(routes)
+        (rec,) = kept(second, timeout=40)
+        call.result()
+
+    assert rec["name"] == started["recording"] and rec["party"] == "市公安局"
+    path = Path(str(rec["path"]))
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == rec["sha256"] and rec["bytes"] == path.stat().st_size
+    with wave.open(str(path)) as w:
+        seconds = w.getnframes() / w.getframerate()
+    assert seconds >= 3 and abs(seconds - float(str(rec["seconds"]))) < 0.01  # the talk before the kill, at least
+    assert channel_levels(path)[1] > 0.005  # the department, speaking the whole time, is audible
+    assert sorted(p.name for p in path.parent.glob(f"{rec['name']}.*")) == [path.name]  # no raw, plan, marker
+    assert second.saw("recording_leftover_finished", recording=rec["name"])

@@ -144,3 +144,93 @@ def test_a_kept_message_is_listed_with_its_checksum(tmp_path: Path, monkeypatch:
     assert isinstance(row, RecordingKept)
     assert (row.what, row.seconds, row.sha256) == ("message", 3.0, hashlib.sha256(wav.read_bytes()).hexdigest())
     assert wav.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_planned_leg_leaves_its_plan_for_the_next_controller_until_it_is_finished(tmp_path: Path) -> None:
+    book = Book()
+    rec = recorder(tmp_path, book)
+    planned = rec.plan(POLICY, "a1b2c3", 1, "市公安局")
+    assert planned is not None
+    assert planned.plan_file.stat().st_mode & 0o777 == 0o600
+    assert store.Planned.from_plan_file(planned.plan_file) == planned
+    assert rec.leftovers(POLICY.directory) == []  # its own: finished by finish(), not as a leftover
+    assert recorder(tmp_path, Book()).leftovers(POLICY.directory) == [planned.plan_file]
+    planned.raw.write_bytes(frames((1, 2)))
+    planned.closed_marker.touch()
+
+    async def finish() -> None:
+        rec.finish(planned)
+        await rec.drain()
+
+    asyncio.run(finish())
+    assert not planned.plan_file.exists() and not planned.closed_marker.exists()
+    assert [w.name for w in book.writes] == ["a1b2c3-1"]
+
+
+def leftover(tmp_path: Path, call_id: str, raw: bytes | None, *, closed: bool) -> store.Planned:
+    """A leg a (killed) controller planned: its plan file, and what Asterisk wrote of it."""
+    planned = recorder(tmp_path, Book()).plan(POLICY, call_id, 1, "市公安局")
+    assert planned is not None
+    if raw is not None:
+        planned.raw.write_bytes(raw)
+    if closed:
+        planned.closed_marker.touch()
+    return planned
+
+
+def test_the_next_controller_finishes_a_closed_leftover_and_waits_for_one_still_recording(tmp_path: Path) -> None:
+    closed = leftover(tmp_path, "closed", frames(*[(100, -100)] * 8000), closed=True)
+    talking = leftover(tmp_path, "talking", frames((5, 5)), closed=False)
+    never = leftover(tmp_path, "never", None, closed=False)
+    book = Book()
+    rec = recorder(tmp_path, book)
+    asterisk_started = 0.0  # long before the files: the open one is still being written
+
+    async def started() -> float:
+        return asterisk_started
+
+    async def run() -> None:
+        task = asyncio.create_task(rec.finish_leftovers(POLICY.directory, started, poll=0.01))
+        await asyncio.sleep(0.2)
+        assert not task.done()  # waiting for the leg still talking
+        talking.raw.write_bytes(frames((5, 5), (6, 6)))
+        talking.closed_marker.touch()  # the leg hung up: MixMonitor closed it
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(run())
+    kept = {w.name: w for w in book.writes}
+    assert set(kept) == {"closed-1", "talking-1"} and book.failures == ["not_written"]
+    assert (kept["closed-1"].party, kept["closed-1"].seconds) == ("市公安局", 1.0)
+    assert kept["closed-1"].sha256 == hashlib.sha256(closed.wav.read_bytes()).hexdigest()
+    assert kept["talking-1"].started_at == talking.started_at
+    for planned in (closed, talking, never):
+        assert not planned.plan_file.exists() and not planned.raw.exists()
+
+
+def test_a_leftover_asterisk_never_closed_because_it_died_is_finished_as_it_is(tmp_path: Path) -> None:
+    cut = leftover(tmp_path, "cut", frames(*[(7, 7)] * 4000), closed=False)
+    book = Book()
+
+    async def started() -> float:
+        return cut.raw.stat().st_mtime + 5  # Asterisk (re)started after the file was last written
+
+    asyncio.run(recorder(tmp_path, book).finish_leftovers(POLICY.directory, started, poll=0.01))
+    (kept,) = book.writes
+    assert (kept.name, kept.seconds) == ("cut-1", 0.5) and cut.wav.exists()
+
+
+def test_a_leftover_wav_whose_row_was_never_written_is_hashed(tmp_path: Path) -> None:
+    planned = leftover(tmp_path, "norow", None, closed=True)
+    planned.wav.write_bytes(wav_header(32000) + bytes(32000))
+    book = Book()
+
+    async def never() -> float:
+        raise AssertionError("nothing is still open: Asterisk need not be asked")
+
+    asyncio.run(recorder(tmp_path, book).finish_leftovers(POLICY.directory, never))
+    (kept,) = book.writes
+    assert (kept.name, kept.seconds, kept.sha256) == (
+        "norow-1",
+        1.0,
+        hashlib.sha256(planned.wav.read_bytes()).hexdigest(),
+    )
