@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench                       # the full run (about 25 minutes)
     .venv/bin/python -m bench --window 15 --rates 5,10,20 --no-checks   # a short look
+    .venv/bin/python -m bench --recording-cost --cost-rate 5 --window 60  # Asterisk CPU per call, recording off/on
 
 The report goes to var/bench/<time>/report.md (and report.json), and is printed at the end.
 Run it on a quiet box: a run during which other processes used more than 10 % of a core in any
@@ -55,6 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the caller already holds /tmp/hotline-lab.lock (e.g. flock ... python -m bench)",
     )
+    p.add_argument(
+        "--recording-cost",
+        action="store_true",
+        help="instead of the A/B run: the controller flow with recording off, then on (bench.recording_cost)",
+    )
+    p.add_argument("--cost-rate", type=float, default=5.0, help="calls/s of both recording-cost runs (default 5)")
+    p.add_argument(
+        "--cost-talk-ms", type=int, default=15000, help="key press -> citizen's BYE in the recording-cost runs"
+    )
     args = p.parse_args(argv)
     if not 5 <= args.window <= 600:
         p.error("--window must be 5..600 seconds")
@@ -62,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--admission-share must be 0.1..1.0")
     if not 1 <= args.max_minutes <= 60:
         p.error("--max-minutes must be 1..60")
+    if args.recording_cost:
+        return _recording_cost(args, p)
     opts = Options(
         window=args.window,
         calibrate=not args.no_calibrate,
@@ -86,6 +98,23 @@ def main(argv: list[str] | None = None) -> int:
     md = Path(report["workdir"]) / "report.md"
     print(md.read_text(encoding="utf-8") if md.exists() else f"no report: see {report['workdir']}/report.json")
     return 0 if report.get("valid") else 3
+
+
+def _recording_cost(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
+    from bench.recording_cost import CostOptions, run_recording_cost
+
+    if not 0.2 <= args.cost_rate <= 100:
+        p.error("--cost-rate must be 0.2..100 calls/s")
+    if not 8000 <= args.cost_talk_ms <= 120_000:
+        p.error("--cost-talk-ms must be 8000..120000 (the notice, the ringing and some talk)")
+    opts = CostOptions(rate=args.cost_rate, window=args.window, talk_ms=args.cost_talk_ms, out=args.out)
+    if args.lock_held:
+        report = run_recording_cost(opts)
+    else:
+        with lab.lab_lock():
+            report = run_recording_cost(opts)
+    print((Path(report["workdir"]) / "report.md").read_text(encoding="utf-8"))
+    return 0
 
 
 if __name__ == "__main__":

@@ -180,9 +180,15 @@ def run_step(
     caller_prefix: str,
     sample: Callable[[], Callable[[], dict[str, float]]] | None = None,
     max_seconds: float | None = None,
-    scenario: str = "citizen.xml",
+    scenario: str | Path = "citizen.xml",
+    talk_ms: int = TALK_MS,
+    phone_scenario: Path = SCENARIOS / "department.xml",
 ) -> StepResult:
-    """Place `calls` calls at `rate` calls/s and measure them (bounded by `max_seconds`)."""
+    """Place `calls` calls at `rate` calls/s and measure them (bounded by `max_seconds`).
+
+    `talk_ms` is the key press -> the citizen's BYE; `scenario` and `phone_scenario` (a path, or a
+    file of bench/sipp) are the citizen's and the department phone's SIPp scenarios.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     pcap = dtmf_pcap("1", 0, workdir)
     xml = _template(
@@ -191,16 +197,17 @@ def run_step(
         CALLER_PREFIX=caller_prefix,
         DTMF_PCAP=str(pcap),
         KEY_MS=str(KEY_MS),
-        TALK_MS=str(TALK_MS),
+        TALK_MS=str(talk_ms),
     )
-    bound = max_seconds or (calls / rate + CALL_SECONDS + 30)
-    limit = max(10, int(rate * (CALL_SECONDS + 15)))
+    call_seconds = (KEY_MS + talk_ms) / 1000 + 0.3
+    bound = max_seconds or (calls / rate + call_seconds + 30)
+    limit = max(10, int(rate * (call_seconds + 15)))
     result = StepResult(label, rate, calls)
     # Talks far longer than any citizen stays: the citizen always hangs up first (department.xml).
     phone = Phone(
         ep.phone_port,
         workdir,
-        SCENARIOS / "department.xml",
+        phone_scenario,
         talk_ms=600_000,
         rtp_port=ep.phone_media_port,
         trace_logs=True,
