@@ -114,7 +114,7 @@ def _recording_cost(args: argparse.Namespace, p: argparse.ArgumentParser) -> int
         with lab.lab_lock():
             report = run_recording_cost(opts)
     print((Path(report["workdir"]) / "report.md").read_text(encoding="utf-8"))
-    return 0
+    return 0 if report.get("valid") else 3
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ ones (the notice comes before the ringing). What is reported, per run: Asterisk'
 controller's) CPU-seconds over the step divided by the calls placed, the mean talk per connected
 call from the call log, the recordings kept; and the difference, per call and per recorded
 talk-minute. A few calls/s for a short window is a smoke test; the figure for BENCHMARKS.md needs
-a quiet box and a full window.
+a quiet box and a full window: a run during which other processes used more than 10 % of a
+core is reported NOT valid (bench.quiet) and `python -m bench` exits 3.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import quiet
 from bench.load import SCENARIOS, Endpoints, run_step
 from bench.run import _finish_controller, _print_step, machine
 from ivr.recording.store import asterisk_root, host_path
@@ -117,6 +119,10 @@ def run_recording_cost(opts: CostOptions) -> dict[str, Any]:
             lab.stop_asterisk()
         shutil.rmtree(recorded_here, ignore_errors=True)
         report["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        # Comparable only from a box the benchmark had to itself (bench.quiet), like the A/B run.
+        steps = [run["step"] for run in report["runs"].values()]
+        report["noisy_steps"] = quiet.noisy_steps(steps)
+        report["valid"] = bool(steps) and not report["noisy_steps"] and "error" not in report
         (workdir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
         (workdir / "report.md").write_text(markdown(report), encoding="utf-8")
     return report
@@ -143,7 +149,7 @@ def _one_run(
         workdir / f"step-{label}",
         Endpoints("127.0.0.1", sip_port=5230, media_port=7300),  # one run at a time: the same ports
         caller_prefix=f"14{i}0",
-        sample=lab.cpu_sampler({"asterisk": ast_pid, "controller": pid}),
+        sample=quiet.sampler({"asterisk": ast_pid, "controller": pid}),
         scenario=citizen,
         talk_ms=opts.talk_ms,
         phone_scenario=department,
@@ -204,6 +210,13 @@ def markdown(r: dict[str, Any]) -> str:
         "Asterisk CPU ms/call | controller CPU ms/call |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if not r.get("valid"):
+        noisy = "; ".join(r.get("noisy_steps") or []) or "no step measured"
+        lines[1:1] = [
+            "",
+            f"**NOT a valid run** — other processes used more than {quiet.LIMIT_PERCENT:g} % of a core during: "
+            f"{noisy}. Its figures are not comparable; run it again on a quiet box.",
+        ]
     for label, run in r["runs"].items():
         s = run["step"]
         lines.append(

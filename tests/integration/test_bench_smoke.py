@@ -75,5 +75,6 @@ def test_the_recording_cost_run_measures_asterisk_per_call_with_recording_off_an
     assert "asterisk_cpu_ms_per_call" in report["difference"]
     table = (Path(report["workdir"]) / "report.md").read_text(encoding="utf-8")
     assert "| off | 2 | 10 |" in table and "| on | 2 | 10 |" in table
+    assert "others" in on["step"]["cpu"] and ("**NOT a valid run**" in table) != report["valid"]
     # The run's recordings are deleted with it: nothing of a benchmark stays on the recording disk.
     assert on["recorded_seconds"] > 0 and not Path(report["recording_directory"]).exists()
