@@ -56,6 +56,7 @@ SETTLE_SECONDS = 0.4  # a file whose size has not changed this long after its le
 WAIT_FOR_FILE_SECONDS = 5.0  # a file not there this long after its leg ended was never written
 MESSAGES_DIR = "/var/spool/asterisk/recording"  # where ARI keeps recorded messages (Asterisk's view)
 CLOSED = ".closed"  # MixMonitor's post-command touches <raw>.closed once the file is complete (dialplan)
+CLOSED_WAIT_SECONDS = 2.0  # a settled file's closed marker is waited for this long (then it is finished anyway)
 LEFTOVER_POLL_SECONDS = 2.0  # how often a leftover still being recorded is looked at again
 
 
@@ -329,6 +330,7 @@ class Recorder:
             if not await _settled(planned.raw):
                 self.failed("not_written", planned.name)
                 return
+            await _appears(planned.closed_marker, CLOSED_WAIT_SECONDS)  # MixMonitor says it is done
             await self._keep(planned, self._convert)
         finally:
             self._mine.discard(planned.name)
@@ -475,6 +477,19 @@ def _forget(planned: Planned) -> None:
             path.unlink(missing_ok=True)
         except OSError as exc:
             log.warning("recording_plan_not_removed", path=str(path), error=exc.strerror)
+
+
+async def _appears(path: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not _exists(path):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def _exists(path: Path) -> bool:
+    return path.exists()
 
 
 def _mtime(path: Path) -> float:

@@ -13,7 +13,7 @@ import subprocess
 import time
 import urllib.request
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -199,6 +199,22 @@ def test_a_consult_transfer_records_the_department_leg_too(
         assert path.stat().st_size > 0 and hashlib.sha256(path.read_bytes()).hexdigest() == rec["sha256"]
 
 
+@pytest.fixture
+def own_directory() -> Iterator[Callable[[Path], str]]:
+    """A recording directory of the test's own (Asterisk's path), removed after it: a controller
+    finishes every leftover plan it finds in its directory, so no test sees another's."""
+    made: list[Path] = []
+
+    def make(tmp_path: Path) -> str:
+        directory = f"/var/spool/asterisk/monitor/test-{tmp_path.name}"
+        made.append(Path((STATE / "asterisk-root").read_text().strip()) / directory.lstrip("/"))
+        return directory
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def hotline(*args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
         [str(REPO / ".venv/bin/hotline"), *args],
@@ -214,10 +230,13 @@ def hotline(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 def test_recorded_calls_are_sampled_with_a_seed_scored_into_the_report_and_purged_by_age(
-    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+    start_controller: Callable[..., Controller],
+    phones: Callable[..., Phone],
+    own_directory: Callable[[Path], str],
+    tmp_path: Path,
 ) -> None:
     phones(DEPARTMENTS_PORT, scenario=speaking_phone(tmp_path), talk_ms=3000)
-    controller = start_controller(recording_routes(tmp_path))
+    controller = start_controller(recording_routes(tmp_path, directory=own_directory(tmp_path)))
     calllog = controller.env["HOTLINE_CALLLOG"]
 
     # Two recorded calls to 市公安局, the second starting once the first is being recorded.
@@ -260,14 +279,17 @@ def test_recorded_calls_are_sampled_with_a_seed_scored_into_the_report_and_purge
 
 
 def test_a_controller_killed_mid_call_loses_no_recording(
-    start_controller: Callable[..., Controller], phones: Callable[..., Phone], tmp_path: Path
+    start_controller: Callable[..., Controller],
+    phones: Callable[..., Phone],
+    own_directory: Callable[[Path], str],
+    tmp_path: Path,
 ) -> None:
     """MixMonitor runs inside Asterisk: the leg goes on being recorded after the controller dies,
     and the next controller finishes the file it finds (its plan, MixMonitor's closed marker),
     with checksum and length in the call log."""
     phones(OPERATORS_PORT, talk_ms=1000)  # the duty line a stale caller may be released to
     phones(DEPARTMENTS_PORT, scenario=speaking_phone(tmp_path), talk_ms=12000)
-    routes = recording_routes(tmp_path)
+    routes = recording_routes(tmp_path, directory=own_directory(tmp_path))
     first = start_controller(routes)
 
     with ThreadPoolExecutor(1) as pool:

@@ -84,6 +84,7 @@ def test_a_finished_leg_becomes_a_wav_with_its_checksum_and_length(tmp_path: Pat
     planned = rec.plan(POLICY, "a1b2c3", 1, "市公安局")
     assert planned is not None
     planned.raw.write_bytes(frames(*[(100, -100)] * 12000))  # 1.5 s
+    planned.closed_marker.touch()  # MixMonitor closed it
 
     async def finish() -> None:
         rec.finish(planned)
