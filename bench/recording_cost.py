@@ -151,7 +151,7 @@ def _one_run(
         caller_prefix=f"14{i}0",
         sample=quiet.sampler({"asterisk": ast_pid, "controller": pid}),
         scenario=citizen,
-        talk_ms=opts.talk_ms,
+        talk_ms=opts.talk_ms - SPEAK_AFTER_KEY_MS,  # the citizen's scenario pauses that long before it speaks
         phone_scenario=department,
     )
     _print_step(step)
@@ -192,7 +192,9 @@ def difference(off: dict[str, Any], on: dict[str, Any]) -> dict[str, Any]:
     """What recording adds: Asterisk CPU per call, and per minute of recorded talk."""
     per_call_off, per_call_on = off["asterisk_cpu_ms_per_call"], on["asterisk_cpu_ms_per_call"]
     out: dict[str, Any] = {
-        "asterisk_cpu_ms_per_call": None if per_call_off is None or per_call_on is None else per_call_on - per_call_off
+        "asterisk_cpu_ms_per_call": (
+            None if per_call_off is None or per_call_on is None else round(per_call_on - per_call_off, 1)
+        )
     }
     if per_call_off and per_call_on and on["recorded_seconds"] and on["step"]["placed"]:
         extra_seconds = (per_call_on - per_call_off) / 1000 * on["step"]["placed"]
@@ -225,7 +227,7 @@ def markdown(r: dict[str, Any]) -> str:
             f"{run['asterisk_cpu_ms_per_call']} | {run['controller_cpu_ms_per_call']} |"
         )
     diff = r.get("difference")
-    if diff:
+    if diff and diff.get("asterisk_cpu_ms_per_call") is not None:
         lines += [
             "",
             f"Recording on adds {diff['asterisk_cpu_ms_per_call']:.1f} ms of Asterisk CPU per call"
