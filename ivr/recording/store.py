@@ -276,8 +276,8 @@ class Recorder:
         where = base / day
         name = f"{call_id}-{leg}"
         try:
-            if not base.exists():
-                make_private_dir(base)
+            if not base.exists():  # Asterisk writes into it: owned like the spool it is made in
+                make_private_dir(base, owner_of=base.parent)
             make_private_dir(where, owner_of=base)
             if not os.access(where, os.W_OK):
                 raise PermissionError(f"{where} is not writable")
