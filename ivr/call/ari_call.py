@@ -62,6 +62,7 @@ class AriCall:
         register: Callable[[str, AriCall], None],
         unregister: Callable[[str], None],
         caller_number: str = "",
+        first_seq: int = 0,
     ) -> None:
         self.ari = ari
         self.id = call_id
@@ -79,7 +80,8 @@ class AriCall:
         self._hopping: set[str] = set()  # legs out in the dialplan to start their recording, coming back
         self._strays: set[asyncio.Future[None]] = set()  # hang-ups of legs we had given up on
         self._bridges: set[str] = set()
-        self._seq = 0
+        self._seq = first_seq  # above the ids a dead controller's leftovers of this call still use (ivr.call.adopt)
+        self._taken: list[str] = []  # legs taken over from a dead controller (resume_talk)
         self._playing: set[str] = set()  # playbacks we started that may still be running
         self._handing_off = False
         self.bridged_since: float | None = None
@@ -425,6 +427,44 @@ class AriCall:
         finally:
             self.bridged_until = self.bridged_until or time.monotonic()
 
+    async def resume_talk(self, bridge: str, legs: Sequence[str], since: float) -> BridgeResult:
+        """Take over a conversation a dead controller bridged (ivr.call.adopt), until one side leaves.
+
+        `since` (Unix seconds) is when it began. Returns when the last leg hung up; the caller
+        hanging up raises CallEnded, as in `bridge`. Events are dispatched only after the
+        start-up resync, so none is missed between the listing and this registration, but a side
+        gone before the listing must be noticed here: each is asked for once.
+        """
+        self._bridges.add(bridge)
+        for leg in legs:
+            self._register(leg, self)
+            self._outbound.add(leg)
+            self._taken.append(leg)
+        self.bridged_since = time.monotonic() - max(0.0, time.time() - since)
+        for channel in (self.channel, *legs):
+            try:
+                await self.ari.channel(channel)
+            except AriNotFound:
+                raw = {"synthetic": True, "channel": {"id": channel}}
+                self.queue.put_nowait(ev.ChannelDestroyed("ChannelDestroyed", raw, channel, 0, "gone before adoption"))
+        up = set(legs)
+        cause = 0
+        try:
+            while up:  # the caller hanging up raises CallEnded out of here
+                event = await self._next(None)
+                if (
+                    event is not None
+                    and event.channel_id in up
+                    and isinstance(event, (ev.StasisEnd, ev.ChannelDestroyed, ev.ChannelHangupRequest))
+                ):
+                    up.discard(event.channel_id)
+                    if isinstance(event, (ev.ChannelDestroyed, ev.ChannelHangupRequest)):
+                        cause = event.cause
+            self.bridged_until = time.monotonic()
+            return BridgeResult("callee", self.talk_seconds, cause)
+        finally:
+            self.bridged_until = self.bridged_until or time.monotonic()
+
     async def talk_with(self, legs: Sequence[str], *, hold: bool = False) -> None:
         """The caller (or, on `hold`, only the legs) in the call's bridge; legs' keys absorbed there."""
         if self._talk is None:
@@ -561,6 +601,8 @@ class AriCall:
     def close(self) -> None:
         """Forget this call's channel ids in the dispatcher (after cleanup)."""
         self._unregister(self.channel)
+        for leg in self._taken:
+            self._unregister(leg)
         seq = self._seq
         for n in range(1, seq + 1):
             self._unregister(f"{self.id}-out{n}")

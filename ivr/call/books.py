@@ -221,6 +221,13 @@ class Books:
             self.open_ticket(kind="operator")
         self.record.connected(outcome)
 
+    def adopted(self, outcome: Outcome, bridge: str, legs: tuple[str, ...], since: float) -> None:
+        """This controller took over a conversation a dead one had bridged (ivr.call.adopt): on record at once."""
+        self.record.adopted(outcome, bridge, legs, since)
+        self._svc.calllog.call_started(self.record)  # no longer `interrupted`: the citizen is talking
+        self._svc.metrics.call_started()
+        log.info("call_adopted", outcome=outcome.value, talking_for=round(time.time() - since, 1))
+
     def talked(self, bridged: BridgeResult) -> None:
         self.record.talked(bridged)
 

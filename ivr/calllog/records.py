@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # the record only reads them: the call log does not depend on the call flow
@@ -94,6 +95,17 @@ class CallRecord:
     def step(self, name: str, **detail: Any) -> None:
         self.steps.append(Step(time.time(), name, detail))
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> CallRecord:
+        """A call's row as the call log holds it (its steps apart), to be carried on by another controller."""
+        names = {f.name for f in fields(cls)} - {"steps"}
+        data = {k: v for k, v in row.items() if k in names}
+        data["outcome"] = Outcome(data.get("outcome") or Outcome.IN_PROGRESS)
+        data["hangup_by"] = HangupBy(data["hangup_by"]) if data.get("hangup_by") else ""
+        data["overflowed"] = bool(data.get("overflowed"))
+        data["talk_seconds"] = float(data.get("talk_seconds") or 0.0)
+        return cls(**data)
+
     # -- what happened, in the order a call can meet it -------------------------------------------
     def answered(self, intake: str = "menu") -> None:
         self.answered_at = time.time()
@@ -141,6 +153,17 @@ class CallRecord:
     def connected(self, outcome: Outcome) -> None:
         """Someone answered: whatever happens next, the citizen was served."""
         self.outcome = outcome
+
+    def adopted(self, outcome: Outcome, bridge: str, legs: tuple[str, ...], since: float) -> None:
+        """A restarted controller took over the conversation its dead predecessor had bridged."""
+        self.outcome, self.ended_at, self.hangup_by, self.hangup_cause = outcome, None, "", None
+        self.target_answered_at = self.target_answered_at or since
+        self.step("adopted", bridge=bridge, legs=list(legs), talking_since=round(since, 3), outcome=outcome.value)
+
+    def resumed(self, after: str) -> None:
+        """A restarted controller starts the call over from the menu (ivr.controller.app)."""
+        self.outcome, self.ended_at, self.hangup_by, self.hangup_cause = Outcome.IN_PROGRESS, None, "", None
+        self.step("resumed", after=after)
 
     def talked(self, bridged: BridgeResult) -> None:
         """The department or operator ended the conversation."""

@@ -4,7 +4,10 @@
       start:    open the call log (marking calls a dead predecessor left as interrupted),
                 open the ARI session
       serve:    for each events connection: resync with Asterisk, then dispatch events to
-                calls; a dropped connection is retried with backoff (ivr.ari.stream)
+                calls; a dropped connection is retried with backoff (ivr.ari.stream). The
+                resync also takes over the calls a dead predecessor left in our app: its
+                conversations go on (adopted), its callers in the menu or the queue hear the
+                menu again (ivr.call.adopt)
       drain:    on SIGTERM stop taking calls (new ones go to the dialplan fallback), give calls
                 in progress `shutdown_grace_seconds`, hand callers still in the menu to the
                 fallback, then close the call log after it has flushed
@@ -31,6 +34,7 @@ from ivr import privacy, tickets
 from ivr.ari import events as ev
 from ivr.ari.client import AriClient
 from ivr.ari.stream import connections
+from ivr.call.adopt import Talking, Waiting, adopt_call, call_of_bridge, outcome_for, sort_leftovers
 from ivr.call.ari_call import PLAYBACK_VARIABLE, AriCall, quietly
 from ivr.call.dispatcher import Dispatcher
 from ivr.call.session import Services, handle_call
@@ -80,6 +84,11 @@ async def bounded_gather(coros: list[Coroutine[Any, Any, None]], limit: int) -> 
             await coro
 
     await asyncio.gather(*(one(c) for c in coros))
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    """In pieces a database takes as one query's parameters."""
+    return [items[n : n + size] for n in range(0, len(items), size)]
 
 
 def _stat(path: Path) -> tuple[int, int] | None:
@@ -510,18 +519,148 @@ class Controller:
                 call.queue.put_nowait(ev.StasisEnd("StasisEnd", {"channel": {"id": call.channel}}, call.channel))
             elif call.caller_up:
                 repairs.append(call.reconcile())
-        for channel in owned:
-            if not self.dispatcher.known(channel):
-                # Left in our app by a previous controller process: we cannot know where that
-                # call stood, so release the caller to the dialplan's safe fallback (apology +
-                # operators) rather than leave them in silence.
-                log.warning("resync_release_stale_channel", channel=channel)
-                repairs.append(self._release(channel))
+        left = {channel for channel in owned if not self.dispatcher.known(channel)}
+        if left:  # left in our app by a previous controller process (killed, crashed)
+            repairs.extend(await self._take_over(left))
         # Concurrently (each is a few REST requests): after an outage with hundreds of calls up,
         # one after another would keep the last caller waiting for seconds. Bounded, so the
         # burst does not crowd out the new calls' requests.
         await bounded_gather(repairs, limit=RESYNC_CONCURRENCY)
         log.info("resynced", owned_channels=len(owned), active_calls=len(self._sessions))
+
+    async def _take_over(self, left: set[str]) -> list[Coroutine[Any, Any, None]]:
+        """What to do with the channels a previous controller process left in our app.
+
+        Its conversations are adopted (the bridge is left alone; this process watches for the
+        hang-up and completes the row); its callers not yet talking to anyone start again at the
+        menu; legs and bridges nobody needs any more go; what we cannot place (no row, no
+        bridge) goes to the dialplan's safe fallback, apology + duty line, as before.
+        """
+        try:
+            channels = [c for c in await self.ari.list_channels() if c.get("id") in left]
+            bridges = await self.ari.list_bridges()
+        except AriError as exc:
+            log.warning("leftovers_unlisted", error=str(exc))
+            channels, bridges = [{"id": c} for c in left], []
+        ours = {call.id for call in self.dispatcher.calls()}
+        bridges = [b for b in bridges if call_of_bridge(str(b.get("id", ""))) not in ours]
+        rows, tickets = await asyncio.to_thread(self._rows_of, [str(c["id"]) for c in channels])
+        found = sort_leftovers(channels, bridges, {ch: row["call_id"] for ch, row in rows.items()}, now=time.time())
+        log.info(
+            "leftovers_found",
+            talking=len(found.talking),
+            waiting=len(found.waiting),
+            stray_legs=len(found.stray_legs),
+            stray_bridges=len(found.stray_bridges),
+            unknown=len(found.unknown),
+        )
+        numbers = {str(c["id"]): str((c.get("caller") or {}).get("number", "")) for c in channels}
+        work: list[Coroutine[Any, Any, None]] = []
+        for talking in found.talking:
+            row = rows.get(talking.citizen)
+            work.append(self._adopt(talking, row, tickets.get(talking.call_id), numbers.get(talking.citizen, "")))
+        work.extend(self._menu_again(waiting, rows.get(waiting.citizen)) for waiting in found.waiting)
+        work.extend(self._quiet_hangup(leg) for leg in found.stray_legs)
+        work.extend(quietly(self.ari.destroy_bridge(bridge)) for bridge in found.stray_bridges)
+        for channel in found.unknown:
+            log.warning("resync_release_stale_channel", channel=channel)
+            work.append(self._release(channel))
+        return work
+
+    def _rows_of(self, channels: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The call log's rows of these citizen channels, and their calls' tickets (by call id)."""
+        rows: dict[str, dict[str, Any]] = {}
+        tickets: dict[str, dict[str, Any]] = {}
+        try:
+            for chunk in _chunks(channels):
+                found = self.calllog.calls(f"channel_id IN ({', '.join('?' * len(chunk))})", tuple(chunk))
+                rows.update((row["channel_id"], row) for row in found)
+            for chunk in _chunks([row["call_id"] for row in rows.values()]):
+                opened = self.calllog.tickets(f"call_id IN ({', '.join('?' * len(chunk))})", tuple(chunk))
+                tickets.update((ticket["call_id"], ticket) for ticket in opened)
+        except Exception as exc:  # a call log down: conversations are still found by their bridges
+            log.warning("leftovers_rows_unread", error=str(exc))
+        return rows, tickets
+
+    async def _adopt(
+        self, found: Talking, row: dict[str, Any] | None, ticket: dict[str, Any] | None, caller_number: str
+    ) -> None:
+        """Carry on a conversation a dead controller bridged: one `adopt_call` coroutine for it."""
+        targets = []
+        for leg in found.legs:
+            try:
+                targets.append(await self.ari.get_variable(leg, "HOTLINE_TARGET"))
+            except AriError:
+                targets.append("")  # gone meanwhile: adopt_call sees it go
+        if row is not None:
+            record = CallRecord.from_row(row)
+        else:  # the arrival's write never reached the log (a kill within milliseconds)
+            record = self._new_record(found.citizen, found.call_id, "", caller_number)
+        if ticket is not None and not record.ticket_id:
+            record.ticket_id = ticket["ticket_id"]
+            record.unit, record.mode, record.route_id = ticket["unit"], ticket["mode"], ticket["route_id"]
+        call = AriCall(
+            self.ari,
+            record.call_id,
+            found.citizen,
+            caller_number=caller_number,
+            register=self.dispatcher.register,
+            unregister=self.dispatcher.unregister,
+        )
+        outcome = outcome_for(found.bridge, targets)
+        self._launch(call, record, adopt_call(call, found, record, outcome, self.services), "live")
+
+    async def _menu_again(self, found: Waiting, row: dict[str, Any] | None) -> None:
+        """A caller the dead controller had not put through to anyone starts over at the menu.
+
+        Not the duty line, as before: the menu is where they were or had passed (a caller in the
+        queue had waited for the same operators the menu leads to), so it costs them seconds, and
+        the duty line — one number for every such caller at once, after a crash with hundreds up —
+        would be the one place that cannot take them. Their place in the queue died with the
+        controller's memory; their row goes on, with a `resumed` step.
+        """
+        for leg in found.legs:  # a department or seat still ringing for them
+            await self._quiet_hangup(leg)
+        try:
+            # A prompt (or hold tone) started by the dead controller would play on under ours.
+            playback = await self.ari.get_variable(found.citizen, PLAYBACK_VARIABLE)
+        except AriError:  # none ever started (404); a channel gone meanwhile ends the call at its first request
+            playback = ""
+        if playback:
+            await quietly(self.ari.stop_playback(playback))
+        if found.call_id:  # a message being recorded: keep what was said
+            await quietly(self.ari.request("POST", f"/recordings/live/hotline-msg-{found.call_id}/stop"))
+        if row is not None:
+            record = CallRecord.from_row(row)
+            record.routes_version = self.table.digest
+        else:
+            record = self._new_record(found.citizen, "", found.entry, found.caller_number)
+        record.resumed(after="controller_restart")
+        table, role = table_for(self.table, self.editing.stage, record.caller_hash)
+        services = self.services
+        if role == "staged":
+            record.routes_version = table.digest
+            services = self._stage_services(table)
+        call = AriCall(
+            self.ari,
+            record.call_id,
+            found.citizen,
+            caller_number=found.caller_number,
+            register=self.dispatcher.register,
+            unregister=self.dispatcher.unregister,
+            first_seq=found.seq,
+        )
+        self._launch(call, record, handle_call(call, record, table, services), role)
+
+    def _new_record(self, channel: str, call_id: str, entry: str, caller_number: str) -> CallRecord:
+        return CallRecord(
+            call_id=call_id or uuid.uuid4().hex[:16],
+            channel_id=channel,
+            entry=entry or self.table.hotline_number,
+            caller_masked=privacy.mask(caller_number),
+            caller_hash=privacy.caller_hash(caller_number, self.settings.caller_hash_key),
+            routes_version=self.table.digest,
+        )
 
     def _start_call(self, start: ev.StasisStart) -> None:
         if not self.accepting:
@@ -557,7 +696,10 @@ class Controller:
             register=self.dispatcher.register,
             unregister=self.dispatcher.unregister,
         )
-        task = asyncio.create_task(self._run_call(call, record, table, services, role), name=f"call-{record.call_id}")
+        self._launch(call, record, handle_call(call, record, table, services), role)
+
+    def _launch(self, call: AriCall, record: CallRecord, story: Coroutine[Any, Any, None], role: str) -> None:
+        task = asyncio.create_task(self._run_call(record, story, role), name=f"call-{record.call_id}")
         self._sessions[task] = call
         task.add_done_callback(self._sessions.pop)
 
@@ -568,15 +710,13 @@ class Controller:
             self._staged = (stage.id, self._services(table, self.services.clock))
         return self._staged[1]
 
-    async def _run_call(
-        self, call: AriCall, record: CallRecord, table: RouteTable, services: Services, role: str = "live"
-    ) -> None:
+    async def _run_call(self, record: CallRecord, story: Coroutine[Any, Any, None], role: str = "live") -> None:
         structlog.contextvars.bind_contextvars(
             call_id=record.call_id, entry=record.entry, channel=record.channel_id, caller=record.caller_masked
         )
         self.records[record.call_id] = record
         try:
-            await handle_call(call, record, table, services)
+            await story
         except Exception:
             log.exception("call_crashed")
         finally:

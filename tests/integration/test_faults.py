@@ -1,4 +1,7 @@
-"""Faults with calls in progress: nobody is left in silence and no call record goes missing."""
+"""Faults with calls in progress: nobody is left in silence and no call record goes missing.
+
+A controller killed mid-call (SIGKILL): tests/integration/test_controller_crash.py.
+"""
 
 from __future__ import annotations
 
@@ -16,32 +19,6 @@ from tests.integration.test_calls import short_ring_routes
 pytestmark = pytest.mark.integration
 
 CITIZEN = "13912345678"
-
-
-def test_a_controller_killed_mid_call_releases_its_callers_to_the_duty_line_when_it_returns(
-    start_controller: Callable[..., Controller], phones: Callable[..., Phone]
-) -> None:
-    duty_line = phones(OPERATORS_PORT, talk_ms=1000)
-    first = start_controller()
-
-    with ThreadPoolExecutor(1) as pool:
-        call = pool.submit(place_call, "12345", "", caller=CITIZEN, talk_ms=40000)  # listens to the menu
-        until(lambda: first.saw("call_arrived"), what="the call to reach the controller")
-        first.killed = True
-        first.proc.send_signal(signal.SIGKILL)
-        first.proc.wait(5)
-
-        # Asterisk keeps the channel in our Stasis app; the next controller finds it at resync
-        # and hands it to the dialplan's fallback (apology + duty line) instead of leaving it.
-        second = start_controller()
-        until(lambda: second.saw("resync_release_stale_channel"), what="the stale channel to be released")
-        until(lambda: duty_line.invites(), timeout=20, what="the duty line to ring")
-        assert call.result().succeeded
-
-    assert [u.split("@")[0] for u in duty_line.invites()] == ["sip:8000"]
-    (row,) = second.finished_calls()  # the same call log: the first controller's row, completed
-    assert row["outcome"] == "interrupted" and row["ended_at"] is not None
-    assert second.saw("controller_starting", interrupted_calls=1)
 
 
 def test_sigterm_hands_callers_in_the_menu_to_the_duty_line_and_flushes_their_records(

@@ -1,0 +1,89 @@
+"""A controller killed with SIGKILL mid-conversation: the citizens keep talking, the next one completes the books."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from lab.citizen import place_call
+from tests.integration.conftest import DEPARTMENTS_PORT, OPERATORS_PORT, Ari, Controller, Phone, until
+
+pytestmark = pytest.mark.integration
+
+TALK_S = 20  # how long the department talks before it hangs up
+TALKERS = 2
+
+
+def received_requests(phone: Phone, method: str) -> int:
+    """How many `method` requests the phone received (SIPp's trace holds what it sent, too)."""
+    blocks = phone.messages().split("-----------------------------------------------")
+    return sum(1 for b in blocks if "message received" in b and f"\n{method} sip:" in b)
+
+
+def sent_requests(phone: Phone, method: str) -> int:
+    blocks = phone.messages().split("-----------------------------------------------")
+    return sum(1 for b in blocks if "message sent" in b and f"\n{method} sip:" in b)
+
+
+def test_conversations_go_on_through_a_controller_kill_and_the_next_one_completes_their_rows(
+    asterisk: Ari, start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
+    department = phones(DEPARTMENTS_PORT, talk_ms=TALK_S * 1000)
+    duty_line = phones(OPERATORS_PORT, talk_ms=1000)  # where a dead controller's callers went before
+    first = start_controller()
+
+    with ThreadPoolExecutor(TALKERS + 2) as pool:
+        # Citizens who would talk for a minute: the department ends each conversation.
+        talkers = [
+            pool.submit(place_call, "12345", "1", caller=f"1391234{n:04d}", talk_ms=60000, local_port=5071 + n)
+            for n in range(TALKERS)
+        ]
+        until(
+            lambda: sum(len(b["channels"]) == 2 for b in asterisk.bridges()) == TALKERS,
+            timeout=30,
+            what="both citizens to be bridged to the department",
+        )
+        # One caller listening to the menu (hangs up ~14 s after answering), one who hangs up while
+        # no controller runs (~2.5 s after answering).
+        listener = pool.submit(place_call, "12345", "", caller="13900000001", talk_ms=12000, local_port=5075)
+        leaver = pool.submit(place_call, "12345", "", caller="13900000002", talk_ms=1000, local_port=5076)
+        until(lambda: len(first.events("call_arrived")) == TALKERS + 2, what="the two menu callers to arrive")
+        time.sleep(1.0)  # into the talk, and the menu callers into the menu
+
+        first.killed = True
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(5)
+        killed_at = time.time()
+        time.sleep(3.0)
+        second = start_controller()
+        assert second.saw("leftovers_found", talking=TALKERS, waiting=1)
+
+        assert all(t.result().succeeded for t in talkers), [t.result().stderr for t in talkers]
+        assert listener.result().succeeded and leaver.result().succeeded
+
+    # Each conversation lasted its full length: the department hung up, nobody hung up on it.
+    assert (sent_requests(department, "BYE"), received_requests(department, "BYE")) == (TALKERS, 0)
+    rows = {r["caller_masked"]: r for r in second.finished_calls(TALKERS + 2, timeout=30)}
+    for n in range(TALKERS):
+        row = rows[f"139****{n:04d}"]
+        assert (row["outcome"], row["hangup_by"], row["unit"]) == ("connected", "callee", "市公安局")
+        assert TALK_S - 1 <= row["talk_seconds"] <= TALK_S + 1, row
+        assert row["ended_at"] > killed_at + 3
+        steps = [s["name"] for s in second.calllog.steps(row["call_id"])]
+        assert steps == ["adopted", "callee_hangup", "ended"]
+
+    # The menu caller heard the menu again (not the duty line), in the same row.
+    assert duty_line.invites() == []
+    heard = rows["139****0001"]
+    steps = [s["name"] for s in second.calllog.steps(heard["call_id"])]
+    assert steps[:3] == ["resumed", "answered", "menu"], steps
+    assert (heard["outcome"], heard["hangup_by"]) == ("abandoned", "caller")
+
+    # Whose channels were gone at the restart: interrupted, as before.
+    assert rows["139****0002"]["outcome"] == "interrupted"
+    assert second.saw("controller_starting", interrupted_calls=TALKERS + 2)
+    # (0 channels and 0 bridges left afterwards: the conftest checks it after every test.)
