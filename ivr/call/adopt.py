@@ -22,6 +22,7 @@ import asyncio
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,17 +175,22 @@ def outcome_for(bridge: str, targets: Iterable[str]) -> Outcome:
     return Outcome.CONNECTED
 
 
-async def adopt_call(call: AriCall, found: Talking, record: CallRecord, outcome: Outcome, svc: Services) -> None:
+async def adopt_call(
+    call: AriCall, found: Talking, record: CallRecord, outcome: Outcome, svc: Services, seat: str = ""
+) -> None:
     """Carry a conversation a dead controller bridged to its end, and complete its record.
 
     The bridge is left alone: the citizen and the department (or operator) go on talking. When
     either side hangs up, the other is hung up, and the row says who ended it and how long they
-    talked (from the bridge's creation, when the leg answered).
+    talked (from the bridge's creation, when the leg answered). An operator's `seat` stays busy
+    in this controller's queue until then.
     """
     books = Books(record, svc, call.caller_number)
     books.adopted(outcome, found.bridge, found.legs, found.since)
+    busy = svc.seats.taken_over(seat, record.call_id) if svc.seats is not None and seat else nullcontext()
     try:
-        talked = await call.resume_talk(found.bridge, found.legs, found.since)
+        with busy:
+            talked = await call.resume_talk(found.bridge, found.legs, found.since)
         books.talked(talked)
     except CallEnded as ended:
         books.caller_hung_up(ended.cause)

@@ -608,7 +608,9 @@ class Controller:
             unregister=self.dispatcher.unregister,
         )
         outcome = outcome_for(found.bridge, targets)
-        self._launch(call, record, adopt_call(call, found, record, outcome, self.services), "live")
+        seats = {seat.name for seat in self.table.operators.seats}
+        seat = next((target for target in targets if target in seats), "")
+        self._launch(call, record, adopt_call(call, found, record, outcome, self.services, seat), "live")
 
     async def _menu_again(self, found: Waiting, row: dict[str, Any] | None) -> None:
         """A caller the dead controller had not put through to anyone starts over at the menu.

@@ -41,8 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -349,6 +349,25 @@ class SeatPool:
         self._count("timed_out")
         log.info("operator_queue_timeout", call_id=turn.call_id, waited_s=turn.waited_seconds)
         self._out_of_line(turn)
+
+    @contextmanager
+    def taken_over(self, seat: str, call_id: str) -> Iterator[None]:
+        """A seat talking in a call this controller took over from a dead one (ivr.call.adopt):
+        busy for the block, so no waiting caller is offered it meanwhile; then free (wrap-up) as
+        after any call. A seat unknown here, or already held, is left as it is."""
+        slot = self._slots.get(seat)
+        if slot is None or slot.holder is not None:
+            yield
+            return
+        turn = Turn(self, call_id, self._clock(), None)
+        turn._seat, slot.holder, slot.busy = slot.seat, turn, True
+        log.info("operator_taken_over", call_id=call_id, seat=seat)
+        try:
+            yield
+        finally:
+            if slot.holder is turn:
+                self._free(seat, self._clock())
+                self._dispatch()
 
     # -- ringing outcomes (called through Turn) ---------------------------------------------------
     def _connected(self, turn: Turn, seat: Seat) -> None:

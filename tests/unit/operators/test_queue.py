@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, ExitStack
 
 import pytest
 
@@ -650,3 +650,26 @@ async def test_only_the_seat_reserved_for_a_caller_can_be_answered_or_released(
     with pytest.raises(ValueError):
         a.release(S1)
     assert states(pool) == {"seat-1": "idle", "seat-2": "idle"}
+
+
+# -- a call taken over from a dead controller (ivr.call.adopt) -------------------------------------
+
+
+async def test_a_seat_talking_in_a_call_taken_over_is_busy_until_it_ends_then_offered(clock: FakeClock) -> None:
+    pool = pool_of(clock, S1)
+    adopted = ExitStack()
+    adopted.enter_context(pool.taken_over(S1.name, "adopted"))
+    assert states(pool) == {S1.name: "busy"}
+    async with pool.wait_turn("next") as turn:
+        await settle()
+        assert turn.seat is None and turn.position == 1  # not offered a seat in a conversation
+        with pool.taken_over(S1.name, "another"):  # already held: left as it is
+            assert pool.snapshot().seats[0].call_id == "adopted"
+        adopted.close()  # the adopted conversation ended
+        assert turn.seat == S1
+
+
+async def test_a_seat_not_in_the_table_is_not_taken_over(clock: FakeClock) -> None:
+    pool = pool_of(clock, S1)
+    with pool.taken_over("seat-gone", "adopted"):
+        assert states(pool) == {S1.name: "idle"}
