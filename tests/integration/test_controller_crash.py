@@ -48,10 +48,11 @@ def test_conversations_go_on_through_a_controller_kill_and_the_next_one_complete
             timeout=30,
             what="both citizens to be bridged to the department",
         )
-        # One caller listening to the menu (hangs up ~14 s after answering), one who hangs up while
-        # no controller runs (~2.5 s after answering).
-        listener = pool.submit(place_call, "12345", "", caller="13900000001", talk_ms=12000, local_port=5075)
-        leaver = pool.submit(place_call, "12345", "", caller="13900000002", talk_ms=1000, local_port=5076)
+        # One caller listening to the menu (hangs up 13 s after the answer, before the menu's 15 s
+        # for a silent caller run out the second time), one who hangs up while no controller runs
+        # (2.5 s after the answer: killed ~1 s after it, restarted 3 s later).
+        listener = pool.submit(place_call, "12345", "", caller="13900000001", talk_ms=13000, local_port=5075)
+        leaver = pool.submit(place_call, "12345", "", caller="13900000002", talk_ms=2500, local_port=5076)
         until(lambda: len(first.events("call_arrived")) == TALKERS + 2, what="the two menu callers to arrive")
         time.sleep(1.0)  # into the talk, and the menu callers into the menu
 
