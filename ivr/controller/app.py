@@ -34,7 +34,7 @@ from ivr import privacy, tickets
 from ivr.ari import events as ev
 from ivr.ari.client import AriClient
 from ivr.ari.stream import connections
-from ivr.call.adopt import Talking, Waiting, adopt_call, call_of_bridge, outcome_for, sort_leftovers
+from ivr.call.adopt import Talking, Waiting, adopt_call, call_of_bridge, outcome_for, seq_in, sort_leftovers
 from ivr.call.ari_call import PLAYBACK_VARIABLE, AriCall, quietly
 from ivr.call.dispatcher import Dispatcher
 from ivr.call.session import Services, handle_call
@@ -650,7 +650,9 @@ class Controller:
             caller_number=found.caller_number,
             register=self.dispatcher.register,
             unregister=self.dispatcher.unregister,
-            first_seq=found.seq,
+            # Its ids go on from the dead controller's: a playback of the same id would take the old
+            # prompt's end for its own.
+            first_seq=max(found.seq, seq_in(playback, record.call_id)),
         )
         self._launch(call, record, handle_call(call, record, table, services), role)
 

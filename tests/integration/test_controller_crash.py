@@ -48,11 +48,11 @@ def test_conversations_go_on_through_a_controller_kill_and_the_next_one_complete
             timeout=30,
             what="both citizens to be bridged to the department",
         )
-        # One caller listening to the menu (hangs up 13 s after the answer, before the menu's 15 s
-        # for a silent caller run out the second time), one who hangs up while no controller runs
-        # (2.5 s after the answer: killed ~1 s after it, restarted 3 s later).
-        listener = pool.submit(place_call, "12345", "", caller="13900000001", talk_ms=13000, local_port=5075)
-        leaver = pool.submit(place_call, "12345", "", caller="13900000002", talk_ms=2500, local_port=5076)
+        # One caller listening to the menu (hangs up 10 s after the answer, in the middle of the
+        # menu heard again), one who hangs up while no controller runs (2.5 s after the answer:
+        # the kill comes ~1 s after it, the restart 3 s later).
+        listener = pool.submit(place_call, "12345", "", caller="13900000101", talk_ms=10000, local_port=5075)
+        leaver = pool.submit(place_call, "12345", "", caller="13900000202", talk_ms=2500, local_port=5076)
         until(lambda: len(first.events("call_arrived")) == TALKERS + 2, what="the two menu callers to arrive")
         time.sleep(1.0)  # into the talk, and the menu callers into the menu
 
@@ -86,12 +86,12 @@ def test_conversations_go_on_through_a_controller_kill_and_the_next_one_complete
 
     # The menu caller heard the menu again (not the duty line), in the same row.
     assert duty_line.invites() == []
-    heard = rows["139****0001"]
+    heard = rows["139****0101"]
     steps = [s["name"] for s in second.calllog.steps(heard["call_id"])]
     assert steps[:3] == ["resumed", "answered", "menu"], steps
     assert (heard["outcome"], heard["hangup_by"]) == ("abandoned", "caller")
 
     # Whose channels were gone at the restart: interrupted, as before.
-    assert rows["139****0002"]["outcome"] == "interrupted"
+    assert rows["139****0202"]["outcome"] == "interrupted"
     assert second.saw("controller_starting", interrupted_calls=TALKERS + 2)
     # (0 channels and 0 bridges left afterwards: the conftest checks it after every test.)
