@@ -55,3 +55,26 @@ def test_one_benchmark_run_measures_both_flows_and_writes_the_ab_table(asterisk:
     table = (Path(report["workdir"]) / "report.md").read_text(encoding="utf-8")
     assert ("**Valid run**" in table) == report["valid"] and ("**NOT a valid run**" in table) != report["valid"]
     assert "| A: pure dialplan |" in table and "| B: controller |" in table and "| **B/A** |" in table
+
+
+def test_the_recording_cost_run_measures_asterisk_per_call_with_recording_off_and_on(
+    asterisk: Ari, tmp_path: Path
+) -> None:
+    from bench.recording_cost import CostOptions, run_recording_cost
+
+    report = run_recording_cost(CostOptions(rate=2, window=5, talk_ms=12000, out=tmp_path, manage_asterisk=False))
+
+    off, on = report["runs"]["off"], report["runs"]["on"]
+    for each in (off, on):
+        assert each["step"]["placed"] == 10 and each["connected"] == each["step"]["ok"] > 0
+        assert each["asterisk_cpu_ms_per_call"] > 0 and each["controller_exit"] == 0
+        assert (each["leftover_channels"], each["leftover_bridges"]) == (0, 0)
+    # Only the `on` run records, every connected call once; its calls talk after the notice.
+    assert off["recordings"] == 0 and on["recordings"] == on["connected"]
+    assert 0 < on["talk_seconds_mean"] < off["talk_seconds_mean"]
+    assert "asterisk_cpu_ms_per_call" in report["difference"]
+    table = (Path(report["workdir"]) / "report.md").read_text(encoding="utf-8")
+    assert "| off | 2 | 10 |" in table and "| on | 2 | 10 |" in table
+    assert "others" in on["step"]["cpu"] and ("**NOT a valid run**" in table) != report["valid"]
+    # The run's recordings are deleted with it: nothing of a benchmark stays on the recording disk.
+    assert on["recorded_seconds"] > 0 and not Path(report["recording_directory"]).exists()

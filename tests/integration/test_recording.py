@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import array
+import datetime as dt
 import hashlib
+import json
+import os
 import shutil
+import subprocess
 import urllib.request
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from ivr.timekeeping import LOCAL_TZ
 from lab.citizen import place_call
 from lab.sipp.speech import speaking
 from tests.integration.conftest import (
@@ -188,3 +194,82 @@ def test_a_consult_transfer_records_the_department_leg_too(
     for rec in recs:
         path = Path(str(rec["path"]))
         assert path.stat().st_size > 0 and hashlib.sha256(path.read_bytes()).hexdigest() == rec["sha256"]
+
+
+@pytest.fixture
+def own_directory() -> Iterator[Callable[[Path], str]]:
+    """A recording directory of the test's own (Asterisk's path), removed after it: a controller
+    finishes every leftover plan it finds in its directory, so no test sees another's."""
+    made: list[Path] = []
+
+    def make(tmp_path: Path) -> str:
+        directory = f"/var/spool/asterisk/monitor/test-{tmp_path.name}"
+        made.append(Path((STATE / "asterisk-root").read_text().strip()) / directory.lstrip("/"))
+        return directory
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def hotline(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [str(REPO / ".venv/bin/hotline"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_recorded_calls_are_sampled_with_a_seed_scored_into_the_report_and_purged_by_age(
+    start_controller: Callable[..., Controller],
+    phones: Callable[..., Phone],
+    own_directory: Callable[[Path], str],
+    tmp_path: Path,
+) -> None:
+    phones(DEPARTMENTS_PORT, scenario=speaking_phone(tmp_path), talk_ms=3000)
+    controller = start_controller(recording_routes(tmp_path, directory=own_directory(tmp_path)))
+    calllog = controller.env["HOTLINE_CALLLOG"]
+
+    # Two recorded calls to 市公安局, the second starting once the first is being recorded.
+    with ThreadPoolExecutor(2) as pool:
+        older = pool.submit(place_call, "12345", "1", caller="13900000001", talk_ms=30000, local_port=5071)
+        until(lambda: controller.saw("recording_started"), timeout=30, what="the first call to be recorded")
+        younger = pool.submit(place_call, "12345", "1", caller="13900000002", talk_ms=30000, local_port=5072)
+        assert older.result().succeeded and younger.result().succeeded
+    first, second = sorted(kept(controller, 2, timeout=30), key=lambda r: float(str(r["started_at"])))
+
+    # 录音抽检: the same seed draws the same sample (one per unit of two), and a score entered
+    # through the CLI is in the report's QA section.
+    today = str(dt.datetime.now(LOCAL_TZ).date())
+    period = ["--from", today, "--to", today, "--calllog", calllog]
+    draw = ["qa", "sample", *period, "--per-unit", "1", "--per-operator", "1", "--seed", "1912"]
+    sample = [json.loads(line) for line in hotline(*draw).splitlines()]
+    assert hotline(*draw).splitlines() == [json.dumps(s, ensure_ascii=False) for s in sample]
+    (drawn,) = sample
+    assert drawn["unit"] == "市公安局" and drawn["name"] in {first["name"], second["name"]}
+    points = {"greeting": 8, "listening": 15, "accuracy": 25, "routing": 20, "courtesy": 9, "closing": 7}
+    scores = [arg for k, v in points.items() for arg in ("-s", f"{k}={v}")]
+    hotline("qa", "score", drawn["call_id"], *scores, "--by", "reviewer-1", "--sample", "1912", "--calllog", calllog)
+    report = json.loads(hotline("report", *period, "--format", "json"))
+    (qa,) = [q for q in report["qa"] if q["name"] == "市公安局"]
+    assert (qa["group"], qa["recorded"], qa["scored"], qa["overall"]) == ("unit", 2, 1, 84)
+    assert dict(qa["criteria"])["accuracy"] == 25
+
+    # Retention: a day later by the clock, with one day's keep, the older recording (file and row)
+    # goes and the younger stays.
+    cutoff = (float(str(first["started_at"])) + float(str(second["started_at"]))) / 2
+    a_day_later = dt.datetime.fromtimestamp(cutoff + 86400, LOCAL_TZ).replace(tzinfo=None).isoformat()
+    purged = json.loads(
+        hotline("purge", "--keep-recordings-days", "1", "--calllog", calllog, env={"HOTLINE_CLOCK_START": a_day_later})
+    )
+    assert (purged["recordings_deleted"], purged["recording_files_deleted"]) == (1, 1)
+    assert not Path(str(first["path"])).exists()
+    assert not list(Path(str(first["path"])).parent.glob(f"{first['name']}.*"))  # no raw, plan or marker left
+    assert [r["name"] for r in controller.calllog.recordings("kind = 'call'")] == [second["name"]]
+    assert hashlib.sha256(Path(str(second["path"])).read_bytes()).hexdigest() == second["sha256"]
