@@ -2,7 +2,8 @@
 
 Schema version 6 (both backends) adds `seat_events`. The controller writes each change of a seat's
 state (ivr.operators.queue.SeatChange) through the call log's writer (`SeatChanged`, journaled like
-a call), so a supervisor can tell afterwards who was paused when, and why.
+a call), so a supervisor can tell afterwards who was paused when, and why — and so a restarted controller
+puts each seat back as its operator left it (`last_seat_states`, SeatPool.restore).
 """
 
 from __future__ import annotations
@@ -66,3 +67,15 @@ def seat_events(calllog: CallLog, since: float = 0.0) -> list[dict[str, Any]]:
     return calllog._query(
         "SELECT at, seat, state, reason, by_whom AS by, pending FROM seat_events WHERE at >= ? ORDER BY id", (since,)
     )
+
+
+def last_seat_states(calllog: CallLog) -> dict[str, tuple[str, str]]:
+    """Each seat's last recorded state and reason: {seat: (state, reason)}.
+
+    A change asked during a call (pending) counts as made: the call it waited for did not outlive the
+    controller that kept the wait, so a "pause after this call" is a pause now.
+    """
+    rows = calllog._query(
+        "SELECT seat, state, reason FROM seat_events WHERE id IN (SELECT MAX(id) FROM seat_events GROUP BY seat)", ()
+    )
+    return {str(r["seat"]): (str(r["state"]), str(r["reason"])) for r in rows}

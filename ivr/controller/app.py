@@ -41,7 +41,7 @@ from ivr.call.session import Services, handle_call
 from ivr.calllog import open_calllog
 from ivr.calllog.evidence import Importer
 from ivr.calllog.records import CallRecord
-from ivr.calllog.seats import SeatChanged
+from ivr.calllog.seats import SeatChanged, last_seat_states
 from ivr.citizen.progress import CallLogTickets
 from ivr.console.accounts import AccountStore
 from ivr.console.screen import Hotline
@@ -239,6 +239,7 @@ class Controller:
         interrupted = self.calllog.start()
         self.editing.went_live(self.table, "start")
         self._resume_ticket_numbers()
+        self._restore_seat_states()
         self.webhooks.start()
         if self.settings.clock_start is not None:
             log.warning("clock_simulated", starts_at=self.settings.clock_start.isoformat())
@@ -488,6 +489,16 @@ class Controller:
             return
         tickets.resume_numbering(today, last, self.settings.node)
         log.info("ticket_numbers_resumed", day=today.isoformat(), after=last)
+
+    def _restore_seat_states(self) -> None:
+        """A seat paused or signed out before a restart stays so: its operator said so, not this process."""
+        try:
+            last = last_seat_states(self.calllog)
+        except CallLogError as exc:  # the call log is down: every seat starts ready, as before seat states
+            log.warning("seat_states_not_restored", error=str(exc))
+            return
+        restored = self.seats.restore(last)
+        log.info("seat_states_restored", seats={c.seat: c.state for c in restored})
 
     async def _consume(self) -> None:
         async for conn in connections(self.ari):

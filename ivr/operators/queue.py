@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -490,6 +490,18 @@ class SeatPool:
         change = self._presence(slot, presence, reason, by)
         self._dispatch()
         return change
+
+    def restore(self, last: Mapping[str, tuple[str, str]], by: str = "restart") -> list[SeatChange]:
+        """Put seats back in the state they were last left in (a controller restart): a paused or signed-out
+        seat stays so. Ready and after-call work come back ready; seats routes.yaml no longer has are skipped.
+        """
+        changes = []
+        for seat, (state, reason) in last.items():
+            slot = self._slots.get(seat)
+            if slot is None or slot.retiring or state not in ("paused", "signed_out"):
+                continue
+            changes.append(self.set_state(seat, state, reason or "restored after a restart", by))
+        return changes
 
     def _presence(self, slot: _SeatSlot, presence: Presence, reason: str, by: str) -> SeatChange:
         if slot.wrap_timer is not None and presence != "wrap_up":

@@ -222,7 +222,7 @@ def test_feature_codes_typed_by_the_citizen_do_nothing(
     assert (row["outcome"], row["hangup_by"]) == ("operator", "callee")
 
 
-def test_a_paused_seat_is_never_offered_a_call(
+def test_a_paused_seat_is_never_offered_a_call_and_stays_paused_across_a_restart(
     start_controller: Callable[..., Controller], phones: Callable[..., Phone]
 ) -> None:
     seat1 = phones(SEAT_PORTS[0], talk_ms=2000)
@@ -253,3 +253,12 @@ def test_a_paused_seat_is_never_offered_a_call(
     with urllib.request.urlopen("http://127.0.0.1:9345/metrics", timeout=5) as resp:
         exposition = resp.read().decode()
     assert 'hotline_seats{state="paused"} 1.0' in exposition
+
+    # A restarted controller puts seat-1 back as its operator left it: still paused, for the same reason.
+    controller.stop()
+    again = start_controller()
+    assert [(s["seat"], s["state"], s["reason"]) for s in Api().get("/seats")["seats"]] == [
+        ("seat-1", "paused", "午餐"),
+        ("seat-2", "ready", ""),
+    ]
+    assert again.saw("seat_states_restored", seats={"seat-1": "paused"})

@@ -122,3 +122,18 @@ async def test_a_pause_asked_while_the_seat_rings_applies_when_it_goes_unanswere
     assert pool.set_state("seat-1", "paused", reason="离席").pending
     turn.no_answer(S1)
     assert turn.seat == S2 and statuses(pool) == {"seat-1": "paused", "seat-2": "busy"}
+
+
+async def test_a_restart_puts_paused_and_signed_out_seats_back_and_the_rest_ready(clock: FakeClock) -> None:
+    pool, changes = pool_of(clock, S1, S2)
+    restored = pool.restore(
+        {"seat-1": ("paused", "午餐"), "seat-2": ("wrap_up", ""), "seat-9": ("signed_out", "")}  # seat-9: gone
+    )
+    assert statuses(pool) == {"seat-1": "paused", "seat-2": "ready"}
+    assert [(c.seat, c.state, c.reason, c.by) for c in restored] == [("seat-1", "paused", "午餐", "restart")]
+    assert changes == restored  # written to the seat log like any change
+
+    pool2, _ = pool_of(clock, S1, S2)
+    pool2.restore({"seat-1": ("signed_out", ""), "seat-2": ("paused", "")})  # a pause kept without its reason
+    assert statuses(pool2) == {"seat-1": "signed_out", "seat-2": "paused"}
+    assert pool2.snapshot().seats[1].reason == "restored after a restart"
