@@ -8,7 +8,9 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 import urllib.request
 import wave
 from collections.abc import Callable, Iterator
@@ -22,6 +24,7 @@ from lab.citizen import place_call
 from lab.sipp.speech import speaking
 from tests.integration.conftest import (
     DEPARTMENTS_PORT,
+    OPERATORS_PORT,
     REPO,
     SEAT_PORTS,
     STATE,
@@ -273,3 +276,40 @@ def test_recorded_calls_are_sampled_with_a_seed_scored_into_the_report_and_purge
     assert not list(Path(str(first["path"])).parent.glob(f"{first['name']}.*"))  # no raw, plan or marker left
     assert [r["name"] for r in controller.calllog.recordings("kind = 'call'")] == [second["name"]]
     assert hashlib.sha256(Path(str(second["path"])).read_bytes()).hexdigest() == second["sha256"]
+
+
+def test_a_controller_killed_mid_call_loses_no_recording(
+    start_controller: Callable[..., Controller],
+    phones: Callable[..., Phone],
+    own_directory: Callable[[Path], str],
+    tmp_path: Path,
+) -> None:
+    """MixMonitor runs inside Asterisk: the leg goes on being recorded after the controller dies,
+    and the next controller finishes the file it finds (its plan, MixMonitor's closed marker),
+    with checksum and length in the call log."""
+    phones(OPERATORS_PORT, talk_ms=1000)  # the duty line a stale caller may be released to
+    phones(DEPARTMENTS_PORT, scenario=speaking_phone(tmp_path), talk_ms=12000)
+    routes = recording_routes(tmp_path, directory=own_directory(tmp_path))
+    first = start_controller(routes)
+
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(place_call, "12345", SPEAKS_AFTER_BRIDGE, caller=CITIZEN, talk_ms=40000)
+        until(lambda: first.saw("recording_started"), timeout=30, what="the department leg to be recorded")
+        time.sleep(3)
+        first.killed = True
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(5)
+        (started,) = first.events("recording_started")
+        second = start_controller(routes)
+        (rec,) = kept(second, timeout=40)
+        call.result()
+
+    assert rec["name"] == started["recording"] and rec["party"] == "市公安局"
+    path = Path(str(rec["path"]))
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == rec["sha256"] and rec["bytes"] == path.stat().st_size
+    with wave.open(str(path)) as w:
+        seconds = w.getnframes() / w.getframerate()
+    assert seconds >= 3 and abs(seconds - float(str(rec["seconds"]))) < 0.01  # the talk before the kill, at least
+    assert channel_levels(path)[1] > 0.005  # the department, speaking the whole time, is audible
+    assert sorted(p.name for p in path.parent.glob(f"{rec['name']}.*")) == [path.name]  # no raw, plan, marker
+    assert second.saw("recording_leftover_finished", recording=rec["name"])
