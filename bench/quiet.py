@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 LIMIT_PERCENT = 10.0  # of one core, per step
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -119,7 +120,13 @@ def sampler(pids: dict[str, int]) -> Sampler:
     return start
 
 
-def noisy_steps(steps: list[dict[str, object]], limit: float = LIMIT_PERCENT) -> list[str]:
+def judge(report: dict[str, Any], steps: list[dict[str, Any]]) -> None:
+    """Mark `report` valid or not from its steps: comparable only from a box the benchmark had to itself."""
+    report["noisy_steps"] = noisy_steps(steps)
+    report["valid"] = bool(steps) and not report["noisy_steps"] and "error" not in report
+
+
+def noisy_steps(steps: list[dict[str, Any]], limit: float = LIMIT_PERCENT) -> list[str]:
     """Labels of the steps during which other processes used more than `limit` % of a core."""
     noisy = []
     for step in steps:

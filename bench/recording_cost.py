@@ -119,10 +119,7 @@ def run_recording_cost(opts: CostOptions) -> dict[str, Any]:
             lab.stop_asterisk()
         shutil.rmtree(recorded_here, ignore_errors=True)
         report["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-        # Comparable only from a box the benchmark had to itself (bench.quiet), like the A/B run.
-        steps = [run["step"] for run in report["runs"].values()]
-        report["noisy_steps"] = quiet.noisy_steps(steps)
-        report["valid"] = bool(steps) and not report["noisy_steps"] and "error" not in report
+        quiet.judge(report, [run["step"] for run in report["runs"].values()])
         (workdir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
         (workdir / "report.md").write_text(markdown(report), encoding="utf-8")
     return report

@@ -187,8 +187,7 @@ def _write(report: dict[str, Any], workdir: Path) -> None:
     checks = report.get("B", {}).get("checks", {})
     steps += [checks[k] for k in ("at_80pct", "at_150pct", "recovery_30s") if k in checks]
     steps += checks.get("endurance", [])
-    report["noisy_steps"] = quiet.noisy_steps(steps)
-    report["valid"] = bool(steps) and not report["noisy_steps"] and "error" not in report
+    quiet.judge(report, steps)
     (workdir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str))
     if "A" in report and "B" in report:
         from bench.report import markdown

@@ -606,18 +606,11 @@ class Controller:
         if row is not None:
             record = CallRecord.from_row(row)
         else:  # the arrival's write never reached the log (a kill within milliseconds)
-            record = self._new_record(found.citizen, found.call_id, "", caller_number)
+            record = self._new_record(found.citizen, found.call_id, self.table.hotline_number, caller_number)
         if ticket is not None and not record.ticket_id:
             record.ticket_id = ticket["ticket_id"]
             record.unit, record.mode, record.route_id = ticket["unit"], ticket["mode"], ticket["route_id"]
-        call = AriCall(
-            self.ari,
-            record.call_id,
-            found.citizen,
-            caller_number=caller_number,
-            register=self.dispatcher.register,
-            unregister=self.dispatcher.unregister,
-        )
+        call = self._ari_call(found.citizen, record, caller_number)
         outcome = outcome_for(found.bridge, targets)
         seats = {seat.name for seat in self.table.operators.seats}
         seat = next((target for target in targets if target in seats), "")
@@ -647,31 +640,20 @@ class Controller:
             record = CallRecord.from_row(row)
             record.routes_version = self.table.digest
         else:
-            record = self._new_record(found.citizen, "", found.entry, found.caller_number)
+            record = self._new_record(found.citizen, "", found.entry or self.table.hotline_number, found.caller_number)
         record.resumed(after="controller_restart")
-        table, role = table_for(self.table, self.editing.stage, record.caller_hash)
-        services = self.services
-        if role == "staged":
-            record.routes_version = table.digest
-            services = self._stage_services(table)
-        call = AriCall(
-            self.ari,
-            record.call_id,
-            found.citizen,
-            caller_number=found.caller_number,
-            register=self.dispatcher.register,
-            unregister=self.dispatcher.unregister,
-            # Its ids go on from the dead controller's: a playback of the same id would take the old
-            # prompt's end for its own.
-            first_seq=max(found.seq, seq_in(playback, record.call_id)),
-        )
+        table, services, role = self._table_for(record)
+        # Its ids go on from the dead controller's: a playback of the same id would take the old
+        # prompt's end for its own.
+        first_seq = max(found.seq, seq_in(playback, record.call_id))
+        call = self._ari_call(found.citizen, record, found.caller_number, first_seq=first_seq)
         self._launch(call, record, handle_call(call, record, table, services), role)
 
     def _new_record(self, channel: str, call_id: str, entry: str, caller_number: str) -> CallRecord:
         return CallRecord(
             call_id=call_id or uuid.uuid4().hex[:16],
             channel_id=channel,
-            entry=entry or self.table.hotline_number,
+            entry=entry,
             caller_masked=privacy.mask(caller_number),
             caller_hash=privacy.caller_hash(caller_number, self.settings.caller_hash_key),
             routes_version=self.table.digest,
@@ -689,29 +671,30 @@ class Controller:
             self._spawn(self._refuse(start.channel))
             return
         entry = start.args[0] if start.args else start.dialed
-        record = CallRecord(
-            call_id=uuid.uuid4().hex[:16],
-            channel_id=start.channel,
-            entry=entry,
-            caller_masked=privacy.mask(start.caller_number),
-            caller_hash=privacy.caller_hash(start.caller_number, self.settings.caller_hash_key),
-            routes_version=self.table.digest,
-        )
-        # A staged table (canary) takes a stable share of callers, by their keyed hash.
+        record = self._new_record(start.channel, "", entry, start.caller_number)
+        table, services, role = self._table_for(record)
+        call = self._ari_call(start.channel, record, start.caller_number)
+        self._launch(call, record, handle_call(call, record, table, services), role)
+
+    def _table_for(self, record: CallRecord) -> tuple[RouteTable, Services, str]:
+        """The table a call runs on, its services and role: a staged table (canary) takes a stable
+        share of callers, by their keyed hash."""
         table, role = table_for(self.table, self.editing.stage, record.caller_hash)
-        services = self.services
-        if role == "staged":
-            record.routes_version = table.digest
-            services = self._stage_services(table)
-        call = AriCall(
+        if role != "staged":
+            return table, self.services, role
+        record.routes_version = table.digest
+        return table, self._stage_services(table), role
+
+    def _ari_call(self, channel: str, record: CallRecord, caller_number: str, first_seq: int = 0) -> AriCall:
+        return AriCall(
             self.ari,
             record.call_id,
-            start.channel,
-            caller_number=start.caller_number,
+            channel,
+            caller_number=caller_number,
             register=self.dispatcher.register,
             unregister=self.dispatcher.unregister,
+            first_seq=first_seq,
         )
-        self._launch(call, record, handle_call(call, record, table, services), role)
 
     def _launch(self, call: AriCall, record: CallRecord, story: Coroutine[Any, Any, None], role: str) -> None:
         task = asyncio.create_task(self._run_call(record, story, role), name=f"call-{record.call_id}")

@@ -414,17 +414,7 @@ class Recorder:
         part.chmod(0o600)
         part.replace(planned.wav)
         planned.raw.unlink()
-        return RecordingKept(
-            name=planned.name,
-            call_id=planned.call_id,
-            what="call",
-            party=planned.party,
-            path=str(planned.wav),
-            started_at=planned.started_at,
-            seconds=round(len(data) / (SAMPLE_RATE * CHANNELS * SAMPLE_BYTES), 3),
-            bytes=planned.wav.stat().st_size,
-            sha256=sha256_of(planned.wav),
-        )
+        return _kept(planned, round(len(data) / (SAMPLE_RATE * CHANNELS * SAMPLE_BYTES), 3))
 
     async def _finish_message(self, call_id: str, name: str, party: str, at: float) -> None:
         path = host_path(self.root, f"{MESSAGES_DIR}/{name}.wav")
@@ -455,8 +445,8 @@ class Recorder:
         self.counter.recording_kept("message", kept.seconds)
 
 
-def _rehash(planned: Planned) -> RecordingKept:
-    """A WAV finished by a controller that died before its row was written."""
+def _kept(planned: Planned, seconds: float) -> RecordingKept:
+    """The row of a leg's finished WAV: its size and checksum read from the file."""
     return RecordingKept(
         name=planned.name,
         call_id=planned.call_id,
@@ -464,10 +454,15 @@ def _rehash(planned: Planned) -> RecordingKept:
         party=planned.party,
         path=str(planned.wav),
         started_at=planned.started_at,
-        seconds=wav_seconds(planned.wav),
+        seconds=seconds,
         bytes=planned.wav.stat().st_size,
         sha256=sha256_of(planned.wav),
     )
+
+
+def _rehash(planned: Planned) -> RecordingKept:
+    """A WAV finished by a controller that died before its row was written."""
+    return _kept(planned, wav_seconds(planned.wav))
 
 
 def _forget(planned: Planned) -> None:
