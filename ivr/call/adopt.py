@@ -33,7 +33,6 @@ from ivr.errors import AriError, CallEnded
 
 _LEG = re.compile(r"^(?P<call>.+)-out(?P<seq>\d+)$")
 _BRIDGE = re.compile(r"^(?P<call>.+)-(?P<kind>br|talk)(?P<seq>\d+)$")
-_ANY_ID = re.compile(r"^(?P<call>.+)-[a-z]+(?P<seq>\d+)$")  # what AriCall._next_id makes: legs, bridges, playbacks
 
 OPERATOR_TARGETS = "operators"  # HOTLINE_TARGET of the operators' group line; a seat's is its name
 
@@ -78,12 +77,6 @@ def call_of_leg(channel: str) -> str | None:
 def call_of_bridge(bridge: str) -> str | None:
     match = _BRIDGE.match(bridge)
     return match["call"] if match else None
-
-
-def seq_in(name: str, call_id: str) -> int:
-    """The sequence number in an id the call's AriCall made (`<call_id>-pb7` -> 7); 0 for another's id."""
-    match = _ANY_ID.match(name)
-    return int(match["seq"]) if match and match["call"] == call_id else 0
 
 
 def created_at(item: Mapping[str, Any]) -> float | None:

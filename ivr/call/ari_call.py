@@ -36,7 +36,13 @@ T = TypeVar("T")
 # How long a recording may take to be reported finished after the caller hung up on it.
 RECORDING_AFTER_HANGUP_S = 3.0
 
-PLAYBACK_VARIABLE = "HOTLINE_PLAYBACK"  # the id of the prompt playing now, kept on the channel
+# A call's playbacks take their ids from a small ring of slots named after the citizen's channel
+# (`<channel>-pb0` .. `-pb15`). Nothing is written anywhere per prompt, yet a controller restarted
+# after a crash can find and stop a prompt the dead one left playing (Asterisk runs `continue`, or
+# a new prompt, only after it): it stops every slot (stop_left_prompts); a 404 costs little and only
+# happens then. The ring is far larger than the playbacks one call has at once (a prompt, a ring
+# tone, a hold tone), so a slot comes round again long after its last PlaybackFinished.
+PLAYBACK_SLOTS = 16
 
 # How long a created outbound channel may take to enter our app (normally milliseconds).
 STASIS_WAIT_S = 5.0
@@ -63,6 +69,7 @@ class AriCall:
         unregister: Callable[[str], None],
         caller_number: str = "",
         first_seq: int = 0,
+        first_playback: int = 0,
     ) -> None:
         self.ari = ari
         self.id = call_id
@@ -83,6 +90,7 @@ class AriCall:
         self._seq = first_seq  # above the ids a dead controller's leftovers of this call still use (ivr.call.adopt)
         self._taken: list[str] = []  # legs taken over from a dead controller (resume_talk)
         self._playing: set[str] = set()  # playbacks we started that may still be running
+        self._playback_n = first_playback  # the next playback slot (after a dead controller's, on a restart)
         self._handing_off = False
         self.bridged_since: float | None = None
         self.bridged_until: float | None = None
@@ -95,6 +103,11 @@ class AriCall:
     def _next_id(self, kind: str) -> str:
         self._seq += 1
         return f"{self.id}-{kind}{self._seq}"
+
+    def _next_playback(self) -> str:
+        slot = self._playback_n % PLAYBACK_SLOTS
+        self._playback_n += 1
+        return playback_id(self.channel, slot)
 
     # -- the event pump every verb uses ---------------------------------------------------
     async def _next(self, timeout: float | None) -> ev.Event | None:
@@ -167,7 +180,7 @@ class AriCall:
         """Play media back to back. With barge_in, a key stops it; returns True if interrupted."""
         if barge_in and self.digits:
             return True
-        playback = self._next_id("pb")
+        playback = self._next_playback()
         await self._start_playback(playback, media)
         # Asterisk's own PlaybackFinished is the end marker; the guard timeout only protects
         # against a lost event (a reconnect gap) so a call can never wait forever here.
@@ -246,7 +259,7 @@ class AriCall:
 
     async def play_until(self, media: list[str], awaitable: Awaitable[T]) -> T:
         """Play `media` (looping tones, hold music) until `awaitable` completes, then stop it."""
-        playback = self._next_id("hold")
+        playback = self._next_playback()
         await self._quietly(self._start_playback(playback, media))
         try:
             return await awaitable
@@ -276,7 +289,7 @@ class AriCall:
         self._register(out, self)
         self._outbound.add(out)
         result = DialResult(DialStatus.CHANUNAVAIL, out, started=time.time())
-        ring = self._next_id("ring")
+        ring = self._next_playback()
         try:
             try:
                 await self.ari.create_channel(
@@ -479,7 +492,7 @@ class AriCall:
             await self._quietly(self.ari.remove_from_bridge(self._talk, channel))
             self._members.discard(channel)
         if hold and self._hold is None:
-            self._hold = self._next_id("hold")
+            self._hold = self._next_playback()
             await self._quietly(self._start_playback(self._hold, HOLD_MEDIA))
         elif not hold and self._hold is not None:
             await self._quietly(self.ari.stop_playback(self._hold))
@@ -608,18 +621,39 @@ class AriCall:
             self._unregister(f"{self.id}-out{n}")
 
     async def _start_playback(self, playback: str, media: list[str]) -> None:
-        """Start a playback, first noting its id on the channel itself.
-
-        A controller that dies mid-prompt loses its memory; the next one must stop that prompt
-        before it can hand the caller to the dialplan fallback (Asterisk runs 'continue' only
-        after the current playback). The channel variable survives us.
-        """
         self._playing.add(playback)
-        await self.ari.set_variable(self.channel, PLAYBACK_VARIABLE, playback)
         await self.ari.play(self.channel, playback, media)
 
     async def _quietly(self, coro: Awaitable[object]) -> None:
         await quietly(coro)
+
+
+def playback_id(channel: str, slot: int) -> str:
+    return f"{channel}-pb{slot}"
+
+
+async def stop_left_prompts(ari: AriClient, channel: str) -> int:
+    """Stop whatever a dead controller left playing on `channel`; the slot a new call should start at.
+
+    Every slot is stopped (at once: this runs for each waiting caller at a restart); the next slot
+    is the one after the last still playing, so a late PlaybackFinished of a stopped prompt can
+    never be taken for the end of a new one.
+    """
+    slots = range(PLAYBACK_SLOTS)
+    stopped = await asyncio.gather(*(_stopped(ari, playback_id(channel, n)) for n in slots))
+    playing = [n for n in slots if stopped[n]]
+    return (max(playing) + 1) % PLAYBACK_SLOTS if playing else 0
+
+
+async def _stopped(ari: AriClient, playback: str) -> bool:
+    try:
+        await ari.stop_playback(playback)
+    except AriNotFound:
+        return False
+    except AriError as exc:
+        log.warning("stop_left_prompt_failed", playback=playback, error=str(exc))
+        return False
+    return True
 
 
 def _close(awaitable: Awaitable[object]) -> None:

@@ -34,8 +34,8 @@ from ivr import privacy, tickets
 from ivr.ari import events as ev
 from ivr.ari.client import AriClient
 from ivr.ari.stream import connections
-from ivr.call.adopt import Talking, Waiting, adopt_call, call_of_bridge, outcome_for, seq_in, sort_leftovers
-from ivr.call.ari_call import PLAYBACK_VARIABLE, AriCall, quietly
+from ivr.call.adopt import Talking, Waiting, adopt_call, call_of_bridge, outcome_for, sort_leftovers
+from ivr.call.ari_call import AriCall, quietly, stop_left_prompts
 from ivr.call.dispatcher import Dispatcher
 from ivr.call.session import Services, handle_call
 from ivr.calllog import open_calllog
@@ -627,13 +627,8 @@ class Controller:
         """
         for leg in found.legs:  # a department or seat still ringing for them
             await self._quiet_hangup(leg)
-        try:
-            # A prompt (or hold tone) started by the dead controller would play on under ours.
-            playback = await self.ari.get_variable(found.citizen, PLAYBACK_VARIABLE)
-        except AriError:  # none ever started (404); a channel gone meanwhile ends the call at its first request
-            playback = ""
-        if playback:
-            await quietly(self.ari.stop_playback(playback))
+        # A prompt (or hold tone) started by the dead controller would play on before ours.
+        first_playback = await stop_left_prompts(self.ari, found.citizen)
         if found.call_id:  # a message being recorded: keep what was said
             await quietly(self.ari.request("POST", f"/recordings/live/hotline-msg-{found.call_id}/stop"))
         if row is not None:
@@ -643,10 +638,11 @@ class Controller:
             record = self._new_record(found.citizen, "", found.entry or self.table.hotline_number, found.caller_number)
         record.resumed(after="controller_restart")
         table, services, role = self._table_for(record)
-        # Its ids go on from the dead controller's: a playback of the same id would take the old
-        # prompt's end for its own.
-        first_seq = max(found.seq, seq_in(playback, record.call_id))
-        call = self._ari_call(found.citizen, record, found.caller_number, first_seq=first_seq)
+        # Its ids go on from the dead controller's: a leg, bridge or playback of the same id would
+        # take the old one's events for its own.
+        call = self._ari_call(
+            found.citizen, record, found.caller_number, first_seq=found.seq, first_playback=first_playback
+        )
         self._launch(call, record, handle_call(call, record, table, services), role)
 
     def _new_record(self, channel: str, call_id: str, entry: str, caller_number: str) -> CallRecord:
@@ -685,7 +681,9 @@ class Controller:
         record.routes_version = table.digest
         return table, self._stage_services(table), role
 
-    def _ari_call(self, channel: str, record: CallRecord, caller_number: str, first_seq: int = 0) -> AriCall:
+    def _ari_call(
+        self, channel: str, record: CallRecord, caller_number: str, first_seq: int = 0, first_playback: int = 0
+    ) -> AriCall:
         return AriCall(
             self.ari,
             record.call_id,
@@ -694,6 +692,7 @@ class Controller:
             register=self.dispatcher.register,
             unregister=self.dispatcher.unregister,
             first_seq=first_seq,
+            first_playback=first_playback,
         )
 
     def _launch(self, call: AriCall, record: CallRecord, story: Coroutine[Any, Any, None], role: str) -> None:
@@ -737,9 +736,7 @@ class Controller:
     async def _release(self, channel: str) -> None:
         try:
             # A prompt started by a previous controller would hold the channel until it ends.
-            playback = await self.ari.get_variable(channel, PLAYBACK_VARIABLE)
-            if playback:
-                await quietly(self.ari.stop_playback(playback))
+            await stop_left_prompts(self.ari, channel)
             await self.ari.continue_in_dialplan(channel, *FALLBACK_CONTEXT)
         except AriError as exc:
             log.warning("release_failed", channel=channel, error=str(exc))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ivr.ari import events as ev
-from ivr.call.adopt import Talking, Waiting, adopt_call, created_at, outcome_for, seq_in, sort_leftovers
+from ivr.call.adopt import Talking, Waiting, adopt_call, created_at, outcome_for, sort_leftovers
 from ivr.call.ari_call import AriCall
 from ivr.call.books import Services
 from ivr.calllog import CallLog, open_calllog
@@ -103,11 +103,6 @@ def test_a_bridge_without_its_creation_time_counts_the_talk_from_now() -> None:
     )
     assert found.talking[0].since == NOW
     assert created_at({"creationtime": "yesterday"}) is None
-
-
-def test_a_restarted_call_numbers_its_ids_after_the_dead_controllers_prompt() -> None:
-    assert seq_in(f"{CALL}-pb7", CALL) == 7 and seq_in(f"{CALL}-hold12", CALL) == 12
-    assert seq_in(f"{OTHER}-pb7", CALL) == 0 and seq_in("", CALL) == 0
 
 
 @pytest.mark.parametrize(
