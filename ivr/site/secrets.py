@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 from pathlib import Path
 
 ARI_PASSWORD = "ari-password"
@@ -42,17 +41,3 @@ class Secrets:
 
     def seat_password(self, endpoint: str) -> str:
         return self.get(f"seat-{endpoint}.password")
-
-
-def sha512_crypt(password: str) -> str:
-    """A SHA-512 crypt hash Asterisk's ari.conf accepts (password_format = crypt).
-
-    openssl, as hotlinectl does: Python's crypt module is gone in 3.13. rounds=1000 because Asterisk
-    verifies the hash on every ARI request (BENCHMARKS.md); the password is random, so the work factor
-    adds nothing against guessing it.
-    """
-    salt = f"rounds=1000${secrets.token_hex(8)}"
-    done = subprocess.run(
-        ["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=password, capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip()
