@@ -108,6 +108,7 @@ class StepResult:
     dtmf_to_invite: dict[str, Any] = field(default_factory=dict)
     answer_to_bridge: dict[str, Any] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)  # process label -> mean CPU % over the step
+    ari_requests: int | None = None  # REST requests the controller sent Asterisk during the step (B only)
     sipp_exit: int = 0
     notes: list[str] = field(default_factory=list)
     # raw per-call data kept for the caller (not serialised)
@@ -134,7 +135,22 @@ class StepResult:
         data["failed_total"] = self.failed_total
         data["failure_ratio"] = round(self.failure_ratio, 5)
         data["passed"] = self.passed()
+        data["cpu_ms_per_call"] = self.cpu_ms_per_call()
+        data["ari_requests_per_call"] = (
+            round(self.ari_requests / self.placed, 2) if self.ari_requests is not None and self.placed else None
+        )
         return data
+
+    def cpu_ms_per_call(self) -> dict[str, float]:
+        """Each measured process's CPU time over the step (sampled from SIPp's start to its end, when
+        every call is over), shared out over the calls placed."""
+        if not self.placed:
+            return {}
+        return {
+            name: round(percent * 10 * self.seconds / self.placed, 2)
+            for name, percent in self.cpu.items()
+            if name in ("asterisk", "controller")
+        }
 
 
 def _template(src: Path, out: Path, **fields: str) -> Path:

@@ -26,24 +26,34 @@ def _failed(s: dict[str, Any]) -> str:
     return f"{s['failed_total']} (" + ", ".join(f"{k} {v}" for k, v in sorted(s["failed"].items())) + ")"
 
 
+def _per_call(s: dict[str, Any], cpu_keys: tuple[str, ...]) -> str:
+    """CPU ms per call of each measured process, and ARI requests per call (A sends none: no controller)."""
+    ms = s.get("cpu_ms_per_call") or {}
+    cpu = " / ".join(f"{ms[k]:.1f}" if k in ms else "?" for k in cpu_keys)
+    requests = s.get("ari_requests_per_call")
+    ari = "0" if "controller" not in cpu_keys else ("?" if requests is None else f"{requests:.1f}")
+    return f"{cpu} | {ari}"
+
+
 def _row(name: str, s: dict[str, Any] | None, cpu_keys: tuple[str, ...]) -> str:
     if s is None:
-        return f"| {name} | no passing step | | | | | | | | |"
+        return f"| {name} | no passing step | | | | | | | | | | |"
     cpu = ", ".join(f"{k} {s['cpu'].get(k, 0):.0f} %" for k in (*cpu_keys, "others"))
     if "loadavg_before" in s["cpu"]:
         cpu += f"; load {s['cpu']['loadavg_before']:.2f}→{s['cpu']['loadavg_after']:.2f}"
     return (
         f"| {name} | {s['rate']:g} | {s['placed']} | {s['max_concurrent']} | {_failed(s)} | "
         f"{s['retransmissions']} (INVITE {s['invite_retransmissions']}) | {_lat(s['invite_to_200'])} | "
-        f"{_lat(s['dtmf_to_invite'])} | {_lat(s['answer_to_bridge'])} | {cpu} |"
+        f"{_lat(s['dtmf_to_invite'])} | {_lat(s['answer_to_bridge'])} | {cpu} | {_per_call(s, cpu_keys)} |"
     )
 
 
 def steps_table(steps: list[dict[str, Any]], cpu_keys: tuple[str, ...]) -> list[str]:
     lines = [
         "| step | calls/s | placed | max concurrent | failed (by reason) | retransmissions | "
-        "INVITE→200 ms p50/p95/p99 | DTMF→outbound INVITE ms | outbound answer→bridge ms | CPU |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "INVITE→200 ms p50/p95/p99 | DTMF→outbound INVITE ms | outbound answer→bridge ms | CPU | "
+        f"CPU ms per call ({' / '.join(cpu_keys)}) | ARI requests per call |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in steps:
         row = _row(s["label"], s, cpu_keys)
@@ -51,6 +61,36 @@ def steps_table(steps: list[dict[str, Any]], cpu_keys: tuple[str, ...]) -> list[
             row = row.replace(f"| {s['label']} |", f"| {s['label']} (fail) |", 1)
         lines.append(row)
     return lines
+
+
+def _at_max(part: dict[str, Any]) -> dict[str, Any] | None:
+    return _best(part.get("steps", []), part.get("max_rate", 0))
+
+
+def _fmt(value: float | None) -> str:
+    return "?" if value is None else f"{value:.1f}"
+
+
+def _costs(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """What one call costs at each flow's highest passing step: the figures issue 21's goals are set in."""
+    lines = [
+        "| at the highest passing step | calls/s | Asterisk CPU ms per call | controller CPU ms per call | "
+        "ARI requests per call |",
+        "|---|---|---|---|---|",
+    ]
+    for name, part, has_controller in (("A: pure dialplan", a, False), ("B: controller", b, True)):
+        s = _at_max(part)
+        if s is None:
+            lines.append(f"| {name} | no passing step | | | |")
+            continue
+        ms = s.get("cpu_ms_per_call") or {}
+        requests = s.get("ari_requests_per_call")
+        lines.append(
+            f"| {name} | {s['rate']:g} | {_fmt(ms.get('asterisk'))} | "
+            f"{_fmt(ms.get('controller')) if has_controller else '0 (none)'} | "
+            f"{_fmt(requests) if has_controller else '0 (none)'} |"
+        )
+    return [*lines, ""]
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -80,6 +120,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"| **B/A** | **{r['ratio_b_over_a']}** | | |",
         "",
     ]
+    out += _costs(a, b)
     if "calibration" in r:
         c = r["calibration"]
         out.append(

@@ -23,10 +23,13 @@ import json
 import platform
 import subprocess
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import profile, quiet
 from bench.load import CALL_SECONDS, Endpoints, StepResult, dist, run_step
@@ -205,9 +208,15 @@ def run_b(opts: Options, budget: Budget, workdir: Path, ast_pid: int, ari: lab.A
     placed = 0
     warm_rss: list[int] = []
 
+    sent = [_ari_requests(ctl)]  # the controller's count so far: each step's requests are the difference
+
     def after(step: StepResult) -> None:
         nonlocal placed
         placed += step.placed
+        now = _ari_requests(ctl)
+        if now is not None and sent[-1] is not None:
+            step.ari_requests = now - sent[-1]
+        sent.append(now)
         _bridge_latency(step, ctl)
         if ctl.alive():
             rss = lab.rss_kib(ctl_pid)
@@ -314,6 +323,25 @@ def run_b(opts: Options, budget: Budget, workdir: Path, ast_pid: int, ari: lab.A
         checks["admission_controller"] = admission
     out["checks"] = checks
     return out
+
+
+def _ari_requests(ctl: lab.ControllerProcess) -> int | None:
+    """The controller's hotline_ari_requests_total over every method and resource (None: no answer)."""
+    url = ctl.health_url.removesuffix("/health") + "/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "hotline_ari_requests"
+            for sample in family.samples
+            if sample.name == "hotline_ari_requests_total"
+        )
+    )
 
 
 def _finish_controller(ctl: lab.ControllerProcess, out: dict[str, Any], ari: lab.Ari, since: float) -> None:

@@ -101,6 +101,33 @@ class _CallLogCollector:
             yield CounterMetricFamily(name, doc, value=value)
 
 
+class AriRequestCounts(Protocol):
+    """What the ARI client counts (ivr.ari.client.AriClient.sent): requests by (method, resource)."""
+
+    @property
+    def sent(self) -> dict[tuple[str, str], int]: ...
+
+
+class _AriRequestsCollector:
+    """Read at scrape time from the client's plain counts: the request path pays a dict increment only."""
+
+    def __init__(self, client: AriRequestCounts) -> None:
+        self.client = client
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "hotline_ari_requests",
+            "REST requests the controller sent to Asterisk's ARI, by method and resource (the path's first segment).",
+            labels=["method", "resource"],
+        )
+        for (method, resource), count in sorted(self.client.sent.items()):
+            family.add_metric([method, resource], count)
+        yield family
+
+
 class Metrics:
     def __init__(self, entries: frozenset[str] = frozenset()) -> None:
         self.registry = CollectorRegistry()
@@ -442,6 +469,10 @@ class Metrics:
         self.routes_calls.labels(
             role if role in ROUTES_ROLES else "live", outcome if outcome in OUTCOMES else "failed"
         ).inc()
+
+    def watch_ari_requests(self, client: AriRequestCounts) -> None:
+        """Export `hotline_ari_requests_total` from the client's counts (once per client)."""
+        self.registry.register(_AriRequestsCollector(client))
 
     def watch_calllog(self, calllog: CallLogState) -> None:
         """Export the call log's journal and write counters (hotline_calllog_*)."""

@@ -47,6 +47,9 @@ class AriClient:
         # Built once; aiohttp.BasicAuth on requests is deprecated in 3.14 and URL-embedded
         # credentials break on '&' and '#'.
         self.auth_header = aiohttp.encode_basic_auth(settings.username, settings.password)
+        # Requests sent, by (method, resource: the path's first segment): a dict increment per request,
+        # read by /metrics at scrape time (ivr.metrics), since every request is work Asterisk does for us.
+        self.sent: dict[tuple[str, str], int] = {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -72,6 +75,8 @@ class AriClient:
     async def request(
         self, method: str, path: str, params: Mapping[str, str | int] | None = None, body: Any = None
     ) -> Any:
+        key = (method, path.split("/", 2)[1])
+        self.sent[key] = self.sent.get(key, 0) + 1
         url = f"{self.base}{path}"
         timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout)
         try:

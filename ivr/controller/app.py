@@ -172,6 +172,7 @@ class Controller:
         )
         self.dispatcher = Dispatcher(self._start_call, self._hangup_orphan)
         self.ari = AriClient(settings.ari)
+        self.metrics.watch_ari_requests(self.ari)
         # Callbacks and 回访 (ivr.outbound), on the tickets' clock too. One controller places them: a
         # cluster's nodes share one list and would call the same citizen twice.
         self.outbound = Outbound(

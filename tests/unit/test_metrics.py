@@ -131,3 +131,17 @@ def test_a_call_counts_once_against_its_unit_when_its_ring_chain_was_dialled() -
     key = "hotline_unit_calls_total"
     assert got[(key, (("mode", "merge"), ("result", "answered"), ("unit", "市公安局")))] == 1
     assert got[(key, (("mode", "merge"), ("result", "not_answered"), ("unit", "市公安局")))] == 1
+
+
+def test_ari_requests_are_read_from_the_clients_counts_at_each_scrape() -> None:
+    class Client:
+        sent = {("POST", "channels"): 5, ("DELETE", "playbacks"): 1}
+
+    m = Metrics()
+    client = Client()
+    m.watch_ari_requests(client)
+    got = samples(m)
+    assert got[("hotline_ari_requests_total", (("method", "POST"), ("resource", "channels")))] == 5
+    assert got[("hotline_ari_requests_total", (("method", "DELETE"), ("resource", "playbacks")))] == 1
+    client.sent[("GET", "channels")] = 2
+    assert samples(m)[("hotline_ari_requests_total", (("method", "GET"), ("resource", "channels")))] == 2

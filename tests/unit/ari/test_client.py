@@ -150,3 +150,18 @@ async def test_rejected_credentials_stop_the_event_stream(fake: tuple[FakeAri, s
         with pytest.raises(AriAuthError):
             async for _ in connections(ari):
                 pass
+
+
+async def test_every_request_is_counted_by_method_and_resource_whether_it_succeeds_or_not(
+    fake: tuple[FakeAri, str],
+) -> None:
+    _, url = fake
+    async with client(url) as ari:
+        await ari.answer("c1")
+        await ari.answer("c2")
+        with pytest.raises(AriNotFound):
+            await ari.answer("gone")
+        with pytest.raises(AriNotFound):
+            await ari.stop_playback("c1-pb3")  # no such route here: a 404 costs Asterisk a request all the same
+    # The resource is the path's first segment: never a channel or playback id, so the series stay few.
+    assert ari.sent == {("POST", "channels"): 3, ("DELETE", "playbacks"): 1}
