@@ -252,8 +252,26 @@ class Metrics:
         )
         self.refused = Counter(
             "hotline_admission_refused_calls_total",
-            "Calls refused unanswered (SIP 503) because they came faster than HOTLINE_MAX_CALL_RATE.",
+            "Calls refused unanswered (SIP 503) by admission: the box was overloaded (HOTLINE_ADMISSION=adaptive) "
+            "or they came faster than HOTLINE_MAX_CALL_RATE.",
             registry=r,
+        )
+        # What adaptive admission sees and decides (ivr.controller.admission), refreshed every probe.
+        self.admission_limit = Gauge(
+            "hotline_admission_setup_limit",
+            "Calls let be in setup at once (adaptive admission); beyond it new calls are refused. 0: not adaptive.",
+            registry=r,
+        )
+        self.in_setup = Gauge(
+            "hotline_admission_calls_in_setup", "Calls admitted and not yet hearing their first prompt.", registry=r
+        )
+        self.ari_p90 = Gauge(
+            "hotline_ari_response_p90_seconds",
+            "p90 of the ARI requests' response time over the last admission probe (about 0.5 s).",
+            registry=r,
+        )
+        self.loop_lag = Gauge(
+            "hotline_event_loop_lag_seconds", "How late the controller's event loop ran a 0.5 s timer.", registry=r
         )
         self.callbacks_oldest = Gauge(
             "hotline_callbacks_oldest_open_seconds",
@@ -362,6 +380,13 @@ class Metrics:
 
     def call_refused(self) -> None:
         self.refused.inc()
+
+    def admission_seen(self, limit: float, in_setup: int, ari_p90_s: float | None, loop_lag_s: float) -> None:
+        self.admission_limit.set(limit)
+        self.in_setup.set(in_setup)
+        if ari_p90_s is not None:  # no request in the probe: the last figure stands
+            self.ari_p90.set(ari_p90_s)
+        self.loop_lag.set(loop_lag_s)
 
     def call_ended(self, entry: str, outcome: str) -> None:
         self.active.dec()

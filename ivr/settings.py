@@ -24,9 +24,13 @@ HOTLINE_NODE       this controller's id in a cluster sharing one call log (e.g. 
                    its Asterisk's systemname: part of every ticket number, so nodes never issue the
                    same one, and at start only this node's calls left in progress are marked
                    interrupted; empty for one node
-HOTLINE_MAX_CALL_RATE  new calls per second taken (0 = no limit); beyond it a call is refused at
-                   once, unanswered (the carrier gets 503) — set it to ~80 % of the maximum
-                   BENCHMARKS.md measures: at the maximum, the refusals' own cost can tip
+HOTLINE_ADMISSION  adaptive (default) | fixed | off — how new calls are admitted under overload
+                   (ivr/controller/admission.py): adaptive follows ARI response time, event-loop lag
+                   and the calls still being set up, needs no tuning; a refused call is refused at
+                   once, unanswered (the carrier gets 503); off takes every call
+HOTLINE_ADMISSION_MAX_SETUPS  400 — adaptive: the most calls in setup at once, whatever the signals
+HOTLINE_MAX_CALL_RATE  fixed: new calls per second taken (> 0 implies fixed); set it to ~80 % of the
+                   maximum BENCHMARKS.md measures: at the maximum, the refusals' own cost can tip
                    Asterisk into overload and the admitted callers wait
 HOTLINE_ASTERISK_EVENTS  /var/log/asterisk/hotline-events.db — the SQLite file Asterisk writes refused and
                    fallback calls to (dialplan/cel_sqlite3_custom.conf); the controller imports them
@@ -86,6 +90,8 @@ class Settings:
     metrics_addr: tuple[str, int] = ("127.0.0.1", 9345)
     node: str = ""
     max_call_rate: float = 0.0
+    admission: str = "adaptive"  # adaptive | fixed | off (ivr.controller.admission)
+    admission_max_setups: int = 400
     asterisk_events: Path = Path("/var/log/asterisk/hotline-events.db")
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # for partner secrets
 
@@ -146,6 +152,7 @@ class Settings:
             ) from None
         if max_call_rate < 0:
             raise ConfigError(f"HOTLINE_MAX_CALL_RATE must not be negative, got {max_call_rate}")
+        admission, max_setups = _admission(env, max_call_rate)
         fmt = env.get("HOTLINE_LOG_FORMAT", "kv")
         if fmt not in ("kv", "json"):
             raise ConfigError(f"HOTLINE_LOG_FORMAT must be kv or json, got {fmt!r}")
@@ -167,9 +174,29 @@ class Settings:
             metrics_addr=(host, int(port)),
             node=node,
             max_call_rate=max_call_rate,
+            admission=admission,
+            admission_max_setups=max_setups,
             asterisk_events=Path(env.get("HOTLINE_ASTERISK_EVENTS") or "/var/log/asterisk/hotline-events.db"),
             environ=dict(env),
         )
+
+
+def _admission(env: Mapping[str, str], max_call_rate: float) -> tuple[str, int]:
+    """HOTLINE_ADMISSION with HOTLINE_MAX_CALL_RATE: a rate alone means fixed; contradictions are refused."""
+    mode = env.get("HOTLINE_ADMISSION") or ("fixed" if max_call_rate > 0 else "adaptive")
+    if mode not in ("adaptive", "fixed", "off"):
+        raise ConfigError(f"HOTLINE_ADMISSION must be adaptive, fixed or off, got {mode!r}")
+    if mode == "fixed" and max_call_rate <= 0:
+        raise ConfigError("HOTLINE_ADMISSION=fixed needs HOTLINE_MAX_CALL_RATE > 0 (new calls per second)")
+    if mode != "fixed" and max_call_rate > 0:
+        raise ConfigError(
+            f"HOTLINE_MAX_CALL_RATE={max_call_rate:g} is a fixed rate, but HOTLINE_ADMISSION={mode}: "
+            "unset one of them (a rate alone means fixed)"
+        )
+    raw = env.get("HOTLINE_ADMISSION_MAX_SETUPS") or "400"
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"HOTLINE_ADMISSION_MAX_SETUPS must be a whole number of calls >= 1, got {raw!r}")
+    return mode, int(raw)
 
 
 # Passwords from Asterisk samples, tutorials and our own docs: the first a scanner tries. ARI is full

@@ -10,6 +10,8 @@ load), and HTTP failures mapped once, here, into ivr.errors.
 from __future__ import annotations
 
 import json
+import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +52,8 @@ class AriClient:
         # Requests sent, by (method, resource: the path's first segment): a dict increment per request,
         # read by /metrics at scrape time (ivr.metrics), since every request is work Asterisk does for us.
         self.sent: dict[tuple[str, str], int] = {}
+        # Response times of the latest requests: the controller's admission reads Asterisk's load from them.
+        self.latencies: deque[float] = deque(maxlen=1024)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -79,6 +83,7 @@ class AriClient:
         self.sent[key] = self.sent.get(key, 0) + 1
         url = f"{self.base}{path}"
         timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout)
+        started = time.monotonic()
         try:
             async with self.session.request(
                 method, url, params=params, json=body, timeout=timeout, headers={"Authorization": self.auth_header}
@@ -99,6 +104,8 @@ class AriClient:
                 raise AriError(what, status=resp.status)
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise AriUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self.latencies.append(time.monotonic() - started)
 
     # -- channels ---------------------------------------------------------------------------
     async def answer(self, channel: str) -> None:

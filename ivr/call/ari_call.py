@@ -98,6 +98,9 @@ class AriCall:
         self._talk: str | None = None  # the bridge of talk_with()
         self._members: set[str] = set()
         self._hold: str | None = None  # the hold playback while the caller is held
+        # Called once, when the caller first hears something (a prompt, ringback, hold music): the end of the
+        # call's setup, which admission counts (ivr.controller.admission).
+        self.on_first_sound: Callable[[], None] | None = None
         register(channel, self)
 
     def _next_id(self, kind: str) -> str:
@@ -623,6 +626,9 @@ class AriCall:
     async def _start_playback(self, playback: str, media: list[str]) -> None:
         self._playing.add(playback)
         await self.ari.play(self.channel, playback, media)
+        if self.on_first_sound is not None:
+            self.on_first_sound()
+            self.on_first_sound = None
 
     async def _quietly(self, coro: Awaitable[object]) -> None:
         await quietly(coro)

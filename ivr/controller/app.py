@@ -46,6 +46,7 @@ from ivr.citizen.progress import CallLogTickets
 from ivr.console.accounts import AccountStore
 from ivr.console.screen import Hotline
 from ivr.console.web import Console
+from ivr.controller.admission import AdaptiveLimit, FixedRate, InSetup, Signals, p90
 from ivr.controller.editing import RouteEditing
 from ivr.controller.sdnotify import Notifier
 from ivr.errors import AriError, CallLogError, ConfigError, RoutesError
@@ -97,32 +98,6 @@ def _stat(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_mtime_ns, st.st_size
-
-
-class Admission:
-    """New calls per second the controller takes (HOTLINE_MAX_CALL_RATE; 0 = no limit).
-
-    A token bucket holding one second's worth: bursts up to the rate pass, a sustained excess is
-    refused. Set it at the rate BENCHMARKS.md measured for the machine.
-    """
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self._clock = clock
-        self._tokens = rate
-        self._at = clock()
-        self.refused = 0
-
-    def admit(self) -> bool:
-        if self.rate <= 0:
-            return True
-        now = self._clock()
-        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return True
-        return False
 
 
 class Controller:
@@ -192,7 +167,10 @@ class Controller:
         self._stop = asyncio.Event()
         self._sessions: dict[asyncio.Task[None], AriCall] = {}
         self._background: set[asyncio.Task[None]] = set()
-        self.admission = Admission(settings.max_call_rate)
+        self.admission = FixedRate(settings.max_call_rate if settings.admission == "fixed" else 0)
+        adaptive = settings.admission == "adaptive"
+        self.adaptive = AdaptiveLimit(ceiling=settings.admission_max_setups) if adaptive else None
+        self.in_setup = InSetup()
         self.evidence = Importer(settings.asterisk_events)
 
     def _services(self, table: RouteTable, clock: Callable[[], dt.datetime]) -> Services:
@@ -254,6 +232,7 @@ class Controller:
         consumer = asyncio.create_task(self._consume(), name="ari-events")
         watcher = asyncio.create_task(self._watch_routes(), name="routes-watcher")
         gauges = asyncio.create_task(self._refresh_gauges(), name="metrics-gauges")
+        probe = asyncio.create_task(self._probe_load(), name="admission-probe")
         imports = asyncio.create_task(self._import_asterisk_calls(), name="asterisk-calls")
         editing = asyncio.create_task(self.editing.watch(lambda: self.table), name="notices-and-stage")
         stopper = asyncio.create_task(self._stop.wait(), name="stop-flag")
@@ -272,13 +251,16 @@ class Controller:
             systemd.notify("STOPPING=1")
             await self._drain()
         finally:
-            for task in (stopper, consumer, watcher, gauges, imports, editing, keepalive, outbound, pushes, leftovers):
+            for task in (stopper, consumer, watcher, gauges, probe, imports, editing, keepalive, outbound):
+                task.cancel()
+            for task in (pushes, leftovers):
                 task.cancel()
             await asyncio.gather(
                 consumer,
                 stopper,
                 watcher,
                 gauges,
+                probe,
                 imports,
                 editing,
                 keepalive,
@@ -417,6 +399,32 @@ class Controller:
             console=f"http://{host}:{port}/console/",
         )
         return runner
+
+    async def _probe_load(self, interval: float = 0.5) -> None:
+        """What the box shows, every `interval`: the loop's lag, ARI's p90, the calls in setup; it moves the
+        adaptive admission limit (ivr.controller.admission) and the gauges."""
+        latencies = self.ari.latencies
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(interval)
+            lag = max(0.0, time.monotonic() - before - interval)
+            samples = list(latencies)
+            latencies.clear()
+            signals = Signals(len(self.in_setup), p90(samples), lag)
+            limit = 0.0
+            if self.adaptive is not None:
+                was = self.adaptive.logged
+                if self.adaptive.update(signals):
+                    log.info(
+                        "admission_limit_moved",
+                        limit_from=round(was, 1),
+                        limit_to=round(self.adaptive.limit, 1),
+                        in_setup=signals.in_setup,
+                        ari_p90_ms=None if signals.ari_p90_s is None else round(signals.ari_p90_s * 1000, 1),
+                        loop_lag_ms=round(lag * 1000, 1),
+                    )
+                limit = self.adaptive.limit
+            self.metrics.admission_seen(limit, signals.in_setup, signals.ari_p90_s, lag)
 
     async def _refresh_gauges(self, interval: float = 15.0) -> None:
         """Gauges read from state: overdue tickets and open callbacks (from the call log, off the loop), the queue."""
@@ -660,9 +668,9 @@ class Controller:
         if not self.accepting:
             self._spawn(self._release(start.channel))
             return
-        if not self.admission.admit():
-            # Beyond the rate this box can carry (BENCHMARKS.md): refuse at once — unanswered,
-            # so the carrier gets 503 and can retry elsewhere — rather than slow every call.
+        if not self.admission.admit() or (self.adaptive is not None and not self.adaptive.admit(len(self.in_setup))):
+            # Beyond what this box can carry: refuse at once — unanswered, so the carrier gets
+            # 503 and can retry elsewhere — rather than slow every call.
             self.admission.refused += 1
             self.metrics.call_refused()
             self._spawn(self._refuse(start.channel))
@@ -671,6 +679,8 @@ class Controller:
         record = self._new_record(start.channel, "", entry, start.caller_number)
         table, services, role = self._table_for(record)
         call = self._ari_call(start.channel, record, start.caller_number)
+        self.in_setup.begin(record.call_id)
+        call.on_first_sound = lambda: self.in_setup.end(record.call_id)
         self._launch(call, record, handle_call(call, record, table, services), role)
 
     def _table_for(self, record: CallRecord) -> tuple[RouteTable, Services, str]:
@@ -718,6 +728,7 @@ class Controller:
         except Exception:
             log.exception("call_crashed")
         finally:
+            self.in_setup.end(record.call_id)
             self.records.pop(record.call_id, None)
             self.metrics.call_on_routes(role, record.outcome)
 

@@ -100,6 +100,25 @@ def test_the_call_rate_limit_is_a_number_of_calls_per_second(tmp_path: Path) -> 
             Settings.from_env({**env, "HOTLINE_MAX_CALL_RATE": bad})
 
 
+def test_admission_is_adaptive_by_default_and_a_fixed_rate_is_an_override(tmp_path: Path) -> None:
+    env = {"ARI_PASSWORD": "a-long-random-password", "HOTLINE_STATE": str(tmp_path)}
+    (tmp_path / "caller-hash.key").write_text("k" * 64)
+    assert Settings.from_env(env).admission == "adaptive"
+    assert Settings.from_env(env).admission_max_setups == 400
+    assert Settings.from_env({**env, "HOTLINE_MAX_CALL_RATE": "30"}).admission == "fixed"
+    assert Settings.from_env({**env, "HOTLINE_ADMISSION": "off"}).admission == "off"
+    assert Settings.from_env({**env, "HOTLINE_ADMISSION_MAX_SETUPS": "3"}).admission_max_setups == 3
+    for bad, named in (
+        ({"HOTLINE_ADMISSION": "smart"}, "HOTLINE_ADMISSION must be adaptive, fixed or off"),
+        ({"HOTLINE_ADMISSION": "fixed"}, "needs HOTLINE_MAX_CALL_RATE"),
+        ({"HOTLINE_ADMISSION": "adaptive", "HOTLINE_MAX_CALL_RATE": "30"}, "HOTLINE_MAX_CALL_RATE=30"),
+        ({"HOTLINE_ADMISSION_MAX_SETUPS": "0"}, "HOTLINE_ADMISSION_MAX_SETUPS"),
+        ({"HOTLINE_ADMISSION_MAX_SETUPS": "many"}, "HOTLINE_ADMISSION_MAX_SETUPS"),
+    ):
+        with pytest.raises(ConfigError, match=named):
+            Settings.from_env({**env, **bad})
+
+
 # -- where the state is: one loader for the controller and every command ----------------------------------
 
 

@@ -1,4 +1,5 @@
-"""HOTLINE_MAX_CALL_RATE: beyond the rate the box carries, new calls are refused at once, and counted."""
+"""Admission in the controller: a refused call is refused at once, unanswered, and counted; the fixed rate
+(HOTLINE_MAX_CALL_RATE) holds new calls to it. The adaptive limit itself: test_adaptive_admission.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 from ivr.ari.client import AriSettings
 from ivr.ari.events import StasisStart
-from ivr.controller.app import Admission, Controller
+from ivr.controller.admission import FixedRate as Admission
+from ivr.controller.app import Controller
 from ivr.errors import AriError
 from ivr.routing import routes
 from ivr.settings import Settings
@@ -107,3 +109,40 @@ def refusing_controller(tmp_path: Path) -> Controller:
     controller.admission = Admission(1, Clock())
     controller.admission.admit()
     return controller
+
+
+async def test_adaptive_admission_is_the_default_and_refuses_beyond_the_calls_in_setup_it_allows(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        ari=AriSettings("http://127.0.0.1:9", "hotline", "unused", "hotline"),
+        routes_path=ROOT / "routes.yaml",
+        calllog_path=tmp_path / "calllog.sqlite3",
+        caller_hash_key=b"k" * 32,
+        admission_max_setups=2,
+    )
+    controller = Controller(settings, routes.load(ROOT / "routes.yaml"))
+    continued: list[str] = []
+
+    async def continue_in_dialplan(channel: str, context: str, extension: str, priority: int = 1) -> None:
+        continued.append(channel)
+
+    controller.ari.continue_in_dialplan = continue_in_dialplan  # type: ignore[method-assign]
+    try:
+        for n in range(3):  # three callers at once, before any has heard a prompt
+            controller._start_call(StasisStart("StasisStart", {}, channel=f"c{n}", args=("12345",)))
+        assert len(controller.in_setup) == 2
+        await asyncio.sleep(0)
+        assert continued == ["c2"]
+        assert controller.metrics.refused._value.get() == 1
+        first = next(call for call in controller._sessions.values() if call.channel == "c0")
+        assert first.on_first_sound is not None
+        first.on_first_sound()  # c0 hears its first prompt: its setup is over, a place is free
+        controller._start_call(StasisStart("StasisStart", {}, channel="c3", args=("12345",)))
+        assert len(controller.in_setup) == 2
+        assert continued == ["c2"]
+        await asyncio.gather(*controller._sessions, return_exceptions=True)  # no Asterisk here: they end at once
+        assert len(controller.in_setup) == 0  # a call ending in setup leaves it
+    finally:
+        await controller.ari.close()
+        controller.calllog.close()
