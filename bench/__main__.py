@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--admission-share",
         type=float,
-        default=0.8,
-        help="HOTLINE_MAX_CALL_RATE in the 150 %% check, as a share of B's max (default 0.8, as README advises)",
+        default=0.0,
+        help="run the 150 %% check with the fixed-rate override, HOTLINE_MAX_CALL_RATE at this share of B's max "
+        "(e.g. 0.8); default: with default settings (adaptive admission)",
     )
     p.add_argument(
         "--lock-held",
@@ -68,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not 5 <= args.window <= 600:
         p.error("--window must be 5..600 seconds")
-    if not 0.1 <= args.admission_share <= 1.0:
-        p.error("--admission-share must be 0.1..1.0")
+    if args.admission_share and not 0.1 <= args.admission_share <= 1.0:
+        p.error("--admission-share must be 0.1..1.0 (or 0: default settings)")
     if not 1 <= args.max_minutes <= 60:
         p.error("--max-minutes must be 1..60")
     if args.recording_cost:

@@ -138,8 +138,13 @@ def markdown(r: dict[str, Any]) -> str:
     adm = checks.get("admission_controller")
     if adm:
         out.append(
-            f"Overload/recovery ran on a fresh controller with HOTLINE_MAX_CALL_RATE={adm['max_call_rate']:g}: "
-            f"channels / bridges left {adm['leftover_channels']} / {adm['leftover_bridges']}, call-log rows "
+            "Overload/recovery ran on a fresh controller with "
+            + (
+                f"HOTLINE_MAX_CALL_RATE={adm['max_call_rate']:g}: "
+                if adm.get("mode", "fixed") == "fixed"  # runs before adaptive admission had no mode
+                else f"default settings (adaptive admission; limit moves {adm.get('limit_moves', [])}): "
+            )
+            + f"channels / bridges left {adm['leftover_channels']} / {adm['leftover_bridges']}, call-log rows "
             f"{adm['calllog_rows']} {adm['calllog_outcomes']}, exit {adm['controller_exit']}, "
             f"crashed calls {adm['controller_crashed_calls']}."
         )

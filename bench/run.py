@@ -53,7 +53,9 @@ class Options:
     out: Path = lab.REPO / "var" / "bench"
     manage_asterisk: bool = True  # restart it with dialplan/ at the start, stop it at the end
     profile: bool = False  # py-spy the controller during B's ramp (bench.profile)
-    admission_share: float = 0.8  # HOTLINE_MAX_CALL_RATE in the overload check, as a share of B's max (the advice)
+    # 0: the overload check runs with default settings (adaptive admission, issue 21 item 4); > 0: with
+    # HOTLINE_MAX_CALL_RATE at this share of B's max instead (the fixed-rate override)
+    admission_share: float = 0.0
 
 
 class Budget:
@@ -284,13 +286,14 @@ def run_b(opts: Options, budget: Budget, workdir: Path, ast_pid: int, ari: lab.A
     _finish_controller(ctl, out, ari, t0)
 
     if opts.checks and best and budget.allows(opts.overload_seconds + 120):
-        # Overload, on a controller told what this box carries (HOTLINE_MAX_CALL_RATE = a share
-        # of B's max, 80 % by default as the README advises; at 100 % Asterisk tipped over):
-        # 150 % of it for `overload_seconds`, then 50 % right after for 30 s (recovery).
+        # Overload on a fresh controller with default settings: adaptive admission must find what this
+        # box carries by itself. With --admission-share, on one told it instead (HOTLINE_MAX_CALL_RATE =
+        # that share of B's max; at 100 % Asterisk tipped over). 150 % of B's max for `overload_seconds`,
+        # then 50 % right after for 30 s (recovery).
         limited = lab.ControllerProcess(workdir / "controller-admission")
         t1 = time.time()
         admit = round(best * opts.admission_share, 1)
-        pid = limited.start({"HOTLINE_MAX_CALL_RATE": f"{admit:g}"})
+        pid = limited.start({"HOTLINE_MAX_CALL_RATE": f"{admit:g}"} if admit > 0 else {})
         sampler = quiet.sampler({"controller": pid, "asterisk": ast_pid})
         over = round(best * 1.5, 1)
         r = run_step(
@@ -318,7 +321,10 @@ def run_b(opts: Options, budget: Budget, workdir: Path, ast_pid: int, ari: lab.A
         )
         _print_step(r)
         checks["recovery_30s"] = r.summary()
-        admission: dict[str, Any] = {"max_call_rate": admit}
+        admission: dict[str, Any] = {"mode": "fixed", "max_call_rate": admit} if admit > 0 else {"mode": "adaptive"}
+        admission["limit_moves"] = [
+            (e.get("limit_from"), e.get("limit_to")) for e in matching(limited.events(), "admission_limit_moved")
+        ]
         _finish_controller(limited, admission, ari, t1)
         checks["admission_controller"] = admission
     out["checks"] = checks
