@@ -1,7 +1,7 @@
 """Calls the controller did not carry, counted from Asterisk's own record of them.
 
 Two kinds of call never run through `handle_call`, and so would have no row: calls the controller
-refused under overload (HOTLINE_MAX_CALL_RATE: sent to the dialplan's [hotline-refused], which
+refused under overload (admission, ivr/controller/admission.py: sent to the dialplan's [hotline-refused], which
 answers 503), and calls the dialplan's [hotline-fallback] took because the controller was down
 (Stasis FAILED). For each, the dialplan raises a CEL user event (hotline_refused, hotline_fallback
 with `entry=<number dialled>`), which Asterisk writes to an SQLite file of its own

@@ -34,7 +34,7 @@ class Outcome(enum.StrEnum):
     HANDED_OFF = "handed_off"  # the controller shut down and released the caller to the dialplan
     INTERRUPTED = "interrupted"  # the controller died mid-call (marked at the next start)
     # Calls the controller did not carry, from Asterisk's own record (ivr/calllog/evidence.py):
-    REFUSED = "refused"  # refused unanswered (SIP 503): calls came faster than HOTLINE_MAX_CALL_RATE
+    REFUSED = "refused"  # refused unanswered (SIP 503) by admission under overload (ivr.controller.admission)
     FALLBACK = "fallback"  # the controller was down: the dialplan apologised and rang the operators' duty line
 
 
