@@ -119,6 +119,17 @@ def test_admission_refusals_are_counted_from_the_start() -> None:
     assert samples(m)[("hotline_admission_refused_calls_total", ())] == 1
 
 
+def test_admission_shows_its_limit_and_the_signals_it_follows() -> None:
+    m = Metrics()
+    m.admission_seen(limit=40.0, in_setup=3, ari_p90_s=0.004, loop_lag_s=0.001)
+    m.admission_seen(limit=20.0, in_setup=5, ari_p90_s=None, loop_lag_s=0.2)  # no ARI request in this probe
+    got = samples(m)
+    assert got[("hotline_admission_setup_limit", ())] == 20
+    assert got[("hotline_admission_calls_in_setup", ())] == 5
+    assert got[("hotline_ari_response_p90_seconds", ())] == 0.004  # the last figure stands
+    assert got[("hotline_event_loop_lag_seconds", ())] == 0.2
+
+
 def test_a_call_counts_once_against_its_unit_when_its_ring_chain_was_dialled() -> None:
     m = Metrics()
     m.set_routes(TABLE)

@@ -104,6 +104,7 @@ def refusing_controller(tmp_path: Path) -> Controller:
         calllog_path=tmp_path / "calllog.sqlite3",
         caller_hash_key=b"k" * 32,
         max_call_rate=1,
+        admission="fixed",
     )
     controller = Controller(settings, routes.load(ROOT / "routes.yaml"))
     controller.admission = Admission(1, Clock())
