@@ -1,6 +1,6 @@
 """`python -m bench`: the whole A/B benchmark in one command, under the lab lock.
 
-    .venv/bin/python -m bench                       # the full run (about 25 minutes)
+    .venv/bin/python -m bench                       # the full run (A and B each rise until a step fails; <= 50 min)
     .venv/bin/python -m bench --window 15 --rates 5,10,20 --no-checks   # a short look
     .venv/bin/python -m bench --recording-cost --cost-rate 5 --window 60  # Asterisk CPU per call, recording off/on
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-checks", action="store_true", help="skip B's 80 %% / 150 %% / endurance checks")
     p.add_argument("--overload-seconds", type=float, default=120.0)
     p.add_argument("--endurance-calls", type=int, default=10_000)
-    p.add_argument("--max-minutes", type=float, default=25.0, help="hard bound of the whole run (default 25)")
+    p.add_argument("--max-minutes", type=float, default=50.0, help="hard bound of the whole run (default 50)")
     p.add_argument("--out", type=Path, default=lab.REPO / "var" / "bench")
     p.add_argument("--profile", action="store_true", help="py-spy the controller during B's ramp")
     p.add_argument(

@@ -85,8 +85,10 @@ def _costs(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
             continue
         ms = s.get("cpu_ms_per_call") or {}
         requests = s.get("ari_requests_per_call")
+        top = part["steps"][-1]
+        ceiling = "" if not top["passed"] else " (its highest step tried passed: not its ceiling)"
         lines.append(
-            f"| {name} | {s['rate']:g} | {_fmt(ms.get('asterisk'))} | "
+            f"| {name} | {s['rate']:g}{ceiling} | {_fmt(ms.get('asterisk'))} | "
             f"{_fmt(ms.get('controller')) if has_controller else '0 (none)'} | "
             f"{_fmt(requests) if has_controller else '0 (none)'} |"
         )

@@ -45,6 +45,11 @@ def test_one_benchmark_run_measures_both_flows_and_writes_the_ab_table(asterisk:
     (b_step,) = b["steps"]
     assert b_step["answer_to_bridge"]["n"] >= b_step["ok"]
     assert b_step["cpu"]["controller"] > 0
+    # What a call costs: CPU per call of each process, and the controller's ARI requests per call
+    # (read from its /metrics around the step); A has no controller.
+    assert b_step["cpu_ms_per_call"]["controller"] > 0 and b_step["cpu_ms_per_call"]["asterisk"] > 0
+    assert b_step["ari_requests_per_call"] >= 3  # at least answer, a prompt and a dial per routed call
+    assert a["steps"][0]["cpu_ms_per_call"]["asterisk"] > 0 and a["steps"][0]["ari_requests_per_call"] is None
     assert b["calllog_rows"] == b["calls_placed"] == 72
     assert b["controller_exit"] == 0 and b["controller_crashed_calls"] == 0
     assert b["rss_kib"]["start"] > 0 and b["rss_kib"]["end"] > 0
@@ -55,6 +60,7 @@ def test_one_benchmark_run_measures_both_flows_and_writes_the_ab_table(asterisk:
     table = (Path(report["workdir"]) / "report.md").read_text(encoding="utf-8")
     assert ("**Valid run**" in table) == report["valid"] and ("**NOT a valid run**" in table) != report["valid"]
     assert "| A: pure dialplan |" in table and "| B: controller |" in table and "| **B/A** |" in table
+    assert "| at the highest passing step | calls/s | Asterisk CPU ms per call | controller CPU ms per call |" in table
 
 
 def test_the_recording_cost_run_measures_asterisk_per_call_with_recording_off_and_on(
