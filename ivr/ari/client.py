@@ -49,6 +49,10 @@ class AriClient:
         # Built once; aiohttp.BasicAuth on requests is deprecated in 3.14 and URL-embedded
         # credentials break on '&' and '#'.
         self.auth_header = aiohttp.encode_basic_auth(settings.username, settings.password)
+        # Per request only on a session we were given; our own carries it as a default header. Both
+        # this and the timeout built once save a few percent of the CPU a request costs us (~0.16 ms).
+        self._headers = None if self._own_session else {"Authorization": self.auth_header}
+        self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout)
         # Requests sent, by (method, resource: the path's first segment): a dict increment per request,
         # read by /metrics at scrape time (ivr.metrics), since every request is work Asterisk does for us.
         self.sent: dict[tuple[str, str], int] = {}
@@ -82,16 +86,15 @@ class AriClient:
         key = (method, path.split("/", 2)[1])
         self.sent[key] = self.sent.get(key, 0) + 1
         url = f"{self.base}{path}"
-        timeout = aiohttp.ClientTimeout(total=self.settings.request_timeout)
         started = time.monotonic()
         try:
             async with self.session.request(
-                method, url, params=params, json=body, timeout=timeout, headers={"Authorization": self.auth_header}
+                method, url, params=params, json=body, timeout=self._timeout, headers=self._headers
             ) as resp:
-                text = await resp.text()
+                data = await resp.read()  # JSON is UTF-8: no charset to work out, as text() would
                 if resp.status < 300:
-                    return json.loads(text) if text else None
-                message = _error_message(text) or resp.reason or ""
+                    return json.loads(data) if data else None
+                message = _error_message(data.decode(errors="replace")) or resp.reason or ""
                 what = f"{method} {path}: {resp.status} {message}"
                 if resp.status == 404:
                     raise AriNotFound(what, status=404)
