@@ -38,7 +38,7 @@ from ivr.call.adopt import Talking, Waiting, adopt_call, call_of_bridge, outcome
 from ivr.call.ari_call import AriCall, quietly, stop_left_prompts
 from ivr.call.dispatcher import Dispatcher
 from ivr.call.session import Services, handle_call
-from ivr.calllog import open_calllog
+from ivr.calllog import is_url, open_calllog
 from ivr.calllog.evidence import Importer
 from ivr.calllog.records import CallRecord
 from ivr.calllog.seats import SeatChanged, last_seat_states
@@ -56,6 +56,7 @@ from ivr.metrics import Metrics
 from ivr.operators.api import OperatorsApi
 from ivr.operators.desk import Desk
 from ivr.operators.queue import SeatChange, SeatPool
+from ivr.operators.shared import ClusterLink, SharedLine
 from ivr.outbound.runner import Outbound
 from ivr.prompts import Prompts, live_dirs
 from ivr.recording.store import Recorder, asterisk_root
@@ -108,8 +109,11 @@ class Controller:
         if settings.node:  # a cluster node: its Asterisk's systemname is its node id
             self.calllog.channel_prefix = f"{settings.node}-"
         self.webhooks = WebhookSender(on_result=self._webhook_result)
-        self.seats = SeatPool(table.operators.seats, wrap_up_s=table.operators.wrap_up_seconds)
+        # A cluster node on a shared PostgreSQL call log: one operators' line across the nodes.
+        shared = bool(settings.node) and isinstance(settings.calllog_path, str) and is_url(settings.calllog_path)
+        self.seats = SeatPool(table.operators.seats, wrap_up_s=table.operators.wrap_up_seconds, shared=shared)
         self.seats.listeners.append(self._seat_changed)
+        self.line = ClusterLink(self.seats, SharedLine(str(settings.calllog_path)), settings.node) if shared else None
         self.desk = Desk()  # the calls at operators and their asks (feature codes, the operators' API)
         self.operators_api = OperatorsApi(self.seats, self.desk, settings.caller_hash_key)
         self.metrics = Metrics(table.entries)
@@ -219,6 +223,8 @@ class Controller:
         self.editing.went_live(self.table, "start")
         self._resume_ticket_numbers()
         self._restore_seat_states()
+        if self.line is not None:
+            self.line.start()
         self.webhooks.start()
         if self.settings.clock_start is not None:
             log.warning("clock_simulated", starts_at=self.settings.clock_start.isoformat())
@@ -269,6 +275,8 @@ class Controller:
                 leftovers,
                 return_exceptions=True,
             )
+            if self.line is not None:
+                await self.line.stop()  # its rows' leases run out: the other nodes free them
             systemd.close()
             await metrics_site.cleanup()
             await self.ari.close()

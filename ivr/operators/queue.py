@@ -147,6 +147,8 @@ class Turn:
         self.max_wait_s = max_wait_s
         self._pool = pool
         self._joined_at = joined_at
+        self.joined_wall = time.time()  # the cluster's one line orders callers of every node by it
+        self.front = False
         self._deadline = None if max_wait_s is None else joined_at + max_wait_s
         self._position = 0
         self._seat: Seat | None = None  # reserved for us, or connected
@@ -256,12 +258,16 @@ class SeatPool:
         max_queue: int = 50,
         penalty_s: float = 10.0,
         wrap_up_s: float = 0.0,
+        shared: bool = False,
     ) -> None:
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
         self.max_queue = max_queue
         self.penalty_s = penalty_s
         self.wrap_up_s = wrap_up_s
+        # On the cluster profile the one line across nodes decides who gets which seat
+        # (ivr.operators.shared): this pool then offers seats only through offer().
+        self.shared = shared
         self.listeners: list[Callable[[SeatChange], None]] = []  # told of every presence change
         self._clock = clock
         self._sleep = sleep
@@ -296,6 +302,7 @@ class SeatPool:
             raise QueueFull(f"{len(self._queue)} callers already waiting for an operator")
         now = self._clock()
         turn = Turn(self, call_id, now, max_wait_s)
+        turn.front = front
         self._active.add(call_id)
         if front:  # back from a transfer nobody answered: they have waited already
             self._queue.insert(0, turn)
@@ -523,8 +530,31 @@ class SeatPool:
             return None
         return min(idle, key=lambda s: (s.penalized(now), s.idle_since, s.order))
 
+    def line(self) -> tuple[Turn, ...]:
+        """The callers in this pool's line, first first (the cluster link reads it)."""
+        return tuple(self._queue)
+
+    def offer(self, call_id: str, seat: str) -> bool:
+        """Reserve `seat` for the waiting caller `call_id`, as the cluster's one line decided.
+
+        False, and nothing changed, when the caller no longer waits without a seat or the seat is
+        unknown or held here: the shared state then frees the seat at the next sync.
+        """
+        turn = next((t for t in self._queue if t.call_id == call_id), None)
+        slot = self._slots.get(seat)
+        if turn is None or turn._seat is not None or slot is None or slot.holder is not None or slot.retiring:
+            return False
+        slot.holder, slot.penalty_until = turn, None
+        turn._seat = slot.seat
+        self._count("offered")
+        log.info("operator_seat_offered", call_id=call_id, seat=seat, position=turn.position, shared=True)
+        turn._notify()
+        return True
+
     def _dispatch(self) -> None:
         """Give idle seats to the callers without one, first in line first."""
+        if self.shared:
+            return
         now = self._clock()
         for turn in self._queue:
             if turn._seat is not None:

@@ -19,7 +19,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from psycopg import sql
 
 from ivr import privacy
 from ivr.calllog import CallLog, open_calllog
+from ivr.operators.desk import seat_token
 from ivr.timekeeping import LOCAL_TZ
 from lab.citizen import CallRun, place_call
 from tests.integration.conftest import OFFICE_HOURS, PARTNER_SECRET, PARTNER_SECRET_ENVS, REPO, STATE, until
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.integration
 CLUSTERCTL = str(REPO / "cluster" / "clusterctl")
 CSTATE = STATE / "cluster"
 ENTRY = "127.0.0.1:5160"
-NODES = {"node1": {"sip": 5161, "http": 8188}, "node2": {"sip": 5162, "http": 8288}}
+NODES = {"node1": {"sip": 5161, "http": 8188, "metrics": 9346}, "node2": {"sip": 5162, "http": 8288, "metrics": 9347}}
 # kamailio.cfg: probes every 2 s, 2 missed take a node out; an INVITE unanswered for 2 s moves on.
 PROBE_INTERVAL_S, PROBE_THRESHOLD, FR_TIMER_S = 2, 2, 2
 DETECTION_BOUND_S = PROBE_INTERVAL_S * PROBE_THRESHOLD + FR_TIMER_S
@@ -55,6 +56,7 @@ class Cluster:
     env: dict[str, str]
     calllog: CallLog
     key: bytes
+    waiting: dict[str, int] = field(default_factory=dict)  # callers in each node's line, as seats() last saw
 
     def pid(self, name: str) -> int:
         return int((CSTATE / f"{name}.pid").read_text())
@@ -73,13 +75,37 @@ class Cluster:
         return self.dispatcher().get(f"sip:127.0.0.1:{NODES[node]['sip']}", "")
 
     def channels(self, node: str) -> list[dict[str, Any]]:
+        return self.ari(node, "/channels")
+
+    def bridges(self, node: str) -> list[dict[str, Any]]:
+        return self.ari(node, "/bridges")
+
+    def ari(self, node: str, path: str) -> list[dict[str, Any]]:
         password = (STATE / "ari-password").read_text().strip()
         mgr = urllib.request.HTTPPasswordMgrWithDefaultRealm()
         url = f"http://127.0.0.1:{NODES[node]['http']}/ari"
         mgr.add_password(None, url, "hotline", password)
         opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(mgr))
-        with opener.open(f"{url}/channels", timeout=5) as resp:
+        with opener.open(f"{url}{path}", timeout=5) as resp:
             return list(json.loads(resp.read()))
+
+    def seats(self, node: str, change: tuple[str, str] | None = None) -> dict[str, str]:
+        """The node's operators' API (as `hotline seats`): optionally set one seat's state; every seat's state."""
+        headers = {"Authorization": f"Bearer {seat_token(self.key, '*')}", "Content-Type": "application/json"}
+        base = f"http://127.0.0.1:{NODES[node]['metrics']}/api/v1/seats"
+        if change is not None:
+            seat, state = change
+            body = json.dumps({"state": state}).encode()
+            urllib.request.urlopen(urllib.request.Request(f"{base}/{seat}/state", body, headers), timeout=5).close()
+        with urllib.request.urlopen(urllib.request.Request(base, headers=headers), timeout=5) as resp:
+            shown = json.loads(resp.read())
+        self.waiting[node] = shown["waiting"]
+        return {s["seat"]: s["state"] for s in shown["seats"]}
+
+    def seat_invites(self, endpoint: str) -> int:
+        log = CSTATE / f"phone-{endpoint}-messages.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return sum(1 for line in text.splitlines() if line.startswith("INVITE sip:"))
 
     def department_invites(self) -> int:
         log = CSTATE / "phone-departments-messages.log"
@@ -372,3 +398,48 @@ def test_a_node_killed_under_load_is_taken_out_within_seconds_and_only_its_calls
         assert (rows[0]["outcome"] == "in_progress") == lost, (c.caller, rows[0]["outcome"])
     assert len(cluster.calllog.calls()) == len(reached) + sum(len(cluster.row_of(c.caller)) for c in setup_lost)
     assert cluster.channels("node1") == []
+
+
+def test_a_caller_waiting_on_one_node_is_answered_by_the_seat_an_operator_signs_in_on_the_other(
+    cluster: Cluster,
+) -> None:
+    # Every seat signed out on node1: the shared line tells node2 too (before, node2 kept its own states).
+    for seat in ("seat-1", "seat-2"):
+        cluster.seats("node1", (seat, "signed_out"))
+    until(
+        lambda: set(cluster.seats("node2").values()) == {"signed_out"},
+        timeout=10,
+        what="node2 to see the seats node1 signed out",
+    )
+    with ThreadPoolExecutor(1) as pool:
+        citizen = pool.submit(call, 1, "12345", "0", 30000)
+        # The citizen asked for a person and waits: no seat is ready anywhere.
+        until(lambda: any(cluster.channels(n) for n in NODES), timeout=20, what="the citizen's call to reach a node")
+        (waiting_on,) = [n for n in NODES if cluster.channels(n)]
+        other = next(n for n in NODES if n != waiting_on)
+        until(
+            lambda: cluster.seats(waiting_on) and cluster.waiting[waiting_on] == 1,
+            timeout=20,
+            what="the citizen to wait in the line",
+        )
+        assert cluster.seat_invites("operator-1") == cluster.seat_invites("operator-2") == 0
+        # An operator signs in seat-2 on the OTHER node; the waiting caller is offered it.
+        cluster.seats(other, ("seat-2", "ready"))
+        done = citizen.result()
+    assert done.succeeded, done.run.stderr[-500:] if done.run else ""
+    assert done.answered_by() == waiting_on
+    assert cluster.seat_invites("operator-2") == 1 and cluster.seat_invites("operator-1") == 0
+    until(
+        lambda: [r["outcome"] for r in cluster.row_of(done.caller)] == ["operator"],
+        timeout=15,
+        what="the call-log row to say operator",
+    )
+    (row,) = cluster.row_of(done.caller)
+    assert node_of(row) == waiting_on
+    left = [s["detail"] for s in cluster.calllog.steps(row["call_id"]) if s["name"] == "queue_left"]
+    assert left and left[-1]["seat"] == "seat-2", left
+    until(
+        lambda: all(not cluster.channels(n) and not cluster.bridges(n) for n in NODES),
+        timeout=10,
+        what="0 channels and 0 bridges on both nodes",
+    )
