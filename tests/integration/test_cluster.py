@@ -429,6 +429,9 @@ def test_a_caller_waiting_on_one_node_is_answered_by_the_seat_an_operator_signs_
     assert done.succeeded, done.run.stderr[-500:] if done.run else ""
     assert done.answered_by() == waiting_on
     assert cluster.seat_invites("operator-2") == 1 and cluster.seat_invites("operator-1") == 0
+    # Rung by the caller's node (its Asterisk's SIP port in the Via), not handed over to the other one.
+    invite = (CSTATE / "phone-operator-2-messages.log").read_text(errors="replace").split("INVITE sip:", 1)[1]
+    assert f"Via: SIP/2.0/UDP 127.0.0.1:{NODES[waiting_on]['sip']};" in invite
     until(
         lambda: [r["outcome"] for r in cluster.row_of(done.caller)] == ["operator"],
         timeout=15,
