@@ -195,6 +195,12 @@ def redact(url: str) -> str:
     return shown
 
 
+def connect(url: str, timeout: float = 5.0) -> psycopg.Connection[Any]:
+    """A connection of its own to the call log's database: the cluster's operators' line
+    (ivr.operators.shared) keeps its tables there, and the driver stays imported here only."""
+    return psycopg.connect(url, connect_timeout=max(2, round(timeout)))
+
+
 class PostgresCallLog(CallLog):
     """The call log in a PostgreSQL database; see CallLog for the writes, the reads and the counters."""
 

@@ -30,7 +30,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 import structlog
 
 from ivr.operators.cluster import SharedSeat, Waiting, plan
@@ -89,11 +88,13 @@ class SharedLine:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn: Any = None  # a psycopg connection (ivr.calllog.postgres.connect)
 
-    def _connection(self) -> psycopg.Connection[Any]:
+    def _connection(self) -> Any:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.url, connect_timeout=5)
+            from ivr.calllog.postgres import connect  # the driver only on the cluster profile
+
+            self._conn = connect(self.url)
             with self._conn.transaction():
                 self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
                 for statement in SCHEMA:
@@ -108,7 +109,7 @@ class SharedLine:
     def sync(self, local: LocalState) -> Synced:
         try:
             return self._sync(local)
-        except psycopg.Error:
+        except Exception:
             self.close()  # opened anew next tick; the leases carry the node meanwhile
             raise
 
