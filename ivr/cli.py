@@ -293,6 +293,7 @@ def prompts(routes_path: str, out: str, text_file: str, voice: str) -> None:
     try:
         texts = p.plan(table, p.load_static(Path(text_file)))
         made = p.render(texts, Path(out), Path(voice))
+        p.render_hold_music(Path(out))
     except ConfigError as exc:
         click.echo(f"hotline: {exc}", err=True)
         sys.exit(ExitCode.ENVIRONMENT)

@@ -174,6 +174,48 @@ def render(texts: dict[str, str], out: Path, voice_dir: Path | None = None) -> l
     return made
 
 
+# Hold music (a caller held while the operator consults a department): a short plucked phrase in a
+# pentatonic scale, quiet, made by sox at setup so no music file (nor its licence) ships with the repo.
+# Asterisk's music-on-hold class "hotline" (dialplan/musiconhold.conf) loops every file in MOH_DIR.
+MOH_DIR = "moh"
+HOLD_MUSIC = "hold-music"
+HOLD_PHRASE = (
+    (523.25, 0.45),
+    (587.33, 0.45),
+    (659.25, 0.9),
+    (783.99, 0.45),
+    (659.25, 0.45),
+    (587.33, 0.9),
+    (523.25, 0.45),
+    (440.0, 0.45),
+    (523.25, 1.35),
+    (0.0, 0.9),
+)  # (Hz, seconds); 0 Hz is a rest
+
+
+def render_hold_music(out: Path) -> Path:
+    """Write out/moh/hold-music.wav (8 kHz, mono, 16-bit) unless the same phrase is there already."""
+    if shutil.which("sox") is None:
+        raise ConfigError("'sox' is not installed (apt-get install sox)")
+    folder = out / MOH_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    wav, sha = folder / f"{HOLD_MUSIC}.wav", folder / f"{HOLD_MUSIC}.sha"
+    digest = hashlib.sha256(repr(HOLD_PHRASE).encode()).hexdigest()
+    if wav.exists() and sha.exists() and sha.read_text() == digest:
+        return wav
+    fmt = ["-r", "8000", "-c", "1", "-b", "16"]
+    with tempfile.TemporaryDirectory() as tmp:
+        notes = []
+        for n, (hz, seconds) in enumerate(HOLD_PHRASE):
+            note = Path(tmp) / f"{n:02d}.wav"
+            tone = ["synth", str(seconds), "pluck", str(hz)] if hz else ["trim", "0", str(seconds)]
+            subprocess.run(["sox", "-n", *fmt, str(note), *tone, "vol", "0.3"], check=True, capture_output=True)
+            notes.append(str(note))
+        subprocess.run(["sox", *notes, *fmt, str(wav), "repeat", "1"], check=True, capture_output=True)
+    sha.write_text(digest)
+    return wav
+
+
 def live_dirs(state: Path) -> list[Path]:
     """Where a prompt made while the hotline runs goes: the state's sounds (copied into Asterisk at its
     start) and, when `hotlinectl start-asterisk` left its path in STATE/asterisk-sounds, the running

@@ -226,6 +226,9 @@ class Asterisk:
             say(f"warning: no prompts in {self.state / 'sounds'} (run ./hotlinectl setup): callers hear silence")
         for wav in prompts:
             shutil.copy(wav, sounds / wav.name)
+        (sounds / "moh").mkdir()  # hold music: dialplan/musiconhold.conf's class "hotline" loops these
+        for wav in sorted((self.state / "sounds/moh").glob("*.wav")):
+            shutil.copy(wav, sounds / "moh" / wav.name)
         subprocess.run(["chmod", "-R", "a+rX", str(sounds)], check=True)
         # Where `hotline notice start --say` renders an announcement for the running Asterisk at once.
         (self.state / "asterisk-sounds").write_text(f"{sounds}\n")

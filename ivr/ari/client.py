@@ -140,6 +140,12 @@ class AriClient:
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", f"/playbacks/{playback_id}")
 
+    async def start_moh(self, channel: str, moh_class: str) -> None:
+        await self.request("POST", f"/channels/{channel}/moh", {"mohClass": moh_class})
+
+    async def stop_moh(self, channel: str) -> None:
+        await self.request("DELETE", f"/channels/{channel}/moh")
+
     async def create_channel(
         self, channel_id: str, endpoint: str, app_args: str, originator: str, variables: Mapping[str, str] | None = None
     ) -> None:

@@ -47,9 +47,9 @@ PLAYBACK_SLOTS = 16
 # How long a created outbound channel may take to enter our app (normally milliseconds).
 STASIS_WAIT_S = 5.0
 
-# What a caller on hold (an operator consulting a department) hears: the lab and the shipped
-# configuration have no music-on-hold files (dialplan/musiconhold.conf), so a soft periodic tone.
-HOLD_MEDIA = ["tone:425/200,0/200,425/200,0/4400"]
+# What a caller on hold (an operator consulting a department) hears: Asterisk's music-on-hold class
+# of dialplan/musiconhold.conf, whose files setup makes (ivr.prompts.render_hold_music).
+HOLD_CLASS = "hotline"
 
 # The dialplan context that starts MixMonitor on a leg and sends it straight back (dialplan/extensions.conf).
 RECORD_CONTEXT = "hotline-record"
@@ -97,7 +97,7 @@ class AriCall:
         self._leg_events: deque[LegEvent] = deque()  # keys and hang-ups of dialled legs, in order
         self._talk: str | None = None  # the bridge of talk_with()
         self._members: set[str] = set()
-        self._hold: str | None = None  # the hold playback while the caller is held
+        self._held = False  # the caller out of the bridge hearing hold music
         # Called once, when the caller first hears something (a prompt, ringback, hold music): the end of the
         # call's setup, which admission counts (ivr.controller.admission).
         self.on_first_sound: Callable[[], None] | None = None
@@ -494,13 +494,12 @@ class AriCall:
         for channel in self._members - wanted:
             await self._quietly(self.ari.remove_from_bridge(self._talk, channel))
             self._members.discard(channel)
-        if hold and self._hold is None:
-            self._hold = self._next_playback()
-            await self._quietly(self._start_playback(self._hold, HOLD_MEDIA))
-        elif not hold and self._hold is not None:
-            await self._quietly(self.ari.stop_playback(self._hold))
-            self._playing.discard(self._hold)
-            self._hold = None
+        if hold and not self._held:
+            self._held = True
+            await self._quietly(self.ari.start_moh(self.channel, HOLD_CLASS))
+        elif not hold and self._held:
+            await self._quietly(self.ari.stop_moh(self.channel))
+            self._held = False
         for channel in sorted(wanted - self._members, key=lambda c: c != self.channel):
             await self.ari.add_to_bridge(self._talk, [channel], absorb_dtmf=channel != self.channel)
             self._members.add(channel)

@@ -264,6 +264,7 @@ def _install_prompts(host: Host, source: Path, prompts: Path | None, sounds: Pat
         table = routes.load(host.routes_file)
         texts = p.plan(table, p.load_static(source / "recordings" / "prompts.yaml"))
         p.render(texts, prompts, source / "recordings" / "voice")
+        p.render_hold_music(prompts)
     wavs = sorted(prompts.glob("*.wav"))
     if not wavs:
         raise ConfigError(f"no prompts (*.wav) in {prompts}: render them with `hotline prompts --out {prompts}`")
@@ -273,6 +274,12 @@ def _install_prompts(host: Host, source: Path, prompts: Path | None, sounds: Pat
     for wav in wavs:
         shutil.copyfile(wav, sounds / wav.name)
         os.chmod(sounds / wav.name, 0o644)
+    music = sounds / "moh"  # hold music, for musiconhold.conf's class "hotline"
+    music.mkdir()
+    for wav in sorted((prompts / "moh").glob("*.wav")):
+        shutil.copyfile(wav, music / wav.name)
+        os.chmod(music / wav.name, 0o644)
+    os.chmod(music, 0o755)
     os.chmod(sounds, 0o755)
     return len(wavs)
 

@@ -32,6 +32,19 @@ GONGAN = "3372000"  # 市公安局
 KEY = (STATE / "caller-hash.key").read_text(encoding="utf-8").strip().encode()
 
 
+def asterisk_plays(name: str) -> bool:
+    """Whether the lab's Asterisk has `name` open now: music on hold (mode=files) streams a file it holds open."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or (proc / "comm").read_text().strip() != "asterisk":
+                continue
+            if any(str(fd.readlink()).endswith(name) for fd in (proc / "fd").iterdir()):
+                return True
+        except OSError:
+            continue  # a process or descriptor gone meanwhile
+    return False
+
+
 class Api:
     """The operators' API of the test's controller, as one token holder sees it."""
 
@@ -129,6 +142,8 @@ def test_consult_cancelled_through_the_api_and_bad_asks_are_refused_changing_not
         assert status == 200 and body["result"].startswith("accepted: consult"), body
         until(lambda: api.get("/operator-calls")["calls"][0]["state"] == "consulting", what="consulting")
         until(department.invites, what="the department to ring")
+        # Held meanwhile, the citizen hears the hold music setup made (dialplan/musiconhold.conf).
+        until(lambda: asterisk_plays("moh/hold-music.wav"), what="Asterisk playing the hold music")
         time.sleep(2)  # operator and department talk a moment
         status, body = api.post(f"/operator-calls/{call_id}/cancel")
         assert status in (200, 202), body
@@ -141,6 +156,7 @@ def test_consult_cancelled_through_the_api_and_bad_asks_are_refused_changing_not
     # An ask on a call that ended is refused as such.
     status, body = api.post(f"/operator-calls/{call_id}/cancel")
     assert status == 409 and "already ended" in body["error"]
+    assert not asterisk_plays("moh/hold-music.wav")  # the citizen came back off hold: the music stopped
 
 
 def test_three_way_where_the_operator_leaves_and_citizen_and_department_stay(

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from ivr.ari import events as ev
-from ivr.call.ari_call import HOLD_MEDIA, AriCall
+from ivr.call.ari_call import HOLD_CLASS, AriCall
 from ivr.call.control import LegEvent
 
 CALLER, SEAT, DEPT = "caller", "call-1-out1", "call-1-out2"
@@ -35,6 +35,12 @@ class RecordingAri:
 
     async def stop_playback(self, playback_id: str) -> None:
         self.requests.append(("stop_playback",))
+
+    async def start_moh(self, channel: str, moh_class: str) -> None:
+        self.requests.append(("moh", channel, moh_class))
+
+    async def stop_moh(self, channel: str) -> None:
+        self.requests.append(("stop_moh", channel))
 
     async def hangup(self, channel: str, reason: str = "normal") -> None:
         self.requests.append(("hangup", channel))
@@ -69,10 +75,10 @@ async def test_hold_takes_the_caller_out_with_hold_music_and_back() -> None:
     await call.talk_with([SEAT])
     ari.requests.clear()
     await call.talk_with([SEAT, DEPT], hold=True)
-    assert ari.requests == [("remove", CALLER), ("play", CALLER, *HOLD_MEDIA), ("add", DEPT, "absorbed")]
+    assert ari.requests == [("remove", CALLER), ("moh", CALLER, HOLD_CLASS), ("add", DEPT, "absorbed")]
     ari.requests.clear()
     await call.talk_with([DEPT])
-    assert ari.requests == [("remove", SEAT), ("stop_playback",), ("add", CALLER, "heard")]
+    assert ari.requests == [("remove", SEAT), ("stop_moh", CALLER), ("add", CALLER, "heard")]
 
 
 async def test_a_command_or_a_leg_hanging_up_ends_a_listen() -> None:
