@@ -486,6 +486,7 @@ class Console:
                 "Content-Type": "audio/wav",
                 "Content-Disposition": f'{disposition}; filename="{path.name}"',
                 "Cache-Control": "no-store",
+                "X-Content-SHA256": row["sha256"],  # what the call log kept, for the receiver to check the bytes
             },
         )
 
