@@ -3,6 +3,7 @@
     .venv/bin/python -m bench                       # the full run (A and B each rise until a step fails; <= 50 min)
     .venv/bin/python -m bench --window 15 --rates 5,10,20 --no-checks   # a short look
     .venv/bin/python -m bench --recording-cost --cost-rate 5 --window 60  # Asterisk CPU per call, recording off/on
+    .venv/bin/python -m bench --variants --variant-rate 40 --window 60   # what each dial-path change bought
 
 The report goes to var/bench/<time>/report.md (and report.json), and is printed at the end.
 Run it on a quiet box: a run during which other processes used more than 10 % of a core in any
@@ -62,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="instead of the A/B run: the controller flow with recording off, then on (bench.recording_cost)",
     )
+    p.add_argument(
+        "--variants",
+        action="store_true",
+        help="instead of the A/B run: one fixed-rate step per dial-path variant (bench.variants)",
+    )
+    p.add_argument("--variant-rate", type=float, default=40.0, help="calls/s of every variant's step (default 40)")
+    p.add_argument("--only", help="variants to run, comma-separated (A,crypt,plain,dialplan)")
     p.add_argument("--cost-rate", type=float, default=5.0, help="calls/s of both recording-cost runs (default 5)")
     p.add_argument(
         "--cost-talk-ms", type=int, default=15000, help="key press -> citizen's BYE in the recording-cost runs"
@@ -75,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--max-minutes must be 1..60")
     if args.recording_cost:
         return _recording_cost(args, p)
+    if args.variants:
+        return _variants(args, p)
     opts = Options(
         window=args.window,
         calibrate=not args.no_calibrate,
@@ -114,6 +124,25 @@ def _recording_cost(args: argparse.Namespace, p: argparse.ArgumentParser) -> int
     else:
         with lab.lab_lock():
             report = run_recording_cost(opts)
+    print((Path(report["workdir"]) / "report.md").read_text(encoding="utf-8"))
+    return 0 if report.get("valid") else 3
+
+
+def _variants(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
+    from bench.variants import VARIANTS, VariantOptions, run_variants
+
+    if not 1 <= args.variant_rate <= 300:
+        p.error("--variant-rate must be 1..300 calls/s")
+    only = tuple(x.strip() for x in (args.only or "").split(",") if x.strip())
+    known = {"A", *(label for label, *_ in VARIANTS)}
+    if unknown := [x for x in only if x not in known]:
+        p.error(f"--only: unknown variant(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    opts = VariantOptions(rate=args.variant_rate, window=args.window, out=args.out, only=only)
+    if args.lock_held:
+        report = run_variants(opts)
+    else:
+        with lab.lab_lock():
+            report = run_variants(opts)
     print((Path(report["workdir"]) / "report.md").read_text(encoding="utf-8"))
     return 0 if report.get("valid") else 3
 
