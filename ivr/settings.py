@@ -32,6 +32,9 @@ HOTLINE_ADMISSION_MAX_SETUPS  400 — adaptive: the most calls in setup at once,
 HOTLINE_MAX_CALL_RATE  fixed: new calls per second taken (> 0 implies fixed); set it to ~80 % of the
                    maximum BENCHMARKS.md measures: at the maximum, the refusals' own cost can tip
                    Asterisk into overload and the admitted callers wait
+HOTLINE_DIAL_PATH  ari | dialplan — who rings a route's chain once the menu decided: the controller over
+                   ARI (default), or Asterisk (one `continue` into the generated [hotline-chain], see
+                   ivr/routing/dialplan.py; recorded routes, operators and transfers stay on ARI)
 HOTLINE_ASTERISK_EVENTS  /var/log/asterisk/hotline-events.db — the SQLite file Asterisk writes refused and
                    fallback calls to (dialplan/cel_sqlite3_custom.conf); the controller imports them
                    into the call log (ivr/calllog/evidence.py)
@@ -92,6 +95,7 @@ class Settings:
     max_call_rate: float = 0.0
     admission: str = "adaptive"  # adaptive | fixed | off (ivr.controller.admission)
     admission_max_setups: int = 400
+    dial_path: str = "ari"
     asterisk_events: Path = Path("/var/log/asterisk/hotline-events.db")
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # for partner secrets
 
@@ -153,6 +157,9 @@ class Settings:
         if max_call_rate < 0:
             raise ConfigError(f"HOTLINE_MAX_CALL_RATE must not be negative, got {max_call_rate}")
         admission, max_setups = _admission(env, max_call_rate)
+        dial_path = env.get("HOTLINE_DIAL_PATH") or "ari"
+        if dial_path not in ("ari", "dialplan"):
+            raise ConfigError(f"HOTLINE_DIAL_PATH must be ari or dialplan, got {dial_path!r}")
         fmt = env.get("HOTLINE_LOG_FORMAT", "kv")
         if fmt not in ("kv", "json"):
             raise ConfigError(f"HOTLINE_LOG_FORMAT must be kv or json, got {fmt!r}")
@@ -176,6 +183,7 @@ class Settings:
             max_call_rate=max_call_rate,
             admission=admission,
             admission_max_setups=max_setups,
+            dial_path=dial_path,
             asterisk_events=Path(env.get("HOTLINE_ASTERISK_EVENTS") or "/var/log/asterisk/hotline-events.db"),
             environ=dict(env),
         )

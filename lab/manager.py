@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ivr.routing.dialplan import CHAIN_FILE, chain_dialplan
+from ivr.routing.routes import load as load_routes
 from ivr.site.render import ari_users_conf
 from lab.daemon import LabError, PidFile, rotate_log, say, signal_pid, spawn, state_lock, tail, wait_gone
 from lab.processes import REPO, ROOT, STATE, ControllerProcess, health
@@ -215,6 +217,7 @@ class Asterisk:
         for conf in sorted((REPO / "dialplan").glob("*.conf")):
             shutil.copy(conf, etc / conf.name)
         write_ari_users(etc, self.password_file, gid, by="hotlinectl start-asterisk")
+        self.render_ring_chains(REPO / "routes.yaml", reload=False)
 
         # Prompts: sound:hotline/NAME. Debian's astdatadir is /usr/share/asterisk, so the
         # directory is linked there (like Debian's own sounds/recordings link).
@@ -261,6 +264,13 @@ class Asterisk:
         os.chown(calls, uid, gid)
         calls.chmod(0o700)
         (self.state / "asterisk-root").write_text(f"{self.root}\n")
+
+    def render_ring_chains(self, routes: Path, *, reload: bool = True) -> None:
+        """The ring chains of `routes` (HOTLINE_DIAL_PATH=dialplan) as Asterisk's [hotline-chain], reloaded."""
+        text = chain_dialplan(load_routes(routes))
+        (self.root / "etc/hotline" / CHAIN_FILE).write_text(text, encoding="utf-8")
+        if reload:
+            self.cli("dialplan reload")
 
     def _root_ids(self) -> tuple[int, int]:
         def field(file: str) -> int | None:

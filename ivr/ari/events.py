@@ -122,6 +122,7 @@ SUBSCRIBED = frozenset(
         "ChannelDestroyed",
         "ChannelDtmfReceived",
         "Dial",
+        "ChannelUserevent",  # only the ring chains' HotlineRang (ivr.routing.dialplan): one per number rung
         "PlaybackFinished",
         "RecordingFinished",
         "RecordingFailed",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import TypeVar
 
 import structlog
@@ -28,6 +28,7 @@ from ivr.ari import events as ev
 from ivr.ari.client import AriClient
 from ivr.call.control import CAUSE_TO_STATUS, FAILED_DIAL, BridgeResult, DialResult, DialStatus, LegEvent
 from ivr.errors import AriConflict, AriError, AriNotFound, CallEnded
+from ivr.routing.dialplan import CHAIN_CONTEXT, CHAIN_MISSING, CHAIN_RESULT
 
 log = structlog.get_logger("ivr.call.ari_call")
 
@@ -101,6 +102,7 @@ class AriCall:
         # Called once, when the caller first hears something (a prompt, ringback, hold music): the end of the
         # call's setup, which admission counts (ivr.controller.admission).
         self.on_first_sound: Callable[[], None] | None = None
+        self._in_dialplan = False  # out of Stasis in a ring chain (HOTLINE_DIAL_PATH=dialplan), coming back
         register(channel, self)
 
     def _next_id(self, kind: str) -> str:
@@ -130,6 +132,8 @@ class AriCall:
         if cid == self.channel:
             if isinstance(event, ev.ChannelDtmfReceived):
                 self.digits.append(event.digit)
+            elif isinstance(event, ev.StasisEnd) and self._in_dialplan:
+                pass  # off to its ring chain, still ours (subscribed): not the caller leaving
             elif isinstance(event, (ev.ChannelHangupRequest, ev.StasisEnd, ev.ChannelDestroyed)):
                 self.caller_up = False
                 if isinstance(event, (ev.ChannelHangupRequest, ev.ChannelDestroyed)):
@@ -402,6 +406,63 @@ class AriCall:
         await self.hangup()
         return result
 
+    async def ring_chain(self, extension: str) -> AsyncIterator[tuple[int, DialResult]]:
+        """HOTLINE_DIAL_PATH=dialplan: Asterisk rings the route's chain (ivr.routing.dialplan.chain_dialplan).
+
+        Two requests: subscribe our app to the caller's channel (after StasisEnd Asterisk tells an app
+        nothing of a channel it is not subscribed to: its Dial and user events and its hang-up), then one
+        `continue` into the chain. Yields (n, result) for each number of the chain as its Dial ends;
+        after an answer, `talked_in_dialplan` follows the conversation. Returns when the caller is
+        back in Stasis: every number failed — or the loaded dialplan lacks this chain (rendered from
+        other routes), then nothing was rung and the caller of `ring_chain` dials over ARI. The caller
+        hanging up raises CallEnded, as in every verb.
+        """
+        await self.ari.request(
+            "POST", f"/applications/{self.ari.settings.app}/subscription", {"eventSource": f"channel:{self.channel}"}
+        )
+        self._in_dialplan = True
+        await self.ari.continue_in_dialplan(self.channel, CHAIN_CONTEXT, extension)
+        log.info("ring_chain_started", extension=extension)
+        n, ringing = -1, None
+        while True:
+            event = await self._next(None)  # TIMEOUT(absolute) bounds the call; its hang-up reaches us
+            if event is None:
+                continue
+            if isinstance(event, ev.StasisStart) and event.channel_id == self.channel:
+                self._in_dialplan = False
+                if event.args[1:2] == (CHAIN_MISSING,):
+                    log.warning("ring_chain_missing", extension=extension)
+                return
+            if event.type == "ChannelUserevent" and event.raw.get("eventname") == CHAIN_RESULT and ringing is not None:
+                said = event.raw.get("userevent") or {}
+                status, cause = str(said.get("status", "")), str(said.get("cause", ""))
+                if status in DialStatus.__members__ and status != DialStatus.CANCEL:  # CANCEL: the caller left
+                    ringing.status, ringing.cause = DialStatus(status), int(cause) if cause.isdigit() else 0
+                    yield n, ringing
+                ringing = None
+            elif not isinstance(event, ev.Dial) or (event.raw.get("caller") or {}).get("id") != self.channel:
+                continue
+            elif event.dialstatus == "":  # the chain's next Dial begins
+                n, ringing = n + 1, DialResult(DialStatus.CHANUNAVAIL, event.peer, started=time.time())
+            elif event.dialstatus == DialStatus.ANSWER and ringing is not None:
+                ringing.status, ringing.answered = DialStatus.ANSWER, time.time()
+                self.bridged_since = time.monotonic()
+                yield n, ringing
+                return
+
+    async def talked_in_dialplan(self) -> BridgeResult:
+        """The conversation Dial bridged in the dialplan, until the department hangs up and the caller
+        is back in Stasis (`g`); the caller hanging up raises CallEnded."""
+        try:
+            while True:
+                event = await self._next(None)
+                if isinstance(event, ev.StasisStart) and event.channel_id == self.channel:
+                    self._in_dialplan = False
+                    self.bridged_until = time.monotonic()
+                    return BridgeResult("callee", self.talk_seconds)
+        finally:
+            self.bridged_until = self.bridged_until or time.monotonic()
+
     async def _until_in_stasis(self, out: str, result: DialResult) -> bool:
         """Wait for the created channel's StasisStart (a dial was refused: not yet in Stasis).
 
@@ -577,7 +638,9 @@ class AriCall:
         self._handing_off = True
 
     async def hangup(self) -> None:
-        if self.caller_up and not self._handing_off:
+        # A caller in its ring chain is the dialplan's: it may be talking to a department (a controller
+        # stopping or failing does not cut that conversation); the dialplan hangs up when it ends.
+        if self.caller_up and not self._handing_off and not self._in_dialplan:
             self.caller_up = False
             await self._quietly(self.ari.hangup(self.channel))
 

@@ -78,6 +78,7 @@ class Services:
     desk: Desk = field(default_factory=Desk)  # the calls operators are on, and their asks (ivr.operators.desk)
     tickets: TicketLookup | None = None  # 查询办理进度 reads tickets here (the call log)
     recorder: Recorder | None = None  # 全程录音 (ivr.recording.store); None: nothing is recorded
+    dial_path: str = "ari"  # HOTLINE_DIAL_PATH: "dialplan" lets Asterisk ring a route's chain (ivr.call.session)
 
 
 class Books:

@@ -41,6 +41,10 @@ class Dispatcher:
     def dispatch(self, event: ev.Event) -> None:
         channel = event.channel_id
         call = self._calls.get(channel) if channel else None
+        if call is None and isinstance(event, ev.Dial):
+            # A Dial the dialplan runs for a caller of ours (HOTLINE_DIAL_PATH=dialplan): the peer is
+            # Asterisk's channel, the caller ours.
+            call = self._calls.get(str((event.raw.get("caller") or {}).get("id", "")))
         if call is not None:
             call.queue.put_nowait(event)
             return

@@ -22,6 +22,7 @@ from ivr.citizen.ticket_number import digit_prompts, keypad_number
 from ivr.errors import AriError, CallEnded
 from ivr.operators.queue import QueueFull, QueueTimeout, Turn
 from ivr.recording.policy import OPERATORS
+from ivr.routing.dialplan import chain_extension
 from ivr.routing.menu import Action, Ask, Decision, Navigator, Track
 from ivr.routing.routes import Intake, Route, RouteTable
 
@@ -76,18 +77,11 @@ async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, 
                 books.notify_partner(route)
             await announce_recording(call, books, table, svc, route.mode.value, route.unit)
             await call.play([svc.prompts.sound("connecting")])
-            result: DialResult | None = None
-            for n, target in enumerate(route.targets):
-                result = await call.dial(
-                    target.dial_string, target.ring_seconds, caller_id=record.entry, label=route.unit
-                )
-                books.rang_line(route, n, result)
-                if result.ok:
-                    await _talk(call, books, result, Outcome.CONNECTED, table, route.mode.value, route.unit)
-                    await tell_ticket(call, books, svc)
-                    await survey(call, books, svc)
-                    return
-            assert result is not None
+            result = await ring_route(call, books, table, svc, route)
+            if result.ok:
+                await tell_ticket(call, books, svc)
+                await survey(call, books, svc)
+                return
             busy = result.status in (DialStatus.BUSY, DialStatus.CONGESTION)
             await call.play([svc.prompts.sound("dept-busy" if busy else "dept-noanswer")])
         else:
@@ -114,6 +108,36 @@ async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, 
         await call.cleanup()
         call.close()
         books.ended(talk_seconds)
+
+
+async def ring_route(call: CallControl, books: Books, table: RouteTable, svc: Services, route: Route) -> DialResult:
+    """Ring the route's chain in order until a number answers, and talk; the last result.
+
+    With HOTLINE_DIAL_PATH=dialplan Asterisk rings the chain itself (ivr.routing.dialplan.chain_dialplan,
+    two ARI requests instead of about ten) and the caller comes back to us when it ends. Calls whose
+    answered leg is recorded stay on the ARI path: the recording's file is planned per leg by the
+    controller (ivr.recording) and started on the answered leg, which only the ARI path holds.
+    """
+    chain = getattr(call, "ring_chain", None)  # only a live AriCall has one
+    recorded = svc.recorder is not None and table.recording.records(route.mode.value, route.unit)
+    if svc.dial_path == "dialplan" and chain is not None and not recorded:
+        result: DialResult | None = None
+        async for n, result in chain(chain_extension(route)):
+            books.rang_line(route, n, result)
+            if result.ok:
+                books.connected(Outcome.CONNECTED)
+                books.talked(await call.talked_in_dialplan())  # type: ignore[attr-defined]
+        if result is not None:
+            return result
+    for n, target in enumerate(route.targets):
+        entry = books.record.entry
+        result = await call.dial(target.dial_string, target.ring_seconds, caller_id=entry, label=route.unit)
+        books.rang_line(route, n, result)
+        if result.ok:
+            await _talk(call, books, result, Outcome.CONNECTED, table, route.mode.value, route.unit)
+            return result
+    assert result is not None  # a route rings at least its own line
+    return result
 
 
 async def reach_operator(

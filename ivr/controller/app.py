@@ -192,6 +192,7 @@ class Controller:
             desk=self.desk,
             tickets=CallLogTickets(self.calllog),
             recorder=self.recorder,
+            dial_path=self.settings.dial_path,
         )
 
     def _seat_changed(self, change: SeatChange) -> None:

@@ -16,13 +16,14 @@ Only the syntax the hotline's files use is understood: `[section]`, `[name](!)` 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ivr.errors import Problem
-from ivr.routing.routes import Mode, RouteTable
+from ivr.routing.routes import Mode, Route, RouteTable
 
 CARRIER_CONTEXT = "from-carrier"
 
@@ -320,3 +321,52 @@ def entry_problems(table: RouteTable, extensions_conf: str | Path, context: str 
                 )
             )
     return problems
+
+
+# -- the ring chains, generated (HOTLINE_DIAL_PATH=dialplan) -----------------------------------------
+
+CHAIN_CONTEXT = "hotline-chain"
+CHAIN_FILE = "hotline-chains.conf"  # beside extensions.conf, which #tryincludes it
+CHAIN_BACK = "ringchain"  # first Stasis argument of a caller coming back from a ring chain
+CHAIN_MISSING = "missing"  # ... whose extension the loaded dialplan does not have (rendered from other routes)
+CHAIN_RESULT = "HotlineRang"  # the user event after each Dial: its DIALSTATUS and HANGUPCAUSE
+
+
+def chain_extension(route: Route) -> str:
+    """The extension of `route`'s ring chain: its id and a digest of what it dials.
+
+    A route edited after Asterisk's dialplan was rendered gets a new name the loaded dialplan lacks:
+    the caller comes back at once (`i` extension) and that call rings over ARI instead, never the stale chain.
+    """
+    spec = "|".join(f"{t.dial_string}/{t.ring_seconds}" for t in route.targets)
+    # '-' is ignored by Asterisk's extension matching: '_' keeps the id readable and distinct
+    return f"{route.id.replace('-', '_')}_{hashlib.sha256(spec.encode()).hexdigest()[:10]}"
+
+
+def chain_dialplan(table: RouteTable, app: str = "hotline") -> str:
+    """[hotline-chain]: for every route, Dial each number of its ring chain in turn, then back to Stasis.
+
+    `r`: the caller hears ringback (the endpoints' tone_zone, cn); `g`: a department hanging up
+    sends the caller on (back to the controller for ticket number and survey) instead of hanging up.
+    The controller, subscribed to the caller's channel, follows it live: each Dial's start and answer
+    (Dial events), each number's status and cause (the user event HotlineRang: ChannelUserevent).
+    """
+    lines = [
+        f"; Generated from {table.source} by ivr/routing/dialplan.py (chain_dialplan): do not edit.",
+        f"[{CHAIN_CONTEXT}]",
+    ]
+    for route in sorted(table.routes.values(), key=lambda r: r.id):
+        for target in route.targets:
+            if not re.fullmatch(r"PJSIP/[0-9]{3,15}@[A-Za-z][A-Za-z0-9_-]{0,39}", target.dial_string):
+                raise ValueError(f"routes[{route.id}]: {target.dial_string!r} is no dial string for the dialplan")
+        ext = chain_extension(route)
+        lines.append(f"exten => {ext},1,NoOp(ring chain of {route.id})")
+        for target in route.targets:
+            lines.append(f" same => n,Dial({target.dial_string},{target.ring_seconds},gr)")
+            lines.append(f" same => n,UserEvent({CHAIN_RESULT},status: ${{DIALSTATUS}},cause: ${{HANGUPCAUSE}})")
+            lines.append(' same => n,GotoIf($["${DIALSTATUS}" = "ANSWER"]?back)')
+        lines.append(f" same => n(back),Stasis({app},{CHAIN_BACK},${{DIALSTATUS}},${{ANSWEREDTIME}})")
+        lines.append(" same => n,Hangup()")
+    lines.append(f"exten => i,1,Stasis({app},{CHAIN_BACK},{CHAIN_MISSING})")
+    lines.append(" same => n,Hangup()")
+    return "\n".join(lines) + "\n"

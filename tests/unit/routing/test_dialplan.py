@@ -7,6 +7,7 @@ names the route's line in routes.yaml.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,19 @@ from click.testing import CliRunner
 
 from ivr.cli import main
 from ivr.routing import routes
-from ivr.routing.dialplan import entry_problems, pattern_matches, reaches_stasis, read_conf, read_dialplan
+from ivr.routing.dialplan import (
+    CHAIN_BACK,
+    CHAIN_CONTEXT,
+    CHAIN_FILE,
+    CHAIN_MISSING,
+    chain_dialplan,
+    chain_extension,
+    entry_problems,
+    pattern_matches,
+    reaches_stasis,
+    read_conf,
+    read_dialplan,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 EXTENSIONS = REPO / "dialplan" / "extensions.conf"
@@ -138,3 +151,52 @@ def test_hotline_check_takes_the_dialplan_from_an_option_and_can_skip_it(checkou
 def test_hotline_check_passes_the_shipped_table_and_dialplan() -> None:
     result = CliRunner(env=FIXED_CLOCK).invoke(main, ["check", str(REPO / "routes.yaml")])
     assert result.exit_code == 0, result.output
+
+
+# -- the generated ring chains (HOTLINE_DIAL_PATH=dialplan) ---------------------------------------------
+
+
+def test_each_route_gets_a_ring_chain_that_dials_its_numbers_in_order_then_returns_to_stasis(tmp_path: Path) -> None:
+    text = (REPO / "routes.yaml").read_text(encoding="utf-8")
+    gongan = 'number: "3372000"\n    mode: merge\n    effective: 2016-07-31\n    trunk: departments\n'
+    gongan += "    ring_seconds: 20\n"
+    overflow = gongan + '    overflow: [{number: "3372099", trunk: partners, ring_seconds: 15}]\n'
+    (tmp_path / "routes.yaml").write_text(text.replace(gongan, overflow, 1), encoding="utf-8")
+    table = routes.load(tmp_path / "routes.yaml")
+
+    contexts = read_dialplan(_written(tmp_path, chain_dialplan(table)))
+
+    chain = contexts[CHAIN_CONTEXT]
+    steps = chain.extensions[chain_extension(table.routes["gongan"])]
+    dials = [s.args for s in steps if s.app == "Dial"]
+    assert dials == [("PJSIP/3372000@departments", "20", "gr"), ("PJSIP/3372099@partners", "15", "gr")]
+    assert [s.app for s in steps].count("UserEvent") == 2  # each number's status, told to the controller
+    assert steps[-2].app == "Stasis" and steps[-2].args[:2] == ("hotline", CHAIN_BACK)
+    assert {chain_extension(r) for r in table.routes.values()} | {"i"} == set(chain.extensions)
+
+
+def test_a_route_edited_after_the_dialplan_was_rendered_has_a_chain_name_the_dialplan_lacks() -> None:
+    table = routes.load(REPO / "routes.yaml")
+    before = table.routes["gongan"]
+    after = dataclasses.replace(before, ring_seconds=before.ring_seconds + 5)
+
+    assert chain_extension(before) != chain_extension(after)  # so it never rings the stale chain
+    assert chain_extension(before) == chain_extension(dataclasses.replace(before, label="renamed"))
+    assert "-" not in chain_extension(table.routes["bianban-12310"])  # Asterisk would ignore it in matching
+
+
+def test_an_unknown_extension_comes_back_to_the_controller_at_once(tmp_path: Path) -> None:
+    chain = read_dialplan(_written(tmp_path, chain_dialplan(routes.load(REPO / "routes.yaml"))))[CHAIN_CONTEXT]
+
+    (back, _) = chain.extensions["i"]
+    assert back.app == "Stasis" and back.args == ("hotline", CHAIN_BACK, CHAIN_MISSING)
+
+
+def test_extensions_conf_includes_the_generated_chains() -> None:
+    assert f"#tryinclude {CHAIN_FILE}" in EXTENSIONS.read_text(encoding="utf-8")
+
+
+def _written(tmp_path: Path, text: str) -> Path:
+    conf = tmp_path / CHAIN_FILE
+    conf.write_text(text, encoding="utf-8")
+    return conf
