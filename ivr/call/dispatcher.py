@@ -14,6 +14,7 @@ import structlog
 
 from ivr.ari import events as ev
 from ivr.call.ari_call import AriCall
+from ivr.routing.dialplan import CHAIN_BACK
 
 log = structlog.get_logger("ivr.call.dispatcher")
 
@@ -49,9 +50,10 @@ class Dispatcher:
             call.queue.put_nowait(event)
             return
         if isinstance(event, ev.StasisStart):
-            if event.args and event.args[0] in ("dialed", "outbound"):  # outbound: a call we place (ivr.outbound)
+            if event.args and event.args[0] in ("dialed", "outbound", CHAIN_BACK):  # outbound: ivr.outbound
                 # An outbound leg whose call already ended (the caller hung up while we were
-                # creating it): nobody wants it.
+                # creating it): nobody wants it. A caller back from a ring chain a dead controller
+                # sent it to: its conversation is over and no coroutine knows the call (not a new one).
                 self._on_orphan(event)
             else:
                 self._on_new_call(event)
