@@ -18,11 +18,8 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import structlog
 
 from ivr.errors import AriAuthError, AriConflict, AriError, AriNotFound, AriUnavailable
-
-log = structlog.get_logger("ivr.ari.client")
 
 # REST connections kept open to Asterisk: the pool grows with concurrent calls up to the limit
 # (well under http.conf's sessionlimit, which the events WebSocket shares) and a connection idle
