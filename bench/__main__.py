@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.run import Options, run
 from lab import processes as lab
@@ -28,6 +30,14 @@ def _rates(text: str) -> list[float]:
     if not rates or any(r <= 0 or r > 500 for r in rates):
         raise argparse.ArgumentTypeError("rates must be between 0 and 500 calls/s")
     return sorted(rates)
+
+
+def _in_lab(run: Callable[[Any], dict[str, Any]], opts: Any, lock_held: bool) -> dict[str, Any]:
+    """Run a benchmark holding the lab lock (taken here unless the caller already holds it)."""
+    if lock_held:
+        return run(opts)
+    with lab.lab_lock():
+        return run(opts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,11 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     opts.rates_a = args.rates_a or opts.rates_a
     opts.rates_b = args.rates_b or opts.rates_b
     opts.rates_sipp = args.rates_sipp or opts.rates_sipp
-    if args.lock_held:
-        report = run(opts)
-    else:
-        with lab.lab_lock():
-            report = run(opts)
+    report = _in_lab(run, opts, args.lock_held)
     md = Path(report["workdir"]) / "report.md"
     print(md.read_text(encoding="utf-8") if md.exists() else f"no report: see {report['workdir']}/report.json")
     return 0 if report.get("valid") else 3
@@ -119,11 +125,7 @@ def _recording_cost(args: argparse.Namespace, p: argparse.ArgumentParser) -> int
     if not 8000 <= args.cost_talk_ms <= 120_000:
         p.error("--cost-talk-ms must be 8000..120000 (the notice, the ringing and some talk)")
     opts = CostOptions(rate=args.cost_rate, window=args.window, talk_ms=args.cost_talk_ms, out=args.out)
-    if args.lock_held:
-        report = run_recording_cost(opts)
-    else:
-        with lab.lab_lock():
-            report = run_recording_cost(opts)
+    report = _in_lab(run_recording_cost, opts, args.lock_held)
     print((Path(report["workdir"]) / "report.md").read_text(encoding="utf-8"))
     return 0 if report.get("valid") else 3
 
@@ -138,11 +140,7 @@ def _variants(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     if unknown := [x for x in only if x not in known]:
         p.error(f"--only: unknown variant(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     opts = VariantOptions(rate=args.variant_rate, window=args.window, out=args.out, only=only)
-    if args.lock_held:
-        report = run_variants(opts)
-    else:
-        with lab.lab_lock():
-            report = run_variants(opts)
+    report = _in_lab(run_variants, opts, args.lock_held)
     print((Path(report["workdir"]) / "report.md").read_text(encoding="utf-8"))
     return 0 if report.get("valid") else 3
 

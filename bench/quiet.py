@@ -134,3 +134,21 @@ def noisy_steps(steps: list[dict[str, Any]], limit: float = LIMIT_PERCENT) -> li
         if isinstance(cpu, dict) and float(cpu.get("others", 0.0)) > limit:
             noisy.append(f"{step['label']} (others {cpu['others']:.0f} %)")
     return noisy
+
+
+def preamble(title: str, report: dict[str, Any]) -> list[str]:
+    """A report's first lines: when and on what it ran, and — before any figure — whether they count."""
+    m = report["machine"]
+    lines = [
+        f"{title} {report['started']} → {report.get('finished', '?')}; {m['cpu']}, {m['cores']} cores; "
+        f"Asterisk {m.get('asterisk', '?')}; load average at start {' '.join(m['loadavg_at_start'])}.",
+        "",
+    ]
+    if not report.get("valid"):
+        noisy = "; ".join(report.get("noisy_steps") or []) or "no step measured"
+        lines += [
+            f"**NOT a valid run** — other processes used more than {LIMIT_PERCENT:g} % of a core during: "
+            f"{noisy}. Its figures are not comparable; run it again on a quiet box.",
+            "",
+        ]
+    return lines

@@ -32,7 +32,7 @@ from typing import Any
 
 from bench import quiet
 from bench.load import SCENARIOS, Endpoints, run_step
-from bench.run import _finish_controller, _print_step, machine
+from bench.run import _finish_controller, _print_step, begin
 from ivr.recording.store import asterisk_root, host_path
 from lab import processes as lab
 from lab.sipp.speech import speaking
@@ -81,23 +81,8 @@ def speaking_citizen(workdir: Path, speech: Path) -> Path:
 
 
 def run_recording_cost(opts: CostOptions) -> dict[str, Any]:
-    started = dt.datetime.now().astimezone()
-    stamp = started.strftime("%Y%m%dT%H%M%S")
-    workdir = opts.out / f"recording-cost-{stamp}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    directory = f"/var/spool/asterisk/monitor/bench-{stamp}"
-    report: dict[str, Any] = {
-        "started": started.isoformat(timespec="seconds"),
-        "workdir": str(workdir),
-        "options": {k: str(v) for k, v in opts.__dict__.items()},
-        "machine": machine(),
-        "runs": {},
-    }
-    if opts.manage_asterisk:
-        lab.restart_asterisk()
-    ast_pid = lab.asterisk_pid()
-    ari = lab.Ari()
-    report["machine"]["asterisk"] = lab.asterisk_version()
+    report, workdir, ast_pid, ari = begin("recording-cost", opts)
+    directory = f"/var/spool/asterisk/monitor/bench-{workdir.name.removeprefix('recording-cost-')}"
     speech = workdir / "speech.alaw"
     citizen = speaking_citizen(workdir, speech)
     department = speaking(SCENARIOS / "department.xml", workdir / "department-speaks.xml", speech)
@@ -200,22 +185,11 @@ def difference(off: dict[str, Any], on: dict[str, Any]) -> dict[str, Any]:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    m = r["machine"]
-    lines = [
-        f"Recording cost run {r['started']} → {r.get('finished', '?')}; {m['cpu']}, {m['cores']} cores; "
-        f"Asterisk {m.get('asterisk', '?')}; load average at start {' '.join(m['loadavg_at_start'])}.",
-        "",
+    lines = quiet.preamble("Recording cost run", r) + [
         "| recording | calls/s | placed | ok | failed | connected | mean talk s | recordings (s) | "
         "Asterisk CPU ms/call | controller CPU ms/call |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    if not r.get("valid"):
-        noisy = "; ".join(r.get("noisy_steps") or []) or "no step measured"
-        lines[1:1] = [
-            "",
-            f"**NOT a valid run** — other processes used more than {quiet.LIMIT_PERCENT:g} % of a core during: "
-            f"{noisy}. Its figures are not comparable; run it again on a quiet box.",
-        ]
     for label, run in r["runs"].items():
         s = run["step"]
         lines.append(

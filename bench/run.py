@@ -187,6 +187,26 @@ def run(opts: Options) -> dict[str, Any]:
     return report
 
 
+def begin(prefix: str, opts: Any) -> tuple[dict[str, Any], Path, int, lab.Ari]:
+    """A fixed-rate comparison's start (bench.variants, bench.recording_cost): its own folder under
+    `opts.out` named `prefix-<time>`, a report holding the options and the machine, Asterisk restarted
+    on dialplan/ when `opts.manage_asterisk`; (report, folder, Asterisk's pid, a plain ARI view)."""
+    started = dt.datetime.now().astimezone()
+    workdir = opts.out / f"{prefix}-{started.strftime('%Y%m%dT%H%M%S')}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "started": started.isoformat(timespec="seconds"),
+        "workdir": str(workdir),
+        "options": {k: str(v) for k, v in opts.__dict__.items()},
+        "machine": machine(),
+        "runs": {},
+    }
+    if opts.manage_asterisk:
+        lab.restart_asterisk()
+    report["machine"]["asterisk"] = lab.asterisk_version()
+    return report, workdir, lab.asterisk_pid(), lab.Ari()
+
+
 def _write(report: dict[str, Any], workdir: Path) -> None:
     report["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     a_max, b_max = report.get("A", {}).get("max_rate", 0), report.get("B", {}).get("max_rate", 0)

@@ -32,7 +32,7 @@ from typing import Any
 
 from bench import quiet
 from bench.load import Endpoints, run_step
-from bench.run import _ari_requests, _finish_controller, _print_step, machine
+from bench.run import _ari_requests, _finish_controller, _print_step, begin
 from ivr.site.render import ARI_USER
 from lab import manager
 from lab import processes as lab
@@ -102,21 +102,7 @@ def set_ari_auth(password_format: str) -> None:
 
 
 def run_variants(opts: VariantOptions) -> dict[str, Any]:
-    started = dt.datetime.now().astimezone()
-    workdir = opts.out / f"variants-{started.strftime('%Y%m%dT%H%M%S')}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {
-        "started": started.isoformat(timespec="seconds"),
-        "workdir": str(workdir),
-        "options": {k: str(v) for k, v in opts.__dict__.items()},
-        "machine": machine(),
-        "runs": {},
-    }
-    if opts.manage_asterisk:
-        lab.restart_asterisk()
-    ast_pid = lab.asterisk_pid()
-    ari = lab.Ari()
-    report["machine"]["asterisk"] = lab.asterisk_version()
+    report, workdir, ast_pid, ari = begin("variants", opts)
     calls = max(1, int(opts.rate * opts.window))
     try:
         if not opts.only or "A" in opts.only:
@@ -189,22 +175,11 @@ def _one(
 
 
 def markdown(r: dict[str, Any]) -> str:
-    m = r["machine"]
-    lines = [
-        f"Dial-path variants {r['started']} → {r.get('finished', '?')}; {m['cpu']}, {m['cores']} cores; "
-        f"Asterisk {m.get('asterisk', '?')}; load average at start {' '.join(m['loadavg_at_start'])}.",
-        "",
+    lines = quiet.preamble("Dial-path variants", r) + [
         "| variant | what | calls/s | placed | failed | Asterisk CPU ms/call | controller CPU ms/call | "
         "ARI requests/call | p99 INVITE→200 ms | p99 DTMF→INVITE ms | rows | left ch/br |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    if not r.get("valid"):
-        noisy = "; ".join(r.get("noisy_steps") or []) or "no step measured"
-        lines[1:1] = [
-            "",
-            f"**NOT a valid run** — other processes used more than {quiet.LIMIT_PERCENT:g} % of a core during: "
-            f"{noisy}. Its figures are not comparable; run it again on a quiet box.",
-        ]
     for label, run in r["runs"].items():
         if "skipped" in run:
             lines.append(f"| {label} | {run['what']} | skipped: {run['skipped']} |||||||||| ")
