@@ -84,3 +84,35 @@ def test_the_recording_cost_run_measures_asterisk_per_call_with_recording_off_an
     assert "others" in on["step"]["cpu"] and ("**NOT a valid run**" in table) != report["valid"]
     # The run's recordings are deleted with it: nothing of a benchmark stays on the recording disk.
     assert on["recorded_seconds"] > 0 and not Path(report["recording_directory"]).exists()
+
+
+def test_the_variants_run_measures_each_dial_path_change_at_one_rate_and_leaves_the_shipped_password(
+    asterisk: Ari, tmp_path: Path
+) -> None:
+    from bench.variants import VariantOptions, run_variants
+
+    report = run_variants(VariantOptions(rate=2, window=5, out=tmp_path, manage_asterisk=False))
+
+    assert set(report["runs"]) == {"A", "crypt", "plain", "dialplan"}
+    for label in ("crypt", "plain", "dialplan"):
+        run = report["runs"][label]
+        step = run["step"]
+        assert step["placed"] == 10 and step["failed_total"] == 0, label
+        assert step["cpu_ms_per_call"]["asterisk"] > 0 and step["cpu_ms_per_call"]["controller"] > 0
+        assert step["ari_requests_per_call"] > 0 and run["calllog_rows"] == 10 and run["controller_exit"] == 0
+        assert (run["leftover_channels"], run["leftover_bridges"]) == (0, 0)
+    # The dialplan path asks Asterisk fewer questions per call than the ARI path.
+    assert (
+        report["runs"]["dialplan"]["step"]["ari_requests_per_call"]
+        < report["runs"]["plain"]["step"]["ari_requests_per_call"]
+    )
+    # The crypt comparison is put back: Asterisk checks the shipped (plain) password again.
+    assert "password_format = plain" in (asterisk_etc() / "ari_users.conf").read_text()
+    table = (Path(report["workdir"]) / "report.md").read_text(encoding="utf-8")
+    assert "| crypt |" in table and "| dialplan |" in table and ("**NOT a valid run**" in table) != report["valid"]
+
+
+def asterisk_etc() -> Path:
+    from lab import manager
+
+    return manager.Asterisk().root / "etc/hotline"
