@@ -9,11 +9,13 @@ own session, carries the SHA-256 the call log kept and bytes that hash to it; on
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import WebDriverException
 
 from ivr.console.accounts import AccountStore
 from lab.citizen import place_call
@@ -22,6 +24,8 @@ from tests.integration.test_console import By, browser  # noqa: F401  (the fixtu
 from tests.integration.test_recording import CITIZEN, SPEAKS_AFTER_BRIDGE, kept, recording_routes, speaking_phone
 
 pytestmark = pytest.mark.integration
+
+ROWS = "return Array.from(document.querySelectorAll('#rows tbody tr'), tr => tr.innerText)"
 
 FETCH = """
 const [url, done] = arguments;
@@ -36,7 +40,16 @@ fetch(url).then(async r => {
 
 
 def rows(browser: Any) -> list[str]:  # noqa: F811
-    return [tr.text for tr in browser.find_elements(By.CSS_SELECTOR, "#rows tbody tr")]
+    """The table's rows as text, read in one script: the page re-renders its table on live updates and is
+    replaced when a form posts, so an element found a moment earlier can be stale when its text is asked."""
+    for _ in range(50):
+        try:
+            texts: list[str] = browser.execute_script(ROWS)
+            return texts
+        except WebDriverException:  # the page is being replaced: ask the next one
+            time.sleep(0.1)
+    texts = browser.execute_script(ROWS)
+    return texts
 
 
 def test_a_supervisor_downloads_a_checked_recording_and_marks_a_message_handled(
