@@ -207,6 +207,10 @@ class AriClient:
     async def application(self) -> dict[str, Any]:
         return dict(await self.request("GET", f"/applications/{quote(self.settings.app)}"))
 
+    async def subscribe(self, event_source: str) -> None:
+        """Subscribe our app to `event_source` (e.g. channel:ID): its events keep coming after StasisEnd."""
+        await self.request("POST", f"/applications/{self.settings.app}/subscription", {"eventSource": event_source})
+
     async def filter_events(self, allowed: Iterable[str]) -> dict[str, Any]:
         """Ask Asterisk to send our app only these event types (the rest is never serialised)."""
         body = {"allowed": [{"type": t} for t in sorted(allowed)]}

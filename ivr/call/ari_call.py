@@ -417,9 +417,7 @@ class AriCall:
         other routes), then nothing was rung and the caller of `ring_chain` dials over ARI. The caller
         hanging up raises CallEnded, as in every verb.
         """
-        await self.ari.request(
-            "POST", f"/applications/{self.ari.settings.app}/subscription", {"eventSource": f"channel:{self.channel}"}
-        )
+        await self.ari.subscribe(f"channel:{self.channel}")
         self._in_dialplan = True
         await self.ari.continue_in_dialplan(self.channel, CHAIN_CONTEXT, extension)
         log.info("ring_chain_started", extension=extension)

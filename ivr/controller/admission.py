@@ -94,7 +94,6 @@ class AdaptiveLimit:
         self.log_change = log_change
         self.baseline_s: float | None = None
         self.logged = self.limit  # the limit last reported by a `moved` result
-        self.refused = 0
 
     def admit(self, in_setup: int) -> bool:
         """Take a new call when `in_setup` calls are being set up already."""

@@ -258,13 +258,9 @@ class Controller:
             systemd.notify("STOPPING=1")
             await self._drain()
         finally:
-            for task in (stopper, consumer, watcher, gauges, probe, imports, editing, keepalive, outbound):
-                task.cancel()
-            for task in (pushes, leftovers):
-                task.cancel()
-            await asyncio.gather(
-                consumer,
+            tasks = (
                 stopper,
+                consumer,
                 watcher,
                 gauges,
                 probe,
@@ -274,8 +270,10 @@ class Controller:
                 outbound,
                 pushes,
                 leftovers,
-                return_exceptions=True,
             )
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self.line is not None:
                 await self.line.stop()  # its rows' leases run out: the other nodes free them
             systemd.close()

@@ -544,11 +544,7 @@ class SeatPool:
         slot = self._slots.get(seat)
         if turn is None or turn._seat is not None or slot is None or slot.holder is not None or slot.retiring:
             return False
-        slot.holder, slot.penalty_until = turn, None
-        turn._seat = slot.seat
-        self._count("offered")
-        log.info("operator_seat_offered", call_id=call_id, seat=seat, position=turn.position, shared=True)
-        turn._notify()
+        self._reserve(slot, turn, shared=True)
         return True
 
     def _dispatch(self) -> None:
@@ -562,17 +558,15 @@ class SeatPool:
             slot = self._pick(now)
             if slot is None:
                 return
-            slot.holder, slot.penalty_until = turn, None
-            turn._seat = slot.seat
-            self._count("offered")
-            log.info(
-                "operator_seat_offered",
-                call_id=turn.call_id,
-                seat=slot.seat.name,
-                position=turn.position,
-                waited_s=turn.waited_seconds,
-            )
-            turn._notify()
+            self._reserve(slot, turn, waited_s=turn.waited_seconds)
+
+    def _reserve(self, slot: _SeatSlot, turn: Turn, **logged: object) -> None:
+        """Hold `slot` for `turn` (its penalty forgiven) and tell the caller: the seat is theirs to ring."""
+        slot.holder, slot.penalty_until = turn, None
+        turn._seat = slot.seat
+        self._count("offered")
+        log.info("operator_seat_offered", call_id=turn.call_id, seat=slot.seat.name, position=turn.position, **logged)
+        turn._notify()
 
     def _out_of_line(self, turn: Turn) -> None:
         """Take `turn` out of the line; everyone behind moves up and is told so."""

@@ -33,7 +33,7 @@ from typing import Any
 import structlog
 
 from ivr.operators.cluster import SharedSeat, Waiting, plan
-from ivr.operators.queue import SeatChange, SeatPool
+from ivr.operators.queue import PoolSnapshot, SeatChange, SeatPool
 
 log = structlog.get_logger("ivr.operators.shared")
 
@@ -253,7 +253,7 @@ class ClusterLink:
         line = tuple(
             (t.call_id, t.joined_wall, t.front, t.seat.name if t.seat is not None else None) for t in self.pool.line()
         )
-        held = {v.name: v.call_id for v in snapshot.seats if v.call_id is not None}
+        held = _held(snapshot)
         changes, self._changes = tuple(self._changes), []
         return LocalState(self.node, wall, line, held, seats, changes, frozenset(self._acked))
 
@@ -266,7 +266,7 @@ class ClusterLink:
             raise
         self._acked -= synced.released
         in_line = {t.call_id for t in self.pool.line()}
-        held = {(call_id, seat) for seat, call_id in self._held().items()}
+        held = {(call_id, seat) for seat, call_id in _held(self.pool.snapshot()).items()}
         self._acked = {o for o in self._acked if o[0] in in_line or o in held}  # the rest are settled
         for call_id, seat in synced.offers:
             if self.pool.offer(call_id, seat):
@@ -283,5 +283,7 @@ class ClusterLink:
             if presence != target or (presence == "paused" and reason != view.reason):
                 self.pool.set_state(view.name, presence, reason, by="cluster")
 
-    def _held(self) -> dict[str, str]:
-        return {v.name: v.call_id for v in self.pool.snapshot().seats if v.call_id is not None}
+
+def _held(snapshot: PoolSnapshot) -> dict[str, str]:
+    """Seat -> the call id of this node's call it rings or talks for."""
+    return {v.name: v.call_id for v in snapshot.seats if v.call_id is not None}
