@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-calibrate", action="store_true", help="skip SIPp-against-SIPp calibration")
     p.add_argument("--no-checks", action="store_true", help="skip B's 80 %% / 150 %% / endurance checks")
     p.add_argument("--overload-seconds", type=float, default=120.0)
-    p.add_argument("--endurance-calls", type=int, default=10_000)
+    p.add_argument("--endurance-calls", type=int, default=10_000, help="calls at 80 %% after the ramp, for RSS")
     p.add_argument("--max-minutes", type=float, default=50.0, help="hard bound of the whole run (default 50)")
     p.add_argument("--out", type=Path, default=lab.REPO / "var" / "bench")
     p.add_argument("--profile", action="store_true", help="py-spy the controller during B's ramp")

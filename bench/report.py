@@ -39,6 +39,8 @@ def _row(name: str, s: dict[str, Any] | None, cpu_keys: tuple[str, ...]) -> str:
     if s is None:
         return f"| {name} | no passing step | | | | | | | | | | |"
     cpu = ", ".join(f"{k} {s['cpu'].get(k, 0):.0f} %" for k in (*cpu_keys, "others"))
+    if "unattributed" in s["cpu"]:  # kernel time no process accounts for (bench.quiet): shown, not judged
+        cpu += f", unattributed {s['cpu']['unattributed']:.0f} %"
     if "loadavg_before" in s["cpu"]:
         cpu += f"; load {s['cpu']['loadavg_before']:.2f}→{s['cpu']['loadavg_after']:.2f}"
     return (

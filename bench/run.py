@@ -7,9 +7,10 @@
     ramp       each flow: fixed-rate steps (RFC 7502 style), rising until a step fails (>= 0.5 %
                failed calls, a SIPp watchdog trip, or calls not all placed); the max is the
                highest passing rate
-    B checks   at 80 % of B's max: latencies; at 150 % for `overload_seconds`: no crash, refused
-               vs silent calls, then a recovery step at 50 %; then calls up to `endurance_calls`
-               in total for the controller's RSS (after warm-up vs at the end)
+    B checks   at 80 % of B's max: latencies; then `endurance_calls` more calls at 80 % on the
+               same controller for its RSS (after the ramp vs at the end); at 150 % for
+               `overload_seconds` on a fresh controller: no crash, refused vs silent calls, then
+               a recovery step at 50 %
     after      channels and bridges left in Asterisk; call-log rows vs calls placed
 
 Every load targets 127.0.0.1 and is bounded in calls (SIPp -m) and time (SIPp -timeout and the
@@ -280,14 +281,16 @@ def run_b(opts: Options, budget: Budget, workdir: Path, ast_pid: int, ari: lab.A
             _print_step(r)
             checks["at_80pct"] = r.summary()
             n += 1
-        # Endurance: the same controller up to `endurance_calls` calls, for the RSS comparison.
+        # Endurance: `endurance_calls` more calls on the same controller, for the RSS comparison.
         # Its baseline is taken here, after the ramp: the ramp's top steps raise RSS to the
-        # high-water mark of their concurrency, which is not growth.
+        # high-water mark of their concurrency, which is not growth. The calls are counted from
+        # here, not from the start: a ramp that placed 10 000 calls itself says nothing of growth.
         if ctl.alive():
             out["rss_kib"]["before_endurance"] = lab.rss_kib(ctl_pid)
             out["rss_kib"]["calls_before_endurance"] = placed
-        while placed < opts.endurance_calls and ctl.alive():
-            seconds = min((opts.endurance_calls - placed) / at80, budget.left() - opts.overload_seconds - 150)
+        until = placed + opts.endurance_calls
+        while placed < until and ctl.alive():
+            seconds = min((until - placed) / at80, budget.left() - opts.overload_seconds - 150)
             if seconds < 20:
                 break
             r = run_step(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -39,6 +40,29 @@ def test_a_process_outside_the_measurement_shows_as_others() -> None:
     figures = stop()
     assert figures["others"] >= 40, figures  # one core busy for ~1 of ~1.3 s (more if the box is busy)
     assert {"steal", "loadavg_before", "loadavg_after"} <= set(figures)
+
+
+def test_the_measured_processes_and_their_children_are_never_others() -> None:
+    snapshot = {1: (0, 500), 10: (1, 70), 11: (10, 5), 20: (1, 40), 21: (20, 3), os.getpid(): (1, 9)}
+    ours, others = quiet._split(snapshot, {"asterisk": 10})
+    assert set(ours) == {10, 11, os.getpid()}
+    assert others == {1: 500, 20: 40, 21: 3}
+
+
+def test_a_busy_measured_daemon_is_not_others_and_unattributed_is_shown_apart() -> None:
+    # The shape of Asterisk in the lab: a daemon, outside this process's tree, named as measured.
+    burn = BURN.format(seconds=1.5)
+    quiet_io = "stdout=s.DEVNULL, stderr=s.DEVNULL"  # or run() would wait for the daemon's end
+    daemon = f"import subprocess as s, sys; print(s.Popen([sys.executable, '-c', {burn!r}], {quiet_io}).pid)"
+    pid = int(subprocess.run([sys.executable, "-c", daemon], check=True, capture_output=True, text=True).stdout)
+    measured, unmeasured = quiet.sampler({"asterisk": pid})(), quiet.sampler({})()
+    time.sleep(1.0)
+    with_it, without_it = measured(), unmeasured()
+    time.sleep(0.6)  # let it end
+    assert with_it["asterisk"] >= 25, with_it  # a core for most of the second, less on a busy box
+    # Whatever else the box runs shows in both; the daemon's core only where it is not measured.
+    assert without_it["others"] - with_it["others"] >= 0.8 * with_it["asterisk"], (with_it, without_it)
+    assert "unattributed" in with_it  # kernel time no process accounts for: shown, not judged
 
 
 def test_a_run_is_noisy_when_any_step_had_others_above_the_limit() -> None:

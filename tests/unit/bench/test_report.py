@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import report
 from bench.load import StepResult
 from bench.report import markdown
 
@@ -58,3 +59,10 @@ def test_the_report_states_each_flows_ceiling_and_what_a_call_costs_there() -> N
     # B's only step passed: its ceiling is not known, and the table says so.
     assert "| B: controller | 50 (its highest step tried passed: not its ceiling) | 18.0 | 5.0 | 6.0 |" in text
     assert "CPU ms per call (controller / asterisk) | ARI requests per call |" in text
+
+
+def test_a_steps_cpu_column_shows_unattributed_kernel_time_apart_from_others() -> None:
+    s = step("A@60", 60, placed=3600, seconds=60, cpu={"asterisk": 61.0, "others": 2.0, "unattributed": 19.0})
+    row = report._row("A@60", s, ("asterisk",))
+    assert "asterisk 61 %, others 2 %, unattributed 19 %" in row
+    assert s["cpu_ms_per_call"] == {"asterisk": 10.17}  # never charged to a measured process
