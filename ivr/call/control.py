@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -132,6 +132,15 @@ class CallControl(Protocol):
 
     async def bridge(self, other: str) -> BridgeResult:
         """Talk with the answered channel until either side hangs up."""
+
+    def ring_chain(self, extension: str) -> AsyncIterator[tuple[int, DialResult]]:
+        """HOTLINE_DIAL_PATH=dialplan: Asterisk rings a route's ring chain, the dialplan extension
+        `extension` (ivr.routing.dialplan.chain_extension), with ringback. Yields (n, result) for each
+        number as it ends and stops after an answer (then `talked_in_dialplan` follows the
+        conversation). Yields nothing when the loaded dialplan lacks the extension: nothing was rung."""
+
+    async def talked_in_dialplan(self) -> BridgeResult:
+        """The conversation the ring chain's answer began, until the department hangs up."""
 
     async def talk_with(self, legs: Sequence[str], *, hold: bool = False) -> None:
         """Arrange the call's one conversation: the caller and exactly `legs` in it — or, with

@@ -27,13 +27,14 @@ import enum
 import selectors
 import time
 from collections import deque
-from collections.abc import Awaitable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from ivr.call.control import BridgeResult, DialResult, DialStatus, LegEvent
 from ivr.errors import AriError, CallEnded
-from ivr.routing.routes import RouteTable
+from ivr.routing.dialplan import chain_extension
+from ivr.routing.routes import Route, RouteTable
 
 T = TypeVar("T")
 
@@ -102,8 +103,11 @@ class Done:
 class ScriptedCall:
     """A `CallControl` playing `script` against the lines of `table`."""
 
-    def __init__(self, table: RouteTable, script: Script = Script()) -> None:
+    def __init__(self, table: RouteTable, script: Script = Script(), *, rendered: RouteTable | None = None) -> None:
+        """`rendered`: the routes Asterisk's ring chains were rendered from (HOTLINE_DIAL_PATH=dialplan),
+        `table` unless said — an older table models a route edited since, whose chain the dialplan lacks."""
         self.script = script
+        self._chains: dict[str, Route] = {chain_extension(r): r for r in (rendered or table).routes.values()}
         self.caller_number = script.caller_number
         self.digits: deque[str] = deque()
         self.caller_up = True
@@ -232,9 +236,33 @@ class ScriptedCall:
                     self._seat_keys.extend((now + after + 0.2 * n, key) for n, key in enumerate(keys))
         return result
 
+    async def ring_chain(self, extension: str) -> AsyncIterator[tuple[int, DialResult]]:
+        """Asterisk ringing the chain in the dialplan: each number rung as `dial` rings it (the same
+        lines, times and statuses), in order until one answers; an extension the rendered routes lack
+        comes back at once (the `i` extension), nothing rung."""
+        self._alive()
+        route = self._chains.get(extension)
+        self._note("ring_chain", extension=extension, found=route is not None)
+        if route is None:
+            return
+        for n, target in enumerate(route.targets):
+            result = await self.dial(target.dial_string, target.ring_seconds, caller_id="", label=route.unit)
+            yield n, result
+            if result.ok:
+                return
+
+    async def talked_in_dialplan(self) -> BridgeResult:
+        self._alive()
+        self._note("talk_in_dialplan")
+        return await self._converse()
+
     async def bridge(self, other: str) -> BridgeResult:
         self._alive()
         self._note("bridge", channel=other)
+        return await self._converse()
+
+    async def _converse(self) -> BridgeResult:
+        """The conversation, `talk_seconds` long, until the department hangs up (or the citizen, at `talking`)."""
         step = self.script.talk_seconds / 2
         await asyncio.sleep(step)
         self._bridged = step

@@ -118,15 +118,14 @@ async def ring_route(call: CallControl, books: Books, table: RouteTable, svc: Se
     answered leg is recorded stay on the ARI path: the recording's file is planned per leg by the
     controller (ivr.recording) and started on the answered leg, which only the ARI path holds.
     """
-    chain = getattr(call, "ring_chain", None)  # only a live AriCall has one
     recorded = svc.recorder is not None and table.recording.records(route.mode.value, route.unit)
-    if svc.dial_path == "dialplan" and chain is not None and not recorded:
+    if svc.dial_path == "dialplan" and not recorded:
         result: DialResult | None = None
-        async for n, result in chain(chain_extension(route)):
+        async for n, result in call.ring_chain(chain_extension(route)):
             books.rang_line(route, n, result)
             if result.ok:
                 books.connected(Outcome.CONNECTED)
-                books.talked(await call.talked_in_dialplan())  # type: ignore[attr-defined]
+                books.talked(await call.talked_in_dialplan())
         if result is not None:
             return result
     for n, target in enumerate(route.targets):

@@ -148,8 +148,11 @@ def play(
     max_queue: int = 50,
     notices: tuple[Notice, ...] = (),
     recorder: LegRecorder | None = None,
+    dial_path: str = "ari",
+    rendered: RouteTable | None = None,
 ) -> Played:
-    """Play one call with `script` to its end on a virtual-time loop."""
+    """Play one call with `script` to its end on a virtual-time loop (`dial_path`, `rendered`: HOTLINE_DIAL_PATH
+    and the routes its ring chains were rendered from, see ScriptedCall)."""
     log = open_calllog(tmp_path / "calllog.sqlite3")
     log.start()
     metrics = Metrics()
@@ -167,7 +170,7 @@ def play(
     async def run() -> Played:
         loop = asyncio.get_running_loop()
         pool = SeatPool(table.operators.seats, clock=loop.time, max_queue=max_queue)
-        call = ScriptedCall(table, script)
+        call = ScriptedCall(table, script, rendered=rendered)
         svc = Services(
             calllog=log,
             prompts=Prompts(),
@@ -179,6 +182,7 @@ def play(
             notices=(lambda _table, entry: [n for n in notices if n.applies_to(entry)]) if notices else None,
             tickets=CallLogTickets(log),
             recorder=recorder,
+            dial_path=dial_path,
         )
         played = Played(call, record, log, metrics, webhooks.sent)
         async with contextlib.AsyncExitStack() as others:
@@ -872,3 +876,92 @@ def test_a_unit_with_recording_off_hears_no_notice_and_is_not_recorded(tmp_path:
 
     assert "recording-notice" not in call.heard and not call.call.verbs("record_leg")
     assert call.row["outcome"] == "connected" and "recording" not in call.steps
+
+
+# -- HOTLINE_DIAL_PATH=dialplan: Asterisk rings the chain, the story is the same ----------------
+
+
+def chain_of(call: Played) -> list[tuple[Any, ...]]:
+    """What went to the dialplan and what was rung or talked there, in order."""
+    return call.call.verbs("ring_chain", "dial", "talk_in_dialplan", "bridge")
+
+
+def test_on_the_dialplan_path_an_answered_department_is_the_same_call_as_on_the_ari_path(tmp_path: Path) -> None:
+    script = Script(keys="1", survey_key="2")
+    ari = play(tmp_path / "ari", script)
+    chain = play(tmp_path / "dialplan", script, dial_path="dialplan")
+
+    extension = chain.call.verbs("ring_chain")[0][1]
+    assert chain_of(chain) == [
+        ("ring_chain", extension, True),
+        ("dial", GONGAN, "市公安局", "ANSWER"),
+        ("talk_in_dialplan",),  # Asterisk bridged it: no bridge of ours
+    ]
+    assert extension.startswith("gongan_")
+    told = {chain.told: "ticket", ari.told: "ticket"}  # each call its own ticket number
+    assert [told.get(h, h) for h in chain.heard] == [told.get(h, h) for h in ari.heard]
+    assert chain.steps == ari.steps
+    fields = ("outcome", "hangup_by", "dial_status", "talk_seconds", "satisfaction", "overflowed", "target_number")
+    assert (
+        [chain.row[f] for f in fields]
+        == [ari.row[f] for f in fields]
+        == [*("connected", "callee", "ANSWER", 60.0, 2, 0, GONGAN)]
+    )
+    assert chain.metric("hotline_unit_calls_total", unit="市公安局", mode="merge", result="answered") == 1
+
+
+def test_on_the_dialplan_path_a_busy_line_rings_the_next_number_of_its_chain(tmp_path: Path) -> None:
+    call = play(
+        tmp_path,
+        Script(keys="1", lines={GONGAN: Line.BUSY}, survey_key="1"),
+        table=with_overflow(tmp_path),
+        dial_path="dialplan",
+    )
+
+    assert chain_of(call)[1:] == [
+        ("dial", GONGAN, "市公安局", "BUSY"),
+        ("dial", "3372001", "市公安局", "ANSWER"),
+        ("talk_in_dialplan",),
+    ]
+    assert [(d["leg"], d["status"]) for d in call.step("dial")] == [("department", "BUSY"), ("overflow", "ANSWER")]
+    assert (call.row["outcome"], call.row["dial_status"], call.row["overflowed"]) == ("connected", "ANSWER", 1)
+    assert call.heard[-3:] == [call.told, "survey", "survey-thanks"]
+
+
+def test_on_the_dialplan_path_a_chain_nobody_answers_ends_in_the_operators_queue(tmp_path: Path) -> None:
+    call = play(tmp_path, Script(keys="1", department=Line.NOANSWER), dial_path="dialplan")
+
+    # The chain in the dialplan; the operators over ARI, where the controller holds the seat's leg.
+    assert chain_of(call)[1:] == [
+        ("dial", GONGAN, "市公安局", "NOANSWER"),
+        ("dial", "operator-1", "seat-1", "ANSWER"),
+    ]
+    assert call.heard[1:] == ["connecting", "dept-noanswer", "survey"]
+    assert call.step("dial")[0]["ring_seconds"] == pytest.approx(20, abs=0.5)
+    assert (call.row["outcome"], call.row["overflowed"], call.row["dial_status"]) == ("operator", 1, "NOANSWER")
+    assert call.step("queue_joined") == [{"position": 1}]
+
+
+@pytest.mark.parametrize(
+    ("step", "outcome", "callback", "talk_seconds"),
+    [(HangupStep.RINGING, "abandoned", "during_transfer", 0.0), (HangupStep.TALKING, "connected", None, 30.0)],
+)
+def test_on_the_dialplan_path_a_caller_hanging_up_in_the_chain_is_on_record(
+    tmp_path: Path, step: HangupStep, outcome: str, callback: str | None, talk_seconds: float
+) -> None:
+    call = play(tmp_path, Script(keys="1", hangup_at=step), dial_path="dialplan")
+
+    row = call.row
+    assert (row["outcome"], row["hangup_by"], row["hangup_cause"]) == (outcome, "caller", 16)
+    assert row["talk_seconds"] == talk_seconds
+    assert call.callbacks == ({"139****1234": callback} if callback else {})
+    assert call.steps[-2:] == ["caller_hangup", "ended"] and "survey" not in call.heard
+
+
+def test_a_route_edited_since_the_chains_were_rendered_rings_over_ari(tmp_path: Path) -> None:
+    edited = with_overflow(tmp_path)  # the loaded dialplan has the shipped 市公安局 chain, not this one
+    call = play(tmp_path, Script(keys="1", survey_key="1"), table=edited, dial_path="dialplan", rendered=TABLE)
+
+    assert chain_of(call)[1:] == [("dial", GONGAN, "市公安局", "ANSWER"), ("bridge", "scripted-out1")]
+    assert chain_of(call)[0][2] is False  # the `i` extension: nothing rung in the dialplan
+    assert (call.row["outcome"], call.row["talk_seconds"]) == ("connected", 60.0)
