@@ -117,6 +117,18 @@ def test_a_notice_takes_precedence_over_the_package() -> None:
     assert calendar.is_workday(D(2026, 2, 17))
 
 
+def test_the_package_is_asked_once_per_day_however_many_calls_ask(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[dt.date] = []
+    real = chinese_calendar.get_holiday_detail
+    monkeypatch.setattr(chinese_calendar, "get_holiday_detail", lambda day: asked.append(day) or real(day))
+    cal._package_day.cache_clear()
+    calendar = Calendar()
+    answers = {calendar.day(D(2026, 2, 17)) for _ in range(100)}
+    assert answers == {cal.Day(D(2026, 2, 17), False, "春节", Source.PACKAGE)}
+    assert asked == [D(2026, 2, 17)]
+    assert calendar.is_workday(D(2026, 2, 28)) and asked[-1] == D(2026, 2, 28)  # another day is asked anew
+
+
 def test_one_year_past_the_last_notice_or_package_year_is_provisional_and_no_more() -> None:
     package_only = Calendar()
     assert package_only.source(2027) is Source.PROVISIONAL
