@@ -587,6 +587,33 @@ class AriCall:
             if not task.done():
                 task.cancel()
 
+    async def snoop(self, target: str, *, spy: str, whisper: str) -> str | None:
+        """A snoop channel on `target` (another call's channel) in our app, one of this call's legs:
+        it carries what `target` hears and says (`spy`) and speaks into it (`whisper`); a supervisor
+        listening in (ivr.operators.supervise). None if `target` is gone or it never entered our app.
+        """
+        snoop = self._next_id("out")  # an "out" id: close() forgets it with the dialled legs
+        self._register(snoop, self)
+        self._outbound.add(snoop)
+        params = {"spy": spy, "whisper": whisper, "app": self.ari.settings.app, "appArgs": f"snoop,{self.id}"}
+        try:
+            await self.ari.request("POST", f"/channels/{target}/snoop", {**params, "snoopId": snoop})
+        except AriError as exc:  # 404: the channel snooped on hung up meanwhile
+            log.info("snoop_refused", target=target, error=str(exc))
+            self._outbound.discard(snoop)
+            return None
+        deadline = time.monotonic() + STASIS_WAIT_S
+        while (left := deadline - time.monotonic()) > 0:
+            event = await self._next(left)
+            if event is None:
+                break
+            if event.channel_id == snoop and isinstance(event, ev.StasisStart):
+                return snoop
+            if event.channel_id == snoop and isinstance(event, (ev.ChannelHangupRequest, ev.ChannelDestroyed)):
+                return None
+        await self._quietly(self.ari.hangup(snoop))
+        return None
+
     async def drop(self, leg: str) -> None:
         if self._talk is not None and leg in self._members:
             await self._quietly(self.ari.remove_from_bridge(self._talk, leg))

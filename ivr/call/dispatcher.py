@@ -50,7 +50,8 @@ class Dispatcher:
             call.queue.put_nowait(event)
             return
         if isinstance(event, ev.StasisStart):
-            if event.args and event.args[0] in ("dialed", "outbound", CHAIN_BACK):  # outbound: ivr.outbound
+            # outbound: a call we place (ivr.outbound); snoop: a supervisor's ear (ivr.operators.supervise)
+            if event.args and event.args[0] in ("dialed", "outbound", "snoop", CHAIN_BACK):
                 # An outbound leg whose call already ended (the caller hung up while we were
                 # creating it): nobody wants it. A caller back from a ring chain a dead controller
                 # sent it to: its conversation is over and no coroutine knows the call (not a new one).

@@ -110,7 +110,7 @@ async def attend(
     call: CallControl, books: Books, svc: Services, table: RouteTable, seat: str, leg: str, release: Callable[[], None]
 ) -> Ending:
     """The citizen and the operator at `seat` (answered on `leg`) talk; the operator may transfer."""
-    live = svc.desk.open(books.record.call_id, seat, table)
+    live = svc.desk.open(books.record.call_id, seat, table, leg)
     me = _Seat(call, books, svc, live, leg, release, table=table)
     ending: Ending = "ended"
     try:

@@ -6,7 +6,8 @@ renamed, so a crash never leaves half a file. Passwords are hashed with bcrypt (
 cost makes a stolen file slow to guess); bcrypt reads at most 72 bytes, so longer ones are refused
 rather than silently cut.
 
-Roles: "operator" (their own seat and the call at it) and "supervisor" (every seat, the wallboard).
+Roles: "operator" (their own seat and the call at it) and "supervisor" (every seat, the wallboard). A
+supervisor's seat, if given, is the phone rung to listen in on a call (ivr.operators.supervise).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class AccountError(HotlineError):
 class Account:
     name: str
     role: Role
-    seat: str  # the operator's seat (routes.yaml operators.seats id); "" for a supervisor
+    seat: str  # the operator's seat (routes.yaml operators.seats id); a supervisor's: the phone that listens in
     password_hash: str
 
 
@@ -116,7 +117,7 @@ class AccountStore:
         accounts = self.load()
         if name in accounts:
             raise AccountError(f"account {name} exists already (use passwd to change its password)")
-        account = Account(name, role, seat if role == "operator" else "", self._hash(password))
+        account = Account(name, role, seat, self._hash(password))
         accounts[name] = account
         self._save(accounts)
         return account

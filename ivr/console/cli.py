@@ -62,7 +62,11 @@ def list_() -> None:
 @operators.command("add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(["operator", "supervisor"]), default="operator", show_default=True)
-@click.option("--seat", default="", help="the operator's seat: a seat id of routes.yaml operators.seats")
+@click.option(
+    "--seat",
+    default="",
+    help="the operator's seat, or the supervisor's phone for listening in: a seat id of routes.yaml operators.seats",
+)
 @click.option("--password-file", help="read the password from this file instead of asking")
 def add(name: str, role: str, seat: str, password_file: str | None) -> None:
     store = _store()

@@ -18,6 +18,7 @@ from ivr.calllog import CallLog
 from ivr.calllog.records import CallRecord
 from ivr.operators.desk import Desk
 from ivr.operators.queue import SeatPool, SeatView
+from ivr.operators.supervise import Supervisors
 from ivr.routing.routes import RouteTable
 from ivr.ticketing.store import TicketBook
 
@@ -35,6 +36,7 @@ class Hotline:
     record: Callable[[str], CallRecord | None]  # a call in progress, by call id
     tickets: Callable[[], TicketBook]
     services: Callable[[], Services]  # the clock, deadlines and node a ticket is opened with
+    supervisors: Supervisors | None = None  # listen in / whisper / barge (None: no ARI behind this console)
 
 
 def history(calllog: CallLog, caller_hash: str, call_id: str) -> dict[str, list[dict[str, Any]]]:

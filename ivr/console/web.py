@@ -15,6 +15,8 @@
     GET  /console/recordings/{name}/audio?reason=...[&download=1]   the file, checked against its SHA-256;
                                   logged first as an export (who, which, why), as `hotline recordings export`
     POST /console/messages/{name}/handled   a message called back, by this supervisor
+    POST /console/supervisor/seats/{seat}/{mode}   listen | whisper | barge | stop, {"call_id": optional}:
+                                  the supervisor's phone is rung and hears the seat's call (ivr.operators.supervise)
 
 Every route but the login form needs a session of its role (ROLE_OF: the test lists the routes from
 the app itself and checks each); every POST needs the session's CSRF token. A refusal is JSON
@@ -76,6 +78,7 @@ ROLE_OF: dict[str, str | None] = {
     "messages": "supervisor",
     "recording_audio": "supervisor",
     "message_handled": "supervisor",
+    "supervise": "supervisor",
 }
 
 SESSION_KEY = web.RequestKey("session", Session)
@@ -124,6 +127,7 @@ class Console:
         app.router.add_get("/messages", self._messages, name="messages")
         app.router.add_get("/recordings/{name}/audio", self._recording_audio, name="recording_audio")
         app.router.add_post("/messages/{name}/handled", self._message_handled, name="message_handled")
+        app.router.add_post("/supervisor/seats/{seat}/{mode}", self._supervise, name="supervise")
         return app
 
     @web.middleware
@@ -162,12 +166,17 @@ class Console:
     def _audit(
         self, request: web.Request, who: Session | str, action: str, target: str, result: str, **detail: Any
     ) -> None:
+        self._audit_from(request.remote or "", who, action, target, result, **detail)
+
+    def _audit_from(
+        self, address: str, who: Session | str, action: str, target: str, result: str, **detail: Any
+    ) -> None:
         account, role = (who.name, who.role) if isinstance(who, Session) else (who, "")
         entry = ConsoleAction(
             time.time(),
             account[:40],
             role,
-            request.remote or "",
+            address,
             action,
             target[:80],
             result[:300],
@@ -402,11 +411,20 @@ class Console:
         waits = [time.time() - r.started_at for r in oldest if r is not None]
         return {
             "seats": [
-                {**seat_state(s), "call": (pop(self.hotline, s) or {}).get("menu_path", "")} for s in snapshot.seats
+                {
+                    **seat_state(s),
+                    "call": (pop(self.hotline, s) or {}).get("menu_path", ""),
+                    "call_id": live.call_id if (live := self.hotline.desk().on_seat(s.name)) is not None else "",
+                }
+                for s in snapshot.seats
             ],
             "waiting": snapshot.waiting,
             "longest_wait_s": round(max(waits), 1) if waits else 0,
             "counters": dataclasses.asdict(snapshot.counters),
+            "supervising": [
+                {"supervisor": s.supervisor, "seat": s.seat, "mode": s.mode, "answered": s.answered_at is not None}
+                for s in (self.hotline.supervisors.active() if self.hotline.supervisors else [])
+            ],
         }
 
     async def _supervisor(self, request: web.Request) -> web.Response:
@@ -501,3 +519,38 @@ class Console:
         if request.content_type == "application/x-www-form-urlencoded":  # the page's button: back to the list
             raise web.HTTPSeeOther(request.app.router["messages"].url_for())
         return web.json_response({"name": name, "handled_by": who})
+
+    async def _supervise(self, request: web.Request) -> web.Response:
+        """Listen in on, whisper to, barge into (or stop) the call at a seat: the supervisor's phone rings."""
+        session = request[SESSION_KEY]
+        seat, mode = request.match_info["seat"], request.match_info["mode"]
+        address = request.remote or ""  # the end is audited after this request is gone
+        try:
+            body = await self._body(request)
+            if self.hotline.supervisors is None:
+                raise Refused(503, "listening in needs the controller's ARI connection")
+            supervision = self.hotline.supervisors.ask(
+                session.name,
+                session.account.seat,
+                seat,
+                mode,
+                body.get("call_id", ""),
+                on_end=lambda done: self._audit_from(
+                    address, session, "supervise_end", done.call_id, done.outcome, **done.detail()
+                ),
+            )
+        except Refused as exc:
+            self._audit(request, session, "supervise", seat[:40], f"refused: {exc}", mode=mode[:20])
+            return _refuse(exc.status, str(exc))
+        except TransferRefused as exc:
+            self._audit(request, session, "supervise", seat[:40], f"refused: {exc}", mode=mode[:20])
+            return _refuse(exc.status, str(exc))
+        record = self.hotline.record(supervision.call_id)
+        if record is not None:  # the call's own story says it was listened to, by whom and how
+            record.step("supervised", supervisor=session.name, seat=seat, mode=mode, phone_seat=supervision.phone_seat)
+        self._audit(
+            request, session, "supervise", supervision.call_id, "ok", seat=seat, mode=mode, phone=supervision.phone_seat
+        )
+        return web.json_response(
+            {"supervision": supervision.id, "seat": seat, "call_id": supervision.call_id, "mode": mode}
+        )

@@ -57,6 +57,7 @@ from ivr.operators.api import OperatorsApi
 from ivr.operators.desk import Desk
 from ivr.operators.queue import SeatChange, SeatPool
 from ivr.operators.shared import ClusterLink, SharedLine
+from ivr.operators.supervise import Supervisors, run_on_ari
 from ivr.outbound.runner import Outbound
 from ivr.prompts import Prompts, live_dirs
 from ivr.recording.store import Recorder, asterisk_root
@@ -137,6 +138,12 @@ class Controller:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._staged: tuple[int, Services] | None = None  # the staged table's services, by stage id
         self.records: dict[str, CallRecord] = {}  # calls in progress, by call id: the console's screen pop
+        # A supervisor's listen-in rings their phone from this controller's ARI (made below, used later).
+        self.supervisors = Supervisors(
+            self.desk,
+            self.seats,
+            lambda supervision: run_on_ari(self.ari, self.dispatcher, supervision, self.table.hotline_number),
+        )
         self.console = Console(
             Hotline(
                 self.seats,
@@ -146,6 +153,7 @@ class Controller:
                 self.records.get,
                 lambda: self.tickets_api.book,
                 lambda: self.services,
+                self.supervisors,
             ),
             AccountStore.in_state(state, settings.environ),
         )
@@ -277,6 +285,7 @@ class Controller:
             if self.line is not None:
                 await self.line.stop()  # its rows' leases run out: the other nodes free them
             systemd.close()
+            await self.supervisors.close()  # their phones and snoop channels hung up while ARI is still there
             await metrics_site.cleanup()
             await self.ari.close()
             await self.webhooks.close(timeout=5.0)

@@ -136,6 +136,8 @@ class LiveCall:
     seat: str
     table: RouteTable
     state: str = "talking"  # talking, consulting, three-way, transferring, transferred
+    leg: str = ""  # the operator's channel (a supervisor listens in on it: ivr.operators.supervise)
+    gone: asyncio.Event = field(default_factory=asyncio.Event)  # set when the operator is off the call
     commands: asyncio.Queue[Command] = field(default_factory=asyncio.Queue)
     since: float = field(default_factory=time.time)
 
@@ -147,8 +149,8 @@ class Desk:
         self._calls: dict[str, LiveCall] = {}
         self._ended: OrderedDict[str, float] = OrderedDict()
 
-    def open(self, call_id: str, seat: str, table: RouteTable) -> LiveCall:
-        live = LiveCall(call_id, seat, table)
+    def open(self, call_id: str, seat: str, table: RouteTable, leg: str = "") -> LiveCall:
+        live = LiveCall(call_id, seat, table, leg=leg)
         self._calls[call_id] = live
         return live
 
@@ -156,6 +158,7 @@ class Desk:
         """The operator is off the call (transferred it, or it ended): no more commands for it."""
         if self._calls.get(live.call_id) is live:
             del self._calls[live.call_id]
+        live.gone.set()
         while not live.commands.empty():
             live.commands.get_nowait().answer("refused: the operator is no longer on this call")
 
@@ -163,6 +166,9 @@ class Desk:
         self._ended[call_id] = time.time()
         while len(self._ended) > ENDED_KEPT:
             self._ended.popitem(last=False)
+
+    def has_ended(self, call_id: str) -> bool:
+        return call_id in self._ended
 
     def calls(self) -> list[LiveCall]:
         return list(self._calls.values())

@@ -32,6 +32,7 @@ from ivr.console.screen import Hotline
 from ivr.console.web import ROLE_OF, Console
 from ivr.operators.desk import Desk, LiveCall
 from ivr.operators.queue import SeatPool
+from ivr.operators.supervise import Supervision, Supervisors
 from ivr.prompts import Prompts
 from ivr.recording import catalog
 from ivr.recording.store import RecordingKept, wav_header
@@ -132,7 +133,13 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 
 
 def concrete(path: str) -> str:
-    return path.replace("{call_id}", "call-x").replace("{action}", "transfer").replace("{name}", "call-x-1")
+    return (
+        path.replace("{call_id}", "call-x")
+        .replace("{action}", "transfer")
+        .replace("{name}", "call-x-1")
+        .replace("{seat}", "seat-1")
+        .replace("{mode}", "listen")
+    )
 
 
 async def test_every_console_route_refuses_no_session_and_the_wrong_role(world: World) -> None:
@@ -344,6 +351,41 @@ async def test_the_supervisor_sees_every_seat_and_the_queue(world: World) -> Non
     ]
     assert board["waiting"] == 0
     assert (board["today"]["calls"], board["today"]["answered_by_a_person"]) == (1, 1)
+
+
+async def test_a_supervisor_listens_in_on_a_seats_call_and_every_ask_is_audited(world: World) -> None:
+    rang: list[tuple[str, str, str]] = []
+
+    async def phone(supervision: Supervision) -> None:  # the live phone is tests/integration/test_supervisor.py
+        rang.append((supervision.phone, supervision.leg, supervision.mode))
+        supervision.outcome = "supervisor_hung_up"
+
+    world.console.hotline.supervisors = Supervisors(world.desk, world.pool, phone)
+    world.console.accounts.add("zhang", "supervisor", "zhang's password", seat="seat-2")
+    world.pool.set_state("seat-2", "signed_out", by="cli")
+    world.call("call-1")
+    world.desk.open("call-1", "seat-1", TABLE, leg="chan-op-1")
+    client = await world.client("zhang")
+    csrf = csrf_of(await (await client.get("/console/supervisor")).text())
+
+    status, body = await post(client, "/console/supervisor/seats/seat-1/listen", {"call_id": "call-1"}, csrf)
+    assert (status, body["call_id"], body["mode"]) == (200, "call-1", "listen")
+    status, refused = await post(client, "/console/supervisor/seats/seat-2/whisper", {}, csrf)
+    assert status == 409 and "seat seat-2 has no call" in refused["error"]
+    boss = await world.client("boss")  # a supervisor without a phone
+    boss_csrf = csrf_of(await (await boss.get("/console/supervisor")).text())
+    status, refused = await post(boss, "/console/supervisor/seats/seat-1/listen", {}, boss_csrf)
+    assert status == 409 and "boss has no phone" in refused["error"]
+
+    entries = await world.audit(6)
+    asked = [(e["account"], e["action"], e["target"], e["result"]) for e in entries if e["action"].startswith("supe")]
+    assert asked[0] == ("zhang", "supervise", "call-1", "ok")
+    assert ("zhang", "supervise_end", "call-1", "supervisor_hung_up") in asked
+    no_call = "refused: seat seat-2 has no call to whisper (its operator is on none)"
+    assert ("zhang", "supervise", "seat-2", no_call) in asked
+    assert rang == [("PJSIP/operator-2", "chan-op-1", "listen")]
+    (step,) = [s for s in world.records["call-1"].steps if s.name == "supervised"]
+    assert (step.detail["supervisor"], step.detail["mode"], step.detail["phone_seat"]) == ("zhang", "listen", "seat-2")
 
 
 async def test_a_removed_account_or_a_changed_password_ends_its_sessions_at_once(world: World) -> None:
