@@ -133,6 +133,18 @@ class AccountStore:
             (self.path.parent / FIRST_PASSWORD_FILE).unlink(missing_ok=True)
         return accounts[name]
 
+    def set_seat(self, name: str, seat: str) -> Account:
+        """An operator's seat, or a supervisor's phone seat ("" for none); a session of it ends (it changed)."""
+        accounts = self.load()
+        if name not in accounts:
+            raise AccountError(f"no account {name[:40]}")
+        old = accounts[name]
+        if old.role == "operator" and not seat:
+            raise AccountError("an operator account needs its seat (a seat id of routes.yaml)")
+        accounts[name] = Account(old.name, old.role, seat, old.password_hash)
+        self._save(accounts)
+        return accounts[name]
+
     def remove(self, name: str) -> None:
         accounts = self.load()
         if name not in accounts:

@@ -3,6 +3,7 @@
     hotline operators list
     hotline operators add NAME --role operator --seat seat-1      (password asked twice, or --password-file)
     hotline operators passwd NAME
+    hotline operators seat NAME SEAT       an operator's seat, or a supervisor's phone for listening in ('' for none)
     hotline operators remove NAME
     hotline operators first-supervisor     the first supervisor with a generated password, kept 0600;
                                            prints it once (what `./hotlinectl up` shows); nothing if accounts exist
@@ -87,6 +88,18 @@ def passwd(name: str, password_file: str | None) -> None:
     except AccountError as exc:
         _fail(exc)
     click.echo(f"password of {name} changed")
+
+
+@operators.command("seat")
+@click.argument("name")
+@click.argument("seat")
+def seat(name: str, seat: str) -> None:
+    store = _store()
+    try:
+        account = store.set_seat(name, seat)
+    except AccountError as exc:
+        _fail(exc)
+    click.echo(f"{account.name} ({account.role}): seat {account.seat or '-'}")
 
 
 @operators.command("remove")

@@ -145,12 +145,14 @@ class Supervisors:
             current.changes.put_nowait(mode)  # the same call: the phone stays up, the snoop is swapped
             return current
         phone = views.get(phone_seat)
-        if not phone_seat or phone is None:
+        if not phone_seat:
             raise TransferRefused(
-                f"{supervisor} has no phone: give the account a seat of routes.yaml (hotline operators add"
-                " ... --role supervisor --seat SEAT)",
+                f"{supervisor} has no phone: give the account a seat of routes.yaml (hotline operators seat"
+                f" {supervisor} SEAT)",
                 409,
             )
+        if phone is None:
+            raise TransferRefused(f"{supervisor}'s phone, seat {phone_seat[:40]}, is not a seat of routes.yaml", 409)
         if phone_seat == seat:
             raise TransferRefused(f"seat {seat} is the supervisor's own phone", 409)
         if phone.call_id is not None or phone.presence not in PHONE_STATES:

@@ -70,3 +70,17 @@ def test_the_first_supervisor_is_made_once_with_a_generated_password_kept_0600(s
     assert store.verify("supervisor", password) is not None
     store.passwd("supervisor", "my own password")
     assert not Path(path).exists()  # the generated one is not kept once changed
+
+
+def test_a_supervisors_phone_seat_is_set_and_cleared_and_an_operator_keeps_one(store: AccountStore) -> None:
+    store.add("boss", "supervisor", "first password")
+    store.add("li", "operator", "li's password", seat="seat-1")
+    assert store.set_seat("boss", "seat-9").seat == "seat-9"
+    assert store.get("boss") == store.set_seat("boss", "seat-9")
+    assert store.set_seat("boss", "").seat == ""
+    before = store.path.read_bytes()
+    with pytest.raises(AccountError, match="an operator account needs its seat"):
+        store.set_seat("li", "")
+    with pytest.raises(AccountError, match="no account ghost"):
+        store.set_seat("ghost", "seat-1")
+    assert store.path.read_bytes() == before

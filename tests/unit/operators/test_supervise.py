@@ -79,6 +79,7 @@ async def test_a_listen_rings_the_supervisors_phone_seat_then_changes_mode_on_th
         ("seat-1", "listen", "call-other", "seat-2", 409, "call call-other is not at seat seat-1 now"),
         ("seat-1", "listen", "", "", 409, "boss has no phone"),
         ("seat-1", "whisper", "", "seat-1", 409, "seat seat-1 is the supervisor's own phone"),
+        ("seat-1", "barge", "", "seat-7", 409, "boss's phone, seat seat-7, is not a seat of routes.yaml"),
         ("seat-1", "stop", "", "seat-2", 409, "boss is not supervising seat seat-1"),
     ],
 )
