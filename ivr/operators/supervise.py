@@ -32,7 +32,7 @@ import structlog
 
 from ivr.call.ari_call import AriCall
 from ivr.call.control import LegEvent
-from ivr.errors import AriError, CallEnded, TransferRefused
+from ivr.errors import AriError, AriNotFound, CallEnded, TransferRefused
 from ivr.operators.desk import Desk
 from ivr.operators.queue import SeatPool
 
@@ -51,6 +51,8 @@ SNOOP: dict[str, tuple[str, str]] = {
 }
 MODES: tuple[str, ...] = tuple(SNOOP)
 PHONE_RING_S = 20
+SNOOP_GONE_S = 2.0  # how long a swapped-out snoop channel is watched for its end (normally one audio frame)
+SNOOP_GONE_POLL_S = 0.1
 # Seat states in which a seat's phone may serve as a supervisor's ear: the queue offers them no call.
 PHONE_STATES = ("signed_out", "paused")
 
@@ -228,9 +230,10 @@ async def run_on_ari(ari: AriClient, dispatcher: Dispatcher, supervision: Superv
             if fresh is None:
                 supervision.outcome = "call_left"  # the operator's leg is gone: the call ended or moved on
                 return
-            await phone.talk_with([fresh])  # the old snoop (if any) leaves the bridge as the new one joins
+            await phone.talk_with([fresh])  # the phone now hears (and speaks) through the new snoop only
             if snoop is not None:
-                await phone.drop(snoop)
+                gone = await _hang_up_snoop(phone.ari, snoop)
+                log.info("supervision_snoop_swapped", supervision=supervision.id, old=snoop, new=fresh, gone=gone)
             snoop = fresh
             log.info("supervision_connected", supervision=supervision.id, mode=mode, seat=supervision.seat)
             got = await _next_mode(phone, snoop, supervision, mode)
@@ -251,6 +254,34 @@ async def run_on_ari(ari: AriClient, dispatcher: Dispatcher, supervision: Superv
         await phone.hangup()
         await phone.cleanup()
         phone.close()
+
+
+async def _hang_up_snoop(ari: AriClient, snoop: str) -> bool:
+    """Hang a swapped-out snoop channel up; whether Asterisk has destroyed it within SNOOP_GONE_S.
+
+    Asterisk takes a snoop's audiohooks off the snooped leg only when the next audio frame passes on
+    that leg (asterisk/asterisk#978): on a live call, where the operator's phone sends RTP every 20 ms,
+    that is at once; on a leg that carries no audio at all, the snoop stays (out of every bridge,
+    silent) until the leg ends, and goes with it. Asking again changes nothing, so it is asked once.
+    """
+    try:
+        await ari.hangup(snoop)
+    except AriNotFound:
+        return True
+    except AriError as exc:
+        log.warning("supervision_snoop_hangup_failed", snoop=snoop, error=str(exc))
+        return False
+    deadline = time.monotonic() + SNOOP_GONE_S
+    while time.monotonic() < deadline:
+        await asyncio.sleep(SNOOP_GONE_POLL_S)
+        try:
+            await ari.channel(snoop)
+        except AriNotFound:
+            return True
+        except AriError:
+            break
+    log.warning("supervision_snoop_outlived_hangup", snoop=snoop, why="no audio passed on the operator's leg")
+    return False
 
 
 async def _next_mode(phone: AriCall, snoop: str, supervision: Supervision, mode: str) -> str | None:
