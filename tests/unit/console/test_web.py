@@ -376,13 +376,20 @@ async def test_a_supervisor_listens_in_on_a_seats_call_and_every_ask_is_audited(
     boss_csrf = csrf_of(await (await boss.get("/console/supervisor")).text())
     status, refused = await post(boss, "/console/supervisor/seats/seat-1/listen", {}, boss_csrf)
     assert status == 409 and "boss has no phone" in refused["error"]
+    status, refused = await post(client, "/console/supervisor/seats/seat-1/shout", {}, csrf)
+    assert status == 400 and "mode must be one of listen, whisper, barge or stop" in refused["error"]
+    status, refused = await post(client, "/console/supervisor/seats/seat-7/listen", {}, csrf)
+    assert status == 404 and "no seat 'seat-7'" in refused["error"]
+    status, refused = await post(client, "/console/supervisor/seats/seat-1/barge", {"call_id": 1}, csrf)
+    assert status == 400 and "the body must be a JSON object of strings" in refused["error"]
 
-    entries = await world.audit(6)
+    entries = await world.audit(9)
     asked = [(e["account"], e["action"], e["target"], e["result"]) for e in entries if e["action"].startswith("supe")]
     assert asked[0] == ("zhang", "supervise", "call-1", "ok")
     assert ("zhang", "supervise_end", "call-1", "supervisor_hung_up") in asked
     no_call = "refused: seat seat-2 has no call to whisper (its operator is on none)"
     assert ("zhang", "supervise", "seat-2", no_call) in asked
+    assert ("zhang", "supervise", "seat-7", "refused: no seat 'seat-7' (seats: seat-1, seat-2)") in asked
     assert rang == [("PJSIP/operator-2", "chan-op-1", "listen")]
     (step,) = [s for s in world.records["call-1"].steps if s.name == "supervised"]
     assert (step.detail["supervisor"], step.detail["mode"], step.detail["phone_seat"]) == ("zhang", "listen", "seat-2")
