@@ -72,16 +72,28 @@ def site_check(file: str) -> None:
     help="Generated secrets (ARI and seat passwords): read, or created 0600 when missing.",
 )
 @click.option("--dialplan", default=None, type=click.Path(file_okay=False), help="[default: the source's dialplan/]")
-def site_render(file: str, out: str, secrets: str, dialplan: str | None) -> None:
-    """Asterisk's configuration from dialplan/ and the site file (pjsip, extensions, ARI, logger ...)."""
+@click.option(
+    "--routes",
+    "routes_file",
+    default="/etc/hotline/routes.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The routes whose ring chains Asterisk dials (HOTLINE_DIAL_PATH=dialplan).",
+)
+def site_render(file: str, out: str, secrets: str, dialplan: str | None, routes_file: str) -> None:
+    """Asterisk's configuration from dialplan/, the site file and the routes' ring chains (pjsip, extensions,
+    ARI, logger ...)."""
     from ivr.install.layout import SOURCE
+    from ivr.routing import routes
     from ivr.site import config
     from ivr.site.render import render
     from ivr.site.secrets import Secrets
 
     try:
         site = config.load(file)
-        done = render(site, Path(dialplan) if dialplan else SOURCE / "dialplan", Path(out), Secrets(Path(secrets)))
+        table = routes.load(routes_file)
+        source = Path(dialplan) if dialplan else SOURCE / "dialplan"
+        done = render(site, source, Path(out), Secrets(Path(secrets)), table)
     except ConfigError as exc:
         _fail(exc)
         return

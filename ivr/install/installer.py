@@ -6,7 +6,8 @@ install, in order (each step leaves what is already right alone):
      /var/lib/hotline, /var/log/hotline, with their owners and modes (layout.py)
   3. secrets generated once (0600): the ARI password, the callers' hash key, each seat's password
   4. the call log's schema brought up to date, after a backup when there is one already
-  5. Asterisk's configuration rendered from dialplan/ + site.yaml into its config dir (the
+  5. Asterisk's configuration rendered from dialplan/ + site.yaml, and the ring chains of routes.yaml
+     (HOTLINE_DIAL_PATH=dialplan), into its config dir (the
      directory found there before the first install is kept aside and given back by uninstall),
      the prompts into Asterisk's sounds, the recordings directory
   6. systemd units and the logrotate file; on a live host: daemon-reload, units enabled
@@ -31,6 +32,7 @@ from ivr.calllog.sqlite import SCHEMA_VERSION, SqliteCallLog
 from ivr.errors import ConfigError
 from ivr.install import accounts
 from ivr.install.layout import SERVICE_USER, SOURCE, Host
+from ivr.routing import routes
 from ivr.site import config as site_config
 from ivr.site.render import render
 from ivr.site.secrets import ARI_PASSWORD, CALLER_KEY, Secrets
@@ -101,6 +103,7 @@ def install(
         _own(target, 0, gid, 0o640)
 
     site = site_config.load(host.site_file)  # a RoutesError names FILE:LINE; nothing below has run yet
+    table = routes.load(host.routes_file)  # likewise: its ring chains are rendered for Asterisk below
     ast = accounts.user(host, site.asterisk_user)
     if ast is None:
         raise ConfigError(
@@ -132,7 +135,7 @@ def install(
     if asterisk_etc.exists() and not (asterisk_etc / ".hotline-rendered").exists() and not aside.exists():
         asterisk_etc.rename(aside)
         note(f"kept Asterisk's own configuration aside: {host.on_host(aside)} (uninstall puts it back)")
-    rendered = render(site, source / "dialplan", asterisk_etc, secrets)
+    rendered = render(site, source / "dialplan", asterisk_etc, secrets, table)
     (asterisk_etc / ".hotline-rendered").write_text("rendered by hotline install from " + str(host.site_file) + "\n")
     for name in (*rendered.files, ".hotline-rendered"):
         _own(asterisk_etc / name, 0, ast_gid, 0o640)
@@ -258,7 +261,6 @@ def _install_prompts(host: Host, source: Path, prompts: Path | None, sounds: Pat
     """The rendered prompts (`hotline prompts`) copied where Asterisk plays sound:hotline/NAME from."""
     if prompts is None:
         from ivr import prompts as p
-        from ivr.routing import routes
 
         prompts = host.state / "sounds"
         table = routes.load(host.routes_file)

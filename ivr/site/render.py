@@ -13,6 +13,8 @@ Rendering keeps all of that and changes only what is particular to a host:
   go nowhere).
 - asterisk.conf points at the host's directories; ari_users.conf holds the generated ARI password
   (ari_users_conf says why in plain).
+- hotline-chains.conf holds the ring chains of routes.yaml (HOTLINE_DIAL_PATH=dialplan), where
+  extensions.conf #tryincludes it, as the lab renders it (ivr.routing.dialplan.chain_dialplan).
 - Every other file is copied as it is.
 """
 
@@ -23,7 +25,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ivr.routing.dialplan import Section, read_conf
+from ivr.errors import ConfigError
+from ivr.routing.dialplan import CHAIN_FILE, Section, chain_dialplan, read_conf
+from ivr.routing.routes import RouteTable
 from ivr.site.config import Peer, Site
 from ivr.site.secrets import Secrets
 
@@ -41,8 +45,15 @@ class Rendered:
     files: tuple[str, ...]
 
 
-def render(site: Site, dialplan: Path, out: Path, secrets: Secrets) -> Rendered:
-    """Write the configuration into `out` (created 0750; files 0640: they hold the seats' passwords)."""
+def render(site: Site, dialplan: Path, out: Path, secrets: Secrets, routes: RouteTable) -> Rendered:
+    """Write the configuration into `out` (created 0750; files 0640: they hold the seats' passwords).
+
+    `routes`: the table whose ring chains Asterisk dials on the dialplan path. A route edited after this
+    render gets a chain name the loaded dialplan lacks, and its calls ring over ARI until the next one."""
+    try:
+        chains = chain_dialplan(routes)
+    except ValueError as exc:
+        raise ConfigError(f"{routes.source}: {exc}") from None
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, str] = {}
     for source in sorted(dialplan.glob("*.conf")):
@@ -73,6 +84,7 @@ def render(site: Site, dialplan: Path, out: Path, secrets: Secrets) -> Rendered:
         f"rendered by `hotline site render`: the ARI user of the controller (its password: "
         f"{secrets.directory}/ari-password)",
     )
+    written[CHAIN_FILE] = chains
     for name, text in written.items():
         _write(out / name, text)
     return Rendered(out, tuple(sorted(written)))
@@ -206,15 +218,18 @@ def _section(name: str, options: Iterable[tuple[str, str]]) -> str:
 
 
 def _chunks(text: str) -> list[tuple[str | None, list[str]]]:
-    """The file cut before each section, a section's chunk starting with the comments right above it."""
+    """The file cut before each section, a section's chunk starting with the comments right above it.
+
+    A directive (#include, #tryinclude) after a section is no part of it: it gets a chunk of its own
+    (section None), so dropping the section above keeps it (extensions.conf's hotline-chains.conf)."""
     lines = text.splitlines(keepends=True)
-    starts: list[tuple[int, str]] = []
+    starts: list[tuple[int, str | None]] = []
     for i, line in enumerate(lines):
-        if line.startswith("["):
+        if line.startswith("[") or (line.startswith("#") and starts):
             first = i
             while first > 0 and lines[first - 1].startswith(";"):
                 first -= 1
-            starts.append((first, line[1:].split("]", 1)[0].strip()))
+            starts.append((first, line[1:].split("]", 1)[0].strip() if line.startswith("[") else None))
     chunks: list[tuple[str | None, list[str]]] = [(None, lines[: starts[0][0]] if starts else lines)]
     for n, (first, name) in enumerate(starts):
         end = starts[n + 1][0] if n + 1 < len(starts) else len(lines)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from ivr.routing import routes
+from ivr.routing.dialplan import CHAIN_CONTEXT, chain_extension
 from ivr.site import config
 from ivr.site.render import render
 from ivr.site.secrets import Secrets
@@ -80,7 +82,7 @@ def rendered(asterisk: Ari, tmp_path: Path) -> Iterator[Path]:
     secrets.mkdir(mode=0o700)
     shutil.copyfile(STATE / "ari-password", secrets / "ari-password")  # the password the lab's tools use
     out = tmp_path / "etc"
-    render(config.load(site_file), REPO / "dialplan", out, Secrets(secrets))
+    render(config.load(site_file), REPO / "dialplan", out, Secrets(secrets), routes.load(REPO / "routes.yaml"))
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
         + ["-keyout", str(out / "sip.key"), "-out", str(out / "sip.crt")],
@@ -132,6 +134,9 @@ def test_the_rendered_configuration_loads_every_endpoint_and_transport(rendered:
     assert "res_pjsip_endpoint_identifier_user.so" not in cli("module show like identifier_user")
     # Callbacks and 回访 dial PJSIP/<number>@carrier: the endpoint must have somewhere to send them.
     assert "sip:127.0.0.1:5096" in cli("pjsip show aor carrier")
+    # HOTLINE_DIAL_PATH=dialplan: the routes' ring chains, #tryincluded by the rendered extensions.conf.
+    chains = cli(f"dialplan show {CHAIN_CONTEXT}")
+    assert chain_extension(routes.load(REPO / "routes.yaml").routes["gongan"]) in chains, chains
 
 
 def test_a_real_call_through_asterisk_configured_only_by_site_render(

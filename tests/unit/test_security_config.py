@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr.routing import routes
 from ivr.routing.dialplan import CARRIER_CONTEXT, Context, Section, reachable_contexts, read_conf, read_dialplan
 from ivr.settings import Settings
 from ivr.site import config as site_config
@@ -41,7 +42,13 @@ def conf(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     if request.param == "dialplan":
         return DIALPLAN
     out = tmp_path_factory.mktemp("site-render")
-    render(site_config.load(EXAMPLE_SITE), DIALPLAN, out / "etc", Secrets(out / "secrets"))
+    render(
+        site_config.load(EXAMPLE_SITE),
+        DIALPLAN,
+        out / "etc",
+        Secrets(out / "secrets"),
+        routes.load(REPO / "routes.yaml"),
+    )
     return out / "etc"
 
 
@@ -139,7 +146,13 @@ def test_the_lab_and_a_rendered_site_decide_the_ari_password_format_alike(
     """One setting everywhere (the lab, each cluster node, production): the sizing figures transfer."""
     lab = run_install_config(tmp_path, monkeypatch)
     site = tmp_path / "site"
-    render(site_config.load(EXAMPLE_SITE), DIALPLAN, site / "etc", Secrets(site / "secrets"))
+    render(
+        site_config.load(EXAMPLE_SITE),
+        DIALPLAN,
+        site / "etc",
+        Secrets(site / "secrets"),
+        routes.load(REPO / "routes.yaml"),
+    )
     formats = {
         where: [s.get("password_format") for s in read_conf(conf / "ari_users.conf") if s.get("type") == "user"]
         for where, conf in (("lab", lab), ("site", site / "etc"))

@@ -11,6 +11,8 @@ from ivr.cli import main
 from ivr.install import accounts
 from ivr.install.installer import install, uninstall
 from ivr.install.layout import Host
+from ivr.routing import routes
+from ivr.routing.dialplan import chain_dialplan
 
 
 def tree(host: Host) -> dict[str, tuple[str, str, str]]:
@@ -48,6 +50,7 @@ EXPECTED = {
     "/etc/asterisk": ("drwxr-x---", "root", "asterisk"),
     "/etc/asterisk/pjsip.conf": ("-rw-r-----", "root", "asterisk"),
     "/etc/asterisk/ari_users.conf": ("-rw-r-----", "root", "asterisk"),
+    "/etc/asterisk/hotline-chains.conf": ("-rw-r-----", "root", "asterisk"),
     "/etc/asterisk.before-hotline/asterisk.conf": ("-rw-r--r--", "root", "root"),
     "/usr/share/asterisk/sounds/hotline/connecting.wav": ("-rw-r--r--", "root", "root"),
     "/var/spool/asterisk/recording": ("drwxr-x---", "asterisk", "asterisk"),
@@ -90,6 +93,17 @@ def test_an_edited_site_file_is_kept_and_rendered(host: Host, prompts: Path) -> 
     install(host, prompts=prompts, live=False)
     assert "203.0.113.99" in host.site_file.read_text()
     assert "bind = 203.0.113.99:5060" in host.path("/etc/asterisk/pjsip.conf").read_text()
+
+
+def test_the_ring_chains_are_rendered_from_the_hosts_routes_and_follow_its_edits(host: Host, prompts: Path) -> None:
+    install(host, prompts=prompts, live=False)
+    chains = host.path("/etc/asterisk/hotline-chains.conf")
+    assert chains.read_text() == chain_dialplan(routes.load(host.routes_file))
+    gongan = "    ring_seconds: 20\n    label: 公安局\n"
+    host.routes_file.write_text(host.routes_file.read_text().replace(gongan, gongan.replace("20", "25")))
+    install(host, prompts=prompts, live=False)
+    assert "Dial(PJSIP/3372000@departments,25,gr)" in chains.read_text()
+    assert chains.read_text() == chain_dialplan(routes.load(host.routes_file))
 
 
 def test_uninstall_keeps_data_and_gives_asterisk_back_its_configuration_install_again_works(

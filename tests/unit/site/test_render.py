@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from ivr.cli import main
-from ivr.routing.dialplan import Section, read_conf, read_dialplan
+from ivr.routing import routes
+from ivr.routing.dialplan import CHAIN_CONTEXT, Section, chain_dialplan, chain_extension, read_conf, read_dialplan
 from ivr.site import config
 from ivr.site.render import render
 from ivr.site.secrets import Secrets
@@ -20,11 +21,12 @@ from ivr.site.secrets import Secrets
 REPO = Path(__file__).resolve().parents[3]
 DIALPLAN = REPO / "dialplan"
 EXAMPLE = REPO / "deploy" / "site.example.yaml"
+ROUTES = REPO / "routes.yaml"
 
 
 @pytest.fixture
 def rendered(tmp_path: Path) -> Path:
-    render(config.load(EXAMPLE), DIALPLAN, tmp_path / "etc", Secrets(tmp_path / "secrets"))
+    render(config.load(EXAMPLE), DIALPLAN, tmp_path / "etc", Secrets(tmp_path / "secrets"), routes.load(ROUTES))
     return tmp_path / "etc"
 
 
@@ -100,19 +102,41 @@ def test_a_seat_registers_one_softphone_with_its_generated_password_from_its_des
 
 def test_rendering_again_keeps_the_generated_passwords(rendered: Path, tmp_path: Path) -> None:
     first = pjsip(rendered, "operator-2-auth", "auth").get("password")
-    render(config.load(EXAMPLE), DIALPLAN, tmp_path / "again", Secrets(tmp_path / "secrets"))
+    render(config.load(EXAMPLE), DIALPLAN, tmp_path / "again", Secrets(tmp_path / "secrets"), routes.load(ROUTES))
     assert pjsip(tmp_path / "again", "operator-2-auth", "auth").get("password") == first
 
 
 def test_the_dialplan_is_the_labs_without_the_benchmark_and_with_a_dead_end_for_seats(rendered: Path) -> None:
     lab, site = read_dialplan(DIALPLAN / "extensions.conf"), read_dialplan(rendered / "extensions.conf")
     assert set(lab) - set(site) == {"bench-baseline"}
-    assert set(site) - set(lab) == {"from-seat"}
+    assert set(site) - set(lab) == {"from-seat", CHAIN_CONTEXT}  # the chains: included, rendered beside it
     for name in ("from-carrier", "hotline-entry", "hotline-fallback", "from-trunk"):
         steps = {exten: [(s.app, s.args) for s in steps] for exten, steps in site[name].extensions.items()}
         assert steps == {exten: [(s.app, s.args) for s in steps] for exten, steps in lab[name].extensions.items()}
     assert {step.app for steps in site["from-seat"].extensions.values() for step in steps} == {"Hangup"}
     assert not [s for s in read_conf(rendered / "pjsip.conf") if s.name.startswith("bench")]
+
+
+def test_the_ring_chains_of_the_routes_are_rendered_where_extensions_conf_includes_them(rendered: Path) -> None:
+    table = routes.load(ROUTES)
+    assert "#tryinclude hotline-chains.conf" in (rendered / "extensions.conf").read_text(encoding="utf-8")
+    assert (rendered / "hotline-chains.conf").read_text(encoding="utf-8") == chain_dialplan(table)
+    chains = read_dialplan(rendered / "hotline-chains.conf")[CHAIN_CONTEXT].extensions
+    assert set(chains) == {chain_extension(r) for r in table.routes.values()} | {"i"}
+    gongan = chains[chain_extension(table.routes["gongan"])]
+    targets = table.routes["gongan"].targets
+    assert [s.args for s in gongan if s.app == "Dial"] == [(t.dial_string, str(t.ring_seconds), "gr") for t in targets]
+
+
+def test_the_ring_chains_follow_the_routes_file_given(tmp_path: Path) -> None:
+    edited = tmp_path / "routes.yaml"
+    gongan = "    ring_seconds: 20\n    label: 公安局\n"
+    edited.write_text(ROUTES.read_text(encoding="utf-8").replace(gongan, gongan.replace("20", "25")))
+    table = routes.load(edited)
+    render(config.load(EXAMPLE), DIALPLAN, tmp_path / "etc", Secrets(tmp_path / "secrets"), table)
+
+    text = (tmp_path / "etc" / "hotline-chains.conf").read_text(encoding="utf-8")
+    assert text == chain_dialplan(table) and text != chain_dialplan(routes.load(ROUTES))
 
 
 def test_asterisk_conf_points_at_the_hosts_directories(rendered: Path) -> None:
@@ -135,9 +159,20 @@ def test_files_are_readable_by_asterisks_group_only(rendered: Path) -> None:
 
 
 def test_site_render_command_writes_the_files(tmp_path: Path) -> None:
-    done = CliRunner().invoke(
-        main, ["site", "render", str(EXAMPLE), "--out", str(tmp_path / "etc"), "--secrets", str(tmp_path / "s")]
-    )
+    out, secrets = ["--out", str(tmp_path / "etc")], ["--secrets", str(tmp_path / "s")]
+    done = CliRunner().invoke(main, ["site", "render", str(EXAMPLE), *out, *secrets, "--routes", str(ROUTES)])
     assert done.exit_code == 0, done.output
-    assert f"{tmp_path / 'etc'}: 22 files rendered" in done.output
+    assert f"{tmp_path / 'etc'}: 23 files rendered" in done.output
     assert (tmp_path / "etc" / "pjsip.conf").is_file() and (tmp_path / "etc" / "ari_users.conf").is_file()
+    assert (tmp_path / "etc" / "hotline-chains.conf").is_file()
+
+
+def test_site_render_stops_at_a_bad_routes_file_with_its_line_and_writes_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "routes.yaml"
+    bad.write_text(ROUTES.read_text(encoding="utf-8").replace("ring_seconds: 20", "ring_seconds: soon", 1))
+    out = ["--out", str(tmp_path / "etc"), "--secrets", str(tmp_path / "s")]
+    done = CliRunner().invoke(main, ["site", "render", str(EXAMPLE), *out, "--routes", str(bad)])
+
+    assert done.exit_code != 0
+    assert f"{bad}:" in done.output and "ring_seconds" in done.output
+    assert not (tmp_path / "etc").exists()
