@@ -421,7 +421,7 @@ class AriCall:
         self._in_dialplan = True
         await self.ari.continue_in_dialplan(self.channel, CHAIN_CONTEXT, extension)
         log.info("ring_chain_started", extension=extension)
-        n, ringing = -1, None
+        n, ringing, since = 0, None, time.time()  # n: the number of the chain ringing now
         while True:
             event = await self._next(None)  # TIMEOUT(absolute) bounds the call; its hang-up reaches us
             if event is None:
@@ -431,17 +431,23 @@ class AriCall:
                 if event.args[1:2] == (CHAIN_MISSING,):
                     log.warning("ring_chain_missing", extension=extension)
                 return
-            if event.type == "ChannelUserevent" and event.raw.get("eventname") == CHAIN_RESULT and ringing is not None:
+            if event.type == "ChannelUserevent" and event.raw.get("eventname") == CHAIN_RESULT:
                 said = event.raw.get("userevent") or {}
                 status, cause = str(said.get("status", "")), str(said.get("cause", ""))
                 if status in DialStatus.__members__ and status != DialStatus.CANCEL:  # CANCEL: the caller left
-                    ringing.status, ringing.cause = DialStatus(status), int(cause) if cause.isdigit() else 0
+                    if ringing is None:
+                        # Dial created no channel (no Dial event began): Asterisk could not use the trunk at
+                        # all — what the ARI path calls TRUNK_DOWN when it refuses the create (`dial`).
+                        ringing = DialResult(DialStatus.TRUNK_DOWN, "", started=since)
+                    else:
+                        ringing.status = DialStatus(status)
+                    ringing.cause = int(cause) if cause.isdigit() else 0
                     yield n, ringing
-                ringing = None
+                n, ringing, since = n + 1, None, time.time()
             elif not isinstance(event, ev.Dial) or (event.raw.get("caller") or {}).get("id") != self.channel:
                 continue
-            elif event.dialstatus == "":  # the chain's next Dial begins
-                n, ringing = n + 1, DialResult(DialStatus.CHANUNAVAIL, event.peer, started=time.time())
+            elif event.dialstatus == "":  # the chain's Dial of number n begins
+                ringing = DialResult(DialStatus.CHANUNAVAIL, event.peer, started=time.time())
             elif event.dialstatus == DialStatus.ANSWER and ringing is not None:
                 ringing.status, ringing.answered = DialStatus.ANSWER, time.time()
                 self.bridged_since = time.monotonic()

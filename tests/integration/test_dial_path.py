@@ -81,7 +81,7 @@ def test_a_department_answers_and_the_citizen_rates_it_on_either_path(
     assert per_call
 
 
-def test_a_busy_line_rings_the_next_number_of_its_chain(
+def test_a_dead_trunk_and_a_busy_line_each_pass_the_caller_down_the_chain(
     start_controller: Callable[..., Controller],
     phones: Callable[..., Phone],
     tmp_path: Path,
@@ -89,14 +89,18 @@ def test_a_busy_line_rings_the_next_number_of_its_chain(
 ) -> None:
     department = phones(DEPARTMENTS_PORT, "phone_busy.xml")
     backup = phones(PARTNERS_PORT, talk_ms=1500)
-    overflow = GONGAN + '20\n    overflow: [{number: "3372099", trunk: partners}]\n'
-    routes = chains(routes_with(tmp_path, GONGAN + "20\n", overflow))
-    controller = start_controller(routes, env=DIALPLAN)
+    # The unit's own number on a trunk Asterisk cannot use (no such endpoint), then a busy line, then one that answers.
+    overflow = '20\n    overflow: [{number: "3372001", trunk: departments}, {number: "3372099", trunk: partners}]\n'
+    patched = routes_with(tmp_path, GONGAN + "20\n", GONGAN.replace("departments", "nowhere") + overflow)
+    text = patched.read_text(encoding="utf-8")
+    trunk = "  departments:\n    endpoint: departments"
+    patched.write_text(text.replace(trunk, trunk + "\n  nowhere:\n    endpoint: no-such-trunk", 1), encoding="utf-8")
+    controller = start_controller(chains(patched), env=DIALPLAN)
 
     call = place_call("12345", "1", caller=CITIZEN, talk_ms=20000)
 
     assert call.succeeded, call.stderr
-    assert [u.split("@")[0] for u in department.invites()] == ["sip:3372000"]
+    assert [u.split("@")[0] for u in department.invites()] == ["sip:3372001"]
     assert [u.split("@")[0] for u in backup.invites()] == ["sip:3372099"]
     (row,) = controller.finished_calls()
     assert (row["dial_status"], row["overflowed"], row["outcome"]) == ("ANSWER", 1, "connected")
@@ -106,8 +110,9 @@ def test_a_busy_line_rings_the_next_number_of_its_chain(
         for s in controller.calllog.steps(row["call_id"])
         if s["name"] == "dial"
     ]
-    assert [d[:2] for d in dials] == [("department", "BUSY"), ("overflow", "ANSWER")]
-    assert dials[0][2] == 17  # the busy line's cause, as on the ARI path
+    # TRUNK_DOWN as on the ARI path (test_calls), not Dial's CHANUNAVAIL: Asterisk created no channel.
+    assert [d[:2] for d in dials] == [("department", "TRUNK_DOWN"), ("overflow", "BUSY"), ("overflow", "ANSWER")]
+    assert dials[1][2] == 17  # the busy line's cause, as on the ARI path
     assert controller.saw("ring_chain_started")
 
 

@@ -155,3 +155,56 @@ async def test_a_leg_whose_create_timed_out_but_went_through_is_hung_up_when_it_
     await call.collect_digit(0.2)  # the call goes on (e.g. to an operator) while the leg appears
     await asyncio.sleep(0)
     assert ("hangup", result.channel) in ari.requests
+
+
+# -- HOTLINE_DIAL_PATH=dialplan: what the ring chain in the dialplan tells the call -------------------
+
+
+class ChainAri(SlowStasisAri):
+    """Answers the `continue` into a ring chain with the events Asterisk sends the subscribed app: per
+    number a Dial that begins (only when Dial could create the channel), how it ended, the chain's
+    user event HotlineRang, and at last the caller back in Stasis."""
+
+    def __init__(self, numbers: list[tuple[str, str, int]]) -> None:
+        super().__init__()
+        self.numbers = numbers  # (peer channel, '' when Dial created none; DIALSTATUS; HANGUPCAUSE)
+
+    async def subscribe(self, event_source: str) -> None:
+        self.requests.append(("subscribe", event_source))
+
+    async def continue_in_dialplan(self, channel: str, context: str, extension: str, priority: int = 1) -> None:
+        self.requests.append(("continue", f"{context},{extension}"))
+        caller = {"id": channel}
+        events: list[dict[str, Any]] = []
+        for peer, status, cause in self.numbers:
+            if peer:
+                events.append({"type": "Dial", "caller": caller, "peer": {"id": peer}, "dialstatus": ""})
+                events.append({"type": "Dial", "caller": caller, "peer": {"id": peer}, "dialstatus": status})
+            if status == "ANSWER":
+                break
+            said = {"eventname": "HotlineRang", "status": status, "cause": str(cause)}
+            user = {"type": "ChannelUserevent", "channel": caller, "eventname": "HotlineRang"}
+            events.append({**user, "userevent": said})
+        events.append({"type": "StasisStart", "channel": caller, "args": ["ringchain", "CHANUNAVAIL", ""]})
+        loop = asyncio.get_running_loop()
+        for n, raw in enumerate(events):
+            loop.call_later(0.01 * (n + 1), self._deliver, raw)
+
+
+async def rung(ari: ChainAri) -> list[tuple[int, str, str, int]]:
+    return [(n, r.status, r.channel, r.cause) async for n, r in make_call(ari).ring_chain("gongan_x")]
+
+
+async def test_a_chain_number_whose_trunk_asterisk_cannot_use_is_trunk_down_as_on_the_ari_path() -> None:
+    # Dial to PJSIP/...@no-such-trunk creates no channel: no Dial event, DIALSTATUS CHANUNAVAIL, cause 3.
+    ari = ChainAri([("", "CHANUNAVAIL", 3), ("out-2", "BUSY", 17), ("out-3", "ANSWER", 0)])
+
+    assert await rung(ari) == [(0, "TRUNK_DOWN", "", 3), (1, "BUSY", "out-2", 17), (2, "ANSWER", "out-3", 0)]
+    assert ari.requests == [("subscribe", "channel:caller-chan"), ("continue", "hotline-chain,gongan_x")]
+
+
+async def test_a_chain_number_dialled_but_unavailable_stays_chanunavail() -> None:
+    # The channel was created and then failed: Asterisk could use the trunk, the far end was not there.
+    ari = ChainAri([("out-1", "CHANUNAVAIL", 20), ("", "CHANUNAVAIL", 3)])
+
+    assert await rung(ari) == [(0, "CHANUNAVAIL", "out-1", 20), (1, "TRUNK_DOWN", "", 3)]

@@ -942,6 +942,15 @@ def test_on_the_dialplan_path_a_chain_nobody_answers_ends_in_the_operators_queue
     assert call.step("queue_joined") == [{"position": 1}]
 
 
+def test_on_the_dialplan_path_a_trunk_that_is_down_is_trunk_down_and_goes_to_the_operators(tmp_path: Path) -> None:
+    ari = play(tmp_path / "ari", Script(keys="1", department=Line.DOWN))
+    chain = play(tmp_path / "dialplan", Script(keys="1", department=Line.DOWN), dial_path="dialplan")
+
+    assert chain.dialled == ari.dialled == [(GONGAN, "市公安局", "TRUNK_DOWN"), ("operator-1", "seat-1", "ANSWER")]
+    assert (chain.row["outcome"], chain.row["dial_status"]) == ("operator", "TRUNK_DOWN")
+    assert chain.metric("hotline_routed_calls_total", unit="市公安局", mode="merge", result="trunk_down") == 1
+
+
 @pytest.mark.parametrize(
     ("step", "outcome", "callback", "talk_seconds"),
     [(HangupStep.RINGING, "abandoned", "during_transfer", 0.0), (HangupStep.TALKING, "connected", None, 30.0)],
