@@ -226,6 +226,13 @@ def menu_(routes_path: str, at: str | None) -> None:
 @click.option("--department", type=click.Choice(["answer", "busy", "noanswer", "down"]), help="How its lines end.")
 @click.option("--operators", type=click.Choice(["free", "none"]), help="Whether an operator seat is free.")
 @click.option("--hangup-at", type=click.Choice(HANGUP_STEPS), help="The citizen hangs up at this step.")
+@click.option(
+    "--dial-path",
+    type=click.Choice(["ari", "dialplan"]),
+    default="ari",
+    show_default=True,
+    help="Who rings the department's chain (HOTLINE_DIAL_PATH): the controller or Asterisk's dialplan.",
+)
 def simulate(
     routes_path: str,
     dialed: str,
@@ -235,6 +242,7 @@ def simulate(
     department: str | None,
     operators: str | None,
     hangup_at: str | None,
+    dial_path: str,
 ) -> None:
     """The decision the live controller would take, as one JSON object (same code path).
 
@@ -267,6 +275,7 @@ def simulate(
                 department=sim.Line(department or "answer"),
                 operators=sim.Operators(operators or "free"),
                 hangup_at=sim.HangupStep(hangup_at) if hangup_at else None,
+                dial_path=dial_path,
             )
         for line in lines:
             click.echo(json.dumps(line, ensure_ascii=False))

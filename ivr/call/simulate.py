@@ -113,11 +113,12 @@ def play(
     department: Line = Line.ANSWER,
     operators: Operators = Operators.FREE,
     hangup_at: HangupStep | None = None,
+    dial_path: str = "ari",
 ) -> list[dict[str, Any]]:
-    """Play the call to its end; its timeline, then `{"record": ...}`."""
+    """Play the call to its end; its timeline, then `{"record": ...}`. `dial_path` as HOTLINE_DIAL_PATH."""
     loop = VirtualTimeLoop()
     try:
-        return loop.run_until_complete(_play(table, dialed, keys, at, department, operators, hangup_at))
+        return loop.run_until_complete(_play(table, dialed, keys, at, department, operators, hangup_at, dial_path))
     finally:
         loop.close()
 
@@ -130,6 +131,7 @@ async def _play(
     department: Line,
     operators: Operators,
     hangup_at: HangupStep | None,
+    dial_path: str,
 ) -> list[dict[str, Any]]:
     loop = asyncio.get_running_loop()
     timeline = _Timeline()
@@ -161,6 +163,7 @@ async def _play(
         metrics=Metrics(),
         partner_secrets={r.partner.name: b"simulated" for r in table.routes.values() if r.partner is not None},
         webhooks=_Webhooks(timeline),
+        dial_path=dial_path,
     )
     async with contextlib.AsyncExitStack() as others:
         if operators is Operators.NONE:

@@ -89,6 +89,17 @@ def test_a_department_that_answers_is_talked_to_and_the_rating_times_out() -> No
     assert (record["outcome"], record["hangup_by"], record["talk_seconds"]) == ("connected", "callee", 60.0)
 
 
+def test_on_the_dialplan_path_asterisk_rings_the_chain_and_the_record_is_the_same() -> None:
+    _, ari, on_ari = simulate("--dialed", "12345", "--keys", "1", "--call")
+    _, timeline, record = simulate("--dialed", "12345", "--keys", "1", "--call", "--dial-path", "dialplan")
+
+    calls = [line["call"] for line in timeline if "call" in line]
+    assert "ring_chain" in calls and "talk_in_dialplan" in calls and "bridge" not in calls
+    assert "ring_chain" not in [line.get("call") for line in ari]
+    fields = ("outcome", "hangup_by", "talk_seconds", "dial_status")
+    assert [record[f] for f in fields] == [on_ari[f] for f in fields] == ["connected", "callee", 60.0, "ANSWER"]
+
+
 def test_without_call_options_the_output_is_the_decision_alone() -> None:
     result = CliRunner().invoke(
         main,
