@@ -49,16 +49,17 @@ def _stat_fields(pid: int) -> list[str]:
     return (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
 
 
-def process_ticks(pid: int, *, with_children: bool = False) -> int:
-    """utime + stime of `pid` (all its threads), plus its reaped children's when asked."""
+def _ticks(fields: list[str], *, reaped: bool) -> int:
+    """utime + stime (all threads), plus the reaped children's cutime + cstime when asked."""
+    return sum(int(v) for v in fields[11 : 15 if reaped else 13])
+
+
+def process_ticks(pid: int) -> int:
+    """utime + stime of `pid` (all its threads)."""
     try:
-        f = _stat_fields(pid)
+        return _ticks(_stat_fields(pid), reaped=False)
     except (OSError, IndexError):
         return 0
-    ticks = int(f[11]) + int(f[12])
-    if with_children:
-        ticks += int(f[13]) + int(f[14])
-    return ticks
 
 
 def descendants(roots: set[int], parents: dict[int, int]) -> set[int]:
@@ -86,7 +87,7 @@ def _all_ticks() -> dict[int, tuple[int, int]]:
                 f = _stat_fields(int(entry.name))
                 # A live process's ticks are its own; once reaped they move into its parent's
                 # cutime/cstime, never both at once: so each counts its own and its reaped children's.
-                out[int(entry.name)] = (int(f[1]), int(f[11]) + int(f[12]) + int(f[13]) + int(f[14]))
+                out[int(entry.name)] = (int(f[1]), _ticks(f, reaped=True))
             except (OSError, IndexError, ValueError):
                 continue  # gone between listing and reading
     return out
