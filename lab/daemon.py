@@ -65,13 +65,29 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+# How long an empty command line is read again before it is believed (see pid_alive).
+EXEC_GRACE = 1.0
+
+
 def pid_alive(pid: int, word: str) -> bool:
-    """`pid` runs and its command line mentions `word` (a zombie's is empty: not alive)."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return word in cmdline(pid)
+    """`pid` runs and its command line mentions `word`.
+
+    A process in the middle of an exec shows an empty command line for a moment: the kernel has
+    put in the new image but not yet its arguments. `chroot ROOT asterisk ...` execs twice, and a
+    check that landed in that moment took a healthy Asterisk start for a crash (CI, stop 25: "exited
+    during start-up" with an empty log). So an empty line is read again until the exec is through;
+    a zombie's stays empty and is not alive.
+    """
+    deadline = time.monotonic() + EXEC_GRACE
+    while True:
+        try:
+            os.kill(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        line = cmdline(pid)
+        if line or _zombie(pid) or time.monotonic() >= deadline:
+            return word in line
+        time.sleep(0.005)
 
 
 def wait_gone(pid: int, seconds: float) -> bool:

@@ -171,19 +171,23 @@ class Asterisk:
         )
         self.pid_file.write(proc.pid)
         say(f"asterisk started (pid {proc.pid}), waiting for ARI")
-        self._wait_ari(proc.pid)
+        self._wait_ari(proc.pid, started=proc)
         say(f"asterisk ready: ARI {ARI_URL} (user {ARI_USER}), SIP udp 127.0.0.1:5060")
         return proc.pid
 
-    def _wait_ari(self, pid: int, timeout: float = 60.0) -> None:
+    def _wait_ari(self, pid: int, timeout: float = 60.0, started: subprocess.Popen[bytes] | None = None) -> None:
+        """Until ARI answers 200. `started`: the Asterisk we just spawned, whose exit we can see
+        (and say how it ended); one started earlier is watched through the pid file."""
         deadline = time.monotonic() + timeout
         code = 0
         while time.monotonic() < deadline:
             code = ari_status(password_file=self.password_file)
             if code == 200:
                 return
-            if not self.pid():
-                raise LabError(f"Asterisk (pid {pid}) exited during start-up\n{tail(self.log)}")
+            ended = started.poll() if started is not None else (None if self.pid() else "?")
+            if ended is not None:
+                how = f"signal {-ended}" if isinstance(ended, int) and ended < 0 else f"status {ended}"
+                raise LabError(f"Asterisk (pid {pid}) exited during start-up ({how})\n{tail(self.log)}")
             time.sleep(0.5)
         raise LabError(
             f"ARI at {ARI_URL} did not answer 200 within {timeout:g} s (last HTTP status {code})\n{tail(self.log)}"

@@ -27,5 +27,13 @@ pid_alive() {   # pidfile word
     pid=$(<"$pidfile")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
     kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$word"
+    # Mid-exec the command line reads empty for a moment (lab.daemon.pid_alive says more): read
+    # again for up to 1 s unless the process is a zombie, whose line stays empty.
+    local line tries=0
+    while line=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null); [[ -z $line && $tries -lt 20 ]]; do
+        [[ $(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) != Z ]] || return 1
+        sleep 0.05
+        tries=$((tries + 1))
+    done
+    [[ $line == *"$word"* ]]
 }

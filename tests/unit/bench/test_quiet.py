@@ -60,8 +60,10 @@ def test_a_busy_measured_daemon_is_not_others_and_unattributed_is_shown_apart() 
     with_it, without_it = measured(), unmeasured()
     time.sleep(0.6)  # let it end
     assert with_it["asterisk"] >= 25, with_it  # a core for most of the second, less on a busy box
-    # Whatever else the box runs shows in both; the daemon's core only where it is not measured.
-    assert without_it["others"] - with_it["others"] >= 0.8 * with_it["asterisk"], (with_it, without_it)
+    # Whatever else the box runs shows in both; the daemon's core only where it is not measured. The
+    # margin is for a process that ends between the two readings (counted by one sampler only).
+    assert without_it["others"] >= 0.8 * with_it["asterisk"], (with_it, without_it)
+    assert without_it["others"] - with_it["others"] >= 0.5 * with_it["asterisk"], (with_it, without_it)
     assert "unattributed" in with_it  # kernel time no process accounts for: shown, not judged
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.daemon import LOCK_HELD_ENV, LabError, PidFile, spawn, state_lock
+from lab.daemon import EXEC_GRACE, LOCK_HELD_ENV, LabError, PidFile, pid_alive, spawn, state_lock
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 STUBBORN = [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"]
@@ -31,6 +31,30 @@ def test_a_pid_file_names_a_process_only_while_it_runs_what_we_started(tmp_path:
         proc.kill()
         proc.wait()
     assert ours.pid() is None
+
+
+def test_a_process_is_alive_all_through_an_exec_that_blanks_its_command_line(tmp_path: Path) -> None:
+    """`chroot ROOT asterisk` and `sh -c 'exec ...'` exec again after we started them; in between the
+    kernel shows an empty command line. Checked in a tight loop, as a start-up wait does."""
+    for _ in range(10):
+        proc = subprocess.Popen(["/bin/sh", "-c", "exec /bin/sleep 3"])
+        try:
+            deadline = time.monotonic() + 0.05
+            while time.monotonic() < deadline:
+                assert pid_alive(proc.pid, "sleep"), "a running process read as dead during its exec"
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_zombie_is_not_alive_and_is_told_without_waiting(tmp_path: Path) -> None:
+    proc = subprocess.Popen(["/bin/true"])
+    while not Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+        time.sleep(0.01)
+    started = time.monotonic()
+    assert not pid_alive(proc.pid, "true")
+    assert time.monotonic() - started < EXEC_GRACE / 2
+    proc.wait()
 
 
 def test_a_missing_or_garbled_pid_file_names_nothing(tmp_path: Path) -> None:
