@@ -14,11 +14,15 @@ Asterisk and the call log, so the call path pays nothing for it:
 
 `sort_leftovers` decides, purely, what each leftover is; `adopt_call` carries one conversation to
 its end, like `handle_call` from the bridge on.
+
+A caller the dead controller had sent down a ring chain (HOTLINE_DIAL_PATH=dialplan) is not in the
+app at all: Asterisk rings the chain, or carries the conversation Dial bridged, on its own. `in_chain`
+finds those callers among all channels (their dialplan context is the chain's); `adopt_chain` follows
+each from where Asterisk has it to the call's end, as `handle_call` would have from `ring_route` on.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
@@ -28,8 +32,10 @@ from typing import Any
 
 from ivr.call.ari_call import AriCall
 from ivr.call.books import Books, Services
+from ivr.call.session import after_the_ring, to_its_end
 from ivr.calllog.records import CallRecord, Outcome
-from ivr.errors import AriError, CallEnded
+from ivr.routing.dialplan import CHAIN_CONTEXT
+from ivr.routing.routes import RouteTable
 
 _LEG = re.compile(r"^(?P<call>.+)-out(?P<seq>\d+)$")
 _BRIDGE = re.compile(r"^(?P<call>.+)-(?P<kind>br|talk)(?P<seq>\d+)$")
@@ -188,20 +194,65 @@ async def adopt_call(
     books = Books(record, svc, call.caller_number)
     books.adopted(outcome, found.bridge, found.legs, found.since)
     busy = svc.seats.taken_over(seat, record.call_id) if svc.seats is not None and seat else nullcontext()
-    try:
+    async with to_its_end(call, books):
         with busy:
             talked = await call.resume_talk(found.bridge, found.legs, found.since)
         books.talked(talked)
-    except CallEnded as ended:
-        books.caller_hung_up(ended.cause)
-    except asyncio.CancelledError:
-        books.handed_off()  # shutdown after its grace period, as for any call in progress
-        raise
-    except AriError as exc:
-        books.failed(str(exc))
-    finally:
-        talk_seconds = call.talk_seconds
-        await call.hangup()
-        await call.cleanup()
-        call.close()
-        books.ended(talk_seconds)
+
+
+@dataclass(frozen=True)
+class InChain:
+    """A caller a dead controller had sent down a route's ring chain: in Asterisk's dialplan, not our app."""
+
+    call_id: str
+    citizen: str
+    caller_number: str
+    since: float | None  # Unix seconds: the conversation Dial bridged began; None while the chain rings
+    peer: str = ""  # the department's channel (Asterisk's own, made by Dial) while they talk
+
+
+def in_chain(
+    channels: Iterable[Mapping[str, Any]],
+    bridges: Iterable[Mapping[str, Any]],
+    calls_by_channel: Mapping[str, str],
+    *,
+    now: float,
+) -> list[InChain]:
+    """The callers among `channels` (GET /channels: all of Asterisk's) that a ring chain holds.
+
+    Only those with a row in the call log (`calls_by_channel`: citizen channel id -> call id) are
+    ours; a caller in a bridge (Dial's own, GET /bridges) is talking since the bridge was made.
+    """
+    bridge_of = {str(m): b for b in bridges for m in b.get("channels") or []}
+    found = []
+    for chan in channels:
+        cid = str(chan.get("id", ""))
+        if (chan.get("dialplan") or {}).get("context") != CHAIN_CONTEXT or cid not in calls_by_channel:
+            continue
+        number = str((chan.get("caller") or {}).get("number", ""))
+        bridge = bridge_of.get(cid)
+        if bridge is None:
+            found.append(InChain(calls_by_channel[cid], cid, number, None))
+            continue
+        peer = next((str(m) for m in bridge.get("channels") or [] if str(m) != cid), "")
+        found.append(InChain(calls_by_channel[cid], cid, number, created_at(bridge) or now, peer))
+    return found
+
+
+async def adopt_chain(call: AriCall, found: InChain, record: CallRecord, table: RouteTable, svc: Services) -> None:
+    """Follow a caller a dead controller had sent down a ring chain to the end of the call.
+
+    Nothing of what Asterisk does is touched: a conversation goes on; a chain still ringing rings
+    on. When the department hangs up, the caller is back with us for the ticket number and the
+    survey; a chain nobody answered leads to the operators, as on any call. The row, marked
+    `interrupted` when this controller started, is in progress again from here.
+    """
+    books = Books(record, svc, call.caller_number)
+    books.adopted_in_chain(found.since, found.peer)
+    async with to_its_end(call, books):
+        result = await call.follow_chain(found.since)
+        if result.ok:
+            if found.since is None:
+                books.connected(Outcome.CONNECTED)
+            books.talked(await call.talked_in_dialplan())
+        await after_the_ring(call, books, table, svc, table.routes.get(record.route_id), result)

@@ -457,6 +457,8 @@ class AriCall:
     async def talked_in_dialplan(self) -> BridgeResult:
         """The conversation Dial bridged in the dialplan, until the department hangs up and the caller
         is back in Stasis (`g`); the caller hanging up raises CallEnded."""
+        if not self._in_dialplan:  # back already (`follow_chain` saw the chain end)
+            return BridgeResult("callee", self.talk_seconds)
         try:
             while True:
                 event = await self._next(None)
@@ -466,6 +468,47 @@ class AriCall:
                     return BridgeResult("callee", self.talk_seconds)
         finally:
             self.bridged_until = self.bridged_until or time.monotonic()
+
+    async def follow_chain(self, talking_since: float | None) -> DialResult:
+        """Take over a caller a dead controller had sent down a ring chain (ivr.call.adopt.adopt_chain).
+
+        Asterisk went on without a controller: the chain rang on, or the citizen is talking to the
+        department Dial reached (`talking_since`, Unix seconds: then this returns ANSWER at once and
+        `talked_in_dialplan` follows the conversation). Otherwise the chain is followed until a number
+        answers, or until the caller is back in Stasis with the chain's last DIALSTATUS. Events of a
+        channel out of Stasis reach only an app subscribed to it, so the first request subscribes;
+        the second asks for the channel once, since a hang-up before the subscription was told to nobody.
+        The caller hanging up raises CallEnded.
+        """
+        self._in_dialplan = True
+        await self.ari.subscribe(f"channel:{self.channel}")
+        try:
+            await self.ari.channel(self.channel)
+        except AriNotFound:
+            self.caller_up = False
+            raise CallEnded("caller_hangup", 0) from None
+        if talking_since is not None:
+            self.bridged_since = time.monotonic() - max(0.0, time.time() - talking_since)
+            return DialResult(DialStatus.ANSWER, "", started=talking_since, answered=talking_since)
+        while True:
+            event = await self._next(None)  # TIMEOUT(absolute) bounds the call; its hang-up reaches us
+            if isinstance(event, ev.StasisStart) and event.channel_id == self.channel:
+                self._in_dialplan = False
+                back = [*event.args[1:3], "", ""]  # Stasis(app, ringchain, DIALSTATUS, ANSWEREDTIME)
+                status, answered = back[0], back[1]
+                if status == DialStatus.ANSWER:  # talked and ended before we were listening
+                    self.bridged_until = time.monotonic()
+                    self.bridged_since = self.bridged_until - (int(answered) if answered.isdigit() else 0)
+                    return DialResult(DialStatus.ANSWER, "", started=time.time())
+                known = status in DialStatus.__members__
+                return DialResult(DialStatus(status) if known else DialStatus.CHANUNAVAIL, "", started=time.time())
+            if (
+                isinstance(event, ev.Dial)
+                and event.dialstatus == DialStatus.ANSWER
+                and (event.raw.get("caller") or {}).get("id") == self.channel
+            ):
+                self.bridged_since = time.monotonic()
+                return DialResult(DialStatus.ANSWER, event.peer, started=time.time(), answered=time.time())
 
     async def _until_in_stasis(self, out: str, result: DialResult) -> bool:
         """Wait for the created channel's StasisStart (a dial was refused: not yet in Stasis).

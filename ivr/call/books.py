@@ -28,6 +28,7 @@ from ivr.prompts import Prompts
 from ivr.recording.policy import RecordingPolicy
 from ivr.recording.store import Planned, Recorder
 from ivr.report.figures import asked_at, person_within_15s
+from ivr.routing.dialplan import CHAIN_CONTEXT
 from ivr.routing.menu import Decision
 from ivr.routing.notices import Notice
 from ivr.routing.routes import Intake, Route, RouteTable
@@ -228,6 +229,16 @@ class Books:
         self._svc.calllog.call_started(self.record)  # no longer `interrupted`: the citizen is talking
         self._svc.metrics.call_started()
         log.info("call_adopted", outcome=outcome.value, talking_for=round(time.time() - since, 1))
+
+    def adopted_in_chain(self, since: float | None, peer: str) -> None:
+        """This controller took over a caller a dead one had sent down a ring chain (ivr.call.adopt)."""
+        if since is not None:
+            self.adopted(Outcome.CONNECTED, CHAIN_CONTEXT, (peer,) if peer else (), since)
+            return
+        self.record.resumed(after="controller_restart_in_ring_chain")  # it rings on in Asterisk
+        self._svc.calllog.call_started(self.record)
+        self._svc.metrics.call_started()
+        log.info("call_adopted", outcome="ringing")
 
     def talked(self, bridged: BridgeResult) -> None:
         self.record.talked(bridged)

@@ -11,6 +11,8 @@ and, whatever happens, in `finally` when it ends.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 
 from ivr.call.books import Books, HandoffSender, Services
@@ -33,7 +35,7 @@ async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, 
     """Run one call to its end. `table` is the routing table as it was when the call arrived."""
     books = Books(record, svc, call.caller_number)
     books.arrived(table)
-    try:
+    async with to_its_end(call, books):
         await call.answer()
         books.answered()
 
@@ -77,20 +79,21 @@ async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, 
                 books.notify_partner(route)
             await announce_recording(call, books, table, svc, route.mode.value, route.unit)
             await call.play([svc.prompts.sound("connecting")])
-            result = await ring_route(call, books, table, svc, route)
-            if result.ok:
-                await tell_ticket(call, books, svc)
-                await survey(call, books, svc)
-                return
-            busy = result.status in (DialStatus.BUSY, DialStatus.CONGESTION)
-            await call.play([svc.prompts.sound("dept-busy" if busy else "dept-noanswer")])
-        else:
-            await call.play([svc.prompts.sound("to-operator")])
-
-        if await reach_operator(call, books, table, svc):
-            await survey(call, books, svc)  # after the operator's seat is free again
+            await after_the_ring(call, books, table, svc, route, await ring_route(call, books, table, svc, route))
             return
-        await nobody_free(call, books, svc, route)
+        await call.play([svc.prompts.sound("to-operator")])
+        await to_the_operators(call, books, table, svc, None)
+
+
+@asynccontextmanager
+async def to_its_end(call: CallControl, books: Books) -> AsyncIterator[None]:
+    """How every call's story ends, however it goes: its row completed, its channels gone.
+
+    The record is written, whatever happens, when the call ends (ivr.call.books). Shared by a new
+    call (`handle_call`) and a call a restarted controller took over (ivr.call.adopt).
+    """
+    try:
+        yield
     except CallEnded as ended:
         books.caller_hung_up(ended.cause)
     except asyncio.CancelledError:
@@ -108,6 +111,29 @@ async def handle_call(call: CallControl, record: CallRecord, table: RouteTable, 
         await call.cleanup()
         call.close()
         books.ended(talk_seconds)
+
+
+async def after_the_ring(
+    call: CallControl, books: Books, table: RouteTable, svc: Services, route: Route | None, result: DialResult
+) -> None:
+    """The route's chain has ended: the ticket number and the survey after a conversation, else the operators."""
+    if result.ok:
+        await tell_ticket(call, books, svc)
+        await survey(call, books, svc)
+        return
+    busy = result.status in (DialStatus.BUSY, DialStatus.CONGESTION)
+    await call.play([svc.prompts.sound("dept-busy" if busy else "dept-noanswer")])
+    await to_the_operators(call, books, table, svc, route)
+
+
+async def to_the_operators(
+    call: CallControl, books: Books, table: RouteTable, svc: Services, route: Route | None
+) -> None:
+    """An operator, then the survey; nobody free: a message is taken."""
+    if await reach_operator(call, books, table, svc):
+        await survey(call, books, svc)  # after the operator's seat is free again
+        return
+    await nobody_free(call, books, svc, route)
 
 
 async def ring_route(call: CallControl, books: Books, table: RouteTable, svc: Services, route: Route) -> DialResult:

@@ -34,7 +34,16 @@ from ivr import privacy, tickets
 from ivr.ari import events as ev
 from ivr.ari.client import AriClient
 from ivr.ari.stream import connections
-from ivr.call.adopt import Talking, Waiting, adopt_call, call_of_bridge, outcome_for, sort_leftovers
+from ivr.call.adopt import (
+    Talking,
+    Waiting,
+    adopt_call,
+    adopt_chain,
+    call_of_bridge,
+    in_chain,
+    outcome_for,
+    sort_leftovers,
+)
 from ivr.call.ari_call import AriCall, quietly, stop_left_prompts
 from ivr.call.dispatcher import Dispatcher
 from ivr.call.session import Services, handle_call
@@ -62,6 +71,7 @@ from ivr.outbound.runner import Outbound
 from ivr.prompts import Prompts, live_dirs
 from ivr.recording.store import Recorder, asterisk_root
 from ivr.routing import routes
+from ivr.routing.dialplan import CHAIN_CONTEXT
 from ivr.routing.routes import RouteTable
 from ivr.routing.staging import table_for
 from ivr.settings import Settings, Storage
@@ -558,6 +568,8 @@ class Controller:
         left = {channel for channel in owned if not self.dispatcher.known(channel)}
         if left:  # left in our app by a previous controller process (killed, crashed)
             repairs.extend(await self._take_over(left))
+        if self.services.dial_path == "dialplan":  # and in Asterisk's ring chains, out of the app
+            await self._take_over_chains()
         # Concurrently (each is a few REST requests): after an outage with hundreds of calls up,
         # one after another would keep the last caller waiting for seconds. Bounded, so the
         # burst does not crowd out the new calls' requests.
@@ -602,6 +614,41 @@ class Controller:
             log.warning("resync_release_stale_channel", channel=channel)
             work.append(self._release(channel))
         return work
+
+    async def _take_over_chains(self) -> None:
+        """The callers a previous controller process sent down a ring chain (HOTLINE_DIAL_PATH=dialplan).
+
+        They left our app for the chain, so they are not among its channels; Asterisk rings on or
+        carries their conversation without us. Each with a row is followed to its end (`adopt_chain`):
+        the row in progress again, the talk time, the ticket number and survey when the department
+        hangs up. One without a row (the arrival's write lost) is left to the dialplan, which hangs
+        it up after the chain, as when no controller runs.
+        """
+        try:
+            channels = [
+                c
+                for c in await self.ari.list_channels()
+                if (c.get("dialplan") or {}).get("context") == CHAIN_CONTEXT and not self.dispatcher.known(str(c["id"]))
+            ]
+            if not channels:
+                return
+            bridges = await self.ari.list_bridges()
+        except AriError as exc:
+            log.warning("chains_unlisted", error=str(exc))
+            return
+        rows, _ = await asyncio.to_thread(self._rows_of, [str(c["id"]) for c in channels])
+        found = in_chain(channels, bridges, {ch: row["call_id"] for ch, row in rows.items()}, now=time.time())
+        log.info(
+            "chains_found",
+            talking=sum(f.since is not None for f in found),
+            ringing=sum(f.since is None for f in found),
+            without_row=len(channels) - len(found),
+        )
+        for chained in found:
+            record = CallRecord.from_row(rows[chained.citizen])
+            table, services, role = self._table_for(record)
+            call = self._ari_call(chained.citizen, record, chained.caller_number)
+            self._launch(call, record, adopt_chain(call, chained, record, table, services), role)
 
     def _rows_of(self, channels: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         """The call log's rows of these citizen channels, and their calls' tickets (by call id)."""

@@ -95,3 +95,48 @@ def test_conversations_go_on_through_a_controller_kill_and_the_next_one_complete
     assert rows["139****0202"]["outcome"] == "interrupted"
     assert second.saw("controller_starting", interrupted_calls=TALKERS + 2)
     # (0 channels and 0 bridges left afterwards: the conftest checks it after every test.)
+
+
+def test_a_ring_chains_conversation_goes_on_through_a_controller_kill_and_the_next_one_finishes_the_call(
+    asterisk: Ari, start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
+    """HOTLINE_DIAL_PATH=dialplan: Asterisk, not the controller, holds a conversation its ring chain made.
+
+    The restarted controller finds the caller in the chain, follows the talk to its end and, when the
+    department hangs up, gives the caller the ticket number and the survey, in the same row."""
+    dialplan = {"HOTLINE_DIAL_PATH": "dialplan"}
+    department = phones(DEPARTMENTS_PORT, talk_ms=TALK_S * 1000)
+    first = start_controller(env=dialplan)
+
+    with ThreadPoolExecutor(1) as pool:
+        talker = pool.submit(place_call, "12345", "1", caller="13912340000", talk_ms=60000, local_port=5071)
+        until(lambda: department.invites(), timeout=30, what="the chain to ring the department")
+        assert first.saw("ring_chain_started")
+        time.sleep(2.0)  # into the talk
+
+        first.killed = True
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(5)
+        killed_at = time.time()
+        time.sleep(3.0)
+        second = start_controller(env=dialplan)
+        assert second.saw("chains_found", talking=1, ringing=0, without_row=0), second.events("chains_found")
+
+        call = talker.result()
+        assert call.succeeded, call.stderr
+
+    # The conversation lasted its full length: the department hung up, nobody hung up on it.
+    assert (sent_requests(department, "BYE"), received_requests(department, "BYE")) == (1, 0)
+
+    def complete() -> list[dict[str, Any]]:
+        rows = second.calllog.calls()
+        return rows if len(rows) == 1 and rows[0]["ended_at"] else []
+
+    (row,) = until(complete, timeout=15, what="the row to be complete")
+    assert (row["outcome"], row["hangup_by"], row["unit"]) == ("connected", "callee", "市公安局")
+    assert TALK_S - 1 <= row["talk_seconds"] <= TALK_S + 1, row
+    assert row["ended_at"] > killed_at + TALK_S - 5
+    steps = [s["name"] for s in second.calllog.steps(row["call_id"])]
+    assert steps[0] == "adopted" and "callee_hangup" in steps and "survey" in steps, steps
+    assert second.saw("ticket_told")
+    assert second.saw("controller_starting", interrupted_calls=1)

@@ -10,13 +10,25 @@ from typing import Any
 import pytest
 
 from ivr.ari import events as ev
-from ivr.call.adopt import Talking, Waiting, adopt_call, created_at, outcome_for, sort_leftovers
+from ivr.call.adopt import (
+    InChain,
+    Talking,
+    Waiting,
+    adopt_call,
+    adopt_chain,
+    created_at,
+    in_chain,
+    outcome_for,
+    sort_leftovers,
+)
 from ivr.call.ari_call import AriCall
 from ivr.call.books import Services
 from ivr.calllog import CallLog, open_calllog
 from ivr.calllog.records import CallRecord, Outcome
 from ivr.errors import AriNotFound
 from ivr.prompts import Prompts
+from ivr.routing import routes
+from ivr.routing.dialplan import CHAIN_BACK, CHAIN_CONTEXT
 
 NOW = 1_764_900_000.0
 CALL, OTHER = "0123456789abcdef", "fedcba9876543210"
@@ -140,6 +152,12 @@ class StandInAri:
     async def destroy_bridge(self, bid: str) -> None:
         self.requests.append(("destroy_bridge", bid))
 
+    async def subscribe(self, source: str) -> None:
+        self.requests.append(("subscribe", source))
+
+    async def play(self, cid: str, playback: str, media: list[str]) -> None:
+        self.requests.append(("play", ",".join(media)))
+
 
 def a_killed_controllers_row(tmp_path: Path) -> CallLog:
     """A call log whose call was in progress when its controller was killed, opened again."""
@@ -202,3 +220,92 @@ async def test_a_side_gone_before_the_adoption_ends_it_at_once(tmp_path: Path) -
     row, ari = await adopt(tmp_path, [], gone=frozenset({LEG}))
     assert (row["outcome"], row["hangup_by"]) == ("connected", "callee")
     assert ("hangup", CITIZEN) in ari.requests
+
+
+# -- a caller a dead controller sent down a ring chain (HOTLINE_DIAL_PATH=dialplan) ---------------
+def in_context(cid: str, context: str, number: str = "13900001234") -> dict[str, Any]:
+    return {"id": cid, "state": "Up", "caller": {"number": number}, "dialplan": {"context": context, "exten": "x"}}
+
+
+def test_callers_in_a_ring_chain_are_found_ringing_or_talking_since_dials_bridge_was_made() -> None:
+    found = in_chain(
+        [
+            in_context("1733.1", CHAIN_CONTEXT),  # its chain rings
+            in_context("1733.2", CHAIN_CONTEXT, "13900005678"),  # talking to the department Dial reached
+            in_context("1733.3", "departments"),  # that department's channel, Asterisk's own
+            in_context("1733.4", CHAIN_CONTEXT),  # no row in the call log: not ours to follow
+            in_context("1733.5", "hotline"),  # in the menu: in our app, sorted by sort_leftovers
+        ],
+        [bridge("5f1c0c9e-dial", "1733.2", "1733.3")],
+        {"1733.1": CALL, "1733.2": OTHER, "1733.5": "0000000000000005"},
+        now=NOW,
+    )
+    since = dt.datetime(2025, 12, 5, 2, 0, 0, 250000, tzinfo=dt.UTC).timestamp()
+    assert found == [
+        InChain(CALL, "1733.1", "13900001234", None),
+        InChain(OTHER, "1733.2", "13900005678", since, "1733.3"),
+    ]
+
+
+def back_from_chain(status: str, answered: str = "") -> ev.Event:
+    return ev.parse({"type": "StasisStart", "channel": {"id": CITIZEN}, "args": [CHAIN_BACK, status, answered]})
+
+
+def dial_answered(peer: str) -> ev.Event:
+    raw = {"type": "Dial", "caller": {"id": CITIZEN}, "peer": {"id": peer}, "dialstatus": "ANSWER"}
+    return ev.parse(raw)
+
+
+async def adopt_in_chain(
+    tmp_path: Path, events: list[ev.Event], since: float | None, gone: frozenset[str] = frozenset()
+) -> tuple[dict[str, Any], StandInAri]:
+    log = a_killed_controllers_row(tmp_path)
+    ari = StandInAri(gone)
+    (row,) = log.calls()
+    call = AriCall(ari, CALL, CITIZEN, register=lambda *_: None, unregister=lambda _: None)  # type: ignore[arg-type]
+    for event in events:
+        call.queue.put_nowait(event)
+    found = InChain(CALL, CITIZEN, "13900001234", since, "1733.3" if since else "")
+    table = routes.load(Path(__file__).parents[3] / "routes.yaml")
+    await adopt_chain(call, found, CallRecord.from_row(row), table, Services(log, Prompts(), dt.datetime.now))
+    log.close()
+    log = open_calllog(tmp_path / "calllog.sqlite3")
+    (row,) = log.calls()
+    return {**row, "steps": [s["name"] for s in log.steps(CALL)]}, ari
+
+
+async def test_a_conversation_in_the_chain_goes_on_and_its_end_brings_the_caller_back_for_the_rest(
+    tmp_path: Path,
+) -> None:
+    row, ari = await adopt_in_chain(tmp_path, [back_from_chain("ANSWER", "8")], since=time.time() - 8)
+    assert ari.requests[0] == ("subscribe", f"channel:{CITIZEN}")  # events of a channel out of Stasis
+    assert (row["outcome"], row["hangup_by"]) == ("connected", "callee")
+    assert 7.9 <= row["talk_seconds"] <= 9.0  # from Dial's bridge, 8 s before the adoption
+    assert row["steps"][0] == "adopted" and row["steps"][-1] == "ended"
+    assert ("hangup", CITIZEN) in ari.requests  # after what follows a conversation (no ticket here)
+
+
+async def test_the_citizen_hanging_up_in_the_chains_conversation_is_on_record_with_the_talk_time(
+    tmp_path: Path,
+) -> None:
+    row, ari = await adopt_in_chain(tmp_path, [destroyed(CITIZEN)], since=time.time() - 8)
+    assert (row["outcome"], row["hangup_by"]) == ("connected", "caller")
+    assert 7.9 <= row["talk_seconds"] <= 9.0
+    assert ("hangup", CITIZEN) not in ari.requests  # gone already; the dialplan hangs up the department
+
+
+async def test_a_chain_answered_after_the_adoption_is_a_conversation_from_the_answer(tmp_path: Path) -> None:
+    row, _ = await adopt_in_chain(tmp_path, [dial_answered("1733.3"), back_from_chain("ANSWER", "0")], since=None)
+    assert (row["outcome"], row["hangup_by"]) == ("connected", "callee")
+    assert row["steps"][0] == "resumed"
+
+
+async def test_a_chain_nobody_answered_leads_on_as_any_unanswered_route(tmp_path: Path) -> None:
+    row, ari = await adopt_in_chain(tmp_path, [back_from_chain("NOANSWER"), destroyed(CITIZEN)], since=None)
+    assert ("play", "sound:hotline/dept-noanswer") in ari.requests  # then the operators, as on any call
+    assert (row["outcome"], row["hangup_by"]) == ("abandoned", "caller")
+
+
+async def test_a_caller_gone_before_the_subscription_is_on_record_at_once(tmp_path: Path) -> None:
+    row, ari = await adopt_in_chain(tmp_path, [], since=time.time() - 8, gone=frozenset({CITIZEN}))
+    assert (row["outcome"], row["hangup_by"]) == ("connected", "caller")
