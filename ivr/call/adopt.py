@@ -41,6 +41,7 @@ _LEG = re.compile(r"^(?P<call>.+)-out(?P<seq>\d+)$")
 _BRIDGE = re.compile(r"^(?P<call>.+)-(?P<kind>br|talk)(?P<seq>\d+)$")
 
 OPERATOR_TARGETS = "operators"  # HOTLINE_TARGET of the operators' group line; a seat's is its name
+ENTRY_CONTEXT = "hotline-entry"  # dialplan/extensions.conf: where a citizen's call enters Stasis
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Waiting:
     citizen: str
     call_id: str  # "" when the call log has no row for the channel
     caller_number: str
-    entry: str  # the number dialled, from the channel's dialplan position
+    entry: str  # the number dialled, from the channel's dialplan position ("" when it is not there)
     legs: tuple[str, ...] = ()  # its lines still ringing or held: hung up first
     seq: int = 0  # the highest sequence number in the ids of its legs and bridges still up: new ones go above
 
@@ -165,7 +166,15 @@ def sort_leftovers(
         elif call in adopted:  # e.g. a line rung for a transfer: not part of the conversation
             out.stray_legs.extend(sorted(leg for leg in its_legs if leg not in adopted[call]))
         seen.update(its_legs)
-    out.unknown = sorted(cid for cid in chans if cid not in seen)
+    for cid in sorted(cid for cid in chans if cid not in seen):
+        chan = chans[cid]
+        if (chan.get("dialplan") or {}).get("context") == ENTRY_CONTEXT:
+            # A citizen who had just arrived: the dead controller's write of their row had not reached
+            # the call log (a kill within milliseconds). The menu again, with a new row: sent to the
+            # fallback instead, the call would have no row at all (its stasis is not FAILED).
+            out.waiting.append(Waiting(cid, "", str((chan.get("caller") or {}).get("number", "")), ""))
+        else:
+            out.unknown.append(cid)
     return out
 
 

@@ -707,7 +707,7 @@ class Controller:
             record = CallRecord.from_row(row)
             record.routes_version = self.table.digest
         else:
-            record = self._new_record(found.citizen, "", found.entry or self.table.hotline_number, found.caller_number)
+            record = self._new_record(found.citizen, "", await self._entry_of(found), found.caller_number)
         record.resumed(after="controller_restart")
         table, services, role = self._table_for(record)
         # Its ids go on from the dead controller's: a leg, bridge or playback of the same id would
@@ -716,6 +716,17 @@ class Controller:
             found.citizen, record, found.caller_number, first_seq=found.seq, first_playback=first_playback
         )
         self._launch(call, record, handle_call(call, record, table, services), role)
+
+    async def _entry_of(self, found: Waiting) -> str:
+        """The number a caller without a row dialled: in Stasis its dialplan position is the entry
+        context's `s`, the number is in HOTLINE_ENTRY (extensions.conf)."""
+        if found.entry.isdigit():
+            return found.entry
+        try:
+            entry = await self.ari.get_variable(found.citizen, "HOTLINE_ENTRY")
+        except AriError:
+            entry = ""
+        return entry if entry.isdigit() else self.table.hotline_number
 
     def _new_record(self, channel: str, call_id: str, entry: str, caller_number: str) -> CallRecord:
         return CallRecord(

@@ -26,6 +26,7 @@ CALLER = "13912345678"
 SCREENSHOT = REPO / "docs" / "console.png"
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
 
@@ -42,6 +43,14 @@ def browser() -> Iterator[object]:
         yield driver
     finally:
         driver.quit()
+
+
+def text_of(driver: object, element_id: str) -> str:
+    """The element's text, "" while the page shown has no such element (a navigation or a refresh under way)."""
+    try:
+        return str(driver.find_element(By.ID, element_id).text)  # type: ignore[attr-defined]
+    except (NoSuchElementException, StaleElementReferenceException):
+        return ""
 
 
 def test_an_operator_sees_the_screen_pop_of_a_real_call_and_consults_the_police(
@@ -66,14 +75,15 @@ def test_an_operator_sees_the_screen_pop_of_a_real_call_and_consults_the_police(
     driver.find_element(By.ID, "name").send_keys("li")  # type: ignore[attr-defined]
     driver.find_element(By.ID, "password").send_keys("li's password")  # type: ignore[attr-defined]
     driver.find_element(By.ID, "login").click()  # type: ignore[attr-defined]
-    until(lambda: driver.find_element(By.ID, "state").text == "ready", timeout=10, what="the seat shown ready")  # type: ignore[attr-defined]
+    # Until the login's redirect has landed, the page is still the login form, which has no #state.
+    until(lambda: text_of(driver, "state") == "ready", timeout=10, what="the seat shown ready")
 
     with ThreadPoolExecutor(1) as pool:
         call = pool.submit(place_call, "12345", "20", caller=CALLER, talk_ms=40000, local_port=5072, timeout_s=90)
         until(lambda: len(seat.invites()) == 1, timeout=30, what="seat-1's phone to ring")
 
         def shown(element: str) -> str:
-            return str(driver.find_element(By.ID, element).text)  # type: ignore[attr-defined]
+            return text_of(driver, element)
 
         until(lambda: shown("call-status") == "answered", timeout=20, what="the screen pop of the answered call")
         assert shown("menu-path") == "main/social"

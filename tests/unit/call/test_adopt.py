@@ -86,6 +86,15 @@ def test_a_channel_of_no_call_we_know_goes_to_the_fallback_as_before() -> None:
     assert found.waiting == [] and found.talking == []
 
 
+def test_a_citizen_whose_arrival_never_reached_the_log_hears_the_menu_again_with_a_new_row() -> None:
+    """Killed within milliseconds of the arrival: the channel sits in the entry context with no row.
+    To the fallback it would have no row at all (only stasis=FAILED calls are counted from Asterisk)."""
+    arrived = {**channel("1733.9", "13900005678"), "dialplan": {"context": "hotline-entry", "exten": "s"}}
+    found = sort_leftovers([arrived], [], {}, now=NOW)
+    assert found.waiting == [Waiting("1733.9", "", "13900005678", "")]
+    assert found.unknown == []
+
+
 def test_a_conversation_whose_row_never_reached_the_log_is_found_by_its_bridge() -> None:
     found = sort_leftovers(
         [channel("1733.7"), channel(f"{CALL}-out1")], [bridge(f"{CALL}-br2", "1733.7", f"{CALL}-out1")], {}, now=NOW
