@@ -99,6 +99,13 @@ async def bounded_gather(coros: list[Coroutine[Any, Any, None]], limit: int) -> 
     await asyncio.gather(*(one(c) for c in coros))
 
 
+def _with_ticket(record: CallRecord, ticket: dict[str, Any] | None) -> None:
+    """The route a call's arrival row does not hold yet, from its ticket (written when it was opened)."""
+    if ticket is not None and not record.ticket_id:
+        record.ticket_id = ticket["ticket_id"]
+        record.unit, record.mode, record.route_id = ticket["unit"], ticket["mode"], ticket["route_id"]
+
+
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
     """In pieces a database takes as one query's parameters."""
     return [items[n : n + size] for n in range(0, len(items), size)]
@@ -585,7 +592,13 @@ class Controller:
         bridge) goes to the dialplan's safe fallback, apology + duty line, as before.
         """
         try:
-            channels = [c for c in await self.ari.list_channels() if c.get("id") in left]
+            # A caller in a ring chain is among the app's channels (subscribed) but out of Stasis:
+            # `_take_over_chains` follows it; answered here as a caller in the menu, it would be cut.
+            channels = [
+                c
+                for c in await self.ari.list_channels()
+                if c.get("id") in left and (c.get("dialplan") or {}).get("context") != CHAIN_CONTEXT
+            ]
             bridges = await self.ari.list_bridges()
         except AriError as exc:
             log.warning("leftovers_unlisted", error=str(exc))
@@ -636,7 +649,7 @@ class Controller:
         except AriError as exc:
             log.warning("chains_unlisted", error=str(exc))
             return
-        rows, _ = await asyncio.to_thread(self._rows_of, [str(c["id"]) for c in channels])
+        rows, tickets = await asyncio.to_thread(self._rows_of, [str(c["id"]) for c in channels])
         found = in_chain(channels, bridges, {ch: row["call_id"] for ch, row in rows.items()}, now=time.time())
         log.info(
             "chains_found",
@@ -646,6 +659,7 @@ class Controller:
         )
         for chained in found:
             record = CallRecord.from_row(rows[chained.citizen])
+            _with_ticket(record, tickets.get(chained.call_id))  # the route and ticket, for what follows the talk
             table, services, role = self._table_for(record)
             call = self._ari_call(chained.citizen, record, chained.caller_number)
             self._launch(call, record, adopt_chain(call, chained, record, table, services), role)
@@ -679,9 +693,7 @@ class Controller:
             record = CallRecord.from_row(row)
         else:  # the arrival's write never reached the log (a kill within milliseconds)
             record = self._new_record(found.citizen, found.call_id, self.table.hotline_number, caller_number)
-        if ticket is not None and not record.ticket_id:
-            record.ticket_id = ticket["ticket_id"]
-            record.unit, record.mode, record.route_id = ticket["unit"], ticket["mode"], ticket["route_id"]
+        _with_ticket(record, ticket)
         call = self._ari_call(found.citizen, record, caller_number)
         outcome = outcome_for(found.bridge, targets)
         seats = {seat.name for seat in self.table.operators.seats}
