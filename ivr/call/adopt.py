@@ -15,10 +15,11 @@ Asterisk and the call log, so the call path pays nothing for it:
 `sort_leftovers` decides, purely, what each leftover is; `adopt_call` carries one conversation to
 its end, like `handle_call` from the bridge on.
 
-A caller the dead controller had sent down a ring chain (HOTLINE_DIAL_PATH=dialplan) is not in the
-app at all: Asterisk rings the chain, or carries the conversation Dial bridged, on its own. `in_chain`
-finds those callers among all channels (their dialplan context is the chain's); `adopt_chain` follows
-each from where Asterisk has it to the call's end, as `handle_call` would have from `ring_route` on.
+A caller the dead controller had sent down a ring chain (HOTLINE_DIAL_PATH=dialplan) is out of Stasis,
+but still among the app's channels (the subscription to it outlives the controller): Asterisk rings the
+chain, or carries the conversation Dial bridged, on its own. `in_chain` finds those callers (their
+dialplan context is the chain's); `adopt_chain` follows each from where Asterisk has it to the call's
+end, as `handle_call` would have from `ring_route` on.
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ def in_chain(
     *,
     now: float,
 ) -> list[InChain]:
-    """The callers among `channels` (GET /channels: all of Asterisk's) that a ring chain holds.
+    """The callers among `channels` (the app's, GET /channels) that a ring chain holds.
 
     Only those with a row in the call log (`calls_by_channel`: citizen channel id -> call id) are
     ours; a caller in a bridge (Dial's own, GET /bridges) is talking since the bridge was made.

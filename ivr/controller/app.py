@@ -35,6 +35,7 @@ from ivr.ari import events as ev
 from ivr.ari.client import AriClient
 from ivr.ari.stream import connections
 from ivr.call.adopt import (
+    InChain,
     Talking,
     Waiting,
     adopt_call,
@@ -575,8 +576,6 @@ class Controller:
         left = {channel for channel in owned if not self.dispatcher.known(channel)}
         if left:  # left in our app by a previous controller process (killed, crashed)
             repairs.extend(await self._take_over(left))
-        if self.services.dial_path == "dialplan":  # and in Asterisk's ring chains, out of the app
-            await self._take_over_chains()
         # Concurrently (each is a few REST requests): after an outage with hundreds of calls up,
         # one after another would keep the last caller waiting for seconds. Bounded, so the
         # burst does not crowd out the new calls' requests.
@@ -590,23 +589,25 @@ class Controller:
         hang-up and completes the row); its callers not yet talking to anyone start again at the
         menu; legs and bridges nobody needs any more go; what we cannot place (no row, no
         bridge) goes to the dialplan's safe fallback, apology + duty line, as before.
+
+        A caller it had sent down a ring chain (HOTLINE_DIAL_PATH=dialplan) is among them too: out
+        of Stasis, but still in the app, whose subscription to its channel outlived the controller.
+        Asterisk rings on or carries the conversation without us; `adopt_chain` follows it to the end
+        of the call. Taken for a caller in the menu, it would be answered again, and cut.
         """
         try:
-            # A caller in a ring chain is among the app's channels (subscribed) but out of Stasis:
-            # `_take_over_chains` follows it; answered here as a caller in the menu, it would be cut.
-            channels = [
-                c
-                for c in await self.ari.list_channels()
-                if c.get("id") in left and (c.get("dialplan") or {}).get("context") != CHAIN_CONTEXT
-            ]
+            listed = [c for c in await self.ari.list_channels() if c.get("id") in left]
             bridges = await self.ari.list_bridges()
         except AriError as exc:
             log.warning("leftovers_unlisted", error=str(exc))
-            channels, bridges = [{"id": c} for c in left], []
+            listed, bridges = [{"id": c} for c in left], []
         ours = {call.id for call in self.dispatcher.calls()}
         bridges = [b for b in bridges if call_of_bridge(str(b.get("id", ""))) not in ours]
-        rows, tickets = await asyncio.to_thread(self._rows_of, [str(c["id"]) for c in channels])
-        found = sort_leftovers(channels, bridges, {ch: row["call_id"] for ch, row in rows.items()}, now=time.time())
+        rows, tickets = await asyncio.to_thread(self._rows_of, [str(c["id"]) for c in listed])
+        calls_by_channel = {ch: row["call_id"] for ch, row in rows.items()}
+        in_stasis = [c for c in listed if (c.get("dialplan") or {}).get("context") != CHAIN_CONTEXT]
+        found = sort_leftovers(in_stasis, bridges, calls_by_channel, now=time.time())
+        chained = in_chain(listed, bridges, calls_by_channel, now=time.time())
         log.info(
             "leftovers_found",
             talking=len(found.talking),
@@ -615,12 +616,20 @@ class Controller:
             stray_bridges=len(found.stray_bridges),
             unknown=len(found.unknown),
         )
-        numbers = {str(c["id"]): str((c.get("caller") or {}).get("number", "")) for c in channels}
+        if len(in_stasis) < len(listed):
+            log.info(
+                "chains_found",
+                talking=sum(c.since is not None for c in chained),
+                ringing=sum(c.since is None for c in chained),
+                without_row=len(listed) - len(in_stasis) - len(chained),
+            )
+        numbers = {str(c["id"]): str((c.get("caller") or {}).get("number", "")) for c in listed}
         work: list[Coroutine[Any, Any, None]] = []
         for talking in found.talking:
             row = rows.get(talking.citizen)
             work.append(self._adopt(talking, row, tickets.get(talking.call_id), numbers.get(talking.citizen, "")))
         work.extend(self._menu_again(waiting, rows.get(waiting.citizen)) for waiting in found.waiting)
+        work.extend(self._follow_chain(c, rows[c.citizen], tickets.get(c.call_id)) for c in chained)
         work.extend(self._quiet_hangup(leg) for leg in found.stray_legs)
         work.extend(quietly(self.ari.destroy_bridge(bridge)) for bridge in found.stray_bridges)
         for channel in found.unknown:
@@ -628,41 +637,17 @@ class Controller:
             work.append(self._release(channel))
         return work
 
-    async def _take_over_chains(self) -> None:
-        """The callers a previous controller process sent down a ring chain (HOTLINE_DIAL_PATH=dialplan).
+    async def _follow_chain(self, found: InChain, row: dict[str, Any], ticket: dict[str, Any] | None) -> None:
+        """Follow a caller a dead controller had sent down a ring chain: one `adopt_chain` coroutine for it.
 
-        They left our app for the chain, so they are not among its channels; Asterisk rings on or
-        carries their conversation without us. Each with a row is followed to its end (`adopt_chain`):
-        the row in progress again, the talk time, the ticket number and survey when the department
-        hangs up. One without a row (the arrival's write lost) is left to the dialplan, which hangs
-        it up after the chain, as when no controller runs.
+        One without a row (the arrival's write lost) is not among them: the dialplan hangs it up
+        after the chain, as when no controller runs.
         """
-        try:
-            channels = [
-                c
-                for c in await self.ari.list_channels()
-                if (c.get("dialplan") or {}).get("context") == CHAIN_CONTEXT and not self.dispatcher.known(str(c["id"]))
-            ]
-            if not channels:
-                return
-            bridges = await self.ari.list_bridges()
-        except AriError as exc:
-            log.warning("chains_unlisted", error=str(exc))
-            return
-        rows, tickets = await asyncio.to_thread(self._rows_of, [str(c["id"]) for c in channels])
-        found = in_chain(channels, bridges, {ch: row["call_id"] for ch, row in rows.items()}, now=time.time())
-        log.info(
-            "chains_found",
-            talking=sum(f.since is not None for f in found),
-            ringing=sum(f.since is None for f in found),
-            without_row=len(channels) - len(found),
-        )
-        for chained in found:
-            record = CallRecord.from_row(rows[chained.citizen])
-            _with_ticket(record, tickets.get(chained.call_id))  # the route and ticket, for what follows the talk
-            table, services, role = self._table_for(record)
-            call = self._ari_call(chained.citizen, record, chained.caller_number)
-            self._launch(call, record, adopt_chain(call, chained, record, table, services), role)
+        record = CallRecord.from_row(row)
+        _with_ticket(record, ticket)  # the route and ticket, for what follows the talk
+        table, services, role = self._table_for(record)
+        call = self._ari_call(found.citizen, record, found.caller_number)
+        self._launch(call, record, adopt_chain(call, found, record, table, services), role)
 
     def _rows_of(self, channels: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         """The call log's rows of these citizen channels, and their calls' tickets (by call id)."""
