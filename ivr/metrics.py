@@ -262,6 +262,12 @@ class Metrics:
             "Calls let be in setup at once (adaptive admission); beyond it new calls are refused. 0: not adaptive.",
             registry=r,
         )
+        self.shed_ratio = Gauge(
+            "hotline_admission_shed_ratio",
+            "Share of new calls the dialplan refuses before they reach the controller (0-1), from the share the "
+            "controller itself refused.",
+            registry=r,
+        )
         self.in_setup = Gauge(
             "hotline_admission_calls_in_setup", "Calls admitted and not yet hearing their first prompt.", registry=r
         )
@@ -381,8 +387,11 @@ class Metrics:
     def call_refused(self) -> None:
         self.refused.inc()
 
-    def admission_seen(self, limit: float, in_setup: int, ari_p90_s: float | None, loop_lag_s: float) -> None:
+    def admission_seen(
+        self, limit: float, in_setup: int, ari_p90_s: float | None, loop_lag_s: float, shed: float = 0.0
+    ) -> None:
         self.admission_limit.set(limit)
+        self.shed_ratio.set(shed)
         self.in_setup.set(in_setup)
         if ari_p90_s is not None:  # no request in the probe: the last figure stands
             self.ari_p90.set(ari_p90_s)

@@ -166,6 +166,10 @@ class AriClient:
     async def set_variable(self, channel: str, name: str, value: str) -> None:
         await self.request("POST", f"/channels/{channel}/variable", {"variable": name, "value": value})
 
+    async def set_global(self, name: str, value: str) -> None:
+        """A global dialplan variable (${GLOBAL(name)}), as `Set(GLOBAL(name)=value)` would."""
+        await self.request("POST", "/asterisk/variable", {"variable": name, "value": value})
+
     async def get_variable(self, channel: str, name: str) -> str:
         data = await self.request("GET", f"/channels/{channel}/variable", {"variable": name})
         return str((data or {}).get("value", ""))

@@ -18,6 +18,13 @@ box must take every call, whatever its latency history. By Little's law the call
 arrival rate × setup time, so they stay a handful on a healthy box at any rate it can carry and
 grow only when each setup slows down, i.e. when the box is overloaded.
 
+Refusing in the controller still costs Asterisk an INVITE, a Stasis entry and two ARI messages per
+refused call, and under a sustained overload those refusals alone slow the calls that were taken. So
+the controller also publishes the share of new calls it is refusing (`Shedding`) as two Asterisk
+globals, and the dialplan refuses that share before Stasis (dialplan/extensions.conf
+[hotline-entry]), where a refusal costs a few dialplan steps. The share expires on its own a few
+seconds after the last publication: a controller that dies while shedding leaves no gate behind.
+
 HOTLINE_MAX_CALL_RATE > 0 (or HOTLINE_ADMISSION=fixed) instead takes a fixed number of new calls
 per second (`FixedRate`), for an operator who has benchmarked the box; HOTLINE_ADMISSION=off
 takes every call.
@@ -152,3 +159,34 @@ class InSetup:
 
     def __len__(self) -> int:
         return len(self._calls)
+
+
+class Shedding:
+    """The share of new calls Asterisk refuses before they reach the controller. Pure: fed, each probe, the
+    calls that reached the controller and how many of them its own gate refused.
+
+    The calls reaching the controller are the offered ones less the share already shed, so when the
+    controller refuses `refused` of `reached`, the box carries (reached - refused) / reached of what
+    passes the gate, i.e. that times (1 - share) of all it is offered: the new share is the rest. A
+    probe with no refusal lowers the share by `step_down`, so it follows a load that eases: when it
+    falls too far, the controller's own gate refuses again and the share comes back. Capped at
+    `most`: a trickle always reaches the controller, which must see calls to tell the load eased.
+    """
+
+    def __init__(self, *, step_down: float = 0.05, most: float = 0.9) -> None:
+        self.share = 0.0
+        self.step_down = step_down
+        self.most = most
+
+    def update(self, reached: int, refused: int) -> float:
+        if reached > 0 and refused > 0:
+            carried = (reached - min(refused, reached)) / reached * (1.0 - self.share)
+            self.share = min(self.most, 1.0 - carried)
+        else:
+            self.share = max(0.0, self.share - self.step_down)
+        return self.share
+
+    @property
+    def percent(self) -> int:
+        """The share as the dialplan reads it: whole percent (RAND(1,100) <= percent is refused)."""
+        return round(self.share * 100)

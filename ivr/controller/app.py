@@ -56,7 +56,7 @@ from ivr.citizen.progress import CallLogTickets
 from ivr.console.accounts import AccountStore
 from ivr.console.screen import Hotline
 from ivr.console.web import Console
-from ivr.controller.admission import AdaptiveLimit, FixedRate, InSetup, Signals, p90
+from ivr.controller.admission import AdaptiveLimit, FixedRate, InSetup, Shedding, Signals, p90
 from ivr.controller.editing import RouteEditing
 from ivr.controller.sdnotify import Notifier
 from ivr.errors import AriError, CallLogError, ConfigError, RoutesError
@@ -85,6 +85,9 @@ from ivr.timekeeping import local_clock
 log = structlog.get_logger("ivr.controller.app")
 
 FALLBACK_CONTEXT = ("hotline-fallback", "operators")  # dialplan/extensions.conf
+# The share the dialplan refuses before Stasis (extensions.conf [hotline-entry]) and until when (epoch s).
+SHED_PERCENT, SHED_UNTIL = "HOTLINE_SHED_PERCENT", "HOTLINE_SHED_UNTIL"
+SHED_HOLD_S = 3  # a published share lasts this long unless renewed: the probe renews it every 0.5 s
 REFUSED_CONTEXT = ("hotline-refused", "congestion")  # ditto: Asterisk records the refusal, then 503
 RESYNC_CONCURRENCY = 16  # calls repaired at once after a reconnect
 
@@ -201,6 +204,9 @@ class Controller:
         adaptive = settings.admission == "adaptive"
         self.adaptive = AdaptiveLimit(ceiling=settings.admission_max_setups) if adaptive else None
         self.in_setup = InSetup()
+        self.shedding = Shedding()
+        self._reached = self._refused = 0  # calls that reached _start_call since the last probe, refused of them
+        self._shed_published: int | None = None  # the percent Asterisk holds; None: not known (publish)
         self.evidence = Importer(settings.asterisk_events)
 
     def _services(self, table: RouteTable, clock: Callable[[], dt.datetime]) -> Services:
@@ -458,7 +464,28 @@ class Controller:
                         loop_lag_ms=round(lag * 1000, 1),
                     )
                 limit = self.adaptive.limit
-            self.metrics.admission_seen(limit, signals.in_setup, signals.ari_p90_s, lag)
+            self.shedding.update(self._reached, self._refused)
+            self._reached = self._refused = 0
+            self.metrics.admission_seen(limit, signals.in_setup, signals.ari_p90_s, lag, self.shedding.share)
+            await self._publish_shedding()
+
+    async def _publish_shedding(self) -> None:
+        """Tell the dialplan which share of new calls to refuse before Stasis: renewed while it is not 0,
+        set to 0 once when it falls there (and at the first probe: a previous controller's share)."""
+        percent = self.shedding.percent
+        if percent == 0 and self._shed_published == 0:
+            return
+        try:
+            if percent > 0:
+                await self.ari.set_global(SHED_UNTIL, str(int(time.time()) + SHED_HOLD_S))
+            await self.ari.set_global(SHED_PERCENT, str(percent))
+        except AriError as exc:  # Asterisk away: the share expires there by itself
+            log.warning("shedding_publish_failed", percent=percent, error=str(exc))
+            self._shed_published = None
+            return
+        if percent != self._shed_published and (percent == 0 or self._shed_published in (None, 0)):
+            log.info("shedding_in_dialplan", percent=percent)
+        self._shed_published = percent
 
     async def _refresh_gauges(self, interval: float = 15.0) -> None:
         """Gauges read from state: overdue tickets and open callbacks (from the call log, off the loop), the queue."""
@@ -739,9 +766,11 @@ class Controller:
         if not self.accepting:
             self._spawn(self._release(start.channel))
             return
+        self._reached += 1
         if not self.admission.admit() or (self.adaptive is not None and not self.adaptive.admit(len(self.in_setup))):
             # Beyond what this box can carry: refuse at once — unanswered, so the carrier gets
             # 503 and can retry elsewhere — rather than slow every call.
+            self._refused += 1
             self.admission.refused += 1
             self.metrics.call_refused()
             self._spawn(self._refuse(start.channel))

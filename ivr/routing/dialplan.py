@@ -332,6 +332,13 @@ CHAIN_MISSING = "missing"  # ... whose extension the loaded dialplan does not ha
 CHAIN_RESULT = "HotlineRang"  # the user event after each Dial: its DIALSTATUS and HANGUPCAUSE
 
 
+# A caller back from a chain nobody answered while no controller runs (Stasis FAILED) is not dropped: the
+# apology and the duty line, as a caller arriving then. At `answer`, past the fallback's own count of calls
+# the controller never saw: this one has its row already (it stays `interrupted`). A caller whose
+# department hung up after a talk is hung up.
+FALLBACK = "hotline-fallback,operators,answer"
+
+
 def chain_extension(route: Route) -> str:
     """The extension of `route`'s ring chain: its id and a digest of what it dials.
 
@@ -366,7 +373,9 @@ def chain_dialplan(table: RouteTable, app: str = "hotline") -> str:
             lines.append(f" same => n,UserEvent({CHAIN_RESULT},status: ${{DIALSTATUS}},cause: ${{HANGUPCAUSE}})")
             lines.append(' same => n,GotoIf($["${DIALSTATUS}" = "ANSWER"]?back)')
         lines.append(f" same => n(back),Stasis({app},{CHAIN_BACK},${{DIALSTATUS}},${{ANSWEREDTIME}})")
+        lines.append(f' same => n,GotoIf($["${{STASISSTATUS}}" = "FAILED" & "${{DIALSTATUS}}" != "ANSWER"]?{FALLBACK})')
         lines.append(" same => n,Hangup()")
     lines.append(f"exten => i,1,Stasis({app},{CHAIN_BACK},{CHAIN_MISSING})")
+    lines.append(f' same => n,GotoIf($["${{STASISSTATUS}}" = "FAILED"]?{FALLBACK})')
     lines.append(" same => n,Hangup()")
     return "\n".join(lines) + "\n"

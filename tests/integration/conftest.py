@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -77,6 +78,14 @@ class Ari:
 
     def get(self, path: str) -> Any:
         req = urllib.request.Request(f"http://127.0.0.1:8088/ari{path}", headers=self.headers)
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def post(self, path: str, **params: str) -> Any:
+        query = urllib.parse.urlencode(params)
+        req = urllib.request.Request(
+            f"http://127.0.0.1:8088/ari{path}?{query}", method="POST", data=b"", headers=self.headers
+        )
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read() or b"null")
 

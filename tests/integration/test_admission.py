@@ -8,13 +8,15 @@ signals in tests/unit/controller/test_adaptive_admission.py.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from ivr.controller.app import SHED_PERCENT, SHED_UNTIL
 from lab.citizen import place_call
-from tests.integration.conftest import Controller
+from tests.integration.conftest import Ari, Controller, until
 
 pytestmark = pytest.mark.integration
 
@@ -45,3 +47,29 @@ def test_a_burst_beyond_the_setup_limit_is_refused_with_503_and_every_call_has_a
     assert len(rows) == CALLERS
     assert outcomes.count("refused") == len(refused)
     assert controller.saw("call_arrived")
+    # What the controller refused, it hands to the dialplan to refuse before Stasis (test below).
+    assert controller.saw("shedding_in_dialplan")
+
+
+def test_the_share_the_controller_publishes_is_refused_in_the_dialplan_before_it_reaches_the_controller(
+    asterisk: Ari, start_controller: Callable[..., Controller]
+) -> None:
+    controller = start_controller()
+    until(lambda: controller.saw("shedding_in_dialplan", percent=0) or None, what="the first probe's reset")
+    try:
+        # As the controller publishes under overload: all of it, for a minute.
+        asterisk.post("/asterisk/variable", variable=SHED_UNTIL, value=str(int(time.time()) + 60))
+        asterisk.post("/asterisk/variable", variable=SHED_PERCENT, value="100")
+        shed = place_call("12345", "", caller="13900001001", talk_ms=1000, local_port=5110, timeout_s=30)
+        messages = (shed.workdir / "messages.log").read_text(errors="replace")
+        assert "SIP/2.0 503" in messages and "SIP/2.0 200" not in messages
+        # Expired (a controller that died while shedding): taken again, without the controller renewing it.
+        asterisk.post("/asterisk/variable", variable=SHED_UNTIL, value=str(int(time.time()) - 1))
+        taken = place_call("12345", "", caller="13900001002", talk_ms=1000, local_port=5111, timeout_s=30)
+        assert taken.succeeded
+    finally:
+        asterisk.post("/asterisk/variable", variable=SHED_PERCENT, value="0")
+
+    rows = controller.finished_calls(2, timeout=30)  # the refused one from Asterisk's CEL record
+    assert [row["outcome"] == "refused" for row in rows].count(True) == 1
+    assert len(controller.events("call_arrived")) == 1  # the shed call never reached the controller

@@ -3,7 +3,7 @@ on synthetic signal sequences — one `Signals` per 0.5 s probe."""
 
 from __future__ import annotations
 
-from ivr.controller.admission import AdaptiveLimit, InSetup, Signals, p90
+from ivr.controller.admission import AdaptiveLimit, InSetup, Shedding, Signals, p90
 
 QUIET_ARI_S = 0.002  # an unloaded Asterisk answers an ARI request in ~2 ms
 
@@ -132,3 +132,53 @@ def test_calls_in_setup_are_counted_once_and_ending_twice_is_harmless() -> None:
     calls.end("a")
     calls.end("a")
     assert len(calls) == 1
+
+
+# -- shedding before Stasis: the share the dialplan refuses ----------------------------------------------
+
+
+def test_no_refusal_sheds_nothing() -> None:
+    shed = Shedding()
+    for _ in range(100):
+        shed.update(reached=40, refused=0)
+    assert shed.percent == 0
+
+
+def test_the_share_the_controller_refuses_moves_to_the_dialplan() -> None:
+    shed = Shedding()
+    shed.update(reached=45, refused=15)  # 90 calls/s offered, the box carries 60: a third refused
+    assert shed.percent == 33
+    # Next probe: a third is shed before Stasis, so 30 reach the controller, which takes them all.
+    shed.update(reached=30, refused=0)
+    assert 25 <= shed.percent < 33  # eased a step: the controller's own gate is the fine control
+
+
+def test_the_share_settles_near_what_the_box_cannot_carry_under_a_steady_overload() -> None:
+    """A box carrying 60 calls/s offered 90 (the benchmark's 150 % step), probes of 0.5 s."""
+    shed, offered, carried = Shedding(), 45.0, 30.0
+    shares = []
+    for _ in range(240):  # 2 minutes
+        reached = round(offered * (1 - shed.share))
+        shed.update(reached=reached, refused=max(0, reached - round(carried)))
+        shares.append(shed.share)
+    settled = shares[40:]
+    assert min(settled) >= 0.25 and max(settled) <= 0.4  # about the third that must go
+    assert sum(settled) / len(settled) > 0.3
+
+
+def test_the_share_falls_back_to_nothing_once_the_load_eases() -> None:
+    shed = Shedding()
+    shed.update(reached=45, refused=30)
+    assert shed.percent == 67
+    probes = 0
+    while shed.percent > 0:
+        shed.update(reached=20, refused=0)
+        probes += 1
+    assert probes <= 14  # ~7 s at 0.5 s a probe
+
+
+def test_a_trickle_always_reaches_the_controller_to_tell_that_the_load_eased() -> None:
+    shed = Shedding()
+    for _ in range(10):
+        shed.update(reached=10, refused=10)  # everything that reached it was refused
+    assert shed.share == shed.most < 1

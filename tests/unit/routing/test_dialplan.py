@@ -171,7 +171,7 @@ def test_each_route_gets_a_ring_chain_that_dials_its_numbers_in_order_then_retur
     dials = [s.args for s in steps if s.app == "Dial"]
     assert dials == [("PJSIP/3372000@departments", "20", "gr"), ("PJSIP/3372099@partners", "15", "gr")]
     assert [s.app for s in steps].count("UserEvent") == 2  # each number's status, told to the controller
-    assert steps[-2].app == "Stasis" and steps[-2].args[:2] == ("hotline", CHAIN_BACK)
+    assert steps[-3].app == "Stasis" and steps[-3].args[:2] == ("hotline", CHAIN_BACK)
     assert {chain_extension(r) for r in table.routes.values()} | {"i"} == set(chain.extensions)
 
 
@@ -188,8 +188,21 @@ def test_a_route_edited_after_the_dialplan_was_rendered_has_a_chain_name_the_dia
 def test_an_unknown_extension_comes_back_to_the_controller_at_once(tmp_path: Path) -> None:
     chain = read_dialplan(_written(tmp_path, chain_dialplan(routes.load(REPO / "routes.yaml"))))[CHAIN_CONTEXT]
 
-    (back, _) = chain.extensions["i"]
+    (back, fallback, _) = chain.extensions["i"]
     assert back.app == "Stasis" and back.args == ("hotline", CHAIN_BACK, CHAIN_MISSING)
+    assert fallback.app == "GotoIf" and "STASISSTATUS" in fallback.args[0]
+
+
+def test_a_caller_nobody_answered_while_no_controller_runs_gets_the_duty_line_not_a_hang_up(tmp_path: Path) -> None:
+    table = routes.load(REPO / "routes.yaml")
+    chain = read_dialplan(_written(tmp_path, chain_dialplan(table)))[CHAIN_CONTEXT]
+
+    steps = chain.extensions[chain_extension(table.routes["gongan"])]
+    back = next(i for i, s in enumerate(steps) if s.app == "Stasis")
+    (condition,) = [s.args for s in steps[back + 1 :] if s.app == "GotoIf"]
+    assert '"${STASISSTATUS}" = "FAILED"' in condition[0] and '"${DIALSTATUS}" != "ANSWER"' in condition[0]
+    assert ",".join(condition).endswith("?hotline-fallback,operators,answer")  # past the count of calls never seen
+    assert steps[-1].app == "Hangup"  # a caller whose department hung up after a talk
 
 
 def test_extensions_conf_includes_the_generated_chains() -> None:
