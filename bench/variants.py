@@ -39,11 +39,11 @@ from lab import processes as lab
 
 # (label, what it changes, the controller's extra environment, ARI password format)
 VARIANTS: tuple[tuple[str, str, dict[str, str], str], ...] = (
-    ("crypt", "ARI password as a SHA-512 crypt hash (before)", {}, "crypt"),
-    ("plain", "ARI password plain (shipped)", {}, "plain"),
+    ("crypt", "ARI path, ARI password as a SHA-512 crypt hash (before)", {"HOTLINE_DIAL_PATH": "ari"}, "crypt"),
+    ("plain", "ARI path, ARI password plain (shipped)", {"HOTLINE_DIAL_PATH": "ari"}, "plain"),
     (
         "dialplan",
-        "plain + Asterisk dials the ring chain (HOTLINE_DIAL_PATH=dialplan)",
+        "plain + Asterisk dials the ring chain (HOTLINE_DIAL_PATH=dialplan, shipped)",
         {"HOTLINE_DIAL_PATH": "dialplan"},
         "plain",
     ),
@@ -120,7 +120,7 @@ def run_variants(opts: VariantOptions) -> dict[str, Any]:
         for i, (label, what, env, auth) in enumerate(VARIANTS):
             if opts.only and label not in opts.only:
                 continue
-            if "HOTLINE_DIAL_PATH" in env and not dial_path_setting():
+            if env.get("HOTLINE_DIAL_PATH") == "dialplan" and not dial_path_setting():
                 report["runs"][label] = {"what": what, "skipped": "this checkout has no HOTLINE_DIAL_PATH"}
                 continue
             set_ari_auth(auth)

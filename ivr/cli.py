@@ -229,7 +229,7 @@ def menu_(routes_path: str, at: str | None) -> None:
 @click.option(
     "--dial-path",
     type=click.Choice(["ari", "dialplan"]),
-    default="ari",
+    default="dialplan",
     show_default=True,
     help="Who rings the department's chain (HOTLINE_DIAL_PATH): the controller or Asterisk's dialplan.",
 )

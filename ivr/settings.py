@@ -32,9 +32,10 @@ HOTLINE_ADMISSION_MAX_SETUPS  400 — adaptive: the most calls in setup at once,
 HOTLINE_MAX_CALL_RATE  fixed: new calls per second taken (> 0 implies fixed); set it to ~80 % of the
                    maximum BENCHMARKS.md measures: at the maximum, the refusals' own cost can tip
                    Asterisk into overload and the admitted callers wait
-HOTLINE_DIAL_PATH  ari | dialplan — who rings a route's chain once the menu decided: the controller over
-                   ARI (default), or Asterisk (one `continue` into the generated [hotline-chain], see
-                   ivr/routing/dialplan.py; recorded routes, operators and transfers stay on ARI)
+HOTLINE_DIAL_PATH  dialplan | ari — who rings a route's chain once the menu decided: Asterisk (default:
+                   one `continue` into the generated [hotline-chain], see ivr/routing/dialplan.py;
+                   recorded routes, operators and transfers stay on ARI, and so does every call while
+                   Asterisk has not loaded the chains), or the controller over ARI
 HOTLINE_ASTERISK_EVENTS  /var/log/asterisk/hotline-events.db — the SQLite file Asterisk writes refused and
                    fallback calls to (dialplan/cel_sqlite3_custom.conf); the controller imports them
                    into the call log (ivr/calllog/evidence.py)
@@ -95,7 +96,7 @@ class Settings:
     max_call_rate: float = 0.0
     admission: str = "adaptive"  # adaptive | fixed | off (ivr.controller.admission)
     admission_max_setups: int = 400
-    dial_path: str = "ari"
+    dial_path: str = "dialplan"
     asterisk_events: Path = Path("/var/log/asterisk/hotline-events.db")
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # for partner secrets
 
@@ -157,7 +158,7 @@ class Settings:
         if max_call_rate < 0:
             raise ConfigError(f"HOTLINE_MAX_CALL_RATE must not be negative, got {max_call_rate}")
         admission, max_setups = _admission(env, max_call_rate)
-        dial_path = env.get("HOTLINE_DIAL_PATH") or "ari"
+        dial_path = env.get("HOTLINE_DIAL_PATH") or "dialplan"
         if dial_path not in ("ari", "dialplan"):
             raise ConfigError(f"HOTLINE_DIAL_PATH must be ari or dialplan, got {dial_path!r}")
         fmt = env.get("HOTLINE_LOG_FORMAT", "kv")

@@ -170,6 +170,11 @@ class AriClient:
         """A global dialplan variable (${GLOBAL(name)}), as `Set(GLOBAL(name)=value)` would."""
         await self.request("POST", "/asterisk/variable", {"variable": name, "value": value})
 
+    async def get_global(self, name: str) -> str:
+        """A global dialplan variable's value ("" when unset)."""
+        data = await self.request("GET", "/asterisk/variable", {"variable": name})
+        return str((data or {}).get("value", ""))
+
     async def get_variable(self, channel: str, name: str) -> str:
         data = await self.request("GET", f"/channels/{channel}/variable", {"variable": name})
         return str((data or {}).get("value", ""))

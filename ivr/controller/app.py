@@ -18,6 +18,7 @@ Signals only set flags (SIGTERM/SIGINT: stop; SIGHUP: reload routes.yaml); the w
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import os
 import signal
@@ -72,7 +73,7 @@ from ivr.outbound.runner import Outbound
 from ivr.prompts import Prompts, live_dirs
 from ivr.recording.store import Recorder, asterisk_root
 from ivr.routing import routes
-from ivr.routing.dialplan import CHAIN_CONTEXT
+from ivr.routing.dialplan import CHAIN_CONTEXT, CHAINS_LOADED
 from ivr.routing.routes import RouteTable
 from ivr.routing.staging import table_for
 from ivr.settings import Settings, Storage
@@ -146,6 +147,8 @@ class Controller:
         state = Storage.from_env(settings.environ).state if settings.environ else Path("var")
         self.editing = RouteEditing(self.calllog, self.metrics, settings.routes_path, clock, live_dirs(state))
         self.recorder = Recorder(asterisk_root(settings.environ or {}, state), self.calllog, self.metrics, clock)
+        # Who rings a route's chain now: HOTLINE_DIAL_PATH, unless Asterisk has not loaded the chains (_resync).
+        self.dial_path = settings.dial_path
         self.services = self._services(table, clock)
         # Tickets move on the controller's clock, as they were opened on it; every move made in this process
         # (the API's, a follow-up's) is pushed to the partners of the ticket's unit (ivr.ticketing.api).
@@ -224,7 +227,7 @@ class Controller:
             desk=self.desk,
             tickets=CallLogTickets(self.calllog),
             recorder=self.recorder,
-            dial_path=self.settings.dial_path,
+            dial_path=self.dial_path,
         )
 
     def _seat_changed(self, change: SeatChange) -> None:
@@ -592,6 +595,7 @@ class Controller:
         except AriError as exc:
             log.warning("resync_failed", error=str(exc))
             return
+        await self._check_chains()
         owned = set(app.get("channel_ids", []))
         repairs: list[Coroutine[Any, Any, None]] = []
         for call in self.dispatcher.calls():
@@ -608,6 +612,28 @@ class Controller:
         # burst does not crowd out the new calls' requests.
         await bounded_gather(repairs, limit=RESYNC_CONCURRENCY)
         log.info("resynced", owned_channels=len(owned), active_calls=len(self._sessions))
+
+    async def _check_chains(self) -> None:
+        """HOTLINE_DIAL_PATH=dialplan needs the ring chains in Asterisk's dialplan: a caller sent into a
+        context Asterisk lacks would be hung up. The chains' file sets the global HOTLINE_CHAINS (ivr.routing.dialplan);
+        without it this controller rings over ARI until a reconnect finds the chains loaded."""
+        if self.settings.dial_path != "dialplan":
+            return
+        try:
+            loaded = bool(await self.ari.get_global(CHAINS_LOADED))
+        except AriError as exc:
+            log.warning("ring_chains_check_failed", error=str(exc))
+            return  # as it was
+        path = "dialplan" if loaded else "ari"
+        if not loaded:
+            log.warning(
+                "ring_chains_not_loaded", using="ari", fix="hotline site render / hotline install, then dialplan reload"
+            )
+        if path == self.dial_path:
+            return
+        self.dial_path = path
+        self.services = dataclasses.replace(self.services, dial_path=path)
+        self._staged = None  # a staged table's services are made again, with the same path
 
     async def _take_over(self, left: set[str]) -> list[Coroutine[Any, Any, None]]:
         """What to do with the channels a previous controller process left in our app.

@@ -330,6 +330,7 @@ CHAIN_FILE = "hotline-chains.conf"  # beside extensions.conf, which #tryincludes
 CHAIN_BACK = "ringchain"  # first Stasis argument of a caller coming back from a ring chain
 CHAIN_MISSING = "missing"  # ... whose extension the loaded dialplan does not have (rendered from other routes)
 CHAIN_RESULT = "HotlineRang"  # the user event after each Dial: its DIALSTATUS and HANGUPCAUSE
+CHAINS_LOADED = "HOTLINE_CHAINS"  # a global the chains' file sets: the controller checks the chains are loaded
 
 
 # A caller back from a chain nobody answered while no controller runs (Stasis FAILED) is not dropped: the
@@ -360,6 +361,10 @@ def chain_dialplan(table: RouteTable, app: str = "hotline") -> str:
     """
     lines = [
         f"; Generated from {table.source} by ivr/routing/dialplan.py (chain_dialplan): do not edit.",
+        "; The controller reads this global to know the chains are loaded (else it rings over ARI). (+): added to",
+        "; extensions.conf's [globals], which comes before the #tryinclude of this file.",
+        "[globals](+)",
+        f"{CHAINS_LOADED} = {table.digest}",
         f"[{CHAIN_CONTEXT}]",
     ]
     for route in sorted(table.routes.values(), key=lambda r: r.id):

@@ -90,7 +90,7 @@ def test_a_department_that_answers_is_talked_to_and_the_rating_times_out() -> No
 
 
 def test_on_the_dialplan_path_asterisk_rings_the_chain_and_the_record_is_the_same() -> None:
-    _, ari, on_ari = simulate("--dialed", "12345", "--keys", "1", "--call")
+    _, ari, on_ari = simulate("--dialed", "12345", "--keys", "1", "--call", "--dial-path", "ari")
     _, timeline, record = simulate("--dialed", "12345", "--keys", "1", "--call", "--dial-path", "dialplan")
 
     calls = [line["call"] for line in timeline if "call" in line]

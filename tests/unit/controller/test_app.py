@@ -3,7 +3,9 @@ its holiday calendar included (what the gauge says, what office hours and deadli
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import time
 from pathlib import Path
 
 from ivr.ari.client import AriSettings
@@ -95,3 +97,43 @@ async def test_ticket_moves_made_by_the_cli_are_pushed_to_partners_by_the_contro
         opened.ticket_id,
         1,
     )
+
+
+# -- the dial path against what Asterisk has loaded --------------------------------------------------------
+
+
+async def test_without_the_ring_chains_loaded_the_dialplan_path_rings_over_ari_until_they_are(tmp_path: Path) -> None:
+    c = controller(tmp_path, SHIPPED)
+    c.settings = dataclasses.replace(c.settings, dial_path="dialplan")
+    loaded = {"HOTLINE_CHAINS": ""}
+
+    async def get_global(name: str) -> str:
+        return loaded[name]
+
+    c.ari.get_global = get_global  # type: ignore[method-assign]
+    await c._check_chains()
+    assert c.services.dial_path == "ari"  # a caller sent into a context Asterisk lacks would be hung up
+
+    loaded["HOTLINE_CHAINS"] = c.table.digest  # rendered and reloaded: seen at the next reconnect
+    await c._check_chains()
+    assert c.services.dial_path == "dialplan"
+
+
+async def test_the_share_refused_is_published_while_it_lasts_and_reset_once(tmp_path: Path) -> None:
+    c = controller(tmp_path, SHIPPED)
+    published: list[tuple[str, str]] = []
+
+    async def set_global(name: str, value: str) -> None:
+        published.append((name, value))
+
+    c.ari.set_global = set_global  # type: ignore[method-assign]
+    await c._publish_shedding()  # first probe: whatever a previous controller left is reset
+    assert published == [("HOTLINE_SHED_PERCENT", "0")]
+    await c._publish_shedding()
+    assert len(published) == 1  # nothing to say while nothing is shed
+
+    c.shedding.update(reached=45, refused=15)
+    await c._publish_shedding()
+    until = int(published[1][1]) - time.time()
+    assert published[1][0] == "HOTLINE_SHED_UNTIL" and 0 < until <= 3  # expires unless renewed
+    assert published[2] == ("HOTLINE_SHED_PERCENT", "33")

@@ -213,3 +213,12 @@ def _written(tmp_path: Path, text: str) -> Path:
     conf = tmp_path / CHAIN_FILE
     conf.write_text(text, encoding="utf-8")
     return conf
+
+
+def test_the_chains_file_tells_the_controller_it_is_loaded(tmp_path: Path) -> None:
+    table = routes.load(REPO / "routes.yaml")
+    text = chain_dialplan(table)
+    # Added to extensions.conf's [globals], which comes before the #tryinclude (a second [globals] is ignored).
+    assert f"[globals](+)\nHOTLINE_CHAINS = {table.digest}\n" in text
+    extensions = EXTENSIONS.read_text(encoding="utf-8")
+    assert extensions.index("[globals]") < extensions.index(f"#tryinclude {CHAIN_FILE}")
