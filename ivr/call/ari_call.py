@@ -28,7 +28,7 @@ from ivr.ari import events as ev
 from ivr.ari.client import AriClient
 from ivr.call.control import CAUSE_TO_STATUS, FAILED_DIAL, BridgeResult, DialResult, DialStatus, LegEvent
 from ivr.errors import AriConflict, AriError, AriNotFound, CallEnded
-from ivr.routing.dialplan import CHAIN_CONTEXT, CHAIN_MISSING, CHAIN_RESULT
+from ivr.routing.dialplan import CHAIN_BACK, CHAIN_CONTEXT, CHAIN_MISSING, CHAIN_RESULT
 
 log = structlog.get_logger("ivr.call.ari_call")
 
@@ -430,6 +430,12 @@ class AriCall:
                 self._in_dialplan = False
                 if event.args[1:2] == (CHAIN_MISSING,):
                     log.warning("ring_chain_missing", extension=extension)
+                    return
+                back = self._back_from_chain(event)
+                if back.ok and (ringing is None or not ringing.ok):
+                    # Answered and ended while we heard nothing of it (an events gap): its talk, from
+                    # the chain's own ANSWEREDTIME; a chain that was heard answering returned at the answer.
+                    yield n, back
                 return
             if event.type == "ChannelUserevent" and event.raw.get("eventname") == CHAIN_RESULT:
                 said = event.raw.get("userevent") or {}
@@ -494,14 +500,7 @@ class AriCall:
             event = await self._next(None)  # TIMEOUT(absolute) bounds the call; its hang-up reaches us
             if isinstance(event, ev.StasisStart) and event.channel_id == self.channel:
                 self._in_dialplan = False
-                back = [*event.args[1:3], "", ""]  # Stasis(app, ringchain, DIALSTATUS, ANSWEREDTIME)
-                status, answered = back[0], back[1]
-                if status == DialStatus.ANSWER:  # talked and ended before we were listening
-                    self.bridged_until = time.monotonic()
-                    self.bridged_since = self.bridged_until - (int(answered) if answered.isdigit() else 0)
-                    return DialResult(DialStatus.ANSWER, "", started=time.time())
-                known = status in DialStatus.__members__
-                return DialResult(DialStatus(status) if known else DialStatus.CHANUNAVAIL, "", started=time.time())
+                return self._back_from_chain(event)
             if (
                 isinstance(event, ev.Dial)
                 and event.dialstatus == DialStatus.ANSWER
@@ -509,6 +508,18 @@ class AriCall:
             ):
                 self.bridged_since = time.monotonic()
                 return DialResult(DialStatus.ANSWER, event.peer, started=time.time(), answered=time.time())
+
+    def _back_from_chain(self, event: ev.StasisStart) -> DialResult:
+        """The chain's last result, from the caller's return: Stasis(app, ringchain, DIALSTATUS, ANSWEREDTIME).
+        ANSWER: the talk took place and ended before we were listening; its length is ANSWEREDTIME."""
+        back = [*event.args[1:3], "", ""]
+        status, answered = back[0], back[1]
+        if status == DialStatus.ANSWER:
+            self.bridged_until = time.monotonic()
+            self.bridged_since = self.bridged_until - (int(answered) if answered.isdigit() else 0)
+            return DialResult(DialStatus.ANSWER, "", started=time.time(), answered=time.time())
+        known = status in DialStatus.__members__
+        return DialResult(DialStatus(status) if known else DialStatus.CHANUNAVAIL, "", started=time.time())
 
     async def _until_in_stasis(self, out: str, result: DialResult) -> bool:
         """Wait for the created channel's StasisStart (a dial was refused: not yet in Stasis).
@@ -705,7 +716,25 @@ class AriCall:
                 continue
             if channel.get("state") == "Up" and self.bridged_since is None:
                 self.queue.put_nowait(ev.Dial("Dial", {"synthetic": True, "peer": {"id": out}}, out, "ANSWER"))
+        if self._in_dialplan:
+            await self._reconcile_chain()
         log.info("call_reconciled", playing=len(self._playing), outbound=len(self._outbound))
+
+    async def _reconcile_chain(self) -> None:
+        """A caller in its ring chain may have come back to Stasis during the gap (the department hung
+        up, or nobody answered): the StasisStart was lost, and only the channel's dialplan tells."""
+        try:
+            channel = await self.ari.channel(self.channel)
+        except AriNotFound:
+            return  # its hang-up: the resync's StasisEnd for channels gone ends the call
+        except AriError as exc:
+            log.warning("reconcile_failed", channel=self.channel, error=str(exc))
+            return
+        where = channel.get("dialplan") or {}
+        app, *args = str(where.get("app_data", "")).split(",")
+        if where.get("app_name") == "Stasis" and app == self.ari.settings.app and args[:1] == [CHAIN_BACK]:
+            raw = {"synthetic": True, "channel": {"id": self.channel}, "args": args}
+            self.queue.put_nowait(ev.StasisStart("StasisStart", raw, self.channel, tuple(args)))
 
     def keep_for_handoff(self) -> None:
         """The caller will be handed to the dialplan: the call's own unwinding must not hang up."""

@@ -171,15 +171,18 @@ class Shedding:
     probe with no refusal lowers the share by `step_down`, so it follows a load that eases: when it
     falls too far, the controller's own gate refuses again and the share comes back. Capped at
     `most`: a trickle always reaches the controller, which must see calls to tell the load eased.
+    Fewer than `least` refusals in a probe are left to the controller's own gate: a stray refusal is
+    cheap, and one refusal of one call must not turn away 90 % of the next seconds' callers.
     """
 
-    def __init__(self, *, step_down: float = 0.05, most: float = 0.9) -> None:
+    def __init__(self, *, step_down: float = 0.05, most: float = 0.9, least: int = 3) -> None:
         self.share = 0.0
         self.step_down = step_down
         self.most = most
+        self.least = least
 
     def update(self, reached: int, refused: int) -> float:
-        if reached > 0 and refused > 0:
+        if reached > 0 and refused >= self.least:
             carried = (reached - min(refused, reached)) / reached * (1.0 - self.share)
             self.share = min(self.most, 1.0 - carried)
         else:

@@ -596,6 +596,8 @@ class Controller:
             log.warning("resync_failed", error=str(exc))
             return
         await self._check_chains()
+        self._shed_published = None  # a share a previous controller left in Asterisk: reset before the first probe
+        await self._publish_shedding()
         owned = set(app.get("channel_ids", []))
         repairs: list[Coroutine[Any, Any, None]] = []
         for call in self.dispatcher.calls():
@@ -887,6 +889,9 @@ class Controller:
     # -- shutdown ---------------------------------------------------------------------------
     async def _drain(self) -> None:
         self.accepting = False
+        if self._shed_published:  # the next controller must not find new calls refused for this one's load
+            self.shedding.share = 0.0
+            await self._publish_shedding()
         pending = set(self._sessions)
         log.info(
             "draining",

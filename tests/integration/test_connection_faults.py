@@ -87,13 +87,15 @@ def test_a_dropped_events_socket_is_reconnected_and_the_caller_in_the_menu_is_st
     assert metric("hotline_ari_connected") == 1
 
 
+@pytest.mark.parametrize("path", ["dialplan", "ari"])
 def test_a_department_hanging_up_during_the_gap_is_noticed_at_resync_not_when_the_caller_gives_up(
-    start_controller: Callable[..., Controller], phones: Callable[..., Phone], proxy: EventsProxy
+    start_controller: Callable[..., Controller], phones: Callable[..., Phone], proxy: EventsProxy, path: str
 ) -> None:
-    """The department's hang-up event is sent while no WebSocket is connected, so it is lost;
-    the resync asks Asterisk and finds the department's channel gone."""
+    """The department's hang-up event is sent while no WebSocket is connected, so it is lost; the resync
+    asks Asterisk and finds the department's channel gone (ARI path) or the caller back in Stasis from
+    its ring chain (dialplan path)."""
     department = phones(DEPARTMENTS_PORT, talk_ms=2000)
-    controller = start_controller(env={"ARI_URL": f"http://127.0.0.1:{PROXY_PORT}/ari"})
+    controller = start_controller(env={"ARI_URL": f"http://127.0.0.1:{PROXY_PORT}/ari", "HOTLINE_DIAL_PATH": path})
 
     with ThreadPoolExecutor(1) as pool:
         # The caller would stay on the line 30 s: the record must not say they hung up.
@@ -122,10 +124,10 @@ def test_a_department_leg_whose_create_timed_out_yet_went_through_is_hung_up_at_
     """An overloaded Asterisk can answer POST /channels/create after the controller's 5 s request
     timeout and still make the channel. The call has moved on by then (overflow to the operators);
     when the late leg enters the app it is hung up at once: never dialled, not left in Asterisk
-    for the rest of the call."""
+    for the rest of the call. The ARI path's own fault (on the dialplan path Asterisk creates the legs)."""
     department = phones(DEPARTMENTS_PORT, talk_ms=2000)
     seats = [phones(port, talk_ms=12000) for port in SEAT_PORTS]
-    controller = start_controller(env={"ARI_URL": f"http://127.0.0.1:{PROXY_PORT}/ari"})
+    controller = start_controller(env={"ARI_URL": f"http://127.0.0.1:{PROXY_PORT}/ari", "HOTLINE_DIAL_PATH": "ari"})
     proxy.hold_next_create(seconds=7.0)
 
     with ThreadPoolExecutor(1) as pool:

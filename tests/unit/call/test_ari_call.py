@@ -208,3 +208,37 @@ async def test_a_chain_number_dialled_but_unavailable_stays_chanunavail() -> Non
     ari = ChainAri([("out-1", "CHANUNAVAIL", 20), ("", "CHANUNAVAIL", 3)])
 
     assert await rung(ari) == [(0, "CHANUNAVAIL", "out-1", 20), (1, "TRUNK_DOWN", "", 3)]
+
+
+class GapAri(ChainAri):
+    """The events WebSocket was down while the chain ran: the department answered, talked 7 s and hung up;
+    none of it was heard. GET /channels tells where the caller is now: back in Stasis from the chain."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.settings = type("S", (), {"app": "hotline"})()
+
+    async def continue_in_dialplan(self, channel: str, context: str, extension: str, priority: int = 1) -> None:
+        self.requests.append(("continue", f"{context},{extension}"))
+
+    async def channel(self, channel: str) -> dict[str, Any]:
+        self.requests.append(("get", channel))
+        return {"id": channel, "dialplan": {"app_name": "Stasis", "app_data": "hotline,ringchain,ANSWER,7"}}
+
+
+async def test_a_chain_that_answered_and_ended_in_an_events_gap_is_learned_at_the_reconcile_with_its_talk() -> None:
+    ari = GapAri()
+    call = make_call(ari)
+
+    async def after_the_gap() -> None:
+        await asyncio.sleep(0.05)
+        await call.reconcile()
+
+    task = asyncio.create_task(after_the_gap())
+    results = [(n, r.status) async for n, r in call.ring_chain("gongan_x")]
+    await task
+
+    assert results == [(0, "ANSWER")]  # not "nobody answered": that would ring the chain again over ARI
+    assert call.talk_seconds == 7.0
+    talked = await call.talked_in_dialplan()
+    assert (talked.ended_by, talked.talk_seconds) == ("callee", 7.0)

@@ -162,8 +162,8 @@ def test_the_share_settles_near_what_the_box_cannot_carry_under_a_steady_overloa
         shed.update(reached=reached, refused=max(0, reached - round(carried)))
         shares.append(shed.share)
     settled = shares[40:]
-    assert min(settled) >= 0.25 and max(settled) <= 0.4  # about the third that must go
-    assert sum(settled) / len(settled) > 0.3
+    assert min(settled) >= 0.2 and max(settled) <= 0.4  # about the third that must go
+    assert sum(settled) / len(settled) > 0.27
 
 
 def test_the_share_falls_back_to_nothing_once_the_load_eases() -> None:
@@ -175,6 +175,13 @@ def test_the_share_falls_back_to_nothing_once_the_load_eases() -> None:
         shed.update(reached=20, refused=0)
         probes += 1
     assert probes <= 14  # ~7 s at 0.5 s a probe
+
+
+def test_a_stray_refusal_is_left_to_the_controllers_own_gate() -> None:
+    shed = Shedding()
+    shed.update(reached=1, refused=1)  # a fixed rate far below one call a second: the one caller refused
+    shed.update(reached=8, refused=2)
+    assert shed.percent == 0
 
 
 def test_a_trickle_always_reaches_the_controller_to_tell_that_the_load_eased() -> None:
