@@ -145,3 +145,32 @@ def test_a_ring_chains_conversation_goes_on_through_a_controller_kill_and_the_ne
     assert steps[0] == "adopted" and "callee_hangup" in steps and "survey" in steps, steps
     assert second.saw("ticket_told")
     assert second.saw("controller_starting", interrupted_calls=1)
+
+
+def test_a_chain_nobody_answers_while_no_controller_runs_sends_the_caller_to_the_duty_line(
+    asterisk: Ari, start_controller: Callable[..., Controller], phones: Callable[..., Phone]
+) -> None:
+    """The dialplan path: the chain ends (no answer) while no controller runs, so the caller's return to
+    Stasis fails. Not dropped: the apology and the operators' duty line, as a caller arriving then."""
+    department = phones(DEPARTMENTS_PORT, "phone_noanswer.xml")
+    duty_line = phones(OPERATORS_PORT, talk_ms=2000)
+    first = start_controller()  # the default dial path: the dialplan's
+
+    with ThreadPoolExecutor(1) as pool:
+        caller = pool.submit(
+            place_call, "12345", "1", caller="13912340001", talk_ms=60000, local_port=5071, timeout_s=120
+        )
+        until(lambda: department.invites(), timeout=30, what="the chain to ring the department")
+        assert first.saw("ring_chain_started")
+        first.killed = True
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(5)
+        # The department rings its 20 s out; then the chain's Stasis() finds no controller.
+        until(lambda: duty_line.invites(), timeout=45, what="the caller to reach the duty line")
+        call = caller.result()
+        assert call.succeeded, call.stderr  # the duty line hung up after its talk: nobody dropped the caller
+
+    assert len(department.invites()) == 1
+    second = start_controller()
+    (row,) = second.calllog.calls()
+    assert row["outcome"] == "interrupted"  # what the dead controller could not finish (README: it stays so)
