@@ -432,9 +432,9 @@ class AriCall:
                     log.warning("ring_chain_missing", extension=extension)
                     return
                 back = self._back_from_chain(event)
-                if back.ok and (ringing is None or not ringing.ok):
+                if back.ok:
                     # Answered and ended while we heard nothing of it (an events gap): its talk, from
-                    # the chain's own ANSWEREDTIME; a chain that was heard answering returned at the answer.
+                    # the chain's own ANSWEREDTIME. A chain heard answering has returned at the answer.
                     yield n, back
                 return
             if event.type == "ChannelUserevent" and event.raw.get("eventname") == CHAIN_RESULT:

@@ -486,7 +486,8 @@ class Controller:
             log.warning("shedding_publish_failed", percent=percent, error=str(exc))
             self._shed_published = None
             return
-        if percent != self._shed_published and (percent == 0 or self._shed_published in (None, 0)):
+        # Said at the first publication and when shedding starts or stops, not at every change of share.
+        if self._shed_published is None or (percent > 0) != (self._shed_published > 0):
             log.info("shedding_in_dialplan", percent=percent)
         self._shed_published = percent
 
